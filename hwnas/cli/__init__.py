@@ -1,0 +1,50 @@
+"""The `hwnas` command line: parse, validate, call the library. Nothing else lives here.
+
+Each command group sits in its own module and is registered below. A user's mistake
+(`HwnasError`) is printed as one line on stderr with exit code 2 -- never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from hwnas.cli import info
+from hwnas.errors import HwnasError
+
+app = typer.Typer(
+    name="hwnas",
+    help="Hardware-aware neural architecture search: search spaces x on-device latency backends.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+info.register(app)
+
+
+def main() -> None:
+    """Console entry point (also `python -m hwnas`)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        app(standalone_mode=False)
+    except HwnasError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted.", err=True)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        typer.echo("aborted.", err=True)
+        sys.exit(1)
+    except Exception as err:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

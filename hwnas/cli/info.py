@@ -1,0 +1,70 @@
+"""`hwnas spaces`, `hwnas backends`, `hwnas describe`: what is installed and what a space holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from hwnas.cli.common import ImageSizeOpt, JsonOpt, OptionalStrList, OptionOpt, PresetOpt, SpaceOpt
+from hwnas.config import DescribeConfig, SpaceSpec, parse_options
+
+
+def spaces() -> None:
+    """List installed search spaces and their presets.
+
+    Example: hwnas spaces
+    """
+    from hwnas.plugins import get_space, space_names
+
+    for name in space_names():
+        cls = get_space(name)
+        typer.echo(f"{name}\tpresets: {', '.join(cls.presets) or '-'}")
+
+
+def backends() -> None:
+    """List installed latency backends.
+
+    Example: hwnas backends
+    """
+    from hwnas.plugins import backend_names, get_backend
+
+    for name in backend_names():
+        doc = (get_backend(name).__doc__ or "").strip().splitlines()
+        typer.echo(f"{name}\t{doc[0] if doc else ''}")
+
+
+def describe(
+    space: str = SpaceOpt,
+    preset: Optional[str] = PresetOpt,
+    option: OptionalStrList = OptionOpt,
+    image_size: int = ImageSizeOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show each choice position with its input shape and each candidate's parameters and MACs.
+
+    Example: hwnas describe --space nafnet-unet --preset paper --image-size 256 --json
+    """
+    from hwnas.describe import describe_space
+
+    cfg = DescribeConfig(spec=SpaceSpec(space=space, preset=preset, options=parse_options(option)), image_size=image_size)
+    report = describe_space(cfg.spec.create(), cfg.image_size)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"{cfg.spec.space} (preset {report['preset']}), input {cfg.image_size}x{cfg.image_size}")
+    for pos in report["positions"]:
+        cands = "  ".join(f"{c['name']}: {c['params'] / 1e3:.1f}k/{c['macs'] / 1e6:.1f}M" for c in pos["candidates"])
+        typer.echo(f"  {pos['label']:<8} {'x'.join(map(str, pos['input_shape'])):<16} {cands}")
+    for unit in report["fixed"]:
+        typer.echo(f"  [{unit['name']}] {'x'.join(map(str, unit['input_shape'])):<16} {unit['params'] / 1e3:.1f}k/{unit['macs'] / 1e6:.1f}M")
+    typer.echo("  (params k / MACs M per candidate)")
+    for name, total in report["uniform"].items():
+        typer.echo(f"  all-{name}: {total['params'] / 1e6:.2f} M params, {total['macs'] / 1e9:.2f} GMACs")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(spaces)
+    app.command()(backends)
+    app.command()(describe)

@@ -1,0 +1,263 @@
+"""The latency contract: backends measure units, tables keep what they measured.
+
+A `LatencyBackend` measures a batch of `Unit`s (a candidate at an input shape, or a
+fixed part) and returns one `Measurement` per unit -- batched so that a remote backend
+can submit every job first and wait for them together. A failed measurement is an
+error, never a number.
+
+A `LatencyTable` is a long-format pandas DataFrame, one row per measured unit keyed
+by (kind, name, input shape), with a metadata sidecar that says what it was measured
+for (space + fingerprint, preset, image size, backend, device, settings, versions).
+Positions map to rows through their input shape, so positions that share a shape
+share a row.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write, atomic_write_text
+from hwnas.space import Architecture, Position, Shape, Unit
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    """(1, 32, 256, 256) -> '1x32x256x256' (the CSV form of an input shape)."""
+    return "x".join(str(int(d)) for d in shape)
+
+
+def parse_shape(text: str) -> Shape:
+    return tuple(int(d) for d in str(text).split("x"))
+
+
+class MeasurementError(HwnasError):
+    """A backend could not measure a unit; the message says which and why."""
+
+
+class Measurement(BaseModel):
+    """One measured unit. Times are milliseconds; a failure is raised, never recorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = "candidate"
+    name: str
+    input_shape: Shape
+    median_ms: float = Field(ge=0)
+    p10_ms: float = Field(ge=0)
+    p90_ms: float = Field(ge=0)
+    runs: int = Field(ge=1)
+    device: str
+    runtime: str
+    peak_memory_bytes: int | None = None
+
+    @field_validator("median_ms", "p10_ms", "p90_ms")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("latency must be finite")
+        return v
+
+
+class LatencyBackend(ABC):
+    """Measures units on one target. Subclasses set `name` and `Options` (pydantic)."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, options: BaseModel):
+        self.options = options
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """The measured target, as recorded in tables (e.g. 'sm8650', a CPU model)."""
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes the numbers (threads, runtime, compute unit, versions)."""
+        return self.options.model_dump(mode="json")
+
+    @abstractmethod
+    def measure(
+        self, units: Sequence[Unit], on_result: Callable[[Measurement], None] | None = None
+    ) -> list[Measurement]:
+        """One `Measurement` per unit, in order. `on_result` is called as each arrives,
+        so a caller can persist it at once. Raise `MeasurementError` on any failure."""
+
+    def planned_jobs(self, units: Sequence[Unit]) -> int:
+        """How many jobs (remote submissions, or local sessions) measuring `units` costs."""
+        return len(units)
+
+
+class TableMeta(BaseModel):
+    """The sidecar: what a table was measured for. A table refuses anything else."""
+
+    model_config = ConfigDict(extra="allow")
+
+    space: str
+    fingerprint: str
+    preset: str | None = None
+    image_size: int
+    backend: str
+    device: str
+    settings: dict[str, Any] = {}
+    versions: dict[str, str] = {}
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    jobs: dict[str, Any] = {}  # backend bookkeeping, e.g. submitted AI Hub job ids to re-attach to
+
+
+COLUMNS = ["kind", "name", "input_shape", "median_ms", "p10_ms", "p90_ms", "runs", "peak_memory_bytes", "device", "runtime"]
+
+
+def sidecar_path(path: Path) -> Path:
+    return Path(path).with_suffix(".meta.json")
+
+
+class LatencyTable:
+    """Measured units (long format) plus the sidecar describing the measurement."""
+
+    def __init__(self, meta: TableMeta, frame: pd.DataFrame | None = None):
+        self.meta = meta
+        self.frame = frame if frame is not None else pd.DataFrame(columns=COLUMNS)
+
+    # -- persistence -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LatencyTable":
+        """Read CSV + sidecar; refuse missing, NaN, infinite or negative entries."""
+        path = Path(path)
+        side = sidecar_path(path)
+        if not path.is_file():
+            raise HwnasError(f"no latency table at {path}; build one with `hwnas build-lut --out {path}`.")
+        if not side.is_file():
+            raise HwnasError(f"{path} has no sidecar {side.name}; rebuild it with `hwnas build-lut`.")
+        try:
+            meta = TableMeta.model_validate_json(side.read_text())
+        except (ValidationError, OSError, UnicodeDecodeError):
+            raise HwnasError(f"{side} is not an hwnas table sidecar; rebuild the table with `hwnas build-lut`.") from None
+        try:
+            frame = pd.read_csv(path, dtype={"input_shape": str, "name": str, "kind": str})
+        except Exception as err:  # pandas raises many types for malformed files
+            raise HwnasError(f"cannot read latency table {path} ({err.__class__.__name__}); rebuild it with `hwnas build-lut`.") from None
+        table = cls(meta, frame)
+        table._validate(path)
+        return table
+
+    def _validate(self, path: Path) -> None:
+        lacking = [c for c in ("kind", "name", "input_shape", "median_ms") if c not in self.frame.columns]
+        if lacking:
+            raise HwnasError(f"latency table {path} lacks columns {lacking}; rebuild it with `hwnas build-lut`.")
+        ms = pd.to_numeric(self.frame["median_ms"], errors="coerce")
+        bad = self.frame[~np.isfinite(ms) | (ms < 0)]
+        if len(bad):
+            row = bad.iloc[0]
+            raise HwnasError(
+                f"latency table {path} has {len(bad)} invalid entries (e.g. {row['name']}@{row['input_shape']}: "
+                f"{row['median_ms']}); re-measure them with `hwnas build-lut --force`."
+            )
+        self.frame["median_ms"] = ms
+
+    def save(self, path: str | Path) -> None:
+        """Write CSV then sidecar, each atomically (an interrupted save loses nothing)."""
+        path = Path(path)
+        frame = self.frame.sort_values(["kind", "name", "input_shape"], kind="stable")
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+        atomic_write_text(sidecar_path(path), self.meta.model_dump_json(indent=2) + "\n")
+
+    # -- lookup --------------------------------------------------------------------
+
+    def _index(self) -> dict[tuple[str, str, str], float]:
+        return {
+            (k, n, s): float(m)
+            for k, n, s, m in zip(self.frame["kind"], self.frame["name"], self.frame["input_shape"], self.frame["median_ms"])
+        }
+
+    def has(self, unit: Unit) -> bool:
+        return (unit.kind, unit.name, shape_str(unit.input_shape)) in self._index()
+
+    def missing(self, units: Iterable[Unit]) -> list[Unit]:
+        index = self._index()
+        return [u for u in units if (u.kind, u.name, shape_str(u.input_shape)) not in index]
+
+    def ms(self, name: str, input_shape: Sequence[int], kind: str = "candidate") -> float:
+        value = self._index().get((kind, name, shape_str(input_shape)))
+        if value is None:
+            raise HwnasError(
+                f"the latency table has no entry for {kind} {name!r} at input {shape_str(input_shape)}; "
+                "complete it with `hwnas build-lut` for this space and image size."
+            )
+        return value
+
+    def add(self, m: Measurement) -> None:
+        """Insert or replace the row for `m`'s unit."""
+        key = shape_str(m.input_shape)
+        keep = ~((self.frame["kind"] == m.kind) & (self.frame["name"] == m.name) & (self.frame["input_shape"] == key))
+        row = m.model_dump()
+        row["input_shape"] = key
+        new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
+        self.frame = new if not keep.any() else pd.concat([self.frame[keep], new], ignore_index=True)
+
+    # -- compatibility ---------------------------------------------------------------
+
+    def check(self, *, space: str, fingerprint: str, image_size: int, device: str | None = None) -> None:
+        """Refuse, in one line, a table measured for another space, network or size."""
+        m = self.meta
+        if m.space != space:
+            raise HwnasError(f"this latency table was built for space {m.space!r}, not {space!r}; build one with `hwnas build-lut --space {space}`.")
+        if m.fingerprint != fingerprint:
+            raise HwnasError(
+                f"this latency table was built for another {space} configuration (preset {m.preset!r}); "
+                "pass the same --preset/width/blocks or rebuild it with `hwnas build-lut`."
+            )
+        if m.image_size != image_size:
+            raise HwnasError(f"this latency table was measured at {m.image_size}px, not {image_size}px; pass --image-size {m.image_size} or rebuild it.")
+        if device is not None and m.device != device:
+            raise HwnasError(f"this latency table was measured on {m.device!r}, not {device!r}; pass --device {m.device} or rebuild it.")
+
+    def require(self, units: Iterable[Unit]) -> None:
+        """Raise listing the missing entries, if any."""
+        lacking = self.missing(units)
+        if lacking:
+            names = ", ".join(f"{u.name}@{shape_str(u.input_shape)}" for u in lacking[:5])
+            more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+            raise HwnasError(f"the latency table lacks {len(lacking)} entries ({names}{more}); complete it with `hwnas build-lut`.")
+
+
+def position_costs(table: LatencyTable, positions: Sequence[Position]) -> np.ndarray:
+    """ms per (position, candidate), shape (P, K_max); positions with fewer candidates pad with NaN."""
+    k = max(len(p.candidates) for p in positions)
+    out = np.full((len(positions), k), np.nan)
+    for i, pos in enumerate(positions):
+        for j, name in enumerate(pos.candidates):
+            out[i, j] = table.ms(name, pos.input_shape)
+    return out
+
+
+def fixed_ms(table: LatencyTable, fixed: Iterable[Unit]) -> float:
+    return sum(table.ms(u.name, u.input_shape, kind="fixed") for u in fixed)
+
+
+def predict_ms(table: LatencyTable, positions: Sequence[Position], fixed: Iterable[Unit], arch: Architecture) -> float:
+    """Table-predicted end-to-end latency: fixed parts + the chosen candidate at every position."""
+    return fixed_ms(table, fixed) + sum(table.ms(arch.choices[p.label], p.input_shape) for p in positions)
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """Installed versions of the named distributions (for sidecars and results)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+

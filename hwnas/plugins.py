@@ -1,0 +1,70 @@
+"""Plugin discovery: entry points plus explicit registration.
+
+Search spaces live in the entry-point group ``hwnas.searchspaces`` and latency
+backends in ``hwnas.backends`` (name -> class). Library users who do not want to
+package their plugin call `register_space` / `register_backend` instead. Nothing is
+registered as an import side effect: the registries are read when asked.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from hwnas.errors import HwnasError
+
+if TYPE_CHECKING:
+    from hwnas.latency import LatencyBackend
+    from hwnas.space import SearchSpace
+
+SPACE_GROUP = "hwnas.searchspaces"
+BACKEND_GROUP = "hwnas.backends"
+
+_explicit: dict[str, dict[str, type]] = {SPACE_GROUP: {}, BACKEND_GROUP: {}}
+
+
+def register_space(cls: "type[SearchSpace]", name: str | None = None) -> "type[SearchSpace]":
+    """Make a search-space class available by name without packaging it."""
+    _explicit[SPACE_GROUP][name or cls.name] = cls
+    return cls
+
+
+def register_backend(cls: "type[LatencyBackend]", name: str | None = None) -> "type[LatencyBackend]":
+    """Make a latency-backend class available by name without packaging it."""
+    _explicit[BACKEND_GROUP][name or cls.name] = cls
+    return cls
+
+
+def _names(group: str) -> list[str]:
+    return sorted({ep.name for ep in entry_points(group=group)} | set(_explicit[group]))
+
+
+def space_names() -> list[str]:
+    return _names(SPACE_GROUP)
+
+
+def backend_names() -> list[str]:
+    return _names(BACKEND_GROUP)
+
+
+def _load(group: str, name: str, kind: str, flag: str) -> type:
+    if name in _explicit[group]:
+        return _explicit[group][name]
+    for ep in entry_points(group=group):
+        if ep.name == name:
+            try:
+                return ep.load()
+            except ImportError as err:
+                raise HwnasError(f"the {kind} {name!r} is installed but cannot be imported ({err}); reinstall its package.") from None
+    known = ", ".join(_names(group)) or "none installed"
+    raise HwnasError(f"unknown {kind} {name!r}; pass {flag} with one of: {known}.")
+
+
+def get_space(name: str) -> "type[SearchSpace]":
+    """The search-space class registered as `name`."""
+    return _load(SPACE_GROUP, name, "search space", "--space")
+
+
+def get_backend(name: str) -> "type[LatencyBackend]":
+    """The latency-backend class registered as `name`."""
+    return _load(BACKEND_GROUP, name, "latency backend", "--backend")

@@ -1,0 +1,128 @@
+"""The four candidate blocks of the NAFNet U-Net space.
+
+`naf` is the block of Chen et al., "Simple Baselines for Image Restoration" (ECCV
+2022). The other three follow the hardware-aware paper's stated mechanism (its exact
+internals are unpublished): on the SM8650 NPU the slow operations are the channel
+LayerNorm (run-time statistics, cannot be folded) and the simplified channel
+attention (a global pool that must see the whole feature map first).
+
+- `naf_bn`: BatchNorm instead of LayerNorm -- folds into the following 1x1 conv at export.
+- `naf_bn_lite`: `naf_bn` without the global-pool attention: only local operations.
+- `cbr`: Conv-BN-ReLU inverted residual made only of ops NPUs fuse into single kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LayerNorm2d(nn.Module):
+    """NAFNet's per-pixel LayerNorm over channels, written from mean/var over dim 1.
+
+    ONNX `LayerNormalization(axis=1)` would normalise over C, H and W together, and the
+    reference's custom autograd function does not export.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        y = (x - mu) / torch.sqrt(var + self.eps)
+        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class SimpleGate(nn.Module):
+    """Split channels in half and multiply the halves (NAFNet's activation)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class ChannelAttention(nn.Module):
+    """Simplified channel attention: global average pool, 1x1 conv, rescale."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv(self.pool(x))
+
+
+class NAFBlock(nn.Module):
+    """NAFNet block, parametrised by its normalisation and whether it has attention.
+
+    norm -> 1x1 (c->2c) -> 3x3 depthwise -> SimpleGate -> [attention] -> 1x1 (c->c),
+    scaled residual; norm -> 1x1 (c->2c) -> SimpleGate -> 1x1 (c->c), scaled residual.
+    """
+
+    def __init__(self, c: int, norm: str = "layer", attention: bool = True, expand: int = 2):
+        super().__init__()
+        dw = c * expand
+        self.norm1 = _norm(norm, c)
+        self.conv1 = nn.Conv2d(c, dw, 1)
+        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.sg = SimpleGate()
+        self.sca = ChannelAttention(dw // 2) if attention else nn.Identity()
+        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        self.norm2 = _norm(norm, c)
+        self.conv4 = nn.Conv2d(c, c * expand, 1)
+        self.conv5 = nn.Conv2d(c * expand // 2, c, 1)
+        # Zero-initialised residual scales, as in the reference: each block starts as identity.
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        x = self.conv3(self.sca(self.sg(self.conv2(self.conv1(self.norm1(inp))))))
+        y = inp + x * self.beta
+        x = self.conv5(self.sg(self.conv4(self.norm2(y))))
+        return y + x * self.gamma
+
+
+class CBRBlock(nn.Module):
+    """Conv-BN-ReLU inverted residual: 1x1 expand, 3x3 depthwise, 1x1 project, residual.
+
+    Every op fuses into one NPU kernel after BN folding. Expansion 2 keeps it at about
+    4c^2 parameters, below the NAF block's ~7c^2 (dense 3x3 convs at 512 channels
+    would not be).
+    """
+
+    def __init__(self, c: int, expand: int = 2):
+        super().__init__()
+        h = c * expand
+        self.expand = nn.Sequential(nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU())
+        self.dw = nn.Sequential(nn.Conv2d(h, h, 3, padding=1, groups=h, bias=False), nn.BatchNorm2d(h), nn.ReLU())
+        self.project = nn.Sequential(nn.Conv2d(h, c, 1, bias=False), nn.BatchNorm2d(c))
+        # Start as identity like the NAF blocks (zero BN scale on the projection).
+        nn.init.zeros_(self.project[1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(self.dw(self.expand(x)))
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    return LayerNorm2d(c) if kind == "layer" else nn.BatchNorm2d(c)
+
+
+CANDIDATES = ("naf", "naf_bn", "naf_bn_lite", "cbr")
+
+
+def make_candidate(name: str, c: int) -> nn.Module:
+    """The candidate called `name` at `c` channels."""
+    if name == "naf":
+        return NAFBlock(c, norm="layer", attention=True)
+    if name == "naf_bn":
+        return NAFBlock(c, norm="batch", attention=True)
+    if name == "naf_bn_lite":
+        return NAFBlock(c, norm="batch", attention=False)
+    if name == "cbr":
+        return CBRBlock(c)
+    raise KeyError(name)
