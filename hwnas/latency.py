@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write, atomic_write_text
-from hwnas.space import Architecture, Position, Shape, Unit
+from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
 
 
 def shape_str(shape: Sequence[int]) -> str:
@@ -94,6 +94,22 @@ class LatencyBackend(ABC):
     def planned_jobs(self, units: Sequence[Unit]) -> int:
         """How many jobs (remote submissions, or local sessions) measuring `units` costs."""
         return len(units)
+
+    def attach(self, jobs: dict[str, Any], save: Callable[[], None]) -> None:
+        """Hand the backend the table's persistent job book (`TableMeta.jobs`).
+
+        A remote backend records each submitted job id in `jobs` and calls `save()` at
+        once, so an interrupted build re-attaches to running jobs instead of paying for
+        them again. Local backends ignore it.
+        """
+
+    def measure_space(
+        self, space: SearchSpace, image_size: int, units: Sequence[Unit],
+        on_result: Callable[[Measurement], None] | None = None,
+    ) -> list[Measurement]:
+        """Measure `units` of `space`. The default measures each unit alone; a backend
+        may instead profile whole networks and attribute per-layer times to units."""
+        return self.measure(units, on_result)
 
 
 class TableMeta(BaseModel):
