@@ -150,7 +150,7 @@ class NAFNetUNetSpace(SearchSpace):
         return units
 
     def task(self, data: str | None = None, crop: int | None = None, sigma: float | tuple[float, float] = 25.0, **options):
-        from hwnas.searchspaces.denoising import DenoisingConfig, GaussianDenoising
+        from hwnas.searchspaces.denoising import GaussianDenoising, make_config
 
         crop = crop or self.train_crops.get(self.preset or "", 64)
-        return GaussianDenoising(DenoisingConfig(data=data, crop=crop, sigma=sigma, **options))
+        return GaussianDenoising(make_config(data=data, crop=crop, sigma=sigma, **options))
