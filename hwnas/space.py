@@ -212,6 +212,7 @@ class SearchSpace(ABC):
     Config: ClassVar[type[BaseModel]]
     presets: ClassVar[dict[str, dict]] = {}
     default_preset: ClassVar[str | None] = None
+    small_preset: ClassVar[str | None] = None  # small enough for tests and quick starts
     in_channels: ClassVar[int] = 3
     preset: str | None = None  # the preset it was made from, if any (for sidecars and run configs)
 

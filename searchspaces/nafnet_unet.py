@@ -125,6 +125,7 @@ class NAFNetUNetSpace(SearchSpace):
         "tiny": dict(width=8, enc_blocks=(1, 1, 1), middle_blocks=1, dec_blocks=(1, 1, 1)),
     }
     default_preset: ClassVar[str] = "paper"
+    small_preset: ClassVar[str] = "tiny"
     train_crops: ClassVar[dict[str, int]] = {"paper": 128, "tiny": 32}
 
     def build(self) -> NAFNetUNet:

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hwnas.cost import count_params
+from hwnas.errors import HwnasError
+from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
+from hwnas.space import Architecture, freeze, position_names
+
+
+def test_paper_preset_is_nafnet_width32():
+    space = NAFNetUNetSpace.from_options("paper")
+    positions = space.positions(256)
+    assert len(positions) == 36
+    net = freeze(space, Architecture.uniform(space.name, position_names(space.build()), "naf"))
+    assert count_params(net) == 29_159_715  # NAFNet-width32 reference: 29.16 M
+    shapes = {p.label: p.input_shape for p in positions}
+    assert shapes["enc0.0"] == (1, 32, 256, 256)
+    assert shapes["enc3.7"] == (1, 256, 32, 32)
+    assert shapes["mid.11"] == (1, 512, 16, 16)
+    assert shapes["dec0.1"] == (1, 32, 256, 256)
+
+
+def test_paper_table_needs_20_candidate_units_and_8_fixed():
+    space = NAFNetUNetSpace.from_options("paper")
+    assert len(space.candidate_units(256)) == 20  # 5 distinct shapes x 4 candidates
+    assert len(space.fixed_units(256)) == 2 + 2 * 4
+
+
+def test_cbr_is_no_larger_than_naf():
+    space = NAFNetUNetSpace.from_options("paper")
+    for unit_naf, unit_cbr in zip(*[[u for u in space.candidate_units(64) if u.name == n] for n in ("naf", "cbr")]):
+        assert count_params(unit_cbr.module) <= count_params(unit_naf.module)
+
+
+def test_width_and_blocks_are_settable():
+    space = NAFNetUNetSpace.from_options("tiny", width=4, enc_blocks=(2, 1), dec_blocks=(1, 1), middle_blocks=0)
+    labels = [p.label for p in space.positions(16)]
+    assert labels == ["enc0.0", "enc0.1", "enc1.0", "dec1.0", "dec0.0"]
+
+
+def test_padding_crops_back_to_input_size():
+    space = NAFNetUNetSpace.from_options("tiny")
+    net = freeze(space, Architecture.uniform(space.name, position_names(space.build()), "naf")).eval()
+    x = torch.randn(1, 3, 13, 21)  # neither side a multiple of 2^3
+    with torch.no_grad():
+        assert net(x).shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "preset,options,fragment",
+    [
+        ("nope", {}, "no preset 'nope'"),
+        ("tiny", {"enc_blocks": (1, 1), "dec_blocks": (1,)}, "decoder level per encoder level"),
+        ("tiny", {"enc_blocks": ()}, "at least one encoder level"),
+        ("tiny", {"width": 0}, "option width"),
+        ("tiny", {"candidates": ("naf", "conv7")}, "unknown candidates"),
+        ("tiny", {"enc_blocks": (1, -1, 1)}, "negative"),
+        ("tiny", {"depth": 3}, "option depth"),
+    ],
+)
+def test_bad_options_are_one_line(preset, options, fragment):
+    with pytest.raises(HwnasError) as err:
+        NAFNetUNetSpace.from_options(preset, **options)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
