@@ -8,10 +8,10 @@ write their resolved model next to their outputs (`config.yaml`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_text
@@ -56,3 +56,205 @@ class DescribeConfig(Frozen):
 def write_config(config: BaseModel, path: Path) -> None:
     """The resolved config as YAML, next to a run's outputs."""
     atomic_write_text(Path(path), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+class SearchConfig(Frozen):
+    """A differentiable search (`hwnas search`): written resolved to the run's config.yaml.
+
+    `data`, `crop` and `sigma` go to the space's task (None: the task's default).
+    `latency_weight` (mu) and `entropy_weight` (lambda0) are relative to the task loss
+    at the end of warm-up (see `hwnas.objective`); mu defaults to 0.1, or 1.0 with
+    `target_ms` (the constraint form). `device` is the latency target recorded in the
+    table; `accelerator` is where the search computes.
+    """
+
+    spec: SpaceSpec
+    image_size: int = Field(256, ge=8)
+    backend: str = "onnxruntime"
+    device: str | None = None
+    lut: str | None = None
+    accelerator: Literal["cpu", "cuda"] = "cpu"
+    data: str | None = None
+    crop: int | None = Field(None, ge=1)
+    sigma: float | None = Field(None, ge=0)
+    epochs: int = Field(10, ge=1)
+    steps_per_epoch: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    seed: int = Field(0, ge=0)
+    mode: Literal["soft", "sampled"] = "soft"
+    temperature: float = Field(1.0, gt=0)
+    latency_weight: float = Field(0.1, ge=0)  # 1.0 when target_ms is given and this is not
+    target_ms: float | None = Field(None, gt=0)
+    entropy_weight: float = Field(0.05, ge=0)
+    entropy_growth: float = Field(1.5, gt=0)
+    warmup_epochs: int = Field(2, ge=0)
+    bilevel: bool = True
+    lr: float = Field(2e-3, gt=0)
+    arch_lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    checkpoint_every: int = Field(20, ge=1)
+    recalibration_batches: int = Field(4, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_latency_weight(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("latency_weight") is None:
+            values = {**values, "latency_weight": 1.0 if values.get("target_ms") is not None else 0.1}
+        return values
+
+
+class SweepConfig(Frozen):
+    """Several searches that differ only in mu (`hwnas sweep`)."""
+
+    search: SearchConfig
+    latency_weights: tuple[float, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "SweepConfig":
+        if any(w < 0 for w in self.latency_weights):
+            raise ValueError("latency weights must be >= 0")
+        if len(set(self.latency_weights)) != len(self.latency_weights):
+            raise ValueError("latency weights must be distinct")
+        return self
+
+
+def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
+    """`cls(**values)`, a validation error becoming one `HwnasError` line naming the flag."""
+    try:
+        return cls(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][-1]) if first["loc"] else ""
+        flag = f"--{field.replace('_', '-')}" if field else "the options"
+        message = first["msg"].removeprefix("Value error, ")
+        raise HwnasError(f"invalid {flag}: {message}.") from None
+
+
+class TrainConfig(Frozen):
+    """Fine-tuning or training a derived network (`hwnas train`): the run's config.yaml.
+
+    `arch` is the resolved architecture (from --arch, --uniform or the --init-from run).
+    `data`, `crop` and `sigma` go to the space's task (None: the task's default); a
+    sigma range (low, high) trains a blind denoiser. Length: `epochs` x `steps_per_epoch` steps, or as many as fit in `time_budget`
+    minutes of training steps (validation and checkpoints not counted) -- give one.
+    AdamW with NAFNet's betas (0.9, 0.9), cosine learning rate from `lr` to `min_lr`.
+    """
+
+    spec: SpaceSpec
+    arch: dict[str, Any]  # an Architecture dump (kept plain: hwnas.space imports torch)
+    init_from: str | None = None
+    accelerator: Literal["cpu", "cuda"] = "cpu"
+    data: str | None = None
+    crop: int | None = Field(None, ge=1)
+    sigma: float | tuple[float, float] | None = None  # a level, or (low, high) drawn per crop; the task validates it
+    epochs: int | None = Field(None, ge=1)
+    steps_per_epoch: int = Field(100, ge=1)
+    time_budget: float | None = Field(None, gt=0)
+    batch_size: int = Field(8, ge=1)
+    seed: int = Field(0, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    min_lr: float = Field(1e-6, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    checkpoint_every: int = Field(50, ge=1)
+    recalibration_batches: int = Field(8, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _length(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            if values.get("epochs") is not None and values.get("time_budget") is not None:
+                raise ValueError("give either --epochs or --time-budget, not both")
+            if values.get("epochs") is None and values.get("time_budget") is None:
+                values = {**values, "epochs": 10}
+        return values
+
+    def architecture(self):
+        """`arch` as an `hwnas.space.Architecture`."""
+        from hwnas.space import Architecture
+
+        return Architecture.model_validate(self.arch)
+
+    def task_options(self) -> dict[str, Any]:
+        """The options given to the space's task (those left None use the task's defaults)."""
+        return {k: v for k, v in {"data": self.data, "crop": self.crop, "sigma": self.sigma}.items() if v is not None}
+
+
+class EvalConfig(Frozen):
+    """`hwnas eval`: a model scored on folders by its task's protocol; task options pass through."""
+
+    model: str
+    data: tuple[str, ...] = Field(min_length=1)
+    task_options: dict[str, Any] = {}
+    out: str | None = None
+    tile: int | None = Field(None, ge=8)
+    overlap: int | None = Field(None, ge=0)  # None: min(32, tile // 4)
+    accelerator: Literal["cpu", "cuda"] = "cpu"
+    threads: int = Field(0, ge=0)
+
+
+class ExportConfig(Frozen):
+    """`hwnas export`: BN folded, ONNX with dynamic H/W or a static (H, W), verified by ONNX Runtime."""
+
+    model: str
+    out: str
+    static: tuple[int, int] | None = None
+    tolerance: float = Field(1e-4, gt=0)
+    opset: int = Field(17, ge=13)
+    cost_size: int = Field(256, ge=8)
+
+    @model_validator(mode="after")
+    def _positive_static(self) -> "ExportConfig":
+        if self.static is not None and min(self.static) < 1:
+            raise ValueError("a static shape needs positive height and width, e.g. --static 256x256")
+        return self
+
+
+class DenoiseConfig(Frozen):
+    """`hwnas denoise`: one input file through a model into one output file."""
+
+    model: str
+    input: str
+    output: str
+    tile: int | None = Field(None, ge=8)
+    overlap: int | None = Field(None, ge=0)  # None: min(32, tile // 4)
+    accelerator: Literal["cpu", "cuda"] = "cpu"
+    threads: int = Field(0, ge=0)
+
+
+class BuildLutConfig(Frozen):
+    """`hwnas build-lut`: measure what a latency table of the space lacks.
+
+    `backend_options` are the backend's own Options fields given by the user (only
+    those: the backend's defaults fill the rest). `out` None means the per-user cache
+    (`hwnas.backends.table.default_table_path`).
+    """
+
+    spec: SpaceSpec
+    image_size: int = Field(256, ge=8)
+    backend: str = "onnxruntime"
+    backend_options: dict[str, Any] = {}
+    out: str | None = None
+    force: bool = False
+    dry_run: bool = False
+
+
+class ProfileConfig(Frozen):
+    """`hwnas profile`: one network (from --arch, --uniform or --random) measured end to end
+    and compared with a table's prediction; optionally the per-layer breakdown."""
+
+    spec: SpaceSpec
+    image_size: int = Field(256, ge=8)
+    backend: str = "onnxruntime"
+    backend_options: dict[str, Any] = {}
+    lut: str | None = None
+    arch: str | None = None
+    uniform: str | None = None
+    random: int | None = Field(None, ge=0)
+    breakdown: bool = False
+
+    @model_validator(mode="after")
+    def _one_architecture(self) -> "ProfileConfig":
+        given = [flag for flag, v in (("--arch", self.arch), ("--uniform", self.uniform), ("--random", self.random)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of --arch FILE, --uniform CANDIDATE or --random SEED (got {len(given) or 'none'})")
+        return self

@@ -47,8 +47,13 @@ def _fold_tree(module: nn.Module) -> nn.Module:
         for name, child in module.named_children():
             setattr(module, name, _fold_tree(child))
         return module
-    _fold_graph(graph_module)
-    return graph_module
+    # The trace only finds the BN/conv pairs; the convs are shared with `module` and folded
+    # in place. Returning `module` (folded BNs -> Identity) rather than the GraphModule keeps
+    # the module hierarchy, so exported node names keep their scopes (`/enc0/enc0.0/...`).
+    for target in _fold_graph(graph_module):
+        parent, _, child = target.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, child, nn.Identity())
+    return module
 
 
 def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,8 +71,10 @@ def _is_pointwise(conv: nn.Conv2d) -> bool:
     return conv.kernel_size == (1, 1) and conv.groups == 1 and conv.padding in ((0, 0), 0)
 
 
-def _fold_graph(gm: fx.GraphModule) -> None:
+def _fold_graph(gm: fx.GraphModule) -> list[str]:
+    """Fold every BN next to a conv into that conv; returns the folded BNs' module paths."""
     modules = dict(gm.named_modules())
+    folded: list[str] = []
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not isinstance(modules.get(node.target), _BN):
             continue
@@ -83,9 +90,8 @@ def _fold_graph(gm: fx.GraphModule) -> None:
             continue
         node.replace_all_uses_with(src)
         gm.graph.erase_node(node)
-    gm.graph.lint()
-    gm.delete_all_unused_submodules()
-    gm.recompile()
+        folded.append(node.target)
+    return folded
 
 
 def _ensure_bias(conv: nn.Conv2d) -> torch.Tensor:
@@ -161,3 +167,78 @@ def onnx_max_error(module: nn.Module, path: str | Path, x: torch.Tensor) -> floa
     module.train(was_training)
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     return float(abs(got - ref).max())
+
+
+# -- `hwnas export`: a deployable ONNX file, checked against PyTorch -------------------
+
+
+def export_model(
+    net: nn.Module,
+    path: str | Path,
+    *,
+    metadata: dict[str, str],
+    in_channels: int,
+    align: int = 1,
+    static_hw: tuple[int, int] | None = None,
+    tolerance: float = 1e-4,
+    opset: int = 17,
+    seed: int = 0,
+) -> dict:
+    """Export `net` (BN folded) to `path` with `metadata` in `metadata_props`, verified by ONNX Runtime.
+
+    Dynamic height and width unless `static_hw` is given (NPU compilers such as AI Hub's
+    QNN path need a fixed shape). The file is checked against the unfolded PyTorch
+    network on seeded random inputs -- for a dynamic export at a traced size and at an
+    odd size that is not a multiple of `align` -- and written only if the max abs error
+    is within `tolerance` (else `HwnasError`, nothing written). Returns a report: path,
+    shapes checked, max_abs_error, batchnorm_nodes, conv_relu_pairs (left for the
+    runtime to fuse into one kernel), nodes, opset.
+    """
+    from hwnas.errors import HwnasError
+
+    net = copy.deepcopy(net).eval()
+    if static_hw is not None:
+        shapes = [(1, in_channels, *static_hw)]
+    else:
+        side = max(64, 2 * align)
+        shapes = [(1, in_channels, side, side), (1, in_channels, side - 3, side + 5)]  # the second: odd, unaligned
+    report: dict = {}
+
+    def write(tmp: Path) -> None:
+        to_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset)
+        report.update(_add_metadata(tmp, metadata))
+        gen = torch.Generator().manual_seed(seed)
+        errors = [onnx_max_error(net, tmp, torch.rand(shape, generator=gen)) for shape in shapes]
+        report["max_abs_error"] = max(errors)
+        if not report["max_abs_error"] <= tolerance:  # also catches NaN
+            raise HwnasError(
+                f"the exported file disagrees with PyTorch (max abs error {report['max_abs_error']:.3g} > tolerance "
+                f"{tolerance:g}); nothing was written -- report this network, or pass a larger --tolerance."
+            )
+
+    atomic_write(Path(path), write)
+    report.update(path=str(path), checked_shapes=[list(s) for s in shapes], dynamic=static_hw is None, opset=opset)
+    return report
+
+
+def _add_metadata(path: Path, metadata: dict[str, str]) -> dict:
+    """Write `metadata` into the file's metadata_props; count BN nodes and Conv->Relu pairs."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    nodes = model.graph.node
+    producers = {out: node for node in nodes for out in node.output}
+    conv_relu = sum(
+        1 for node in nodes
+        if node.op_type == "Relu" and producers.get(node.input[0]) is not None and producers[node.input[0]].op_type == "Conv"
+    )
+    return {
+        "batchnorm_nodes": sum(node.op_type == "BatchNormalization" for node in nodes),
+        "conv_relu_pairs": conv_relu,
+        "nodes": len(nodes),
+    }

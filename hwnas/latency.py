@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write, atomic_write_text
 from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def shape_str(shape: Sequence[int]) -> str:
@@ -81,8 +84,21 @@ class LatencyBackend(ABC):
         """The measured target, as recorded in tables (e.g. 'sm8650', a CPU model)."""
 
     def settings(self) -> dict[str, Any]:
-        """Everything that changes the numbers (threads, runtime, compute unit, versions)."""
+        """Everything that changes the numbers (threads, runtime, compute unit).
+
+        A table refuses a backend whose settings differ from those it was measured with
+        (keys present in both are compared), so keep out what only changes precision.
+        """
         return self.options.model_dump(mode="json")
+
+    def protocol(self) -> dict[str, Any]:
+        """How the numbers were taken (repeats, warm-up, subtracted overheads): recorded in
+        the sidecar's settings beside `settings()`, never compared."""
+        return {}
+
+    def tool_versions(self) -> dict[str, str]:
+        """Versions of the tools that produced the numbers (recorded, not compared)."""
+        return versions("hwnas", "torch", "onnx")
 
     @abstractmethod
     def measure(
@@ -111,6 +127,21 @@ class LatencyBackend(ABC):
         may instead profile whole networks and attribute per-layer times to units."""
         return self.measure(units, on_result)
 
+    def measure_network(self, module: "nn.Module", input_shape: Sequence[int]) -> Measurement:
+        """End-to-end latency of a whole network at `input_shape` (kind "network", name
+        "network"), taken the same way as the table's units so the two compare. The
+        default measures it as one unit."""
+        return self.measure([Unit("network", tuple(input_shape), module, kind="network")])[0]
+
+    def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> pd.DataFrame:
+        """Per-layer time of one forward pass: a DataFrame with columns `name` (the layer
+        or ONNX node name, which carries the module path, e.g. `/enc0/enc0.0/norm1/ReduceMean`),
+        `op_type` and `ms` (milliseconds per pass). Backends that cannot say keep this default."""
+        raise HwnasError(
+            f"the {self.name} backend cannot break latency down per layer; choose another --backend "
+            "(see `hwnas backends`) for --breakdown."
+        )
+
 
 class TableMeta(BaseModel):
     """The sidecar: what a table was measured for. A table refuses anything else."""
@@ -127,6 +158,19 @@ class TableMeta(BaseModel):
     versions: dict[str, str] = {}
     created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     jobs: dict[str, Any] = {}  # backend bookkeeping, e.g. submitted AI Hub job ids to re-attach to
+    space_config: dict[str, Any] = {}  # the space's resolved options, so `--lut` can rebuild the space
+
+    @classmethod
+    def read(cls, path: str | Path) -> "TableMeta":
+        """The sidecar of the table at `path` (or the sidecar file itself)."""
+        path = Path(path)
+        side = path if path.name.endswith(".meta.json") else sidecar_path(path)
+        if not side.is_file():
+            raise HwnasError(f"{path} has no sidecar {side.name}; rebuild it with `hwnas build-lut`.")
+        try:
+            return cls.model_validate_json(side.read_text())
+        except (ValidationError, OSError, UnicodeDecodeError):
+            raise HwnasError(f"{side} is not an hwnas table sidecar; rebuild the table with `hwnas build-lut`.") from None
 
 
 COLUMNS = ["kind", "name", "input_shape", "median_ms", "p10_ms", "p90_ms", "runs", "peak_memory_bytes", "device", "runtime"]
@@ -149,15 +193,9 @@ class LatencyTable:
     def load(cls, path: str | Path) -> "LatencyTable":
         """Read CSV + sidecar; refuse missing, NaN, infinite or negative entries."""
         path = Path(path)
-        side = sidecar_path(path)
         if not path.is_file():
             raise HwnasError(f"no latency table at {path}; build one with `hwnas build-lut --out {path}`.")
-        if not side.is_file():
-            raise HwnasError(f"{path} has no sidecar {side.name}; rebuild it with `hwnas build-lut`.")
-        try:
-            meta = TableMeta.model_validate_json(side.read_text())
-        except (ValidationError, OSError, UnicodeDecodeError):
-            raise HwnasError(f"{side} is not an hwnas table sidecar; rebuild the table with `hwnas build-lut`.") from None
+        meta = TableMeta.read(path)
         try:
             frame = pd.read_csv(path, dtype={"input_shape": str, "name": str, "kind": str})
         except Exception as err:  # pandas raises many types for malformed files
@@ -170,15 +208,25 @@ class LatencyTable:
         lacking = [c for c in ("kind", "name", "input_shape", "median_ms") if c not in self.frame.columns]
         if lacking:
             raise HwnasError(f"latency table {path} lacks columns {lacking}; rebuild it with `hwnas build-lut`.")
-        ms = pd.to_numeric(self.frame["median_ms"], errors="coerce")
-        bad = self.frame[~np.isfinite(ms) | (ms < 0)]
-        if len(bad):
-            row = bad.iloc[0]
-            raise HwnasError(
-                f"latency table {path} has {len(bad)} invalid entries (e.g. {row['name']}@{row['input_shape']}: "
-                f"{row['median_ms']}); re-measure them with `hwnas build-lut --force`."
-            )
-        self.frame["median_ms"] = ms
+        keys = self.frame[["kind", "name", "input_shape"]]
+        if keys.isna().any(axis=None):
+            raise HwnasError(f"latency table {path} has rows without a kind, name or input shape; rebuild it with `hwnas build-lut --force`.")
+        duplicated = keys.duplicated()
+        if duplicated.any():
+            row = self.frame[duplicated].iloc[0]
+            raise HwnasError(f"latency table {path} has two rows for {row['name']}@{row['input_shape']}; rebuild it with `hwnas build-lut --force`.")
+        for column in ("median_ms", "p10_ms", "p90_ms"):
+            if column not in self.frame.columns:
+                continue
+            ms = pd.to_numeric(self.frame[column], errors="coerce")
+            bad = self.frame[~np.isfinite(ms) | (ms < 0)]
+            if len(bad):
+                row = bad.iloc[0]
+                raise HwnasError(
+                    f"latency table {path} has {len(bad)} invalid {column} entries (e.g. {row['name']}@{row['input_shape']}: "
+                    f"{row[column]}); re-measure them with `hwnas build-lut --force`."
+                )
+            self.frame[column] = ms
 
     def save(self, path: str | Path) -> None:
         """Write CSV then sidecar, each atomically (an interrupted save loses nothing)."""
@@ -222,20 +270,39 @@ class LatencyTable:
 
     # -- compatibility ---------------------------------------------------------------
 
-    def check(self, *, space: str, fingerprint: str, image_size: int, device: str | None = None) -> None:
-        """Refuse, in one line, a table measured for another space, network or size."""
+    def check(
+        self, *, space: str, fingerprint: str, image_size: int, device: str | None = None,
+        backend: str | None = None, settings: dict[str, Any] | None = None, hint: str | None = None,
+    ) -> None:
+        """Refuse, in one line, a table measured for another space, network, size or target.
+
+        `device` matches the device the table recorded (e.g. 'cpu:AMD EPYC') or the one
+        its backend was asked for (`settings["device"]`, e.g. 'cpu'). `settings` (a
+        backend's `settings()`) must agree on every key the sidecar also has. `hint`
+        replaces the suggested fix (e.g. "pass --force to re-measure it").
+        """
         m = self.meta
+
+        def refuse(problem: str, fix: str) -> None:
+            raise HwnasError(f"this latency table was {problem}; {hint or fix}.")
+
         if m.space != space:
-            raise HwnasError(f"this latency table was built for space {m.space!r}, not {space!r}; build one with `hwnas build-lut --space {space}`.")
+            refuse(f"built for space {m.space!r}, not {space!r}", f"build one with `hwnas build-lut --space {space}`")
         if m.fingerprint != fingerprint:
-            raise HwnasError(
-                f"this latency table was built for another {space} configuration (preset {m.preset!r}); "
-                "pass the same --preset/width/blocks or rebuild it with `hwnas build-lut`."
+            refuse(
+                f"built for another {space} configuration (preset {m.preset!r})",
+                "pass the same --preset/options or rebuild it with `hwnas build-lut`",
             )
         if m.image_size != image_size:
-            raise HwnasError(f"this latency table was measured at {m.image_size}px, not {image_size}px; pass --image-size {m.image_size} or rebuild it.")
-        if device is not None and m.device != device:
-            raise HwnasError(f"this latency table was measured on {m.device!r}, not {device!r}; pass --device {m.device} or rebuild it.")
+            refuse(f"measured at {m.image_size}px, not {image_size}px", f"pass --image-size {m.image_size} or rebuild it")
+        if backend is not None and m.backend != backend:
+            refuse(f"measured with backend {m.backend!r}, not {backend!r}", f"pass --backend {m.backend} or rebuild it")
+        if device is not None and device not in (m.device, m.settings.get("device")):
+            refuse(f"measured on {m.device!r}, not {device!r}", f"pass --device {m.settings.get('device', m.device)} or rebuild it")
+        for key, value in (settings or {}).items():
+            if key in m.settings and m.settings[key] != value:
+                flag = "--" + key.replace("_", "-")
+                refuse(f"measured with {key}={m.settings[key]}, not {value}", f"pass {flag} {m.settings[key]} or rebuild it")
 
     def require(self, units: Iterable[Unit]) -> None:
         """Raise listing the missing entries, if any."""

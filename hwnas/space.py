@@ -96,6 +96,7 @@ class Unit:
     input_shape: Shape
     module: nn.Module
     kind: str = "candidate"  # or "fixed"
+    path: str | None = None  # module path in the network (fixed parts), for per-layer attribution
 
 
 class Architecture(BaseModel):

@@ -8,9 +8,15 @@ no data-loader state to save.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
+
+from hwnas.errors import HwnasError
+
+Predict = Callable[[torch.Tensor], torch.Tensor]  # one input batch -> output (see hwnas.inference)
 
 SPLITS = ("train", "arch")  # weights train on "train"; architecture logits on held-out "arch"
 
@@ -31,3 +37,19 @@ class Task(ABC):
     @abstractmethod
     def validate(self, model: nn.Module, device: torch.device | str = "cpu") -> dict[str, float]:
         """Score `model` on the task's fixed validation set; includes `primary_metric`."""
+
+    # Optional hooks for deployment commands (`hwnas eval`, `hwnas denoise`). They work on
+    # whole files, not on the task's own data; a task that cannot do this keeps the defaults.
+
+    def evaluate_folder(self, predict: Predict, folder: str | Path, **options) -> list[dict]:
+        """Score `predict` on every sample in `folder` by the task's published protocol.
+
+        Returns one dict per sample (and condition): "image", label columns (str or int,
+        e.g. data set and noise level) and metric columns (float). `options` are the
+        task's own (e.g. noise levels, seed, where to save images).
+        """
+        raise HwnasError(f"this space's task ({type(self).__name__}) does not support evaluating a folder; use its validate().")
+
+    def infer_file(self, predict: Predict, in_path: str | Path, out_path: str | Path) -> dict:
+        """Run `predict` on one input file and write the result to `out_path`; returns facts about it."""
+        raise HwnasError(f"this space's task ({type(self).__name__}) does not support running on files.")

@@ -235,6 +235,20 @@ class GaussianDenoising(Task):
             ssims.append(ssim(clean_u8, out_u8))
         return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
 
+    # -- whole files (hwnas eval / hwnas denoise); see denoising_eval ----------------
+
+    def evaluate_folder(self, predict, folder, *, sigma=(15, 25, 50), seed: int = 0, save_images=None) -> list[dict]:
+        """The published protocol on a folder of images (or noisy/ + clean/ pairs); see `denoising_eval`."""
+        from hwnas.searchspaces.denoising_eval import evaluate_folder
+
+        return evaluate_folder(predict, folder, sigma=sigma, seed=seed, save_images=save_images)
+
+    def infer_file(self, predict, in_path, out_path) -> dict:
+        """Denoise one image file of any size; see `denoising_eval.denoise_file`."""
+        from hwnas.searchspaces.denoising_eval import denoise_file
+
+        return denoise_file(predict, in_path, out_path)
+
 
 def make_config(**options) -> DenoisingConfig:
     """A validated `DenoisingConfig`; invalid options raise a one-line `HwnasError`."""

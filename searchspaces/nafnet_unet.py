@@ -142,12 +142,12 @@ class NAFNetUNetSpace(SearchSpace):
         """intro, each down/up-sampling, ending -- at the (padded) shapes they see."""
         cfg, size = self.config, image_size + (-image_size) % self.multiple
         net = self.build()
-        units = [Unit("intro", (1, cfg.img_channels, size, size), net.intro, kind="fixed")]
+        units = [Unit("intro", (1, cfg.img_channels, size, size), net.intro, kind="fixed", path="intro")]
         for i in range(len(cfg.enc_blocks)):
             c, s = cfg.width * 2**i, size // 2**i
-            units.append(Unit("down", (1, c, s, s), getattr(net, f"down{i}"), kind="fixed"))
-            units.append(Unit("up", (1, 2 * c, s // 2, s // 2), getattr(net, f"up{i}"), kind="fixed"))
-        units.append(Unit("ending", (1, cfg.width, size, size), net.ending, kind="fixed"))
+            units.append(Unit("down", (1, c, s, s), getattr(net, f"down{i}"), kind="fixed", path=f"down{i}"))
+            units.append(Unit("up", (1, 2 * c, s // 2, s // 2), getattr(net, f"up{i}"), kind="fixed", path=f"up{i}"))
+        units.append(Unit("ending", (1, cfg.width, size, size), net.ending, kind="fixed", path="ending"))
         return units
 
     def task(self, data: str | None = None, crop: int | None = None, sigma: float | tuple[float, float] = 25.0, **options):

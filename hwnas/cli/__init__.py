@@ -11,7 +11,9 @@ import sys
 
 import typer
 
-from hwnas.cli import info
+from hwnas.cli import deploy, info
+from hwnas.cli import search as search_cli
+from hwnas.cli import lut
 from hwnas.errors import HwnasError
 
 app = typer.Typer(
@@ -23,6 +25,9 @@ app = typer.Typer(
 )
 
 info.register(app)
+deploy.register(app)
+search_cli.register(app)
+lut.register(app)
 
 
 def main() -> None:

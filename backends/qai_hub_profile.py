@@ -1,0 +1,176 @@
+"""Reading a Qualcomm AI Hub profile: a `Measurement`, per-layer rows, attribution to units.
+
+Pure functions over the dict that `InferenceJob.download_profile()` returns in qai-hub
+0.56 (the client converts the server's `ProfileDetail` protobuf with
+`qai_hub.client._profile_pb_to_python_dict`), so they can be tested without the service:
+
+- `execution_summary.estimated_inference_time`: microseconds (documented);
+  `estimated_inference_peak_memory`: bytes (0 on servers that only fill the newer
+  `inference_memory_peak_range`); `all_inference_times`: one entry per profiler
+  iteration, microseconds (profile format >= 1.2 only).
+- `execution_detail`: one dict per layer in execution order -- `name`, `type`,
+  `compute_unit` and, only when the runtime reports it, `execution_time` (the minimum
+  over iterations). Its unit is **not documented**; like the summary's it is taken as
+  microseconds here. `layer_time_ratio` lets a caller check that assumption against
+  the documented total.
+
+Attribution (whole-network mode): a layer belongs to the unit whose module path its name
+carries. The exporter names nodes by module scope (`/enc0/enc0.0/conv1/Conv`) and the
+QNN converter rewrites every non-alphanumeric run to `_` (`_enc0_enc0_0_conv1_Conv`),
+so names and paths are compared in that normalised form, as whole `_`-separated parts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from hwnas.latency import Measurement, MeasurementError
+
+US_PER_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One row of `execution_detail`. `time_us` is None when the runtime gave no time."""
+
+    name: str
+    type: str
+    compute_unit: str
+    time_us: float | None
+
+
+def layers(profile: Mapping[str, Any]) -> list[Layer]:
+    """The per-layer rows of a profile, in execution order."""
+    rows = profile.get("execution_detail") or []
+    out = []
+    for row in rows:
+        t = row.get("execution_time")
+        out.append(Layer(str(row.get("name", "")), str(row.get("type", "")), str(row.get("compute_unit", "")), None if t is None else float(t)))
+    return out
+
+
+def inference_time_us(profile: Mapping[str, Any], what: str) -> float:
+    """`estimated_inference_time` (µs); a missing or zero time is an error, never a number."""
+    value = (profile.get("execution_summary") or {}).get("estimated_inference_time")
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise MeasurementError(f"the AI Hub profile of {what} reports no inference time ({value!r}); profile it again.")
+    return float(value)
+
+
+def peak_memory_bytes(profile: Mapping[str, Any]) -> int | None:
+    """Peak memory during inference: `estimated_inference_peak_memory`, else the upper end of
+    `inference_memory_peak_range`; None when the server reported neither."""
+    summary = profile.get("execution_summary") or {}
+    value = summary.get("estimated_inference_peak_memory")
+    if isinstance(value, (int, float)) and value > 0:
+        return int(value)
+    span = summary.get("inference_memory_peak_range")
+    if isinstance(span, (list, tuple)) and len(span) == 2 and isinstance(span[1], (int, float)) and span[1] > 0:
+        return int(span[1])
+    return None
+
+
+def measurement(
+    profile: Mapping[str, Any], *, kind: str, name: str, input_shape: Sequence[int], device: str, runtime: str,
+    source: str | None = None,
+) -> Measurement:
+    """One unit profiled alone: median = `estimated_inference_time` (µs -> ms); p10/p90 from
+    `all_inference_times` when present (runs = their count), else equal to the median (runs = 1).
+    `source` names the profile in error messages (e.g. the job id)."""
+    median_ms = inference_time_us(profile, source or f"{kind} {name!r}") / US_PER_MS
+    times = [float(t) for t in (profile.get("execution_summary") or {}).get("all_inference_times") or [] if t and t > 0]
+    if times:
+        p10, p90 = (float(v) / US_PER_MS for v in np.percentile(times, [10, 90]))
+        runs = len(times)
+    else:
+        p10 = p90 = median_ms
+        runs = 1
+    return Measurement(
+        kind=kind, name=name, input_shape=tuple(input_shape), median_ms=median_ms, p10_ms=p10, p90_ms=p90,
+        runs=runs, device=device, runtime=runtime, peak_memory_bytes=peak_memory_bytes(profile),
+    )
+
+
+def layer_time_ratio(profile: Mapping[str, Any]) -> float | None:
+    """Sum of per-layer `execution_time` over `estimated_inference_time`, or None without layer times.
+
+    Close to 1 (per-layer minima sum to a little under the total) supports reading
+    `execution_time` as microseconds; a ratio off by ~1000x would mean ns or ms.
+    """
+    timed = [layer.time_us for layer in layers(profile) if layer.time_us is not None]
+    total = (profile.get("execution_summary") or {}).get("estimated_inference_time")
+    if not timed or not isinstance(total, (int, float)) or total <= 0:
+        return None
+    return sum(timed) / float(total)
+
+
+def normalise(name: str) -> str:
+    """`/enc0/enc0.0/conv1/Conv` and `_enc0_enc0_0_conv1_Conv` -> `enc0_enc0_0_conv1_Conv`."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
+
+
+def owner(layer_name: str, paths: Iterable[str]) -> str | None:
+    """The module path carried by `layer_name` as whole name parts; the longest (innermost) wins,
+    then the earliest in the name. None when no path matches (glue such as the input padding)."""
+    padded = f"_{normalise(layer_name)}_"
+    best: tuple[int, int, str] | None = None
+    for path in paths:
+        at = padded.find(f"_{normalise(path)}_")
+        if at >= 0:
+            rank = (-len(normalise(path)), at, path)
+            best = rank if best is None or rank < best else best
+    return best[2] if best else None
+
+
+def exported_name(layer_name: str, exported: Mapping[str, str]) -> str:
+    """The exported ONNX node name a profiled layer stands for, given `exported` (normalised
+    name -> node name); converter suffixes are dropped part by part
+    (`_enc0_enc0_0_conv1_Conv_post_reshape` -> `/enc0/enc0.0/conv1/Conv`). Else the layer name."""
+    parts = normalise(layer_name).split("_")
+    for end in range(len(parts), 0, -1):
+        found = exported.get("_".join(parts[:end]))
+        if found is not None:
+            return found
+    return layer_name
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Per-layer times summed per module path (µs, as assumed above)."""
+
+    time_us: dict[str, float]  # path -> summed execution_time of its timed layers
+    layer_count: dict[str, int]  # path -> matched layers (timed or not)
+    unattributed_us: float  # timed layers that belong to no path
+    untimed: int  # layers without execution_time
+
+
+def attribute(rows: Sequence[Layer], paths: Iterable[str]) -> Attribution:
+    """Sum each layer's time into the module path its name carries."""
+    paths = list(paths)
+    time_us = {p: 0.0 for p in paths}
+    count = {p: 0 for p in paths}
+    unattributed, untimed = 0.0, 0
+    for layer in rows:
+        path = owner(layer.name, paths)
+        if layer.time_us is None:
+            untimed += 1
+        if path is None:
+            unattributed += layer.time_us or 0.0
+            continue
+        count[path] += 1
+        time_us[path] += layer.time_us or 0.0
+    return Attribution(time_us, count, unattributed, untimed)
+
+
+def op_type_ms(rows: Sequence[Layer]) -> dict[str, float]:
+    """Milliseconds per layer type (e.g. Conv, ReduceMean), largest first; untimed layers skipped."""
+    out: dict[str, float] = {}
+    for layer in rows:
+        if layer.time_us is not None:
+            out[layer.type] = out.get(layer.type, 0.0) + layer.time_us / US_PER_MS
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,337 @@
+"""Cached latency tables: build only what is missing, durably, and find them again.
+
+`build_table` wraps any `LatencyBackend`: it opens the table at a path (refusing one
+measured for another space, size, backend, device or settings), asks the backend for
+the units the table lacks -- every candidate at every input shape of the space plus its
+fixed parts -- and saves the table atomically after each measurement, so a killed build
+resumes where it stopped and loses nothing. When nothing is missing it returns without
+building a network, exporting anything or importing a runtime.
+
+`default_table_path` is the per-user cache that commands use when no `--lut` is given;
+`resolve_with_table` gives a command its space/backend settings from a table's sidecar
+(an explicit flag that contradicts the table is refused).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas.errors import HwnasError
+from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str
+from hwnas.space import SearchSpace, Unit
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (kind, name, input shape) -- the table's row key
+
+
+def unit_key(unit: Unit | Measurement) -> Key:
+    return (unit.kind, unit.name, shape_str(unit.input_shape))
+
+
+def table_units(space: SearchSpace, image_size: int, *, meta: bool = False) -> list[Unit]:
+    """Every unit a complete table of `space` holds: candidates per distinct input shape,
+    then fixed parts. With `meta=True` the modules live on the meta device (keys only:
+    no memory, no weights), which is all a completeness check needs."""
+    import torch
+
+    if meta:
+        with torch.device("meta"):
+            return space.candidate_units(image_size, space.build()) + space.fixed_units(image_size)
+    return space.candidate_units(image_size) + space.fixed_units(image_size)
+
+
+def new_meta(space: SearchSpace, image_size: int, backend: LatencyBackend) -> TableMeta:
+    return TableMeta(
+        space=space.name, fingerprint=space.fingerprint(), preset=space.preset, image_size=image_size,
+        backend=backend.name, device=backend.device, settings={**backend.settings(), **backend.protocol()},
+        versions=backend.tool_versions(), space_config=space.config.model_dump(mode="json"),
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "none"
+
+
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/hwnas/luts (default ~/.cache/hwnas/luts)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "hwnas" / "luts"
+
+
+def default_table_path(space: SearchSpace, backend_name: str, device: str, image_size: int) -> Path:
+    """The per-user cached table for this space (name, preset, fingerprint), backend,
+    device and size: <cache>/<space>-<preset>-<fingerprint>-<backend>-<device>-<size>.csv.
+    `device` is the backend's recorded target, `backend.device` (e.g. 'cpu:AMD EPYC'
+    for onnxruntime, 'sm8650' for qai-hub)."""
+    parts = [space.name, space.preset or "custom", space.fingerprint(), backend_name, device, str(image_size)]
+    return cache_dir() / ("-".join(_slug(p) for p in parts) + ".csv")
+
+
+def default_table_path_for(space: SearchSpace, backend: LatencyBackend, image_size: int) -> Path:
+    return default_table_path(space, backend.name, backend.device, image_size)
+
+
+def open_table(
+    space: SearchSpace, image_size: int, backend: LatencyBackend, path: Path, *, force: bool = False
+) -> LatencyTable:
+    """The table at `path`, checked against `space`, size and `backend`; a new empty one
+    if there is none (or if `force`: a forced build starts over)."""
+    path = Path(path)
+    if force or not path.exists():
+        return LatencyTable(new_meta(space, image_size, backend))
+    table = LatencyTable.load(path)
+    table.check(
+        space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
+        backend=backend.name, settings=backend.settings(),
+        hint=f"choose another --out, or pass --force to re-measure {path} from scratch",
+    )
+    _warn_on_new_versions(table.meta, backend)
+    return table
+
+
+def _warn_on_new_versions(meta: TableMeta, backend: LatencyBackend) -> None:
+    now = backend.tool_versions()
+    changed = {k: (v, now[k]) for k, v in meta.versions.items() if k in now and now[k] != v}
+    if changed:
+        listed = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+        log.warning("the table was measured with other tool versions (%s); pass --force to re-measure it", listed)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What `build_table` would do: units a complete table holds, those it lacks, and the
+    jobs (remote submissions or local sessions) measuring them would cost."""
+
+    path: Path
+    wanted: list[Unit]  # meta-device units: keys only
+    missing: list[Unit]
+    jobs: int
+    force: bool = False
+
+    @property
+    def total(self) -> int:
+        return len(self.wanted)
+
+
+def plan_build(
+    space: SearchSpace, image_size: int, backend: LatencyBackend, path: Path, *, force: bool = False
+) -> BuildPlan:
+    """The dry run of `build_table`: nothing is measured, exported or written."""
+    table = open_table(space, image_size, backend, path, force=force)
+    units = table_units(space, image_size, meta=True)
+    missing = table.missing(units)
+    return BuildPlan(Path(path), units, missing, backend.planned_jobs(missing) if missing else 0, force)
+
+
+def dry_run_jobs(space: SearchSpace, image_size: int, backend: LatencyBackend, path: Path, *, force: bool = False) -> int:
+    """How many jobs a build would submit (`backend.planned_jobs` of the missing units)."""
+    return plan_build(space, image_size, backend, path, force=force).jobs
+
+
+def build_table(
+    space: SearchSpace,
+    image_size: int,
+    backend: LatencyBackend,
+    path: Path,
+    *,
+    force: bool = False,
+    on_progress: Callable[[Measurement], None] | None = None,
+    plan: BuildPlan | None = None,
+) -> LatencyTable:
+    """Complete (or, with `force`, re-measure) the table of `space` at `image_size` on
+    `backend`, saved at `path`; return the complete table.
+
+    Only units the table lacks are measured, each saved atomically the moment it
+    arrives (CSV + sidecar), so an interrupted build keeps every finished row and the
+    next call measures only the rest. The backend gets the table's job book first
+    (`attach`), so a remote backend can re-attach to jobs it already submitted.
+    Refuses (HwnasError) a table at `path` built for another space, configuration,
+    size, backend, device or settings, unless `force`. `plan`, from `plan_build` with
+    the same arguments, saves working out the units again.
+    """
+    path = Path(path)
+    table = open_table(space, image_size, backend, path, force=force)
+    if plan is not None and (plan.path != path or plan.force != force):
+        raise ValueError("the plan was made for another path or force setting")
+    wanted = plan.wanted if plan is not None else table_units(space, image_size, meta=True)
+    missing = {unit_key(u) for u in table.missing(wanted)}
+    if not missing:
+        log.debug("%s is complete (%d units); nothing to measure", path, len(wanted))
+        return table
+    todo = [u for u in table_units(space, image_size) if unit_key(u) in missing]
+    log.info("measuring %d of %d units with %s on %s", len(todo), len(wanted), backend.name, backend.device)
+
+    def save() -> None:
+        table.save(path)
+
+    def on_result(m: Measurement) -> None:
+        if unit_key(m) not in missing:
+            raise MeasurementError(f"backend {backend.name} returned {m.kind} {m.name}@{shape_str(m.input_shape)}, which was not asked for.")
+        table.add(m)
+        table.meta.settings = _merged(table.meta.settings, {**backend.settings(), **backend.protocol()})
+        save()
+        if on_progress:
+            on_progress(m)
+
+    backend.attach(table.meta.jobs, save)
+    backend.measure_space(space, image_size, todo, on_result)
+    table.require(wanted)
+    return table
+
+
+def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` over `old`; nested dicts (e.g. per-shape overheads of a resumed build) are merged."""
+    out = dict(old)
+    for key, value in new.items():
+        out[key] = {**old[key], **value} if isinstance(value, dict) and isinstance(old.get(key), dict) else value
+    return out
+
+
+# -- commands given a table: take their settings from its sidecar -------------------------------
+
+
+@dataclass(frozen=True)
+class TableRequest:
+    """What a command was asked for; None (or empty) means 'not given'."""
+
+    space: str | None = None
+    preset: str | None = None
+    space_options: dict[str, Any] | None = None
+    image_size: int | None = None
+    backend: str | None = None
+    backend_options: dict[str, Any] | None = None
+
+
+def resolve_with_table(meta: TableMeta, request: TableRequest, source: str, *, refuse: bool = True) -> TableRequest:
+    """Fill what `request` leaves open from the table's sidecar `meta`.
+
+    Space, preset, image size and backend come from the table unless given; given and
+    different, they are refused (HwnasError naming the flag) -- or, with
+    `refuse=False` (a forced rebuild), they win. Space options come from the table
+    unless given (the space's fingerprint then decides). Backend options start from the
+    sidecar's settings (the fields the backend's Options has; none if the backend
+    changes) with the given ones on top; a given one that changes a compared setting is
+    refused later by the table's `check`.
+    """
+    from hwnas.plugins import get_backend
+
+    def pick(flag: str, given: Any, recorded: Any) -> Any:
+        if refuse and given is not None and recorded is not None and given != recorded:
+            raise HwnasError(
+                f"{flag} {given} contradicts the latency table {source}, which was built for {flag} {recorded}; "
+                "drop the flag or use another table."
+            )
+        return recorded if given is None else given
+
+    space = pick("--space", request.space, meta.space)
+    preset = pick("--preset", request.preset, meta.preset)
+    image_size = pick("--image-size", request.image_size, meta.image_size)
+    backend = pick("--backend", request.backend, meta.backend)
+    same_space = space == meta.space and preset == meta.preset
+    space_options = request.space_options or (dict(meta.space_config) if same_space else {})
+    recorded: dict[str, Any] = {}
+    if backend == meta.backend:
+        fields = get_backend(backend).Options.model_fields
+        recorded = {k: v for k, v in meta.settings.items() if k in fields}
+    return TableRequest(space, preset, space_options, image_size, backend, {**recorded, **(request.backend_options or {})})
+
+
+def make_backend(name: str, options: dict[str, Any]) -> LatencyBackend:
+    """`get_backend(name)(Options(**options))`; an option the backend lacks or rejects is
+    one HwnasError line naming the flag."""
+    from pydantic import ValidationError
+
+    from hwnas.plugins import get_backend
+
+    cls = get_backend(name)
+    fields = cls.Options.model_fields
+    for key in options:
+        if key not in fields:
+            raise HwnasError(f"--{key.replace('_', '-')} does not apply to backend {name}; its options are: {', '.join(fields) or 'none'}.")
+    try:
+        opts = cls.Options(**options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        flag = f"--{key.replace('_', '-')}" if key else "options"
+        raise HwnasError(f"invalid {flag} for backend {name}: {first['msg'].removeprefix('Value error, ')}.") from None
+    return cls(opts)
+
+
+# -- `hwnas lut show` ----------------------------------------------------------------------------
+
+
+def space_of(meta: TableMeta) -> SearchSpace | None:
+    """The space a table was built for, rebuilt from its sidecar; None if that fails
+    (plugin not installed, options changed): a summary then goes without positions."""
+    from hwnas.plugins import get_space
+
+    try:
+        space = get_space(meta.space).from_options(meta.preset, **meta.space_config)
+    except Exception:  # a summary must not fail because the space moved on
+        return None
+    return space if space.fingerprint() == meta.fingerprint else None
+
+
+def describe_table(table: LatencyTable, space: SearchSpace | None = None, reference: str | None = None) -> dict[str, Any]:
+    """A table as plain data: sidecar facts; per input shape (one per stage) the positions
+    that use it and each candidate's ms with its ratio to `reference` (default: the
+    space's first candidate -- the base network's block); fixed parts; the predicted
+    total of every uniform network; and what is missing."""
+    frame = table.frame
+    candidates = frame[frame["kind"] == "candidate"]
+    positions = space.positions(table.meta.image_size) if space is not None else []
+    names = list(dict.fromkeys(n for p in positions for n in p.candidates)) or list(dict.fromkeys(candidates["name"]))
+    reference = reference or (names[0] if names else None)
+    stages: dict[str, list[str]] = {}
+    for p in positions:
+        stages.setdefault(shape_str(p.input_shape), []).append(p.label)
+    shapes = list(stages) or list(dict.fromkeys(candidates["input_shape"]))
+    ms = {(n, s): float(m) for n, s, m in zip(candidates["name"], candidates["input_shape"], candidates["median_ms"])}
+    p10 = candidates["p10_ms"] if "p10_ms" in candidates else candidates["median_ms"]
+    p90 = candidates["p90_ms"] if "p90_ms" in candidates else candidates["median_ms"]
+    spread = {(n, s): (float(a), float(b)) for n, s, a, b in zip(candidates["name"], candidates["input_shape"], p10, p90)}
+    rows = []
+    for s in shapes:
+        base = ms.get((reference, s))
+        cells = {}
+        for n in names:
+            if (n, s) in ms:
+                value = ms[(n, s)]
+                cells[n] = {"ms": value, "p10_ms": spread[(n, s)][0], "p90_ms": spread[(n, s)][1], "ratio": value / base if base else None}
+        rows.append({"input_shape": s, "positions": stages.get(s, []), "candidates": cells})
+    fixed = [
+        {"name": n, "input_shape": s, "ms": float(m)}
+        for k, n, s, m in zip(frame["kind"], frame["name"], frame["input_shape"], frame["median_ms"]) if k == "fixed"
+    ]
+    out: dict[str, Any] = {
+        "meta": table.meta.model_dump(mode="json", exclude={"jobs"}),
+        "reference": reference,
+        "stages": rows,
+        "fixed": fixed,
+        "fixed_ms": sum(f["ms"] for f in fixed),
+        "uniform": {},
+        "missing": [],
+    }
+    if space is not None:
+        import torch
+
+        with torch.device("meta"):
+            wanted = space.candidate_units(table.meta.image_size, space.build()) + space.fixed_units(table.meta.image_size)
+        out["missing"] = [f"{u.kind} {u.name}@{shape_str(u.input_shape)}" for u in table.missing(wanted)]
+        if not out["missing"]:
+            def uniform_ms(name: str) -> float:  # `name` wherever offered, else the position's first candidate
+                return out["fixed_ms"] + sum(
+                    ms[(name if name in p.candidates else p.candidates[0], shape_str(p.input_shape))] for p in positions
+                )
+
+            totals = {n: uniform_ms(n) for n in names}
+            base_total = totals.get(reference)
+            out["uniform"] = {n: {"ms": t, "ratio": t / base_total if base_total else None} for n, t in totals.items()}
+    return out

@@ -1,0 +1,384 @@
+"""`hwnas build-lut`, `hwnas lut show`, `hwnas profile`: latency tables and the end-to-end check.
+
+Backend flags (--device, --threads, --runs, --warmup, --compute-unit, --target-runtime,
+--mode, and -b KEY=VALUE for any other field) map onto the chosen backend's Options;
+only the flags a user sets are passed, and one the backend does not have is refused.
+Given a table (--lut, or an existing --out for build-lut), space, preset, image size,
+backend and backend settings come from its sidecar; a flag that contradicts it is
+refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt
+from hwnas.errors import HwnasError
+
+DEFAULT_SPACE, DEFAULT_BACKEND, DEFAULT_SIZE = "nafnet-unet", "onnxruntime", 256
+
+SpaceOpt = typer.Option(None, "--space", help=f"Search space (see `hwnas spaces`). Default {DEFAULT_SPACE}, or the table's.")
+PresetOpt = typer.Option(None, "--preset", help="Preset of the space, e.g. paper or tiny. Default: the space's, or the table's.")
+ImageSizeOpt = typer.Option(None, "--image-size", help=f"H=W at which latency is measured. Default {DEFAULT_SIZE}, or the table's.")
+BackendOpt = typer.Option(None, "--backend", help=f"Latency backend: onnxruntime (this CPU), qai-hub (a phone on AI Hub), macs (device-free), or an installed plugin. Default {DEFAULT_BACKEND}, or the table's.")
+DeviceOpt = typer.Option(None, "--device", help="Latency target: cpu (onnxruntime: this machine's CPU), an AI Hub device such as sm8650 (qai-hub).")
+ThreadsOpt = typer.Option(None, "--threads", help="onnxruntime: intra-op threads (default 2).")
+RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 30).")
+WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds first (default 3).")
+ComputeUnitOpt = typer.Option(None, "--compute-unit", help="qai-hub: npu, gpu, cpu or all.")
+TargetRuntimeOpt = typer.Option(None, "--target-runtime", help="qai-hub: e.g. qnn_context_binary, tflite, onnx.")
+ModeOpt = typer.Option(None, "--mode", help="qai-hub: per-unit (one job pair per unit) or whole-network (one per candidate).")
+BackendOptionOpt = typer.Option(None, "--backend-option", "-b", help="Any other backend option KEY=VALUE (YAML value), e.g. -b ms_per_gmac=2.")
+
+
+def _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, extra: OptionalStrList) -> dict[str, Any]:
+    """The backend options the user set (and only those)."""
+    from hwnas.config import parse_options
+
+    given = {"device": device, "threads": threads, "runs": runs, "warmup": warmup,
+             "compute_unit": compute_unit, "target_runtime": target_runtime, "mode": mode}
+    options = {k: v for k, v in given.items() if v is not None}
+    for key, value in parse_options(extra).items():
+        options[key.replace("-", "_")] = value
+    return options
+
+
+def _request(space, preset, option, image_size, backend, backend_options):
+    from hwnas.backends.table import TableRequest
+    from hwnas.config import parse_options
+
+    return TableRequest(space, preset, parse_options(option), image_size, backend, backend_options)
+
+
+def _with_table(request, path: Path, *, override: bool = False):
+    """`request` completed from the sidecar of the table at `path`, if there is one.
+    With `override` (--force) the given flags win and an unreadable sidecar is ignored."""
+    from hwnas.backends.table import resolve_with_table
+    from hwnas.latency import TableMeta, sidecar_path
+
+    if not sidecar_path(path).is_file():
+        return request
+    try:
+        meta = TableMeta.read(path)
+    except HwnasError:
+        if override:
+            return request
+        raise
+    return resolve_with_table(meta, request, str(path), refuse=not override)
+
+
+def _defaults(request) -> tuple[Any, int, str, dict[str, Any]]:
+    """(SpaceSpec, image size, backend name, backend options) with defaults filled in."""
+    from hwnas.config import SpaceSpec
+
+    spec = SpaceSpec(space=request.space or DEFAULT_SPACE, preset=request.preset, options=request.space_options or {})
+    return spec, request.image_size or DEFAULT_SIZE, request.backend or DEFAULT_BACKEND, dict(request.backend_options or {})
+
+
+def _echo_json(report: dict) -> None:
+    typer.echo(json.dumps(report, indent=2, default=str))
+
+
+@contextmanager
+def _progress(total: int, enabled: bool, what: str):
+    """A tqdm bar on stderr (hidden when stderr is not a terminal); yields on_progress(measurement)."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=what, unit="unit", disable=None if enabled else True, leave=False) as bar:
+        def on_progress(m) -> None:
+            bar.set_postfix_str(f"{m.name}@{'x'.join(map(str, m.input_shape))} {m.median_ms:.3f} ms", refresh=False)
+            bar.update(1)
+
+        yield on_progress
+
+
+# -- build-lut ---------------------------------------------------------------------------------------
+
+
+def build_lut(
+    backend: Optional[str] = BackendOpt,
+    device: Optional[str] = DeviceOpt,
+    space: Optional[str] = SpaceOpt,
+    preset: Optional[str] = PresetOpt,
+    option: OptionalStrList = OptionOpt,
+    image_size: Optional[int] = ImageSizeOpt,
+    out: Optional[Path] = typer.Option(None, "--out", help="The table (CSV; its sidecar is PATH.meta.json). Default: the per-user cache that `hwnas search` reads."),
+    threads: Optional[int] = ThreadsOpt,
+    runs: Optional[int] = RunsOpt,
+    warmup: Optional[int] = WarmupOpt,
+    compute_unit: Optional[str] = ComputeUnitOpt,
+    target_runtime: Optional[str] = TargetRuntimeOpt,
+    mode: Optional[str] = ModeOpt,
+    backend_option: OptionalStrList = BackendOptionOpt,
+    force: bool = typer.Option(False, "--force", help="Re-measure every unit (a table for other settings is replaced)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be measured and how many jobs it costs; measure and write nothing."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure a latency table: every candidate at every input shape of the space, plus its fixed parts.
+
+    Only what the table at --out lacks is measured, each row saved at once, so an interrupted build resumes where it stopped. An existing --out supplies the settings it was built with; --force re-measures everything.
+
+    onnxruntime times each unit alone (exported like `hwnas export`) in interleaved rounds with the per-call overhead subtracted; qai-hub profiles on a phone; macs counts multiply-accumulates.
+
+    Example: hwnas build-lut --backend onnxruntime --space nafnet-unet --preset paper --image-size 256 --out paper-ort.csv
+    """
+    from hwnas.backends.table import build_table, default_table_path_for, make_backend, plan_build
+    from hwnas.config import BuildLutConfig, build_config
+
+    request = _request(space, preset, option, image_size, backend,
+                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option))
+    if out is not None:
+        request = _with_table(request, out, override=force)
+    spec, size, backend_name, options = _defaults(request)
+    cfg = build_config(BuildLutConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
+                       out=str(out) if out else None, force=force, dry_run=dry_run)
+    lat = make_backend(cfg.backend, cfg.backend_options)
+    the_space = cfg.spec.create()
+    path = Path(cfg.out) if cfg.out else default_table_path_for(the_space, lat, cfg.image_size)
+    _check_configured(lat)
+    plan = plan_build(the_space, cfg.image_size, lat, path, force=cfg.force)
+    facts = {"path": str(path), "space": the_space.name, "preset": the_space.preset, "image_size": cfg.image_size,
+             "backend": lat.name, "device": lat.device, "units": plan.total, "missing": len(plan.missing), "jobs": plan.jobs}
+    if cfg.dry_run:
+        if as_json:
+            _echo_json({**facts, "dry_run": True, "missing_units": [f"{u.kind} {u.name}@{'x'.join(map(str, u.input_shape))}" for u in plan.missing]})
+        else:
+            typer.echo(f"would measure {len(plan.missing)} of {plan.total} units ({plan.jobs} jobs) with {lat.name} on {lat.device} into {path}")
+        return
+    start = time.perf_counter()
+    measured = 0
+    with _progress(len(plan.missing), not as_json, f"{lat.name} {lat.device}") as on_progress:
+        def count(m) -> None:
+            nonlocal measured
+            measured += 1
+            on_progress(m)
+
+        build_table(the_space, cfg.image_size, lat, path, force=cfg.force, on_progress=count, plan=plan)
+    seconds = time.perf_counter() - start
+    if as_json:
+        _echo_json({**facts, "measured": measured, "seconds": round(seconds, 2)})
+    elif measured:
+        typer.echo(f"measured {measured} of {plan.total} units in {seconds:.1f} s with {lat.name} on {lat.device} -> {path}")
+    else:
+        typer.echo(f"nothing to measure: {path} is complete ({plan.total} units)")
+
+
+def _check_configured(backend) -> None:
+    """Backends that need a service check it before any file is created (e.g. AI Hub's token)."""
+    check = getattr(backend, "check_configured", None)
+    if callable(check):
+        check()
+
+
+# -- lut show ---------------------------------------------------------------------------------------------
+
+lut_app = typer.Typer(help="Inspect latency tables.", no_args_is_help=True)
+
+
+@lut_app.command("show")
+def show(
+    path: Path = typer.Argument(..., help="A table written by `hwnas build-lut` (CSV with its .meta.json sidecar)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Candidate the ratios are relative to (default: the space's first, e.g. naf)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Summarise a latency table: per stage, each candidate's ms and its ratio to the reference block.
+
+    Also lists the fixed parts, the table-predicted latency of every uniform network, and missing entries.
+
+    Example: hwnas lut show paper-ort.csv
+    """
+    from hwnas.backends.table import describe_table, space_of
+    from hwnas.latency import LatencyTable
+
+    table = LatencyTable.load(path)
+    report = describe_table(table, space_of(table.meta), reference)
+    if reference and all(reference not in row["candidates"] for row in report["stages"]):
+        raise HwnasError(f"the table has no candidate {reference!r}; pass --reference with one of its candidates.")
+    if as_json:
+        _echo_json({"path": str(path), **report})
+        return
+    for line in _show_lines(path, report):
+        typer.echo(line)
+
+
+def _show_lines(path: Path, r: dict) -> list[str]:
+    m = r["meta"]
+    settings = ", ".join(f"{k}={v}" for k, v in m["settings"].items() if not isinstance(v, (dict, list)) and k not in ("statistic",))
+    tools = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    lines = [
+        f"{path}: {m['space']} (preset {m['preset']}) at {m['image_size']}px, {m['backend']} on {m['device']}",
+        f"  settings: {settings}",
+        f"  measured {m['created']} with {tools}",
+    ]
+    names = list(dict.fromkeys(n for row in r["stages"] for n in row["candidates"]))
+    lines.append(f"  {'input':<16} {'positions':<22}" + "".join(f"{n:>20}" for n in names))
+    for row in r["stages"]:
+        cells = ""
+        for n in names:
+            c = row["candidates"].get(n)
+            text = "-" if c is None else f"{c['ms']:.3f}" + (f" ({c['ratio']:.2f}x)" if c["ratio"] is not None and n != r["reference"] else "")
+            cells += f"{text:>20}"
+        lines.append(f"  {row['input_shape']:<16} {_stages(row['positions']):<22}" + cells)
+    lines.append(f"  ms per candidate; (ratio) to {r['reference']} at the same input")
+    fixed = ", ".join(f"{f['name']}@{f['input_shape']} {f['ms']:.3f}" for f in r["fixed"])
+    lines.append(f"  fixed parts {r['fixed_ms']:.3f} ms: {fixed}")
+    if r["uniform"]:
+        lines.append("  uniform networks (table prediction): " + ", ".join(
+            f"all-{n} {u['ms']:.1f} ms ({u['ratio']:.2f}x)" for n, u in r["uniform"].items()))
+    if r["missing"]:
+        more = f" and {len(r['missing']) - 5} more" if len(r["missing"]) > 5 else ""
+        lines.append(f"  missing {len(r['missing'])} entries: {', '.join(r['missing'][:5])}{more} (complete it with `hwnas build-lut --out {path}`)")
+    return lines
+
+
+def _stages(labels: list[str]) -> str:
+    """['enc0.0', 'enc0.1', 'dec0.0'] -> 'enc0 x2, dec0 x1'."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        stage = label.rsplit(".", 1)[0]
+        counts[stage] = counts.get(stage, 0) + 1
+    return ", ".join(f"{s} x{n}" for s, n in counts.items()) or "-"
+
+
+# -- profile -------------------------------------------------------------------------------------------------
+
+
+def profile(
+    arch: Optional[Path] = typer.Option(None, "--arch", help="Architecture to measure (arch.json from `hwnas search`)."),
+    uniform: Optional[str] = typer.Option(None, "--uniform", help="Measure the uniform network of this candidate, e.g. naf (the base network)."),
+    random_seed: Optional[int] = typer.Option(None, "--random", help="Measure a random architecture drawn with this seed."),
+    lut: Optional[Path] = typer.Option(None, "--lut", help="Table to compare with; space, preset, image size, backend and settings come from its sidecar. Default: the cached table for these settings, if any."),
+    breakdown: bool = typer.Option(False, "--breakdown", help="Also show where the time goes: share per module class and per operator type (from the backend's per-layer profile)."),
+    backend: Optional[str] = BackendOpt,
+    device: Optional[str] = DeviceOpt,
+    space: Optional[str] = SpaceOpt,
+    preset: Optional[str] = PresetOpt,
+    option: OptionalStrList = OptionOpt,
+    image_size: Optional[int] = ImageSizeOpt,
+    threads: Optional[int] = ThreadsOpt,
+    runs: Optional[int] = RunsOpt,
+    warmup: Optional[int] = WarmupOpt,
+    compute_unit: Optional[str] = ComputeUnitOpt,
+    target_runtime: Optional[str] = TargetRuntimeOpt,
+    mode: Optional[str] = ModeOpt,
+    backend_option: OptionalStrList = BackendOptionOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure a whole network end to end and compare it with the latency table's prediction (% error).
+
+    The network is measured the same way as the table's units (same backend and settings, taken from the table's sidecar). --breakdown adds the share of time per module class (e.g. LayerNorm2d, ChannelAttention, Conv2d 3x3 depthwise) and per operator type.
+
+    Example: hwnas profile --lut paper-ort.csv --uniform naf --breakdown
+    """
+    from hwnas.backends.table import default_table_path_for, make_backend
+    from hwnas.config import ProfileConfig, build_config
+
+    picked = [flag for flag, v in (("--arch", arch), ("--uniform", uniform), ("--random", random_seed)) if v is not None]
+    if len(picked) != 1:
+        raise HwnasError(f"give exactly one of --arch FILE, --uniform CANDIDATE or --random SEED (got {' and '.join(picked) or 'none'}).")
+    request = _request(space, preset, option, image_size, backend,
+                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option))
+    if lut is not None:
+        if not lut.is_file():
+            raise HwnasError(f"no latency table at {lut}; build one with `hwnas build-lut --out {lut}`.")
+        request = _with_table(request, lut)
+    spec, size, backend_name, options = _defaults(request)
+    cfg = build_config(ProfileConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
+                       lut=str(lut) if lut else None, arch=str(arch) if arch else None, uniform=uniform,
+                       random=random_seed, breakdown=breakdown)
+    lat = make_backend(cfg.backend, cfg.backend_options)
+    the_space = cfg.spec.create()
+    architecture, label = _architecture(cfg, the_space)
+    table, source = _table(cfg, the_space, lat, default_table_path_for(the_space, lat, cfg.image_size))
+    _check_configured(lat)
+    from hwnas.backends.profile import profile_architecture
+
+    result = profile_architecture(the_space, cfg.image_size, architecture, lat, label=label, table=table,
+                                  table_source=source, breakdown=cfg.breakdown)
+    if as_json:
+        _echo_json({"space": the_space.name, "preset": the_space.preset, "image_size": cfg.image_size, "backend": lat.name,
+                    "device": lat.device, "settings": lat.settings(), "protocol": lat.protocol(), **result.to_dict()})
+        return
+    for line in _profile_lines(the_space, cfg.image_size, lat, result):
+        typer.echo(line)
+
+
+def _architecture(cfg, space):
+    from hwnas.backends.profile import random_architecture
+    from hwnas.space import Architecture
+
+    positions = {p.label: p.candidates for p in space.positions(cfg.image_size)}
+    if cfg.arch:
+        arch = Architecture.load(cfg.arch)
+        arch.check(space.name, positions)
+        return arch, str(cfg.arch)
+    if cfg.uniform:
+        return Architecture.uniform(space.name, positions, cfg.uniform), f"all-{cfg.uniform}"
+    return random_architecture(space, cfg.image_size, cfg.random), f"random (seed {cfg.random})"
+
+
+def _table(cfg, space, backend, cached: Path):
+    """(table, its path) checked against the space, size and backend; (None, "") without one."""
+    import logging
+
+    from hwnas.latency import LatencyTable
+
+    log = logging.getLogger(__name__)
+    path = Path(cfg.lut) if cfg.lut else cached
+    if not cfg.lut and not path.is_file():
+        log.warning("no cached %s table for this space at %dpx (%s): showing the measurement only; "
+                    "build one with `hwnas build-lut` or pass --lut", backend.name, cfg.image_size, path)
+        return None, ""
+    try:
+        table = LatencyTable.load(path)
+        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=cfg.image_size, device=backend.device,
+                    backend=backend.name, settings=backend.settings())
+    except HwnasError as err:
+        if cfg.lut:
+            raise
+        log.warning("the cached table %s does not fit (%s): showing the measurement only", path, err)
+        return None, ""
+    return table, str(path)
+
+
+def _profile_lines(space, image_size: int, backend, r) -> list[str]:
+    m = r.measured
+    counts: dict[str, int] = {}
+    for name in r.architecture.choices.values():
+        counts[name] = counts.get(name, 0) + 1
+    settings = ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
+    lines = [
+        f"{space.name} (preset {space.preset}) at {image_size}x{image_size}, {backend.name} on {backend.device} ({settings})",
+        f"architecture  {r.label}: " + ", ".join(f"{n} x{c}" for n, c in counts.items()),
+        f"measured      {m.median_ms:.2f} ms  (p10 {m.p10_ms:.2f}, p90 {m.p90_ms:.2f}, {m.runs} runs)",
+    ]
+    if r.prediction is not None:
+        p = r.prediction
+        lines.append(f"predicted     {p.total_ms:.2f} ms  (fixed parts {p.fixed_ms:.2f} + {len(r.architecture.choices)} positions "
+                     f"{p.total_ms - p.fixed_ms:.2f}; table {p.table})")
+        lines.append(f"error         {r.error_pct:+.1f} %  (predicted vs measured)")
+    if r.breakdown is not None:
+        from hwnas.backends.breakdown import summarise
+
+        total = float(r.breakdown["ms"].sum())
+        run_ms = r.breakdown.attrs.get("run_ms")
+        lines.append(f"where the time goes ({backend.name} per-layer profile: layers sum to {total:.2f} ms"
+                     + (f" of a {run_ms:.2f} ms pass" if run_ms else "") + "):")
+        for row in summarise(r.breakdown).itertuples():
+            lines.append(f"  {row.group:<28} {row.share:5.1f} %  {row.ms:9.2f} ms  {row.layers:4d} layers  {row.op_types}")
+        lines.append("by operator type:")
+        for row in summarise(r.breakdown, by="op_type").itertuples():
+            lines.append(f"  {row.op_type:<28} {row.share:5.1f} %  {row.ms:9.2f} ms  {row.layers:4d} layers")
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build-lut")(build_lut)
+    app.command()(profile)
+    app.add_typer(lut_app, name="lut")

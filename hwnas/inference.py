@@ -1,0 +1,255 @@
+"""Running a trained network on whole inputs: predictors and tiled inference.
+
+A *predictor* is any function from one input tensor (1 x C x H x W, float32, CPU) to
+its output (1 x C' x H x W). `open_model` makes one from a model file (`model.pt` or
+a training checkpoint; PyTorch) or from an ONNX file written by `hwnas export` (ONNX
+Runtime). ONNX files carry metadata (`metadata_props`: producer "hwnas", the space
+spec and the architecture as JSON, the alignment); a file without it is refused,
+because nothing else says what it computes or how to tile it.
+
+`tiled` wraps a predictor so large inputs run window by window with bounded memory:
+each window is the tile's core plus an `overlap` margin on every side, and only the
+core is kept. Window origins are multiples of the network's alignment (the U-Net's
+2^levels), so every window sees the same down-sampling grid as the whole image; with
+an overlap at least the receptive-field radius, the tiled output equals whole-image
+inference. Blocks with global pooling (NAFNet's channel attention) see only their
+window, so their outputs differ slightly from whole-image inference -- as in NAFNet's
+own tiled evaluation (Chu et al., "Improving Image Restoration by Revisiting Global
+Information Aggregation", ECCV 2022).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.config import SpaceSpec
+from hwnas.errors import HwnasError
+from hwnas.space import Architecture, SearchSpace
+
+log = logging.getLogger(__name__)
+
+Predict = Callable[[torch.Tensor], torch.Tensor]
+
+PRODUCER = "hwnas"
+DEFAULT_ALIGN = 64  # for a space that does not say its input multiple: safe for U-Nets up to 6 levels
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A predictor plus what it is: space, architecture, runtime and any fixed input size."""
+
+    predict: Predict
+    spec: SpaceSpec
+    arch: Architecture
+    runtime: str  # "torch" or "onnxruntime"
+    align: int
+    static_hw: tuple[int, int] | None = None  # (H, W) of a static-shape ONNX file
+
+
+def space_align(space: SearchSpace) -> int:
+    """The input multiple a space's networks pad to (attribute `multiple`), else `DEFAULT_ALIGN`."""
+    multiple = getattr(space, "multiple", None)
+    return int(multiple) if isinstance(multiple, int) and multiple >= 1 else DEFAULT_ALIGN
+
+
+# -- predictors ----------------------------------------------------------------
+
+def torch_predictor(net: nn.Module, device: torch.device | str = "cpu") -> Predict:
+    """Run `net` (eval mode, no grad) on `device`; results come back to the CPU as float32."""
+    net.eval()
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x.to(device)).float().cpu()
+
+    return predict
+
+
+def open_model(path: str | Path, accelerator: str = "cpu", threads: int = 0) -> LoadedModel:
+    """A predictor for a model file or an hwnas ONNX file (told apart by content, not suffix).
+
+    `accelerator` (cpu|cuda) applies to PyTorch models; ONNX files run on ONNX Runtime's
+    CPU provider with `threads` intra-op threads (0 = its default).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HwnasError(f"model {path} does not exist; pass a model.pt from `hwnas train` or an ONNX file from `hwnas export`.")
+    if zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        return _open_torch(path, accelerator)
+    return _open_onnx(path, threads)
+
+
+def _open_torch(path: Path, accelerator: str) -> LoadedModel:
+    from hwnas.modelfile import load_model
+
+    device = resolve_device(accelerator)
+    model = load_model(path)
+    space, net = model.build(device)
+    return LoadedModel(torch_predictor(net, device), model.spec, model.arch, "torch", space_align(space))
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    """cpu or cuda; cuda without a GPU is a one-line error."""
+    if accelerator not in ("cpu", "cuda"):
+        raise HwnasError(f"unknown accelerator {accelerator!r}; pass --accelerator cpu or --accelerator cuda.")
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise HwnasError("--accelerator cuda was given but PyTorch sees no CUDA GPU; pass --accelerator cpu.")
+    return torch.device(accelerator)
+
+
+def onnx_metadata(spec: SpaceSpec, arch: Architecture, align: int) -> dict[str, str]:
+    """The `metadata_props` that mark an ONNX file as ours and say what it computes."""
+    from hwnas import __version__
+
+    return {
+        "producer": PRODUCER,
+        "hwnas_version": __version__,
+        "space": spec.model_dump_json(),
+        "arch": json.dumps(arch.model_dump(), sort_keys=True),
+        "align": str(align),
+    }
+
+
+def _open_onnx(path: Path, threads: int) -> LoadedModel:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # ORT's own warnings would reach the console as multi-line noise
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
+        text = str(err).strip()
+        reason = "not an ONNX file" if "INVALID_PROTOBUF" in text or not text else text.splitlines()[0][:120]
+        raise HwnasError(
+            f"{path} is neither an hwnas model file nor a loadable ONNX file ({reason}); "
+            "pass a model.pt from `hwnas train` or an ONNX file from `hwnas export`."
+        ) from None
+    meta = session.get_modelmeta().custom_metadata_map
+    spec, arch, align = _parse_metadata(meta, path)
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise HwnasError(f"{path} does not take one image tensor; export it again with `hwnas export`.")
+    height, width = inputs[0].shape[2:]
+    static = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    name = inputs[0].name
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().numpy()})[0])
+
+    if static is not None:
+        predict = fixed_size(predict, static)
+    return LoadedModel(predict, spec, arch, "onnxruntime", align, static)
+
+
+def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int]:
+    if meta.get("producer") != PRODUCER:
+        raise HwnasError(
+            f"{path} is an ONNX file that hwnas did not export (no hwnas metadata), so its input range and "
+            "tiling are unknown; export the network with `hwnas export`."
+        )
+    try:
+        spec = SpaceSpec.model_validate_json(meta["space"])
+        arch = Architecture.model_validate_json(meta["arch"])
+        align = int(meta.get("align", DEFAULT_ALIGN))
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        raise HwnasError(f"{path} has damaged hwnas metadata; export the network again with `hwnas export`.") from None
+    return spec, arch, align
+
+
+# -- input size handling -----------------------------------------------------------
+
+def fixed_size(predict: Predict, hw: tuple[int, int]) -> Predict:
+    """Adapt a fixed-shape predictor: zero-pad smaller inputs at the bottom/right, crop the output.
+
+    (The U-Net pads to its multiple the same way.) Larger inputs need `tiled` with
+    tile = the fixed size; they are refused here.
+    """
+    height, width = hw
+
+    def predict_fixed(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h > height or w > width:
+            raise HwnasError(
+                f"the model takes at most {height}x{width} pixels (static ONNX), the input is {h}x{w}; "
+                f"pass --tile {min(height, width)} or export with dynamic size."
+            )
+        y = predict(F.pad(x, (0, width - w, 0, height - h)))
+        return y[..., :h, :w]
+
+    return predict_fixed
+
+
+def tile_windows(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
+    """(window start, window end, core start, core end) along one axis.
+
+    Cores partition [0, length); each window is its core widened by a margin (overlap
+    rounded up to `align`) and is at most `tile` long; every start is a multiple of
+    `align`. One window when the whole axis fits in a tile.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    margin = math.ceil(overlap / align) * align
+    step = (tile - 2 * margin) // align * align
+    if step <= 0:
+        raise HwnasError(
+            f"a {tile}-pixel tile leaves no room inside its {margin}-pixel overlap margins (aligned to {align}); "
+            f"pass --tile of at least {2 * margin + align} or a smaller --overlap."
+        )
+    out, core = [], 0
+    while core < length:
+        end = min(core + step, length)
+        start = max(0, core - margin)
+        out.append((start, min(length, start + tile), core, end))
+        core = end
+    return out
+
+
+def tiled(predict: Predict, tile: int, overlap: int = 32, align: int = 1) -> Predict:
+    """A predictor that runs `predict` on overlapping windows of at most tile x tile pixels.
+
+    Memory is bounded by one window's activations plus the output image. See the
+    module docstring for when the result equals whole-image inference.
+    """
+    if tile < 1 or overlap < 0:
+        raise HwnasError(f"--tile must be >= 1 and --overlap >= 0 (got {tile} and {overlap}).")
+
+    def predict_tiled(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        rows, cols = tile_windows(h, tile, overlap, align), tile_windows(w, tile, overlap, align)
+        out = None
+        for y0, y1, cy0, cy1 in rows:
+            for x0, x1, cx0, cx1 in cols:
+                y = predict(x[..., y0:y1, x0:x1])
+                if out is None:
+                    out = torch.empty(*y.shape[:-2], h, w, dtype=y.dtype)
+                out[..., cy0:cy1, cx0:cx1] = y[..., cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        log.debug("tiled %dx%d input as %d x %d windows", h, w, len(rows), len(cols))
+        return out
+
+    return predict_tiled
+
+
+def model_predictor(model: LoadedModel, tile: int | None = None, overlap: int | None = None) -> Predict:
+    """`model.predict`, tiled when `tile` is given; a static-shape ONNX file is always tiled at its size.
+
+    `overlap` None means min(32, tile // 4) pixels.
+    """
+    if model.static_hw is not None:
+        limit = min(model.static_hw)
+        if tile is not None and tile > limit:
+            raise HwnasError(f"--tile {tile} is larger than the static ONNX input {model.static_hw[0]}x{model.static_hw[1]}; pass --tile {limit} or less.")
+        tile = tile or limit
+    if not tile:
+        return model.predict
+    return tiled(model.predict, tile, min(32, tile // 4) if overlap is None else overlap, model.align)

@@ -1,0 +1,155 @@
+"""The latency/quality trade-off: one search per latency weight mu, and their Pareto front.
+
+`run_sweep` runs `hwnas.search.run_search` once per mu (each in `<out>/mu-<mu>/`, a
+complete search run directory), then writes
+
+    sweep.csv    latency_weight, predicted_ms, base_ms, speedup, val_psnr, val_ssim,
+                 params, alpha_entropy, pareto, run
+    pareto.png   table-predicted latency vs validation PSNR of each derived
+                 network, the Pareto front (no other point is both faster and better)
+                 joined, each point labelled with its mu.
+
+The searches share everything but mu (same seed, data, table), so the front shows
+what the latency penalty alone buys. With `resume`, finished searches are reused and
+an interrupted one continues.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas.config import SearchConfig, SweepConfig, write_config
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_bytes, atomic_write_text
+from hwnas.latency import LatencyTable
+from hwnas.rundir import RunDir
+from hwnas.search import SearchResult, StepLog, run_search
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ["latency_weight", "predicted_ms", "base_ms", "speedup", "val_psnr", "val_ssim", "params", "alpha_entropy", "pareto", "run"]
+
+
+def run_name(mu: float) -> str:
+    return f"mu-{mu:g}"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    out: Path
+    rows: list[dict[str, Any]]
+    table: Path
+    plot: Path
+
+
+def check_sweep_dir(out: Path, config: SweepConfig, resume: bool) -> None:
+    """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming."""
+    if out.exists() and not out.is_dir():
+        raise HwnasError(f"--out {out} is a file, not a folder; choose a folder path for the sweep.")
+    for mu in config.latency_weights:
+        RunDir(out / run_name(mu)).check_writable(resume)
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | Path,
+    table: LatencyTable,
+    *,
+    task=None,
+    resume: bool = False,
+    on_run: Callable[[float, int, int], None] | None = None,
+    on_step: Callable[[StepLog], None] | None = None,
+) -> SweepResult:
+    """One search per `config.latency_weights` entry, then sweep.csv and pareto.png in `out`.
+
+    `on_run(mu, index, count)` is called before each search starts.
+    """
+    out = Path(out)
+    check_sweep_dir(out, config, resume)
+    results: list[tuple[float, SearchResult]] = []
+    for i, mu in enumerate(config.latency_weights):
+        if on_run is not None:
+            on_run(mu, i, len(config.latency_weights))
+        search = config.search.model_copy(update={"latency_weight": mu})
+        search = SearchConfig.model_validate(search.model_dump())  # re-validate the copy
+        results.append((mu, run_search(search, out / run_name(mu), table, resume=resume, on_step=on_step, task=task)))
+    write_config(config, out / "sweep.yaml")
+    rows = sweep_rows(results, out)
+    atomic_write_text(out / "sweep.csv", _csv(rows))
+    plot_pareto(out / "pareto.png", rows)
+    return SweepResult(out, rows, out / "sweep.csv", out / "pareto.png")
+
+
+def sweep_rows(results: list[tuple[float, SearchResult]], out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for mu, result in results:
+        s = result.summary
+        val = s.get("val") or {}
+        rows.append({
+            "latency_weight": mu,
+            "predicted_ms": s["predicted_ms"],
+            "base_ms": s["base_ms"],
+            "speedup": s["speedup"],
+            "val_psnr": val.get("psnr"),
+            "val_ssim": val.get("ssim"),
+            "params": s["params"],
+            "alpha_entropy": s["alpha_entropy"],
+            "run": str(result.run_dir.relative_to(out)) if result.run_dir.is_relative_to(out) else str(result.run_dir),
+        })
+    front = pareto_front([(r["predicted_ms"], r["val_psnr"]) for r in rows])
+    for i, row in enumerate(rows):
+        row["pareto"] = i in front
+    return [{k: row[k] for k in COLUMNS} for row in rows]
+
+
+def pareto_front(points: list[tuple[float, float | None]]) -> set[int]:
+    """Indices of (latency, quality) points that no other point beats in both (lower latency, higher quality)."""
+    front = set()
+    for i, (ms, q) in enumerate(points):
+        if q is None:
+            continue
+        dominated = any(
+            j != i and q2 is not None and ms2 <= ms and q2 >= q and (ms2 < ms or q2 > q)
+            for j, (ms2, q2) in enumerate(points)
+        )
+        if not dominated:
+            front.add(i)
+    return front
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    lines = [",".join(COLUMNS)]
+    for row in rows:
+        lines.append(",".join("" if row[c] is None else str(row[c]) for c in COLUMNS))
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Predicted latency (x) vs validation PSNR (y); the Pareto front joined by a line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    scored = [r for r in rows if r["val_psnr"] is not None]
+    ax.scatter([r["predicted_ms"] for r in scored], [r["val_psnr"] for r in scored], color="C0", zorder=3)
+    for r in scored:
+        ax.annotate(f"mu={r['latency_weight']:g}", (r["predicted_ms"], r["val_psnr"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    front = sorted((r for r in scored if r["pareto"]), key=lambda r: r["predicted_ms"])
+    ax.plot([r["predicted_ms"] for r in front], [r["val_psnr"] for r in front], color="C1", label="Pareto front")
+    if rows:
+        ax.axvline(rows[0]["base_ms"], color="grey", linestyle="--", linewidth=1, label="base network")
+    ax.set_xlabel("table-predicted latency (ms)")
+    ax.set_ylabel("validation PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())

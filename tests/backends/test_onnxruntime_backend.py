@@ -1,0 +1,139 @@
+"""ONNX Runtime backend: real export, real sessions, interleaved timing, overhead, breakdown."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from pydantic import ValidationError
+from torch import nn
+
+from hwnas.backends import onnxruntime as ort_backend
+from hwnas.backends.breakdown import attribute, summarise
+from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions, _NodeNames, _corrected, cpu_model
+from hwnas.backends.table import build_table, make_backend
+from hwnas.errors import HwnasError
+from hwnas.latency import LatencyTable, MeasurementError
+from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
+from hwnas.space import Architecture, Unit, freeze
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return NAFNetUNetSpace.from_options("tiny")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return OnnxRuntimeBackend(OnnxRuntimeOptions(runs=4, warmup=1))
+
+
+def uniform(space, name):
+    return freeze(space, Architecture.uniform(space.name, {p.label: p.candidates for p in space.positions(SIZE)}, name))
+
+
+def test_device_is_this_cpu_and_cpu_is_the_only_target():
+    here = f"cpu:{cpu_model()}"
+    assert OnnxRuntimeBackend().device == here
+    assert OnnxRuntimeOptions(device=here).device == "cpu"  # the recorded name is accepted back (--lut)
+    with pytest.raises(ValidationError, match="not this machine's CPU"):
+        OnnxRuntimeOptions(device="cpu:Some Other CPU")
+    with pytest.raises(HwnasError, match="invalid --device for backend onnxruntime: .*pass --device cpu"):
+        make_backend("onnxruntime", {"device": "sm8650"})
+    with pytest.raises(HwnasError, match="invalid --threads"):
+        make_backend("onnxruntime", {"threads": 0})
+
+
+def test_measures_every_unit_once_in_order_with_a_spread(tiny, backend, monkeypatch):
+    units = tiny.candidate_units(SIZE)[:3] + tiny.fixed_units(SIZE)[:1]
+    exported = []
+    real_export = ort_backend.OnnxRuntimeBackend._export
+    monkeypatch.setattr(ort_backend.OnnxRuntimeBackend, "_export", lambda self, u, tmp: exported.append(u.name) or real_export(self, u, tmp))
+    seen = []
+    got = backend.measure(units + units[:2], on_result=seen.append)  # duplicates are measured once
+    assert [(m.kind, m.name, m.input_shape) for m in got] == [(u.kind, u.name, u.input_shape) for u in units + units[:2]]
+    assert len(exported) == len(seen) == 4
+    for m in got:
+        assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs == 4
+        assert m.device == backend.device and m.runtime.startswith("onnxruntime ")
+    assert set(backend.protocol()["overhead_ms"]) == {"1x8x32x32", "1x3x32x32"}
+    assert all(0 < v < 1 for v in backend.protocol()["overhead_ms"].values())
+
+
+def test_groups_bound_memory_and_save_as_they_finish(tiny, backend, monkeypatch, tmp_path):
+    monkeypatch.setattr(ort_backend, "GROUP_UNITS", 5)
+    calls = []
+    table = build_table(tiny, SIZE, backend, tmp_path / "t.csv", on_progress=lambda m: calls.append(len(LatencyTable.load(tmp_path / "t.csv").frame)))
+    assert len(table.frame) == 24
+    assert calls == list(range(1, 25))  # each row is on disk when its progress is reported
+    meta = LatencyTable.load(tmp_path / "t.csv").meta
+    assert meta.settings["threads"] == 2 and meta.settings["allow_spinning"] is False
+    assert meta.settings["runs"] == 4 and len(meta.settings["overhead_ms"]) == 5
+    assert "onnxruntime" in meta.versions and meta.device.startswith("cpu:")
+
+
+def test_naf_costs_more_than_cbr_at_the_same_shape(tiny):
+    # A loose, not a timing, assertion: naf does ~2x the MACs of cbr plus LayerNorm and attention.
+    units = {u.name: u for u in tiny.candidate_units(64)[:4]}
+    got = OnnxRuntimeBackend(OnnxRuntimeOptions(runs=15)).measure([units["naf"], units["cbr"]])
+    assert got[0].median_ms > got[1].median_ms
+
+
+def test_overhead_is_subtracted_and_never_goes_negative():
+    assert _corrected(1.0, 0.25) == pytest.approx(0.75)
+    assert _corrected(0.01, 0.02) == ort_backend.FLOOR_MS > 0
+
+
+def test_whole_network_measurement(tiny, backend):
+    m = backend.measure_network(uniform(tiny, "cbr"), (1, 3, SIZE, SIZE))
+    assert (m.kind, m.name, m.input_shape) == ("network", "network", (1, 3, SIZE, SIZE)) and m.median_ms > 0
+
+
+def test_a_module_that_cannot_export_is_a_measurement_error(backend):
+    class Broken(nn.Module):
+        def forward(self, x):
+            return torch.linalg.eigvals(x)  # no ONNX symbolic
+
+    with pytest.raises(MeasurementError, match="cannot export candidate broken@1x2x2") as err:
+        backend.measure([Unit("broken", (1, 2, 2), Broken())])
+    assert "\n" not in str(err.value)
+
+
+def test_breakdown_attributes_time_to_module_classes(tiny, backend):
+    net = uniform(tiny, "naf")
+    frame = attribute(backend.breakdown(net, (1, 3, SIZE, SIZE)), net)
+    assert {"name", "op_type", "ms", "module", "group"} <= set(frame.columns) and (frame["ms"] >= 0).all()
+    groups = summarise(frame)
+    assert {"LayerNorm2d", "ChannelAttention", "SimpleGate", "Conv2d 1x1", "Conv2d 3x3 depthwise"} <= set(groups["group"])
+    assert groups["share"].sum() == pytest.approx(100.0)
+    layer_norm = frame[frame["group"] == "LayerNorm2d"]
+    assert set(layer_norm["op_type"]) >= {"ReduceMean", "Sqrt"} and layer_norm["module"].str.endswith(("norm1", "norm2")).all()
+    # Convs the runtime fused with the Mul after them are still the convs, not the block's own ops.
+    assert not ((frame["group"] == "NAFBlock (own ops)") & (frame["op_type"] == "Conv")).any()
+    assert frame.attrs["run_ms"] > 0
+
+
+def test_breakdown_of_a_network_without_custom_modules(backend):
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=8))
+    groups = set(summarise(attribute(backend.breakdown(net, (1, 3, 16, 16)), net))["group"])
+    assert groups & {"Conv2d 3x3", "Conv2d 3x3 depthwise"} and not any("Sequential" in g for g in groups)
+
+
+def test_runtime_names_map_back_to_exported_nodes():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2, 2, 1, 1], np.ones(4, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["/blk/conv3/Conv_output_0"], name="/blk/conv3/Conv"),
+         helper.make_node("Mul", ["/blk/conv3/Conv_output_0", "x"], ["/blk/Mul_output_0"], name="/blk/Mul"),
+         helper.make_node("Slice", ["/blk/Mul_output_0"], ["y"], name="/blk/sg/Slice_1")],
+        "g", [x], [y], [w])
+    names = _NodeNames(onnx.helper.make_model(graph).graph)
+    assert names.original("/blk/Mul", "Mul") == "/blk/Mul"
+    assert names.original("/blk/Mul_output_0_nchwc", "Conv") == "/blk/conv3/Conv"  # a Conv fused with its Mul
+    assert names.original("/blk/sg/Slice_1/GatherSliceToSplitFusion", "Split") == "/blk/sg/Slice_1"
+    assert names.original("ReorderOutput_token_7", "ReorderOutput") == "ReorderOutput_token_7"

@@ -1,0 +1,159 @@
+"""`hwnas build-lut`, `hwnas lut show`, `hwnas profile`: real runs, pure JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from hwnas.cli import main
+from hwnas.latency import TableMeta, sidecar_path
+
+TINY = ["--preset", "tiny", "--image-size", "32"]
+
+
+def hwnas(*args):
+    """The real entry point in a subprocess (stdout, stderr and exit code as a user sees them)."""
+    return subprocess.run([sys.executable, "-m", "hwnas", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The same entry point in-process (faster): returns (exit code, stdout, stderr)."""
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["hwnas", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def ort_table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ort") / "tiny-ort.csv"
+    out = hwnas("build-lut", "--backend", "onnxruntime", *TINY, "--runs", "3", "--warmup", "1", "--out", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)  # stdout is JSON only, even with a progress bar and logs
+    assert report["measured"] == report["units"] == 24 and report["device"].startswith("cpu:")
+    return path
+
+
+def test_build_lut_onnxruntime_then_rebuild_measures_nothing(ort_table, cli):
+    code, out, _ = cli("build-lut", "--out", str(ort_table))  # settings come from the table's sidecar
+    assert code == 0 and out.startswith("nothing to measure")
+    assert TableMeta.read(ort_table).settings["runs"] == 3
+
+
+def test_profile_json_reports_measured_predicted_and_error(ort_table, cli):
+    code, out, err = cli("profile", "--lut", str(ort_table), "--uniform", "naf", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["label"] == "all-naf" and report["preset"] == "tiny" and report["image_size"] == 32
+    assert report["measured"]["median_ms"] > 0 and report["predicted_ms"] > 0
+    want = 100 * (report["predicted_ms"] - report["measured"]["median_ms"]) / report["measured"]["median_ms"]
+    assert report["error_pct"] == pytest.approx(want)
+    assert report["protocol"]["runs"] == 3  # the table's measurement settings, from its sidecar
+
+
+def test_profile_text_with_breakdown(ort_table, cli):
+    code, out, err = cli("profile", "--lut", str(ort_table), "--random", "1", "--breakdown", "--runs", "2")
+    assert code == 0, err
+    assert "architecture  random (seed 1)" in out and "predicted" in out
+    assert "error" in out and " %" in out
+    assert "where the time goes" in out and "by operator type:" in out and "Conv" in out
+
+
+def test_lut_show_text_and_json(ort_table, cli):
+    code, out, _ = cli("lut", "show", str(ort_table))
+    assert code == 0
+    assert "1x8x32x32" in out and "enc0 x1, dec0 x1" in out and "x)" in out and "all-cbr" in out
+    code, out, _ = cli("lut", "show", str(ort_table), "--json", "--reference", "cbr")
+    report = json.loads(out)
+    assert report["reference"] == "cbr" and report["stages"][0]["candidates"]["cbr"]["ratio"] == 1.0
+
+
+def test_macs_build_dry_run_and_resume(cli, tmp_path):
+    path = tmp_path / "m.csv"
+    code, out, _ = cli("build-lut", "--backend", "macs", *TINY, "--out", str(path), "--dry-run")
+    assert code == 0 and "would measure 24 of 24 units (24 jobs)" in out and not path.exists()
+    code, out, _ = cli("build-lut", "--backend", "macs", *TINY, "--out", str(path), "-b", "ms_per_gmac=2")
+    assert code == 0 and out.startswith("measured 24 of 24 units")
+    assert TableMeta.read(path).settings["ms_per_gmac"] == 2
+    code, out, _ = cli("build-lut", "--out", str(path), "--json")
+    assert code == 0 and json.loads(out)["measured"] == 0
+
+
+def test_profile_without_a_table_measures_only(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code, out, _ = cli("profile", "--backend", "macs", *TINY, "--uniform", "cbr")
+    assert code == 0 and "measured" in out and "predicted" not in out
+    cli("build-lut", "--backend", "macs", *TINY)  # into the cache, where profile finds it
+    assert list((tmp_path / "hwnas" / "luts").glob("nafnet-unet-tiny-*-macs-analytic-32.csv"))
+    code, out, _ = cli("profile", "--backend", "macs", *TINY, "--uniform", "cbr")
+    assert code == 0 and "error         +0.0 %" in out  # MACs add up exactly
+
+
+@pytest.fixture
+def macs_table(cli, tmp_path):
+    path = tmp_path / "m.csv"
+    assert cli("build-lut", "--backend", "macs", *TINY, "--out", str(path))[0] == 0
+    return path
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["build-lut", "--backend", "nope"], "unknown latency backend 'nope'"),
+        (["build-lut", "--backend", "macs", "--threads", "2"], "--threads does not apply to backend macs"),
+        (["build-lut", "--backend", "onnxruntime", "--device", "sm8650"], "invalid --device for backend onnxruntime"),
+        (["build-lut", "--backend", "onnxruntime", "--runs", "0"], "invalid --runs for backend onnxruntime"),
+        (["build-lut", "--backend", "macs", "--preset", "huge"], "no preset 'huge'"),
+        (["profile", "--backend", "macs"], "give exactly one of --arch FILE, --uniform CANDIDATE or --random SEED"),
+        (["profile", "--backend", "macs", "--uniform", "naf", "--random", "1"], "(got --uniform and --random)"),
+        (["profile", "--backend", "macs", "--uniform", "nope", *TINY], "candidate 'nope' is not offered"),
+        (["profile", "--lut", "missing.csv", "--uniform", "naf"], "no latency table at missing.csv"),
+        (["profile", "--backend", "macs", *TINY, "--uniform", "naf", "--breakdown"], "cannot break latency down per layer"),
+        (["lut", "show", "missing.csv"], "no latency table at missing.csv"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(cli, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(*args, "--out", "t.csv") if args[0] == "build-lut" else cli(*args)
+    assert code == 2, err
+    assert fragment in err and err.startswith("error: ") and err.count("\n") == 1
+    assert out == "" and not (tmp_path / "t.csv").exists()  # nothing half-written
+
+
+def test_a_table_for_another_preset_or_backend_is_refused(cli, macs_table):
+    code, _, err = cli("build-lut", "--out", str(macs_table), "--preset", "paper")
+    assert code == 2 and "--preset paper contradicts the latency table" in err and err.count("\n") == 1
+    code, _, err = cli("profile", "--lut", str(macs_table), "--backend", "onnxruntime", "--uniform", "naf")
+    assert code == 2 and "--backend onnxruntime contradicts" in err
+    code, _, err = cli("build-lut", "--out", str(macs_table), "--image-size", "64")
+    assert code == 2 and "--image-size 64 contradicts" in err
+    code, out, _ = cli("build-lut", "--out", str(macs_table), "--image-size", "64", "--force")
+    assert code == 0 and TableMeta.read(macs_table).image_size == 64
+
+
+def test_a_table_with_a_bad_entry_is_refused(cli, macs_table):
+    frame = pd.read_csv(macs_table)
+    frame.loc[0, "median_ms"] = -1.0
+    frame.to_csv(macs_table, index=False)
+    for args in (["lut", "show", str(macs_table)], ["profile", "--lut", str(macs_table), "--uniform", "naf"]):
+        code, _, err = cli(*args)
+        assert code == 2 and "invalid median_ms entries" in err and err.count("\n") == 1
+
+
+def test_a_broken_sidecar_is_refused(cli, macs_table):
+    sidecar_path(macs_table).write_text("{not json")
+    code, _, err = cli("build-lut", "--out", str(macs_table))
+    assert code == 2 and "is not an hwnas table sidecar" in err

@@ -1,0 +1,144 @@
+"""`hwnas search` and `hwnas sweep` end to end on the tiny preset (macs backend: device-free)."""
+
+import json
+import logging
+import sys
+
+import matplotlib.font_manager  # noqa: F401 -- font cache found before XDG_CACHE_HOME moves (else rebuilt: seconds)
+import numpy as np
+import pytest
+
+from hwnas.cli import main
+from hwnas.cli.search import FILES
+
+FAST = ["--preset", "tiny", "--image-size", "32", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2",
+        "--epochs", "2", "--warmup-epochs", "1"]
+
+
+def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["hwnas", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def env(monkeypatch, cache):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.chdir(cache)
+
+
+@pytest.fixture
+def searched(env, monkeypatch, capsys, caplog, cache):
+    """One CLI search with the default table flow (built into the cache), --resume on a fresh folder, --json."""
+    run = cache / "run"
+    if not run.exists():
+        with caplog.at_level(logging.INFO):
+            code, out, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--out", run, "--resume", "--json")
+        assert code == 0, err
+        assert "starting a fresh search" in caplog.text and "building the macs latency table" in caplog.text
+        (cache / "stdout.json").write_text(out)
+    return run, json.loads((cache / "stdout.json").read_text())
+
+
+def test_search_writes_the_whole_run_directory_and_only_json_on_stdout(searched, cache):
+    run, report = searched
+    for name in FILES:
+        assert (run / name).is_file(), name
+    assert report["run_dir"] == str(run) and set(report["files"]) == set(FILES)
+    assert report["predicted_ms"] > 0 and report["val"]["psnr"] > 0 and set(report["choices"]) == {
+        "enc0.0", "enc1.0", "enc2.0", "mid.0", "dec2.0", "dec1.0", "dec0.0"}
+    assert list((cache / "hwnas" / "luts").glob("nafnet-unet-tiny-*-macs-analytic-32.csv"))
+
+
+def test_the_terminal_summary_names_choices_latency_and_files(searched, monkeypatch, capsys):
+    run, _ = searched
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume")  # already complete: report again
+    assert code == 0, err
+    assert "enc0.0" in out and "predicted latency" in out and "all-naf" in out and str(run / "arch.json") in out
+
+
+def test_resuming_with_a_contradicting_flag_is_refused(searched, monkeypatch, capsys):
+    run, _ = searched
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume", "--mode", "sampled")
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and "--mode soft, not sampled" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_fresh_search_over_a_run_is_refused(searched, monkeypatch, capsys):
+    run, _ = searched
+    before = (run / "arch.json").read_bytes()
+    code, _, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--out", run)
+    assert code == 2 and "pass --resume" in err
+    assert (run / "arch.json").read_bytes() == before
+
+
+def test_a_lut_flag_that_contradicts_the_table_is_refused(searched, monkeypatch, capsys, tmp_path):
+    run, _ = searched
+    code, _, err = hwnas(monkeypatch, capsys, "search", "--lut", run / "lut.csv", "--preset", "paper", "--out", tmp_path / "x")
+    assert code == 2 and "--preset paper contradicts the latency table" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_table_for_another_space_is_refused(searched, monkeypatch, capsys, tmp_path):
+    run, _ = searched
+    (tmp_path / "t.csv").write_bytes((run / "lut.csv").read_bytes())
+    meta = json.loads((run / "lut.meta.json").read_text())
+    (tmp_path / "t.meta.json").write_text(json.dumps({**meta, "space": "other-space"}))
+    code, _, err = hwnas(monkeypatch, capsys, "search", "--space", "nafnet-unet", "--lut", tmp_path / "t.csv", "--out", tmp_path / "x")
+    assert code == 2 and "contradicts the latency table" in err and "other-space" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_data_folder_without_usable_images_is_one_line_and_writes_nothing(env, monkeypatch, capsys, tmp_path):
+    from skimage.io import imsave
+
+    data = tmp_path / "data"
+    data.mkdir()
+    imsave(data / "small.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--data", data, "--out", tmp_path / "run")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "smaller than the 16-pixel crop" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_invalid_value_names_its_flag(env, monkeypatch, capsys, tmp_path):
+    code, _, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--mode", "greedy", "--out", tmp_path / "r")
+    assert code == 2 and err.startswith("error: invalid --mode")
+    assert not (tmp_path / "r").exists()
+
+
+def test_sweep_writes_its_table_and_pareto_plot(searched, monkeypatch, capsys, tmp_path):
+    run, _ = searched
+    code, out, err = hwnas(monkeypatch, capsys, "sweep", "--latency-weight", "0,5", "--lut", run / "lut.csv", "--crop", "16",
+                           "--batch-size", "2", "--steps-per-epoch", "2", "--epochs", "2", "--warmup-epochs", "1",
+                           "--arch-lr", "0.3", "--out", tmp_path / "sweep", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    lines = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
+    assert lines[0].startswith("latency_weight,predicted_ms,") and len(lines) == 3
+    assert (tmp_path / "sweep" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert [r["latency_weight"] for r in report["runs"]] == [0.0, 5.0]
+    for mu in ("mu-0", "mu-5"):
+        assert (tmp_path / "sweep" / mu / "arch.json").is_file()
+    free, heavy = report["runs"]
+    assert heavy["predicted_ms"] <= free["predicted_ms"]
+    assert any(r["pareto"] for r in report["runs"])
+
+
+@pytest.mark.parametrize("command", ["search", "sweep"])
+def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, command):
+    code, out, _ = hwnas(monkeypatch, capsys, command, "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert f"hwnas {command} --" in text
+    assert "soft" in text and "sampled" in text
