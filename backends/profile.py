@@ -8,6 +8,7 @@ with the same settings and statistic as the table's units, and reports the error
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,10 @@ from hwnas.space import Architecture, SearchSpace, freeze
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
+
+NOISY_SPREAD = 0.2  # (p90 - p10) / median above this: the runs disagree too much to trust one number
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,11 @@ def profile_architecture(
     net = freeze(space, arch).eval()
     shape = tuple(space.example_input(image_size).shape)
     measured = backend.measure_network(net, shape)
+    spread = (measured.p90_ms - measured.p10_ms) / measured.median_ms if measured.median_ms > 0 else 0.0
+    if spread > NOISY_SPREAD:
+        log.warning("the runs of %s vary by %.0f%% (p10 %.1f ms, p90 %.1f ms): something else is probably using the "
+                    "CPU or device; re-run when it is idle before trusting the error", label, 100 * spread,
+                    measured.p10_ms, measured.p90_ms)
     layers = None
     if breakdown:
         from hwnas.backends.breakdown import attribute

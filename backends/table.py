@@ -5,7 +5,7 @@ measured for another space, size, backend, device or settings), asks the backend
 the units the table lacks -- every candidate at every input shape of the space plus its
 fixed parts -- and saves the table atomically after each measurement, so a killed build
 resumes where it stopped and loses nothing. When nothing is missing it returns without
-building a network, exporting anything or importing a runtime.
+building real modules, exporting anything or importing a runtime.
 
 `default_table_path` is the per-user cache that commands use when no `--lut` is given;
 `resolve_with_table` gives a command its space/backend settings from a table's sidecar

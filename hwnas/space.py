@@ -219,6 +219,7 @@ class SearchSpace(ABC):
 
     def __init__(self, config: BaseModel):
         self.config = config
+        self._positions: dict[int, tuple[Position, ...]] = {}  # the config is frozen, so shapes are too
 
     @classmethod
     def from_options(cls, preset: str | None = None, **overrides) -> "SearchSpace":
@@ -263,6 +264,11 @@ class SearchSpace(ABC):
         Traced on the meta device (no memory, no compute): the first candidate of every
         position is frozen in and forward hooks record input shapes.
         """
+        if image_size not in self._positions:
+            self._positions[image_size] = self._trace_positions(image_size)
+        return list(self._positions[image_size])
+
+    def _trace_positions(self, image_size: int) -> tuple[Position, ...]:
         with torch.device("meta"):
             net = self.build()
             x = self.example_input(image_size)
@@ -284,7 +290,7 @@ class SearchSpace(ABC):
         finally:
             for hook in hooks:
                 hook.remove()
-        return [Position(label, path, block.names, shapes[label]) for label, (path, block) in blocks.items()]
+        return tuple(Position(label, path, block.names, shapes[label]) for label, (path, block) in blocks.items())
 
     def candidate_units(self, image_size: int, net: nn.Module | None = None) -> list[Unit]:
         """One unit per distinct (candidate, input shape), modules taken from `net`."""

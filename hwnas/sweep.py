@@ -20,7 +20,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hwnas.config import SearchConfig, SweepConfig, write_config
 from hwnas.errors import HwnasError
@@ -46,11 +46,11 @@ class SweepResult:
     plot: Path
 
 
-def check_sweep_dir(out: Path, config: SweepConfig, resume: bool) -> None:
+def check_sweep_dir(out: Path, latency_weights: Sequence[float], resume: bool) -> None:
     """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming."""
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out} is a file, not a folder; choose a folder path for the sweep.")
-    for mu in config.latency_weights:
+    for mu in latency_weights:
         RunDir(out / run_name(mu)).check_writable(resume)
 
 
@@ -69,7 +69,7 @@ def run_sweep(
     `on_run(mu, index, count)` is called before each search starts.
     """
     out = Path(out)
-    check_sweep_dir(out, config, resume)
+    check_sweep_dir(out, config.latency_weights, resume)
     results: list[tuple[float, SearchResult]] = []
     for i, mu in enumerate(config.latency_weights):
         if on_run is not None:

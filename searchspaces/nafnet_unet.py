@@ -141,7 +141,9 @@ class NAFNetUNetSpace(SearchSpace):
     def fixed_units(self, image_size: int) -> list[Unit]:
         """intro, each down/up-sampling, ending -- at the (padded) shapes they see."""
         cfg, size = self.config, image_size + (-image_size) % self.multiple
-        net = self.build()
+        # The fixed parts depend only on width and levels: build the net without blocks.
+        levels = len(cfg.enc_blocks)
+        net = NAFNetUNet(cfg.model_copy(update={"enc_blocks": (0,) * levels, "middle_blocks": 0, "dec_blocks": (0,) * levels}))
         units = [Unit("intro", (1, cfg.img_channels, size, size), net.intro, kind="fixed", path="intro")]
         for i in range(len(cfg.enc_blocks)):
             c, s = cfg.width * 2**i, size // 2**i

@@ -141,13 +141,13 @@ def sweep(
     flags = _given(locals())
     weights = _parse_weights(flags.pop("latency_weight"))
     run_dir = out or Path("runs") / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
+    check_sweep_dir(run_dir, weights, resume)
     config, table, task = prepare({**flags, "latency_weight": weights[0]}, run_dir / run_name(weights[0]), resume,
                                   progress=not as_json, check_out=False) or (None, None, None)
     if config is None:  # resuming a sweep whose first run holds a checkpoint: that run's config is the base
         config = resumed_config(run_dir / run_name(weights[0]), {**flags, "latency_weight": weights[0]})
         table = _load_table(run_dir / run_name(weights[0]) / "lut.csv")
     sweep_config = build_config(SweepConfig, search=config, latency_weights=tuple(weights))
-    check_sweep_dir(run_dir, sweep_config, resume)
     with _progress(config, not as_json) as (on_step, start_run):
         result = run_sweep(sweep_config, run_dir, table, task=task, resume=resume, on_step=on_step, on_run=start_run)
     if as_json:
@@ -176,7 +176,9 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _default_out(flags: dict[str, Any]) -> Path:
-    name = f"search-{flags.get('space', DEFAULT_SPACE)}-{flags.get('preset') or 'default'}-{datetime.now():%Y%m%d-%H%M%S}"
+    space = flags.get("space", DEFAULT_SPACE)
+    preset = flags.get("preset") or ("lut" if "lut" in flags else _quick_preset(space)) or "default"
+    name = f"search-{space}-{preset}-{datetime.now():%Y%m%d-%H%M%S}"
     return Path("runs") / name
 
 
@@ -185,8 +187,8 @@ def _parse_weights(text: str) -> list[float]:
         weights = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise HwnasError(f"--latency-weight {text!r} is not a comma-separated list of numbers; write e.g. 0,0.1,0.3,1.") from None
-    if not weights:
-        raise HwnasError("--latency-weight is empty; write e.g. 0,0.1,0.3,1.")
+    if not weights or any(w < 0 for w in weights) or len(set(weights)) != len(weights):
+        raise HwnasError(f"--latency-weight {text!r} needs distinct values >= 0; write e.g. 0,0.1,0.3,1.")
     return weights
 
 

@@ -7,12 +7,22 @@ import sys
 import matplotlib.font_manager  # noqa: F401 -- font cache found before XDG_CACHE_HOME moves (else rebuilt: seconds)
 import numpy as np
 import pytest
+import torch
 
 from hwnas.cli import main
 from hwnas.cli.search import FILES
 
 FAST = ["--preset", "tiny", "--image-size", "32", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2",
         "--epochs", "2", "--warmup-epochs", "1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors run as fast on one intra-op thread, which also cannot be oversubscribed on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
@@ -104,7 +114,7 @@ def test_a_data_folder_without_usable_images_is_one_line_and_writes_nothing(env,
 
     data = tmp_path / "data"
     data.mkdir()
-    imsave(data / "small.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    imsave(data / "small.png", np.zeros((8, 8, 3), dtype=np.uint8), check_contrast=False)
     code, out, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--data", data, "--out", tmp_path / "run")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "smaller than the 16-pixel crop" in err

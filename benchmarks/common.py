@@ -1,0 +1,273 @@
+"""Shared helpers for the benchmark scripts: machine facts, the meta sidecar, resumable CSVs.
+
+Contract every benchmark follows (the results page relies on it):
+
+- raw numbers go to `benchmarks/results/<name>.csv`, one row per measurement, written
+  as they arrive (`append_row`), so an interrupted script resumes by skipping the rows
+  already there (`done_keys`);
+- beside it, `<name>.meta.json` (`record_run`) holds the exact command of every run that
+  added rows, the machine (CPU model, cores, load average at start and end), library
+  versions and dates, plus the script's own settings.
+
+Usage::
+
+    from common import RESULTS_DIR, append_row, done_keys, record_run
+
+    with record_run("latency", settings={"threads": 2}) as meta:
+        done = done_keys(RESULTS_DIR / "latency.csv", ["network", "round"])
+        ...
+        append_row(RESULTS_DIR / "latency.csv", {"network": "naf", "round": 0, "ms": 12.3})
+
+Scripts run as `python benchmarks/bench_<name>.py` from the repository root (so this
+folder is on `sys.path` and `import common` works); `run_main` gives them the CLI's
+error convention (a user's mistake: one line `error: ...`, exit 2, no traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import platform
+import shlex
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from hwnas.latency import LatencyTable
+    from hwnas.space import SearchSpace
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+LIBRARIES = ("hwnas", "torch", "onnx", "onnxruntime", "numpy", "pandas", "qai-hub", "scikit-image")
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or what `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return " ".join(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where the OS does not say)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return []
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: CPU model, cores usable by this process, OS, Python."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    return {
+        "cpu_model": cpu_model(),
+        "cores": usable,
+        "logical_cpus": os.cpu_count() or 0,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def library_versions(names: Sequence[str] = LIBRARIES) -> dict[str, str]:
+    """Installed versions of the named distributions (missing ones are left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that is running, as a user would retype it from the repository root."""
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]) if argv else Path("?")
+    try:
+        script = script.resolve().relative_to(Path(__file__).resolve().parent.parent)
+    except ValueError:
+        pass
+    return shlex.join(["python", str(script), *argv[1:]])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def meta_path(name: str, results_dir: Path = RESULTS_DIR) -> Path:
+    return Path(results_dir) / f"{name}.meta.json"
+
+
+def read_meta(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
+    """The sidecar of benchmark `name`, or {} when there is none (or it is unreadable)."""
+    path = meta_path(name, results_dir)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_meta(name: str, meta: Mapping[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
+    """Write `<name>.meta.json` atomically; returns its path."""
+    path = meta_path(name, results_dir)
+    _atomic_text(path, json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def record_run(
+    name: str,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    results_dir: Path = RESULTS_DIR,
+    argv: Sequence[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Record one run of benchmark `name` in its sidecar, before and after the work.
+
+    The sidecar keeps every run that contributed rows (a resumed benchmark has several):
+    `runs: [{command, started, finished, load_start, load_end, status}]`; `command` is the
+    latest run's. `settings` are the script's own (threads, image size, ...); a caller may
+    add keys to the yielded dict's `"notes"` list or `"settings"` during the run. The
+    sidecar is written at the start (status "running") so a killed run still says what
+    it was, and rewritten at the end ("done" or "failed").
+    """
+    meta = read_meta(name, results_dir)
+    run = {
+        "command": command_line(argv),
+        "started": _now(),
+        "load_start": load_average(),
+        "status": "running",
+    }
+    meta.update(
+        name=name,
+        command=run["command"],
+        date=run["started"],
+        machine=machine(),
+        versions=library_versions(),
+        settings={**meta.get("settings", {}), **dict(settings or {})},
+    )
+    meta.setdefault("notes", [])
+    meta.setdefault("runs", []).append(run)
+    write_meta(name, meta, results_dir)
+    try:
+        yield meta
+        run["status"] = "done"
+    except BaseException:
+        run["status"] = "failed"
+        raise
+    finally:
+        run["finished"] = _now()
+        run["load_end"] = load_average()
+        write_meta(name, meta, results_dir)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV as dicts of strings ([] when the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def done_keys(path: Path, columns: Sequence[str]) -> set[tuple[str, ...]]:
+    """The `columns` values (as strings) of every row already in the CSV: what to skip on resume."""
+    return {tuple(row.get(c, "") for c in columns) for row in read_rows(path)}
+
+
+def append_row(path: Path, row: Mapping[str, Any]) -> None:
+    """Add one row to a CSV, writing the header if the file is new.
+
+    The whole file is rewritten atomically (results files are small), so a kill never
+    leaves half a row. A row with a column the file does not have widens the header.
+    """
+    path = Path(path)
+    rows = read_rows(path)
+    columns = list(rows[0].keys()) if rows else []
+    columns += [c for c in row if c not in columns]
+    rows.append({k: _cell(v) for k, v in row.items()})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_text(path, buf.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    """Write text to a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- running a benchmark script -------------------------------------------------------------
+
+
+def run_main(main: Callable[[], Any]) -> None:
+    """Run a script's `main` with logging to stderr; an `HwnasError` (a user's mistake) ends
+    in one line `error: ...` and exit status 2, as in the `hwnas` command."""
+    from hwnas.errors import HwnasError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    try:
+        main()
+    except HwnasError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to continue where it stopped.", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def open_lut(
+    lut: str | None, *, space: "SearchSpace", image_size: int, threads: int = 2, results_dir: Path = RESULTS_DIR
+) -> tuple["LatencyTable", Path]:
+    """The ONNX Runtime table of `space` at `image_size` (`lut`, or the per-user cache that
+    `hwnas build-lut` writes), checked against the space and this machine; a copy (CSV +
+    sidecar) is kept under `results/lut/` so the numbers can be rerun against it."""
+    from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
+    from hwnas.backends.table import default_table_path_for
+    from hwnas.errors import HwnasError
+    from hwnas.latency import LatencyTable, sidecar_path
+
+    backend = OnnxRuntimeBackend(OnnxRuntimeOptions(threads=threads))
+    path = Path(lut) if lut else default_table_path_for(space, backend, image_size)
+    if not path.is_file():
+        raise HwnasError(
+            f"no ONNX Runtime latency table at {path}; build it with `hwnas build-lut --backend onnxruntime "
+            f"--preset {space.preset} --image-size {image_size}` (or pass --lut FILE)."
+        )
+    table = LatencyTable.load(path)
+    table.check(space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
+                backend=backend.name, settings=backend.settings())
+    copy = Path(results_dir) / "lut" / path.name
+    if copy.resolve() != path.resolve():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        shutil.copyfile(sidecar_path(path), sidecar_path(copy))
+    return table, path
