@@ -101,7 +101,7 @@ def run_searches(args: argparse.Namespace, lut: Path, meta: dict) -> None:
 # -- stage 2: measurement ---------------------------------------------------------------------
 
 
-def networks(space, image_size: int, archs_dir: Path) -> dict[str, tuple[str, "object"]]:
+def networks(space, image_size: int, archs_dir: Path) -> dict:
     """label -> (kind, Architecture): the uniform networks (all-BASE first), then the searched ones."""
     from hwnas.space import Architecture
 

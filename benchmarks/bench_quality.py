@@ -12,7 +12,10 @@ this CPU, 256x256), and networks trained under the same time budget on CBSD432:
   for NAS", UAI 2019);
 - `cbm3d`: the classical reference on the same noisy images (`bench_cbm3d.py`).
 
-Every network is scored with `hwnas eval` on CBSD68 and Kodak24 at sigma 15/25/50.
+Every network is scored with `hwnas eval` on CBSD68 and Kodak24 at sigma 15/25/50
+(`--eval-limit N`: the first N images of each, by name). The searched network's weights
+come from the super-net (its search is extra training the others do not get); the
+equal-cost comparison is of latency, the time budget equalises the fine-tuning.
 
 Stages (each resumable: work whose outputs exist is skipped; an interrupted training or
 search continues with `--resume`):
@@ -23,6 +26,10 @@ search continues with `--resume`):
     python benchmarks/bench_quality.py cbm3d    # CBM3D (needs the optional bm3d extra)
     python benchmarks/bench_quality.py plot     # quality.csv, quality.meta.json, quality_pareto.png
     python benchmarks/bench_quality.py all      # all of the above in order
+
+Options: `--minutes` per training (default 3), `--randoms N` (default 5; raising it later
+keeps the first ones), `--seed`, `--workdir`, `--eval-limit`, `--cbm3d-data`/`--cbm3d-sigma`/
+`--cbm3d-limit`. PyTorch runs with one thread (see TORCH_THREADS).
 
 Intermediate runs live in `--workdir` (default benchmarks/work/, git-ignored); the
 results in benchmarks/results/quality*.
@@ -42,6 +49,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import bench_cbm3d
 import common
 
 logger = logging.getLogger("bench_quality")
@@ -134,24 +142,24 @@ def choose_uniform(costs: Mapping[str, Mapping[str, float]], fixed_ms: float, ta
 # -- running hwnas ------------------------------------------------------------------
 
 class Runner:
-    """Runs `python -m hwnas ...` (or another command), logging to the workdir, and remembers
-    each command for the meta sidecar."""
+    """Runs `python -m hwnas ...` (or another command) from the repository root, appending the
+    command line (`$ ...`) and its output to `<workdir>/logs/<log>`; a failure stops the stage."""
 
-    def __init__(self, workdir: Path, commands: list[str]):
+    def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.commands = commands
 
-    def hwnas(self, *args: object, log: str, threads: int | None = None) -> None:
+    def hwnas(self, *args: object, log: str, threads: int | None = None, nice: bool = False) -> None:
         self.run([sys.executable, "-m", "hwnas", *map(str, args)], log=log, shown=["hwnas", *map(str, args)],
-                 threads=threads)
+                 threads=threads, nice=nice)
 
     def run(self, argv: list[str], *, log: str, shown: list[str], nice: bool = False, threads: int | None = None) -> None:
         env = dict(os.environ)
+        if nice:  # background work (eval, CBM3D) yields to training, whose budget is wall-clock time
+            shown = ["nice", "-n", "10", *shown]
         if threads:  # PyTorch reads it at start-up; see TORCH_THREADS
             env["OMP_NUM_THREADS"] = str(threads)
             shown = [f"OMP_NUM_THREADS={threads}", *shown]
         text = shlex.join(shown)
-        self.commands.append(text)
         logger.info("$ %s", text)
         log_path = self.workdir / "logs" / log
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +197,9 @@ def stage_search(args, runner: Runner) -> None:
         old = json.loads(plan_path.read_text())
         if len(old["networks"]) >= len(plan["networks"]):
             return
-    plan_path.write_text(json.dumps(plan, indent=2) + "\n")
+    from hwnas.io import atomic_write_text
+
+    atomic_write_text(plan_path, json.dumps(plan, indent=2) + "\n")
     logger.info("plan: %d networks in %s", len(plan["networks"]), plan_path)
 
 
@@ -225,7 +235,11 @@ def make_plan(work: Path, randoms: int, seed: int) -> dict:
     uniform = choose_uniform(costs, fixed, target)
     all_naf = {label: "naf" for label in costs}
     same_uniform = {label: uniform for label in costs}
-    sampled = sample_at_latency(costs, fixed, target, randoms, seed=seed, exclude=[searched, all_naf, same_uniform])
+    try:
+        sampled = sample_at_latency(costs, fixed, target, randoms, seed=seed, exclude=[searched, all_naf, same_uniform])
+    except ValueError as err:
+        raise SystemExit(f"error: {err} (--randoms)") from None
+    sampled = [{p.label: arch[p.label] for p in positions} for arch in sampled]  # position order, like arch.json
     networks = [{"name": "searched", "kind": "searched", "choices": searched},
                 {"name": "naf", "kind": "baseline", "choices": all_naf},
                 {"name": f"uniform-{uniform}", "kind": "uniform", "choices": same_uniform}]
@@ -236,11 +250,21 @@ def make_plan(work: Path, randoms: int, seed: int) -> dict:
             "seed": seed, "networks": networks}
 
 
-def read_plan(work: Path) -> list[dict]:
+def read_plan(work: Path, only: str | None = None) -> list[dict]:
+    """The planned networks, or those named in `only` (comma-separated, e.g. to split a stage
+    between two processes)."""
     path = work / "plan.json"
     if not path.exists():
         raise SystemExit(f"error: {path} does not exist; run the `search` stage first.")
-    return json.loads(path.read_text())["networks"]
+    networks = json.loads(path.read_text())["networks"]
+    if only:
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = sorted(set(names) - {n["name"] for n in networks})
+        if unknown:
+            raise SystemExit(f"error: --only names {', '.join(unknown)}, not in {path}; "
+                             f"choose from {', '.join(n['name'] for n in networks)}.")
+        networks = [n for n in networks if n["name"] in names]
+    return networks
 
 
 def stage_train(args, runner: Runner) -> None:
@@ -248,7 +272,7 @@ def stage_train(args, runner: Runner) -> None:
     from hwnas.space import Architecture
 
     work = args.workdir
-    for net in read_plan(work):
+    for net in read_plan(work, args.only):
         out = work / "train" / net["name"]
         if (out / "model.pt").exists():
             continue
@@ -271,17 +295,40 @@ def eval_path(work: Path, name: str) -> Path:
     return work / "eval" / f"{name}.csv"
 
 
+def test_folders(work: Path, limit: int) -> list[Path]:
+    """The test sets, or (limit > 0) folders of links to the first `limit` images of each, by name
+    (`<workdir>/testsets/<name>-first<limit>/`; the folder name says it in every result row)."""
+    if not limit:
+        return list(TEST_DATA)
+    from hwnas.searchspaces.images import list_images
+
+    folders = []
+    for folder in TEST_DATA:
+        images = list_images(folder)
+        if len(images) <= limit:
+            folders.append(folder)
+            continue
+        subset = work / "testsets" / f"{folder.name}-first{limit}"
+        subset.mkdir(parents=True, exist_ok=True)
+        for image in images[:limit]:
+            link = subset / image.name
+            if not link.exists():
+                link.symlink_to(image.resolve())
+        folders.append(subset)
+    return folders
+
+
 def stage_eval(args, runner: Runner) -> None:
     """`hwnas eval` every trained network on CBSD68 + Kodak24 at 15/25/50 (skip those already scored)."""
     work = args.workdir
-    for net in read_plan(work):
+    for net in read_plan(work, args.only):
         model = work / "train" / net["name"] / "model.pt"
         out = eval_path(work, net["name"])
         if out.exists() or not model.exists():
             if not model.exists():
                 logger.warning("%s is not trained yet; skipped", net["name"])
             continue
-        data = [x for folder in TEST_DATA for x in ("--data", rel(folder))]
+        data = [x for folder in test_folders(work, args.eval_limit) for x in ("--data", rel(folder))]
         runner.hwnas("eval", "--model", rel(model), *data, "--sigma", SIGMAS, "--seed", args.seed,
                      "--out", rel(out), "--json", log=f"eval-{net['name']}.log", threads=TORCH_THREADS)
 
@@ -315,14 +362,14 @@ def network_rows(work: Path, args) -> list[dict]:
         module = freeze(space, Architecture(space=SPACE, choices=net["choices"]))
         params = count_params(module)
         gmacs = count_macs(module, (1, 3, IMAGE_SIZE, IMAGE_SIZE)) / 1e9
-        steps = trained_steps(work / "train" / net["name"])
+        steps, seconds = trained_steps(work / "train" / net["name"])
         with open(path, newline="") as fh:
             summary = list(csv.DictReader(fh))
         for r in summary:
             rows.append({"network": net["name"], "kind": net["kind"], "predicted_ms": net["predicted_ms"],
                          "params": params, "gmacs": round(gmacs, 4), "dataset": r["dataset"], "sigma": r["sigma"],
                          "psnr": float(r["psnr"]), "ssim": float(r["ssim"]), "images": int(r["images"]),
-                         "seed": args.seed, "train_minutes": args.minutes, "train_steps": steps,
+                         "seed": args.seed, "train_minutes": args.minutes, "train_steps": steps, "train_seconds": seconds,
                          "crop": CROP, "batch": BATCH, "arch": arch_code(net["choices"])})
     return rows
 
@@ -332,26 +379,24 @@ def arch_code(choices: Mapping[str, str]) -> str:
     return "/".join(choices[label] for label in choices)
 
 
-def trained_steps(run: Path) -> int | str:
-    """Training steps done, from the run's metrics.csv (last row's `step`, if it has one)."""
+def trained_steps(run: Path) -> tuple[int | str, float | str]:
+    """(training steps, training seconds) of a run, from its metrics.csv (one row per epoch:
+    `steps` in that epoch, cumulative `train_seconds`); ("", "") when it has none."""
     import csv
 
     path = run / "metrics.csv"
     if not path.exists():
-        return ""
+        return "", ""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    for key in ("step", "steps", "global_step"):
-        if rows and key in rows[-1]:
-            return int(float(rows[-1][key]))
-    return ""
+    if not rows:
+        return "", ""
+    return sum(int(float(r["steps"])) for r in rows), round(float(rows[-1]["train_seconds"]), 1)
 
 
 def cbm3d_rows(work: Path, args) -> list[dict]:
     """CBM3D rows (dataset x sigma means over the images done so far)."""
     from collections import defaultdict
-
-    import bench_cbm3d
 
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in bench_cbm3d.finished_rows(work):
@@ -360,7 +405,7 @@ def cbm3d_rows(work: Path, args) -> list[dict]:
     return [{"network": "cbm3d", "kind": "cbm3d", "predicted_ms": "", "params": "", "gmacs": "",
              "dataset": dataset, "sigma": sigma, "psnr": sum(r["psnr"] for r in rs) / len(rs),
              "ssim": sum(r["ssim"] for r in rs) / len(rs), "images": len(rs), "seed": args.seed,
-             "train_minutes": "", "train_steps": "", "crop": "", "batch": "", "arch": "",
+             "train_minutes": "", "train_steps": "", "train_seconds": "", "crop": "", "batch": "", "arch": "",
              "seconds_per_image": round(sum(r["seconds"] for r in rs) / len(rs), 1)}
             for (dataset, sigma), rs in sorted(groups.items())]
 
@@ -377,39 +422,50 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Predicted latency vs PSNR, one panel per dataset at sigma 25, with the Pareto front;
-    CBM3D as a horizontal reference line (it has no latency on this table)."""
+    """Predicted latency vs PSNR, one panel per sigma (rows) x dataset (columns), with the Pareto
+    front of the trained networks; CBM3D as a horizontal reference line where it was run
+    (it has no entry in the latency table)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = sorted({r["dataset"] for r in rows if r["kind"] != "cbm3d"})
-    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(6 * max(1, len(datasets)), 4.5), squeeze=False)
-    colors = {"searched": "tab:red", "baseline": "tab:blue", "uniform": "tab:green", "random": "tab:gray"}
-    for ax, dataset in zip(axes[0], datasets):
-        nets = [r for r in rows if r["dataset"] == dataset and r["sigma"] == "25" and r["kind"] != "cbm3d"]
-        for kind, color in colors.items():
-            pts = [r for r in nets if r["kind"] == kind]
-            ax.scatter([r["predicted_ms"] for r in pts], [r["psnr"] for r in pts], c=color, label=kind, s=40, zorder=3)
-        for r in nets:
-            if r["kind"] != "random":
-                ax.annotate(r["network"], (r["predicted_ms"], r["psnr"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        front = [nets[i] for i in pareto([(r["predicted_ms"], r["psnr"]) for r in nets])]
-        ax.step([r["predicted_ms"] for r in front], [r["psnr"] for r in front], where="post", c="k", lw=1,
-                label="Pareto front", zorder=2)
-        for r in rows:
-            if r["kind"] == "cbm3d" and r["dataset"] == dataset and r["sigma"] == "25":
-                ax.axhline(r["psnr"], ls="--", c="tab:purple", label=f"CBM3D ({r['images']} images)")
-        ax.set_xlabel("predicted latency, ms (ONNX Runtime table, 256x256, this CPU)")
-        ax.set_ylabel("PSNR, dB (sigma 25)")
-        ax.set_title(f"{dataset}, sigma 25")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    nets = [r for r in rows if r["kind"] != "cbm3d"]
+    datasets = sorted({r["dataset"] for r in nets})
+    sigmas = sorted({r["sigma"] for r in nets}, key=float)
+    fig, axes = plt.subplots(len(sigmas), len(datasets), figsize=(5.5 * len(datasets), 3.8 * len(sigmas)), squeeze=False)
+    for (i, sigma), (j, dataset) in ((a, b) for a in enumerate(sigmas) for b in enumerate(datasets)):
+        panel(axes[i][j], [r for r in rows if r["dataset"] == dataset and r["sigma"] == sigma], f"{dataset}, sigma {sigma}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+COLORS = {"searched": "tab:red", "baseline": "tab:blue", "uniform": "tab:green", "random": "tab:gray"}
+
+
+def panel(ax, rows: list[dict], title: str) -> None:
+    nets = [r for r in rows if r["kind"] != "cbm3d"]
+    for kind, color in COLORS.items():
+        pts = [r for r in nets if r["kind"] == kind]
+        if not pts:
+            continue
+        ax.scatter([r["predicted_ms"] for r in pts], [r["psnr"] for r in pts], c=color, label=kind, s=36, zorder=3)
+    for r in nets:
+        if r["kind"] != "random":
+            ax.annotate(r["network"], (r["predicted_ms"], r["psnr"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    front = [nets[i] for i in pareto([(r["predicted_ms"], r["psnr"]) for r in nets])]
+    ax.step([r["predicted_ms"] for r in front], [r["psnr"] for r in front], where="post", c="k", lw=1,
+            label="Pareto front", zorder=2)
+    for r in rows:
+        if r["kind"] == "cbm3d":
+            ax.axhline(r["psnr"], ls="--", c="tab:purple", label=f"CBM3D ({r['images']} images)")
+    ax.set_xlabel("predicted latency, ms (ONNX Runtime table, 256x256)")
+    ax.set_ylabel("PSNR, dB")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -423,16 +479,40 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     from hwnas.io import atomic_write_text
 
     atomic_write_text(path, buf.getvalue())
+
+
+def add_cbm3d_subset(work: Path, rows: list[dict], seed: int) -> None:
+    """Give each network row `psnr_cbm3d_images`/`ssim_cbm3d_images`: its mean over exactly the
+    images CBM3D has finished for that dataset and sigma (CBM3D is slow, so it may cover only
+    the first N), from the per-image CSV `hwnas eval` writes beside its summary."""
+    import csv
+
+    done: dict[tuple[str, str], set[str]] = {}
+    for r in bench_cbm3d.finished_rows(work):
+        if int(r["seed"]) == seed:
+            done.setdefault((r["dataset"], r["sigma"]), set()).add(r["image"])
+    for row in rows:
+        images = done.get((row["dataset"], row["sigma"]))
+        if row["kind"] == "cbm3d" or not images:
+            continue
+        per_image = eval_path(work, row["network"]).with_name(f"{row['network']}_per_image.csv")
+        with open(per_image, newline="") as fh:
+            mine = [r for r in csv.DictReader(fh)
+                    if r["dataset"] == row["dataset"] and r["sigma"] == row["sigma"] and r["image"] in images]
+        if len(mine) == len(images):
+            row["psnr_cbm3d_images"] = sum(float(r["psnr"]) for r in mine) / len(mine)
+            row["ssim_cbm3d_images"] = sum(float(r["ssim"]) for r in mine) / len(mine)
 
 
 def stage_plot(args, runner: Runner) -> None:
     """quality.csv (networks + CBM3D), quality_pareto.png; the sidecar is written by `main`."""
     work = args.workdir
     rows = network_rows(work, args) + cbm3d_rows(work, args)
+    add_cbm3d_subset(work, rows, args.seed)
     if not rows:
         raise SystemExit("error: nothing is scored yet; run the `eval` (or `cbm3d`) stage first.")
     order = {k: i for i, k in enumerate(KINDS + ("cbm3d",))}
@@ -442,7 +522,38 @@ def stage_plot(args, runner: Runner) -> None:
     logger.info("wrote %s and %s", args.results / "quality.csv", args.results / "quality_pareto.png")
 
 
+NOTES = [
+    "predicted_ms: the ONNX Runtime latency table (benchmarks/work/lut.csv; 2 intra-op threads, 256x256, this CPU) "
+    "summed over the architecture's units; gmacs and params of the frozen network at 1x3x256x256.",
+    "uniform: the non-naf uniform network whose table latency is nearest to the searched one's "
+    "(chosen by the table, not by training each alternative).",
+    "random: architectures drawn uniformly among those within +-5% of the searched network's predicted latency "
+    "(rejection sampling, seeded), excluding the searched, all-naf and uniform ones.",
+    "Every network trains with `hwnas train --time-budget` (wall-clock minutes of training steps) on CBSD432, blind "
+    "sigma 0-55, crop 64, batch 8, seed 0; the searched one starts from its super-net weights (--init-from), the others "
+    "from scratch. The machine was shared with other jobs (load 4-8 on 2 cores), so steps per budget vary: "
+    "see train_steps.",
+    "PyTorch ran with OMP_NUM_THREADS=1: with its default 2 threads a tiny-net step took 3.5-6 s on the loaded "
+    "machine instead of 0.1 s (oversubscribed OpenMP threads). The first search in hwnas_commands (default threads) "
+    "was stopped after 28 steps and its run deleted; the search then ran from scratch with one thread.",
+    "CBM3D: bm3d.bm3d_rgb(noisy, sigma_psd=sigma/255) on the identical noisy images (same seed per file name), "
+    "niced, on whatever CPU was left; `images` says how many it finished. psnr_cbm3d_images/ssim_cbm3d_images give "
+    "each network's mean on exactly those images, for a like-for-like comparison.",
+]
+
 STAGES = {"search": stage_search, "train": stage_train, "eval": stage_eval, "cbm3d": stage_cbm3d, "plot": stage_plot}
+
+
+def logged_commands(work: Path) -> list[str]:
+    """Every command the stages ran, from the `$ ...` lines of `<workdir>/logs/*.log` (oldest log
+    first), so runs that were killed before they could update the sidecar are listed too."""
+    logs = sorted((work / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    seen: list[str] = []
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("$ ") and line[2:] not in seen:
+                seen.append(line[2:])
+    return seen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -453,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of search, training, sampling and eval noise")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / "work")
     parser.add_argument("--results", type=Path, default=common.RESULTS_DIR)
+    parser.add_argument("--only", default=None, help="train/eval only these networks of the plan (comma-separated)")
+    parser.add_argument("--eval-limit", type=int, default=0,
+                        help="score only the first N images (by name) of each test set (0: all)")
     parser.add_argument("--cbm3d-data", action="append", default=None, help="data set name(s) for CBM3D (default Kodak24)")
     parser.add_argument("--cbm3d-sigma", default="25", help="noise levels for CBM3D (default 25)")
     parser.add_argument("--cbm3d-limit", type=int, default=0, help="only the first N images per data set (0: all)")
@@ -462,19 +576,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = {"space": SPACE, "preset": PRESET, "latency_image_size": IMAGE_SIZE, "crop": CROP, "batch": BATCH,
                 "train_sigma": TRAIN_SIGMA, "train_data": "CBSD432", "test_sigmas": SIGMAS, "seed": args.seed,
-                "train_minutes": args.minutes, "randoms": args.randoms, "tolerance": TOLERANCE,
+                "train_minutes": args.minutes, "randoms": args.randoms, "eval_limit": args.eval_limit, "tolerance": TOLERANCE,
                 "torch_threads": TORCH_THREADS, "search_epochs": SEARCH_EPOCHS, "search_steps_per_epoch": SEARCH_STEPS,
                 "latency": "ONNX Runtime CPU table built by `hwnas build-lut` (benchmarks/work/lut.csv), 2 threads",
                 "gmacs_at": f"1x3x{IMAGE_SIZE}x{IMAGE_SIZE}"}
     stages = list(STAGES) if args.stage == "all" else [args.stage]
     with common.record_run("quality", settings=settings, results_dir=args.results) as meta:
-        commands = meta.setdefault("hwnas_commands", [])
-        runner = Runner(args.workdir, [])
+        runner = Runner(args.workdir)
         try:
             for stage in stages:
                 STAGES[stage](args, runner)
         finally:
-            commands += [c for c in runner.commands if c not in commands]
+            meta["hwnas_commands"] = logged_commands(args.workdir)
+            meta["notes"] = NOTES
             cbm3d_commands = args.workdir / "cbm3d" / "commands.txt"
             if cbm3d_commands.exists():  # bench_cbm3d.py run on its own (e.g. in the background) records itself there
                 meta["cbm3d_commands"] = sorted(set(cbm3d_commands.read_text().splitlines()))

@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant and round (default 3)")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (default 1)")
     p.add_argument("--rounds", type=int, default=2, help="rounds over all variants (default 2)")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: on a shared 2-core machine two OpenMP threads "
+                        "spin-wait on each other and a step's time depends on the other jobs more than on the step)")
     p.add_argument("--variant", action="append", choices=VARIANTS, help="only these variants (repeatable; default all)")
     p.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default benchmarks/results)")
@@ -100,7 +102,7 @@ def naf_stepper(space, task, args: argparse.Namespace):
         loss.backward()
         opt.step()
 
-    return step
+    return net, step
 
 
 def search_stepper(space, task, table, lut: Path, mode: str, phase: str, args: argparse.Namespace):
@@ -120,7 +122,7 @@ def search_stepper(space, task, table, lut: Path, mode: str, phase: str, args: a
         search.progress.step = i  # a new batch (and Gumbel path) every step
         run()
 
-    return step
+    return search.net, step
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -138,16 +140,17 @@ def worker(args: argparse.Namespace) -> dict:
     net_kind, phase = args.worker.split(":")
     torch.manual_seed(0)
     if net_kind == "naf":
-        step = naf_stepper(space, task, args)
+        net, step = naf_stepper(space, task, args)
     else:
-        step = search_stepper(space, task, table, lut, net_kind, phase, args)
+        net, step = search_stepper(space, task, table, lut, net_kind, phase, args)
     times = []
     for i in range(args.warmup_steps + args.steps):
         t0 = time.perf_counter()
         step(i)
         if i >= args.warmup_steps:
             times.append(time.perf_counter() - t0)
-    return {"times_s": times, "rss_before_mb": before, "rss_peak_mb": peak_rss_mb()}
+    params = sum(p.numel() for p in net.parameters())
+    return {"times_s": times, "rss_before_mb": before, "rss_peak_mb": peak_rss_mb(), "params": params}
 
 
 def run_variant(args: argparse.Namespace, variant: str) -> dict:
@@ -183,7 +186,7 @@ def measure(args: argparse.Namespace) -> None:
             row = {"round": r, "variant": variant, "network": net_kind, "phase": phase,
                    "median_s": statistics.median(out["times_s"]), "min_s": min(out["times_s"]),
                    "steps": len(out["times_s"]), "peak_mb": out["rss_peak_mb"] - out["rss_before_mb"],
-                   "rss_peak_mb": out["rss_peak_mb"], "crop": args.crop, "batch_size": args.batch_size,
+                   "rss_peak_mb": out["rss_peak_mb"], "params": out["params"], "crop": args.crop, "batch_size": args.batch_size,
                    "threads": args.threads}
             append_row(csv_path, row)
             log.info("  %.2f s/step, +%.0f MB peak", row["median_s"], row["peak_mb"])

@@ -90,7 +90,7 @@ class SearchConfig(Frozen):
     warmup_epochs: int = Field(2, ge=0)
     bilevel: bool = True
     lr: float = Field(2e-3, gt=0)
-    arch_lr: float = Field(0.05, gt=0)
+    arch_lr: float = Field(0.02, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     checkpoint_every: int = Field(20, ge=1)
     recalibration_batches: int = Field(4, ge=1)

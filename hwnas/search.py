@@ -18,8 +18,13 @@ Determinism: batches come from `task.batch(split, seed, epoch, step)` and Gumbel
 samples from (seed, epoch, step, phase), so the state after a step is a function of
 the state before it. Checkpoints are written every `checkpoint_every` steps and at
 the end of each epoch; `--resume` continues from the latest one exactly (optimisers,
-RNG, reference loss, lambda schedule, history). Gradients are averaged across ranks
-when `torch.distributed` is initialised, and only rank 0 writes files.
+RNG, reference loss, lambda schedule, history).
+
+Data parallel (`torchrun`, see `hwnas.distributed`): `batch_size` is the global batch,
+each rank trains on its slice; gradients of weights and logits and BatchNorm
+statistics are averaged over ranks, so every rank holds the same state; logged losses
+are rank means; every checkpoint and the end of the run check that all ranks hold the
+same logits; only rank 0 writes files.
 
 Each epoch the derived network (argmax alpha) is frozen from a copy of the super-net,
 its BatchNorm statistics recalibrated (`hwnas.batchnorm`), and validated.
@@ -44,6 +49,7 @@ import torch
 import yaml
 from torch import nn
 
+from hwnas import distributed
 from hwnas.batchnorm import recalibrate
 from hwnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from hwnas.config import SearchConfig, write_config
@@ -206,7 +212,7 @@ class Search:
     def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, task, table: LatencyTable):
         self.config, self.run, self.space, self.task, self.table = config, run, space, task, table
         self.device = accelerator(config)
-        self.writer = _is_writer()
+        self.writer = distributed.is_main()
         self.positions = space.positions(config.image_size)
         self.fixed = space.fixed_units(config.image_size)
         latency = latency_model(table, self.positions, self.fixed)
@@ -250,10 +256,20 @@ class Search:
         bad = _nonfinite_parameters(self.net, set(map(id, self.logits)))
         if bad:
             self._diverged(f"the {bad} became NaN or infinite after the optimiser step")
+        distributed.all_gather_check(torch.cat([t.detach() for t in self.logits]), "architecture logits")
         if self.writer:
             save_checkpoint(self.run.checkpoints, self.state())
             if self.steps_log is not None:
                 self.steps_log.flush()
+
+    def check_ranks_agree(self, when: str) -> None:
+        """Raise `RanksDisagree` unless every rank holds the same position, weights and logits (no-op in one process)."""
+        if not distributed.is_distributed():
+            return
+        p = self.progress
+        distributed.all_gather_check(torch.tensor([p.epoch, p.step, p.global_step]), f"positions in the run ({when})")
+        distributed.all_gather_check(distributed.state_digest(self.net), f"super-net weights and logits ({when})")
+        logger.info("%s identical on all %d ranks", when, distributed.world_size())
 
     def _diverged(self, what: str) -> None:
         p = self.progress
@@ -273,7 +289,7 @@ class Search:
     def batch(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         p, c = self.progress, self.config
         x, y = self.task.batch(split, seed=c.seed, epoch=p.epoch, step=p.step, batch_size=c.batch_size)
-        return x.to(self.device), y.to(self.device)
+        return distributed.shard(x).to(self.device), distributed.shard(y).to(self.device)
 
     def forward(self, split: str) -> torch.Tensor:
         """The task loss of one batch of `split`; in sampled mode, paths drawn from (seed, epoch, step, split)."""
@@ -286,7 +302,7 @@ class Search:
     def terms(self, task_loss: torch.Tensor) -> Terms:
         p = self.progress
         if p.reference_loss is None:  # no warm-up: the first architecture batch sets the scale
-            p.reference_loss = float(task_loss.detach())
+            p.reference_loss = distributed.mean([float(task_loss.detach())])[0]
             if not (p.reference_loss > 0 and math.isfinite(p.reference_loss)):
                 self._diverged(f"the task loss is {p.reference_loss} and cannot serve as the reference scale")
         return self.objective(task_loss, p.reference_loss, alpha_matrix(self.net, self.labels), self.arch_epoch())
@@ -297,7 +313,7 @@ class Search:
         self._guard_task(loss)
         self.weight_opt.zero_grad(set_to_none=True)
         loss.backward()
-        _average_gradients(self.weights)
+        distributed.average_gradients(self.weights)
         self.weight_opt.step()
         return float(loss.detach())
 
@@ -307,7 +323,7 @@ class Search:
         self._guard(terms)
         self.arch_opt.zero_grad(set_to_none=True)
         terms.total.backward()
-        _average_gradients(self.logits)
+        distributed.average_gradients(self.logits)
         self.arch_opt.step()
         return terms
 
@@ -320,19 +336,22 @@ class Search:
         self.weight_opt.zero_grad(set_to_none=True)
         self.arch_opt.zero_grad(set_to_none=True)
         terms.total.backward()
-        _average_gradients(self.weights + self.logits)
+        distributed.average_gradients(self.weights + self.logits)
         self.weight_opt.step()
         self.arch_opt.step()
         return float(loss.detach()), terms
 
     def _guard_task(self, loss: torch.Tensor) -> None:
-        if not bool(torch.isfinite(loss.detach())):
-            self._diverged(f"the task loss became {float(loss.detach())}")
+        finite = bool(torch.isfinite(loss.detach()))
+        if distributed.any_rank(not finite):  # decided together: no rank left waiting in a collective
+            self._diverged(f"the task loss became {float(loss.detach())}" if not finite
+                           else "the task loss became NaN or infinite on another rank")
 
     def _guard(self, terms: Terms) -> None:
         name = terms.first_nonfinite()
-        if name is not None:
-            self._diverged(f"the {name} term became {float(dict(terms.items())[name].detach())}")
+        if distributed.any_rank(name is not None):
+            self._diverged(f"the {name} term became {float(dict(terms.items())[name].detach())}" if name is not None
+                           else "a loss term became NaN or infinite on another rank")
 
     def step(self) -> StepLog:
         p, c = self.progress, self.config
@@ -344,13 +363,16 @@ class Search:
             train_loss = self.weight_step()
             if searching:
                 terms = self.arch_step()
+        distributed.average_buffers(self.net)  # BatchNorm statistics: the same on every rank
+        local = [train_loss] + ([] if terms is None else [float(v.detach()) for _, v in terms.items()])
+        train_loss, *term_values = distributed.mean(local)  # what is logged: the mean over ranks
         p.add("train_loss", train_loss)
         if not searching and p.epoch == c.warmup_epochs - 1:
             p.warmup_sum += train_loss
             p.warmup_count += 1
         log = StepLog(p.epoch, p.step, c.steps_per_epoch, p.global_step, train_loss)
         if terms is not None:
-            values = {name: float(v.detach()) for name, v in terms.items()}
+            values = {name: v for (name, _), v in zip(terms.items(), term_values)}
             for name, v in values.items():
                 p.add(name, v)
             with torch.no_grad():
@@ -414,7 +436,7 @@ class Search:
                 if p.global_step % c.checkpoint_every == 0:
                     self.checkpoint()
                     saved = True
-            if self.stop.requested:
+            if distributed.any_rank(self.stop.requested):  # every rank stops after the same step
                 if not saved:
                     self.checkpoint()
                 self.write_outputs()
@@ -494,6 +516,7 @@ def run_search(
     """
     run = RunDir(Path(run_dir))
     run.check_writable(resume)
+    distributed.local_batch_size(config.batch_size)  # refuse a batch that does not split over the ranks
     state = None
     if resume:
         state = load_checkpoint(run.checkpoints)
@@ -517,6 +540,7 @@ def run_search(
         if search.progress.epoch > config.epochs:
             raise HwnasError(f"this run already did {search.progress.epoch} epochs; pass --epochs >= {search.progress.epoch} to resume it.")
         logger.info("resuming %s at epoch %d, step %d", run.root, search.progress.epoch, search.progress.step)
+    search.check_ranks_agree("starting state")  # also the barrier before rank 0 writes anything
     if search.writer:
         run.root.mkdir(parents=True, exist_ok=True)
         write_config(config, run.config)
@@ -526,6 +550,7 @@ def run_search(
     with _StepsCsv(run.steps, search.progress.global_step, search.writer) as steps_log, search.stop.installed():
         search.steps_log = steps_log
         search.run_loop(on_step)
+    search.check_ranks_agree("final state")
     summary = search.write_outputs() or {}
     summary["seconds"] = round(time.perf_counter() - start, 3)
     if search.writer:
@@ -562,25 +587,6 @@ def _nonfinite_parameters(net: nn.Module, logit_ids: set[int]) -> str | None:
             if not bool(torch.isfinite(p).all()):
                 return "architecture logits" if id(p) in logit_ids else "network weights"
     return None
-
-
-def _is_writer() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def _average_gradients(params: list[nn.Parameter]) -> None:
-    """Average gradients across ranks (data-parallel search); a no-op in a single process.
-
-    Every rank draws the same Gumbel sample, so the same parameters have grad None on all of them.
-    """
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= dist.get_world_size()
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

@@ -192,11 +192,12 @@ def freeze(space_or_net: "SearchSpace | nn.Module", arch: Architecture) -> nn.Mo
     blocks = choice_blocks(net)
     arch.check(space_name, {label: block.names for label, (_, block) in blocks.items()})
     for label, (path, block) in blocks.items():
-        _replace(net, path, block.candidates[arch.choices[label]])
+        replace_module(net, path, block.candidates[arch.choices[label]])
     return net
 
 
-def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
+def replace_module(root: nn.Module, path: str, new: nn.Module) -> None:
+    """Put `new` at the dotted module `path` inside `root` (the path keeps its name)."""
     parent_path, _, child = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root
     setattr(parent, child, new)

@@ -34,7 +34,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from hwnas.space import Architecture, ChoiceBlock, _replace, choice_blocks
+from hwnas.space import Architecture, ChoiceBlock, choice_blocks, replace_module
 
 MODES = ("soft", "sampled")
 
@@ -99,7 +99,7 @@ def to_supernet(net: nn.Module, mode: str = "soft", temperature: float = 1.0) ->
         device = next((p.device for p in block.parameters()), None)
         if device is not None:
             mixed.logits.data = mixed.logits.data.to(device)
-        _replace(net, path, mixed)
+        replace_module(net, path, mixed)
     return net
 
 

@@ -14,6 +14,12 @@ continues exactly: `--resume` restores weights, optimiser, position and metrics 
 `checkpoints/last.pt` and the next steps see the same data as an uninterrupted run
 (bitwise with `epochs`; a time budget ends at a time, which no run repeats exactly).
 
+Data parallel (`torchrun`, see `hwnas.distributed`): `batch_size` is the global batch,
+each rank trains on its slice, gradients and BatchNorm statistics are averaged over
+ranks (every rank holds the same weights, checked at the start and the end), the
+logged loss is the rank mean, a step's time is the slowest rank's (time budgets end
+together), and only rank 0 writes files.
+
 Run directory (`--out`):
 
     config.yaml          resolved TrainConfig (space spec and architecture included)
@@ -36,6 +42,7 @@ import torch
 import yaml
 from torch import nn
 
+from hwnas import distributed
 from hwnas.checkpoint import checkpoint_files, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from hwnas.config import SpaceSpec, TrainConfig, build_config, write_config
 from hwnas.errors import HwnasError
@@ -225,6 +232,7 @@ class _Trainer:
         self.metrics: list[dict] = []
 
     def setup(self, resume: bool) -> None:
+        distributed.local_batch_size(self.cfg.batch_size)  # refuse a batch that does not split over the ranks
         state = load_checkpoint(self.paths.checkpoints) if resume else None
         if resume and state is None:
             log.warning("no checkpoint in %s yet; starting the run from the beginning", self.paths.checkpoints)
@@ -242,11 +250,23 @@ class _Trainer:
             self.progress, self.metrics = dict(state["progress"]), list(state["metrics"])
             set_rng_state(state["rng"], self.device)
             log.info("resuming at epoch %d step %d", self.progress["epoch"] + 1, self.progress["step"])
+            self._check_ranks_agree("starting state")
             return
         if self.cfg.init_from is not None:
             self._recalibrate()
-        write_config(self.cfg, self.paths.config)
-        self.arch.save(self.paths.arch)
+        self._check_ranks_agree("starting state")  # also the barrier before rank 0 writes anything
+        if distributed.is_main():
+            write_config(self.cfg, self.paths.config)
+            self.arch.save(self.paths.arch)
+
+    def _check_ranks_agree(self, when: str) -> None:
+        """Raise `RanksDisagree` unless every rank holds the same position and weights (no-op in one process)."""
+        if not distributed.is_distributed():
+            return
+        p = self.progress
+        distributed.all_gather_check(torch.tensor([p["epoch"], p["step"], p["global_step"]]), f"positions in the run ({when})")
+        distributed.all_gather_check(distributed.state_digest(self.net), f"network weights ({when})")
+        log.info("%s identical on all %d ranks", when, distributed.world_size())
 
     def _from_checkpoint(self, state: dict) -> nn.Module:
         if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
@@ -288,6 +308,7 @@ class _Trainer:
     def run(self) -> dict:
         while not self.finished():
             self._epoch()
+        self._check_ranks_agree("final weights")
         self._write_model()
         return {"out": str(self.paths.root), "model": str(self.paths.model), "steps": self.progress["global_step"],
                 "train_seconds": self.progress["elapsed_s"], "metrics": self.metrics[-1] if self.metrics else {}}
@@ -308,23 +329,26 @@ class _Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         x, y = self._batch(p["epoch"], p["step"])
-        loss = self.task.loss(self.net(x), y)
-        if not torch.isfinite(loss):
+        loss = self.task.loss(self.net(distributed.shard(x)), distributed.shard(y))
+        if distributed.any_rank(not torch.isfinite(loss)):  # decided together: no rank left waiting
             raise HwnasError(
-                f"the training loss became {loss.item()} at epoch {p['epoch'] + 1} step {p['step']}; "
-                "lower --lr (or resume from the last checkpoint with a lower --lr in a new run)."
+                f"the training loss became {'NaN or infinite' if torch.isfinite(loss) else loss.item()} at epoch "
+                f"{p['epoch'] + 1} step {p['step']}; lower --lr (or resume from the last checkpoint with a lower --lr in a new run)."
             )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.net.parameters())
         self.opt.step()
-        p["elapsed_s"] += time.perf_counter() - start
+        distributed.average_buffers(self.net)
+        value = distributed.mean([float(loss.item())])[0]
+        p["elapsed_s"] += distributed.maximum(time.perf_counter() - start)
         p["step"] += 1
         p["global_step"] += 1
-        p["loss_sum"] += float(loss.item())
+        p["loss_sum"] += value
         p["loss_count"] += 1
         if self.on_step:
             self.on_step(StepInfo(p["epoch"], p["step"], p["global_step"], self.total_steps, p["elapsed_s"],
-                                  self.budget_s, float(loss.item()), lr))
+                                  self.budget_s, value, lr))
 
     def _end_epoch(self) -> None:
         p = self.progress
@@ -336,7 +360,8 @@ class _Trainer:
         self.metrics.append(row)
         p.update(epoch=p["epoch"] + 1, step=0, loss_sum=0.0, loss_count=0)
         self._checkpoint()
-        write_csv(self.paths.metrics, self.metrics)
+        if distributed.is_main():
+            write_csv(self.paths.metrics, self.metrics)
         log.debug("epoch %d: %s", row["epoch"], ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("val_")))
         if self.on_epoch:
             self.on_epoch(row)
@@ -349,6 +374,8 @@ class _Trainer:
         return ModelFile(self.cfg.spec, self.arch, self.net.state_dict(), info)
 
     def _checkpoint(self) -> None:
+        if not distributed.is_main():
+            return
         save_checkpoint(self.paths.checkpoints, {
             "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "model": self._model_file().payload(), "optimizer": self.opt.state_dict(),
@@ -357,6 +384,8 @@ class _Trainer:
         })
 
     def _write_model(self) -> None:
+        if not distributed.is_main():
+            return
         save_model(self.paths.model, self._model_file())
         log.debug("wrote %s", self.paths.model)
 

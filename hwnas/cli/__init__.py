@@ -29,12 +29,30 @@ deploy.register(app)
 search_cli.register(app)
 lut.register(app)
 
+DATA_PARALLEL = ("search", "train")  # the commands that run under torchrun (hwnas.distributed)
+
+
+@app.callback()
+def _one_process_unless_data_parallel(ctx: typer.Context) -> None:
+    # torchrun would start N copies of any other command, all writing the same files.
+    import os
+
+    if ctx.invoked_subcommand not in DATA_PARALLEL and os.environ.get("WORLD_SIZE", "1") not in ("", "0", "1"):
+        raise HwnasError(f"hwnas {ctx.invoked_subcommand} does not run data-parallel; run it without torchrun "
+                         f"(only {' and '.join(DATA_PARALLEL)} do).")
+
 
 def main() -> None:
     """Console entry point (also `python -m hwnas`)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode typer returns, not raises, the code of an Exit -- including
+        # Ctrl-C, which it turns into Exit(130); pass it on as the process's exit status.
+        if isinstance(code, int) and code:
+            if code == 130:
+                typer.echo("interrupted.", err=True)
+            sys.exit(code)
     except HwnasError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)

@@ -81,7 +81,10 @@ def train(
     Examples:
       hwnas train --init-from runs/search --out runs/ft --epochs 20
       hwnas train --preset tiny --uniform naf --data ../shared/datasets/CBSD432 --time-budget 5 --out runs/naf
+
+    Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m hwnas train ... (--batch-size is the global batch; only rank 0 writes and prints).
     """
+    from hwnas import distributed
     from hwnas import train as training
     from hwnas.space import Architecture
 
@@ -89,10 +92,15 @@ def train(
                     time_budget=time_budget, batch_size=batch_size, lr=lr, seed=seed,
                     checkpoint_every=checkpoint_every, accelerator=accelerator)
     architecture = Architecture.load(arch) if arch is not None else None
-    config = training.plan(out, resume=resume, spec=_space_spec(space, preset, option), arch=architecture,
-                           uniform=uniform, init_from=init_from, **settings)
-    with _TrainBar() as bar:
-        result = training.train(config, out, resume=resume, on_step=bar.step, on_epoch=bar.epoch)
+    with distributed.session():  # torchrun: data parallel, only rank 0 writes and prints
+        config = training.plan(out, resume=resume, spec=_space_spec(space, preset, option), arch=architecture,
+                               uniform=uniform, init_from=init_from, **settings)
+        with _TrainBar() as bar:
+            show = distributed.is_main()
+            result = training.train(config, out, resume=resume, on_step=bar.step if show else None,
+                                    on_epoch=bar.epoch if show else None)
+        if not distributed.is_main():
+            return
     metrics = result["metrics"]
     scores = ", ".join(f"{k.removeprefix('val_')} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
     _emit(as_json, result, [f"trained {result['steps']} steps in {result['train_seconds']:.1f} s of training; validation {scores}",

@@ -51,7 +51,7 @@ EntropyWeight = typer.Option(None, "--entropy-weight", help="lambda0 of the entr
 EntropyGrowth = typer.Option(None, "--entropy-growth", help="r in lambda(t) = lambda0 * r^t, t = architecture epochs done (default 1.5).")
 Warmup = typer.Option(None, "--warmup-epochs", help="Weight-only epochs before alpha trains (default 2).")
 Bilevel = typer.Option(None, "--bilevel/--single-level", help="Logits on a held-out split, first-order (default), or both on the training split.")
-ArchLr = typer.Option(None, "--arch-lr", help="Adam learning rate of the logits (default 0.05).")
+ArchLr = typer.Option(None, "--arch-lr", help="Adam learning rate of the logits (default 0.02).")
 Lr = typer.Option(None, "--lr", help="AdamW learning rate of the weights (default 0.002).")
 BatchSize = typer.Option(None, "--batch-size", help="Crops per step (default 8).")
 Crop = typer.Option(None, "--crop", help="Training crop size in pixels (default: the preset's, 32 for tiny).")
@@ -99,17 +99,24 @@ def search(
       hwnas search --preset paper --lut sm8650.csv --mode sampled --latency-weight 0.3 --out runs/s1
 
       hwnas search --out runs/s1 --resume
+
+    Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m hwnas search ... (--batch-size is the global batch; only rank 0 writes and prints).
     """
     flags = _given(locals())
-    run_dir = out or _default_out(flags)
-    prepared = prepare(flags, run_dir, resume, progress=not as_json)
-    if prepared is None:  # resuming: the run's own config and table
-        config = resumed_config(run_dir, flags)
-        result = _run(config, run_dir, None, None, resume=True, progress=not as_json)
-    else:
-        config, table, task = prepared
-        result = _run(config, run_dir, table, task, resume=resume, progress=not as_json)
-    _report(result, as_json)
+    from hwnas import distributed
+
+    with distributed.session():
+        show = not as_json and distributed.is_main()
+        run_dir = distributed.from_main(lambda: out or _default_out(flags))  # one name for all ranks
+        prepared = prepare(flags, run_dir, resume, progress=show)
+        if prepared is None:  # resuming: the run's own config and table
+            config = resumed_config(run_dir, flags)
+            result = _run(config, run_dir, None, None, resume=True, progress=show)
+        else:
+            config, table, task = prepared
+            result = _run(config, run_dir, table, task, resume=resume, progress=show)
+        if distributed.is_main():
+            _report(result, as_json)
 
 
 def sweep(
@@ -198,21 +205,24 @@ def prepare(flags: dict[str, Any], run_dir: Path, resume: bool, progress: bool, 
     Checks, in order and before anything is written: the output folder, the table's
     sidecar against the flags, the config, the data; then finds or builds the table.
     """
+    from hwnas.distributed import from_main
     from hwnas.rundir import RunDir
-    from hwnas.search import check_table, task_options
+    from hwnas.search import accelerator, check_table, task_options
 
     run = RunDir(run_dir)
     if check_out:
         run.check_writable(resume)
     if resume and run.has_checkpoint():
         return None
-    table = _load_table(Path(flags["lut"])) if "lut" in flags else None
+    # Data parallel: rank 0 reads (or measures) the table and sends it to the others.
+    table = from_main(lambda: _load_table(Path(flags["lut"]))) if "lut" in flags else None
     resolved = _resolve(flags, table)
     config = build_config(SearchConfig, **resolved, **{FIELDS[k]: v for k, v in flags.items() if k in FIELDS and k not in resolved})
+    accelerator(config)
     space = config.spec.create()
     task = space.task(**task_options(config))
     if table is None:
-        table = default_table(space, config, progress)
+        table = from_main(lambda: default_table(space, config, progress))
     config = config.model_copy(update={"device": table.meta.device})
     if "device" in flags:  # the flag may name the target as asked ('cpu') or as recorded ('cpu:<model>')
         table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=flags["device"])

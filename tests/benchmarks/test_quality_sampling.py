@@ -85,3 +85,27 @@ def test_choose_uniform_takes_nearest_non_base_uniform():
 def test_pareto_front_keeps_only_undominated_points():
     points = [(1.0, 30.0), (2.0, 29.0), (2.0, 31.0), (3.0, 31.0), (4.0, 32.0)]
     assert bq.pareto(points) == [0, 2, 4]
+
+
+def _write_cbm3d(work, image, psnr):
+    path = work / "cbm3d" / "Kodak24" / "sigma25" / (Path(image).stem + ".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'{{"dataset": "Kodak24", "sigma": "25", "seed": 0, "image": "{image}", '
+                    f'"psnr": {psnr}, "ssim": 0.5, "seconds": 60.0}}\n')
+
+
+def test_cbm3d_is_compared_on_exactly_the_images_it_finished(tmp_path):
+    import argparse
+
+    _write_cbm3d(tmp_path, "a.png", 30.0)
+    _write_cbm3d(tmp_path, "b.png", 32.0)
+    per_image = tmp_path / "eval" / "net_per_image.csv"
+    per_image.parent.mkdir(parents=True)
+    per_image.write_text("dataset,sigma,seed,image,psnr,ssim\n"
+                         "Kodak24,25,0,a.png,28,0.7\nKodak24,25,0,b.png,29,0.8\nKodak24,25,0,c.png,40,0.9\n")
+    rows = [{"network": "net", "kind": "searched", "dataset": "Kodak24", "sigma": "25", "psnr": 32.33}]
+    rows += bq.cbm3d_rows(tmp_path, argparse.Namespace(seed=0))
+    bq.add_cbm3d_subset(tmp_path, rows, seed=0)
+    cbm3d = rows[1]
+    assert (cbm3d["kind"], cbm3d["images"], cbm3d["psnr"]) == ("cbm3d", 2, pytest.approx(31.0))
+    assert rows[0]["psnr_cbm3d_images"] == pytest.approx(28.5)  # c.png, not done by CBM3D, is left out

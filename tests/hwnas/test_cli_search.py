@@ -152,3 +152,28 @@ def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, co
     text = " ".join(out.split())
     assert f"hwnas {command} --" in text
     assert "soft" in text and "sampled" in text
+
+
+def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypatch, capsys, tmp_path):
+    import os
+    import signal
+
+    from hwnas.search import Search
+
+    real_step, calls = Search.step, []
+
+    def step_then_ctrl_c(self):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self)
+
+    monkeypatch.setattr(Search, "step", step_then_ctrl_c)
+    run = tmp_path / "run"
+    code, _, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--out", run)
+    assert code == 130 and "interrupted." in err
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "alpha.png").is_file()  # outputs written on the stop
+    monkeypatch.setattr(Search, "step", real_step)
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume", "--json")
+    assert code == 0, err
+    assert json.loads(out)["epochs_done"] == 2

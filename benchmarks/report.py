@@ -1,0 +1,608 @@
+"""Generate benchmarks/RESULTS.md (and its PNG plots) from the CSVs in benchmarks/results/.
+
+Every `<name>.csv` in the results folder is rendered; the known ones specially:
+
+- `latency.csv` (bench_latency.py): median end-to-end ms, ratio to all-`naf`,
+  parameters, GMACs; goal: a searched network >= 2x faster than all-`naf`;
+- `fidelity.csv` (bench_fidelity.py): table-predicted vs measured; goals: every
+  network within +-10%, mean |error| <= 5%;
+- `search_cost.csv` (bench_search_cost.py): step time and peak memory relative to
+  training all-`naf`; goals: sampled <= 1.5x, soft <= 4.5x;
+- `quality*.csv` (bench_quality.py): PSNR per network, data set and noise level.
+
+Any other CSV becomes a plain table. Each section names the command(s) that produced
+its numbers, the machine and library versions, from the CSV's `<name>.meta.json`
+sidecar. Every goal is checked against the numbers; a missed goal is marked MISSED
+with the likely cause the numbers point to. Nothing on the page is typed by hand:
+rerun this script after any benchmark.
+
+    python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+MAX_ROWS = 40  # rows of an unknown CSV shown on the page
+
+LATENCY_GOAL = 2.0  # searched >= 2x faster than all-naf
+FIDELITY_MAX_PCT, FIDELITY_MEAN_PCT = 10.0, 5.0
+SEARCH_COST_GOALS = {"sampled": 1.5, "soft": 4.5}  # weight update vs an all-naf training step
+
+
+@dataclass
+class Goal:
+    benchmark: str
+    goal: str
+    result: str
+    met: bool | None  # None: not measured
+    cause: str = ""  # why it was missed, from the numbers
+    note: str = ""  # a caveat on a met goal (e.g. within the noise)
+
+    @property
+    def status(self) -> str:
+        return {True: "met", False: "**MISSED**", None: "not measured"}[self.met]
+
+
+@dataclass
+class Section:
+    title: str
+    body: list[str] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    pngs: list[Path] = field(default_factory=list)  # plots this section drew
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+
+def md_table(headers: list[str], rows: list[list]) -> str:
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(x: float, digits: int = 1) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def read_meta(results: Path, stem: str) -> dict:
+    """`<stem>.meta.json`, else that of the longest `_`-separated prefix (quality_x.csv -> quality)."""
+    parts = stem.split("_")
+    for n in range(len(parts), 0, -1):
+        path = results / f"{'_'.join(parts[:n])}.meta.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                return {}
+    return {}
+
+
+def provenance(meta: dict, csv_name: str) -> list[str]:
+    """How the numbers were made: commands of every run, machine, load, versions, settings."""
+    if not meta:
+        return [f"*No sidecar for `{csv_name}`: the command and machine that produced it are unknown.*"]
+    m = meta.get("machine", {})
+    lines = [f"Produced by (`results/{csv_name}`, last run {meta.get('date', '?')}):", ""]
+    for run in meta.get("runs", []) or [{"command": meta.get("command", "?")}]:
+        load = ""
+        if run.get("load_start") or run.get("load_end"):
+            load = f"; load average {_load(run.get('load_start'))} at start, {_load(run.get('load_end'))} at end"
+        lines.append(f"- `{run.get('command', '?')}` ({run.get('status', '?')}, {run.get('started', '?')}{load})")
+    for name, search in (meta.get("searches") or {}).items():
+        lines.append(f"- search `{name}`: `{search.get('command', '?')}`")
+    versions = ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())
+    lines += ["", f"Machine: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores usable "
+              f"({m.get('logical_cpus', '?')} logical), {m.get('platform', '?')}, Python {m.get('python', '?')}. "
+              f"Versions: {versions or '?'}."]
+    settings = meta.get("settings") or {}
+    if settings:
+        lines.append("Settings: " + "; ".join(f"{k}={v}" for k, v in settings.items()) + ".")
+    for note in meta.get("notes") or []:
+        lines.append(f"Note: {note}")
+    return lines
+
+
+def _load(values) -> str:
+    return "/".join(str(v) for v in values) if values else "?"
+
+
+def image(path: Path, out: Path, alt: str) -> str:
+    return f"![{alt}]({os.path.relpath(path, out.parent)})"
+
+
+def mean_load(meta: dict) -> float | None:
+    """Mean 1-minute load average over the runs' starts and ends (None if not recorded)."""
+    values = [run[k][0] for run in meta.get("runs", []) for k in ("load_start", "load_end") if run.get(k)]
+    return sum(values) / len(values) if values else None
+
+
+def goal_lines(goals: list[Goal]) -> list[str]:
+    """One line per goal, then each distinct likely cause of the missed ones, once."""
+    lines = [f"- **Goal** ({g.goal}): {g.result} -- {g.status}." + (f" {g.note}" if g.note else "") for g in goals]
+    causes = list(dict.fromkeys(g.cause for g in goals if g.met is False and g.cause))
+    return [*lines, *(f"\n*Likely cause:* {c}" for c in causes), ""]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# -- 1. latency ----------------------------------------------------------------------------------
+
+
+def latency_summary(df):
+    """Per network: median ms over repeats, median per-repeat ratio to all-naf, static facts."""
+    import pandas as pd
+
+    base = df[df["network"] == "all-naf"].set_index("repeat")["median_ms"]
+    rows = []
+    for network, g in df.groupby("network", sort=False):
+        ratios = [base[r] / ms for r, ms in zip(g["repeat"], g["median_ms"]) if r in base.index and ms > 0]
+        first = g.iloc[0]
+        rows.append({
+            "network": network, "kind": first["kind"], "ms": g["median_ms"].median(),
+            "ms_min": g["median_ms"].min(), "ms_max": g["median_ms"].max(), "repeats": len(g),
+            "ratio": float(pd.Series(ratios).median()) if ratios else float("nan"),
+            "ratio_min": min(ratios) if ratios else float("nan"), "ratio_max": max(ratios) if ratios else float("nan"),
+            "params": first["params"], "gmacs": first["gmacs"], "predicted_ms": first.get("predicted_ms", float("nan")),
+            "naf_blocks": first.get("naf_blocks", ""), "choices": first.get("choices", ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def latency_plot(summary, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(summary) + 1.5))
+    colors = ["tab:blue" if k == "uniform" else "tab:red" for k in summary["kind"]]
+    y = range(len(summary))
+    ax.barh(list(y), summary["ms"], xerr=[summary["ms"] - summary["ms_min"], summary["ms_max"] - summary["ms"]],
+            color=colors, capsize=3)
+    for i, (ms, top, ratio) in enumerate(zip(summary["ms"], summary["ms_max"], summary["ratio"])):
+        ax.text(top, i, f"  {ms:.0f} ms, {ratio:.2f}x", va="center", fontsize=8)
+    base = summary.loc[summary["network"] == "all-naf", "ms"]
+    if not base.empty:
+        ax.axvline(base.iloc[0] / LATENCY_GOAL, ls="--", lw=1, color="k", label=f"goal: all-naf / {LATENCY_GOAL:g}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_yticks(list(y), summary["network"])
+    ax.invert_yaxis()
+    ax.set_xlabel("end-to-end latency, ms (median over repeats; bars: min-max)")
+    ax.set_title("ONNX Runtime CPU, paper preset, 256x256 (blue: uniform, red: searched)")
+    ax.set_xlim(0, summary["ms_max"].max() * 1.35)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def latency_goal(summary) -> Goal:
+    searched = summary[summary["kind"] == "searched"]
+    text = f"a searched network >= {LATENCY_GOAL:g}x faster than all-naf"
+    if searched.empty or summary["ratio"].isna().all():
+        return Goal("latency", text, "no searched network measured", None)
+    best = searched.loc[searched["ratio"].idxmax()]
+    result = f"best: {best['network']} {best['ratio']:.2f}x ({best['ms']:.0f} ms)"
+    if best["ratio"] >= LATENCY_GOAL:
+        note = ("" if best["ratio_min"] >= LATENCY_GOAL else
+                f"But its per-repeat speed-ups ({best['ratio_min']:.2f}-{best['ratio_max']:.2f}x) straddle the goal: "
+                "within this machine's noise; more repeats on a quieter machine would settle it.")
+        return Goal("latency", text, result, True, note=note)
+    return Goal("latency", text, result, False, latency_cause(summary, best))
+
+
+def latency_cause(summary, best) -> str:
+    uniform = summary[summary["kind"] == "uniform"]
+    fastest = uniform.loc[uniform["ratio"].idxmax()] if not uniform.empty else None
+    base = summary[summary["network"] == "all-naf"]
+    if fastest is not None and fastest["ratio"] < LATENCY_GOAL:
+        return (f"even the fastest uniform network ({fastest['network']}, {fastest['ratio']:.2f}x) is below "
+                f"{LATENCY_GOAL:g}x on this CPU, so no architecture of this space can reach it here: the alternatives "
+                "save less on a CPU than on the SM8650 NPU the paper targets, where LayerNorm and the global-pool "
+                "attention stall the pipeline.")
+    predicted_ratio = (base["predicted_ms"].iloc[0] / best["predicted_ms"]) if not base.empty and best["predicted_ms"] else float("nan")
+    if predicted_ratio >= LATENCY_GOAL:
+        return (f"the table predicted {predicted_ratio:.2f}x for {best['network']} but it measured {best['ratio']:.2f}x "
+                "end to end: the table's per-block sums miss this network (see the fidelity section).")
+    return (f"{best['network']} kept {best['naf_blocks']} `naf` blocks (table-predicted {predicted_ratio:.2f}x) while "
+            f"{fastest['network'] if fastest is not None else 'a uniform network'} reaches "
+            f"{fastest['ratio']:.2f}x: the search did not trade enough quality for speed -- a larger mu "
+            "(--latency-weight), a --target-ms, or a longer search would.")
+
+
+def load_note(summary, meta: dict) -> str:
+    """A caveat when absolute times are far off the table's: the machine was loaded."""
+    base = summary[summary["network"] == "all-naf"]
+    if base.empty or not base["predicted_ms"].iloc[0] > 0:
+        return ""
+    factor = base["ms"].iloc[0] / base["predicted_ms"].iloc[0]
+    if 0.75 <= factor <= 1.3:
+        return ""
+    load = mean_load(meta)
+    busy = f" (mean load average {load:.1f} on {(meta.get('machine') or {}).get('cores', '?')} cores)" if load else ""
+    return (f" Absolute times here are {factor:.1f}x the table's for all-naf: the machine ran under another load than "
+            f"when the table was built{busy}. The speed-ups, taken within interleaved repeats, are the numbers to read.")
+
+
+def latency_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("Latency: searched vs uniform networks (ONNX Runtime, CPU)")
+    summary = latency_summary(df)
+    png = results / "latency.png"
+    latency_plot(summary, png)
+    s.pngs.append(png)
+    rows = [[r["network"], r["kind"], fmt(r["ms"]), f"{fmt(r['ms_min'])}-{fmt(r['ms_max'])}", r["repeats"],
+             f"{fmt(r['ratio'], 2)}x ({fmt(r['ratio_min'], 2)}-{fmt(r['ratio_max'], 2)})", fmt(r["params"] / 1e6, 2),
+             fmt(r["gmacs"], 1), fmt(r["predicted_ms"]), r["naf_blocks"]] for _, r in summary.iterrows()]
+    goal = latency_goal(summary)
+    s.goals.append(goal)
+    s.body += [
+        "End-to-end latency of whole networks at 1x3x256x256, all measured in the same run with the same settings; "
+        "each repeat interleaves every network round by round. Speed-up = all-naf ms / network ms within a repeat "
+        "(median over repeats, range in brackets). Parameters and GMACs (multiply-accumulates of convolutions "
+        "and matrix products, `hwnas.cost`) as `hwnas describe` counts them; the table-predicted ms is what the "
+        "search optimised." + load_note(summary, meta),
+        "",
+        md_table(["network", "kind", "ms (median)", "ms range", "repeats", "speed-up vs all-naf", "params (M)",
+                  "GMACs", "table-predicted ms", "naf blocks"], rows),
+        "",
+        image(png, out, "latency per network"),
+        "",
+        *goal_lines([goal]),
+    ]
+    searched = summary[summary["kind"] == "searched"]
+    if not searched.empty:
+        s.body += ["", "Searched architectures (candidate per position, encoder to decoder):", ""]
+        s.body += [f"- {r['network']}: {r['choices']}" for _, r in searched.iterrows()]
+    return s
+
+
+# -- 2. fidelity -------------------------------------------------------------------------------------
+
+
+def fidelity_plot(df, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    lo = min(df["measured_ms"].min(), df["predicted_ms"].min()) * 0.85
+    hi = max(df["measured_ms"].max(), df["predicted_ms"].max()) * 1.1
+    xs = [lo, hi]
+    ax.errorbar(df["measured_ms"], df["predicted_ms"], xerr=[df["measured_ms"] - df["p10_ms"], df["p90_ms"] - df["measured_ms"]],
+                fmt="o", color="tab:blue", ms=5, capsize=2, label="predicted by the table the search used (bars: measured p10-p90)")
+    if "predicted_fresh_ms" in df.columns and df["predicted_fresh_ms"].notna().any():
+        ax.scatter(df["measured_ms"], df["predicted_fresh_ms"], facecolors="none", edgecolors="tab:orange", s=30,
+                   label="predicted by the table re-measured in the same run")
+        lo = min(lo, df["predicted_fresh_ms"].min() * 0.85)
+        hi = max(hi, df["predicted_fresh_ms"].max() * 1.1)
+        xs = [lo, hi]
+    ax.fill_between(xs, [x * 0.9 for x in xs], [x * 1.1 for x in xs], color="tab:green", alpha=0.15, label="+-10%")
+    ax.plot(xs, xs, "k-", lw=1, label="predicted = measured")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured end to end, ms")
+    ax.set_ylabel("table-predicted, ms")
+    ax.set_title("Latency table vs measurement (paper preset, 256x256)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fidelity_stats(df) -> dict:
+    err = df["error_pct"]
+    spread = 100.0 * ((df["p90_ms"] - df["p10_ms"]) / df["measured_ms"]).median()
+    return {"n": len(df), "mean_abs": err.abs().mean(), "max_abs": err.abs().max(), "mean": err.mean(),
+            "worst": float(err.loc[err.abs().idxmax()]),
+            "within": int((err.abs() <= FIDELITY_MAX_PCT).sum()), "spread": spread}
+
+
+def fresh_stats(df) -> dict | None:
+    """The same statistics against the table re-measured in the same run, if the CSV has it."""
+    if "error_fresh_pct" not in df.columns or df["error_fresh_pct"].isna().all():
+        return None
+    err = df["error_fresh_pct"].dropna()
+    return {"n": len(err), "mean_abs": err.abs().mean(), "worst": float(err.loc[err.abs().idxmax()]), "mean": err.mean(),
+            "within": int((err.abs() <= FIDELITY_MAX_PCT).sum())}
+
+
+def fidelity_cause(st: dict, fresh: dict | None, meta: dict) -> str:
+    load = mean_load(meta)
+    cores = (meta.get("machine") or {}).get("cores")
+    busy = f" The machine was busy: mean load average {load:.1f} on {cores} cores." if load and cores and load > cores else ""
+    if fresh is not None and fresh["mean_abs"] < 0.5 * st["mean_abs"]:
+        return (f"the table was measured under other conditions than the networks: against a table re-measured in the "
+                f"same run, mean |error| is {fresh['mean_abs']:.1f}% (worst {fresh['worst']:+.1f}%, {fresh['within']}/"
+                f"{fresh['n']} within +-{FIDELITY_MAX_PCT:g}%), so most of the error is the machine's drift between the "
+                f"table's build and this run, not the per-block method; rebuild the table (`hwnas build-lut --force`) on "
+                f"an idle machine.{busy}")
+    if abs(st["mean"]) >= 0.5 * st["mean_abs"]:
+        if st["mean"] < 0:
+            why = ("the table under-predicts on average: whole networks ran slower than their blocks measured one at a "
+                   "time -- the table was built at another time and load than this measurement, and blocks timed "
+                   "alone keep their inputs in cache where a network streams them from memory")
+        else:
+            why = ("the table over-predicts on average: per-block timings carry costs a whole network does not pay "
+                   "(per-call setup, layout conversion at each block's input and output), or the table was built "
+                   "under more load than this measurement")
+        return f"{why} (mean signed error {st['mean']:+.1f}%).{busy}"
+    return (f"the errors scatter on both sides (mean signed {st['mean']:+.1f}%); the median p10-p90 spread of a "
+            f"network's own runs is {st['spread']:.0f}%, so timing noise on this shared machine is of the same size.{busy}")
+
+
+def fidelity_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("Latency-table fidelity: predicted vs measured end to end")
+    df = df.sort_values("seed")
+    png = results / "fidelity.png"
+    fidelity_plot(df, png)
+    s.pngs.append(png)
+    st = fidelity_stats(df)
+    fresh = fresh_stats(df)
+    cause = fidelity_cause(st, fresh, meta)
+    all_within = st["within"] == st["n"]
+    s.goals += [
+        Goal("fidelity", f"every network within +-{FIDELITY_MAX_PCT:g}%",
+             f"{st['within']}/{st['n']} within; worst {st['worst']:+.1f}%", all_within, "" if all_within else cause),
+        Goal("fidelity", f"mean |error| <= {FIDELITY_MEAN_PCT:g}%", f"{st['mean_abs']:.1f}%",
+             st["mean_abs"] <= FIDELITY_MEAN_PCT, "" if st["mean_abs"] <= FIDELITY_MEAN_PCT else cause),
+    ]
+    counts = [c for c in df.columns if c.startswith("n_")]
+    headers = ["seed", "predicted ms", "measured ms", "measured p10-p90", "error"]
+    headers += ["same-run table ms", "error vs same-run table"] if fresh else []
+    rows = []
+    for _, r in df.iterrows():
+        row = [int(r["seed"]), fmt(r["predicted_ms"]), fmt(r["measured_ms"]), f"{fmt(r['p10_ms'])}-{fmt(r['p90_ms'])}",
+               f"{r['error_pct']:+.1f}%"]
+        row += [fmt(r["predicted_fresh_ms"]), f"{r['error_fresh_pct']:+.1f}%"] if fresh else []
+        rows.append(row + [" ".join(f"{c[2:]}:{int(r[c])}" for c in counts)])
+    same_run = ("" if not fresh else
+                f" Against the table's units re-measured in the same run (just before each group of networks): mean "
+                f"|error| {fresh['mean_abs']:.1f}%, worst {fresh['worst']:+.1f}%, mean signed {fresh['mean']:+.1f}%, "
+                f"{fresh['within']}/{fresh['n']} within +-{FIDELITY_MAX_PCT:g}% (a diagnostic: the goals are judged on "
+                "the table the search used).")
+    s.body += [
+        f"{st['n']} random architectures of the paper preset (seed = `random_architecture` seed); error = (predicted - "
+        "measured) / measured. Predicted: the latency table's fixed parts plus the chosen candidate per position, "
+        "what the search optimises. Measured: the whole network, same backend and protocol as the table.",
+        "",
+        md_table(headers + ["blocks"], rows),
+        "",
+        f"Mean |error| {st['mean_abs']:.1f}%, max |error| {st['max_abs']:.1f}%, mean signed error {st['mean']:+.1f}%, "
+        f"{st['within']}/{st['n']} within +-{FIDELITY_MAX_PCT:g}%.{same_run}",
+        "",
+        image(png, out, "predicted vs measured latency"),
+        "",
+    ]
+    s.body += goal_lines(s.goals)
+    return s
+
+
+# -- 3. search cost -------------------------------------------------------------------------------------
+
+
+def search_cost_summary(df):
+    import pandas as pd
+
+    g = df.groupby("variant", sort=False)
+    out = pd.DataFrame({"time_s": g["median_s"].median(), "peak_mb": g["peak_mb"].median(), "rounds": g.size(),
+                        "params": g["params"].first() if "params" in df.columns else float("nan")}).reset_index()
+    base = out[out["variant"] == "naf:train"]
+    t0 = base["time_s"].iloc[0] if not base.empty else float("nan")
+    m0 = base["peak_mb"].iloc[0] if not base.empty else float("nan")
+    out["time_ratio"] = out["time_s"] / t0
+    out["mem_ratio"] = out["peak_mb"] / m0
+    return out
+
+
+def search_cost_plot(summary, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = list(range(len(summary)))
+    ax.bar([i - 0.2 for i in x], summary["time_ratio"], width=0.4, label="time / all-naf step", color="tab:blue")
+    ax.bar([i + 0.2 for i in x], summary["mem_ratio"], width=0.4, label="peak memory / all-naf step", color="tab:orange")
+    for i, (t, m) in enumerate(zip(summary["time_ratio"], summary["mem_ratio"])):
+        ax.text(i - 0.2, t, f"{t:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.text(i + 0.2, m, f"{m:.2f}", ha="center", va="bottom", fontsize=7)
+    for mode, goal in SEARCH_COST_GOALS.items():
+        ax.axhline(goal, ls="--", lw=1, color="tab:red" if mode == "soft" else "tab:green", label=f"goal {mode} <= {goal:g}x")
+    ax.set_xticks(x, summary["variant"], rotation=20, ha="right")
+    ax.set_ylabel("ratio to one all-naf training step")
+    ax.set_title("Search cost, paper preset (weight update = the goals)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def search_cost_goals(summary) -> list[Goal]:
+    goals = []
+    by = summary.set_index("variant")
+    base_params = by["params"].get("naf:train", float("nan"))
+    for mode, limit in SEARCH_COST_GOALS.items():
+        variant = f"{mode}:weight"
+        for what, col in (("time", "time_ratio"), ("peak memory", "mem_ratio")):
+            text = f"{mode} weight update <= {limit:g}x an all-naf training step ({what})"
+            if variant not in by.index or math.isnan(by.loc[variant, col]):
+                goals.append(Goal("search cost", text, "not measured", None))
+                continue
+            ratio = float(by.loc[variant, col])
+            cause = "" if ratio <= limit else search_cost_cause(mode, what, ratio, by.loc[variant, "params"], base_params)
+            goals.append(Goal("search cost", text, f"{ratio:.2f}x", ratio <= limit, cause))
+    return goals
+
+
+def search_cost_cause(mode: str, what: str, ratio: float, params: float, base_params: float) -> str:
+    weights = f"the super-net holds {params / 1e6:.1f} M parameters against {base_params / 1e6:.1f} M of all-naf"
+    if mode == "soft":
+        return (f"soft mode runs all four candidates at every position and keeps all their activations for the "
+                f"backward pass; {weights}, all of them with gradients and AdamW state.")
+    if what == "peak memory":
+        return (f"{weights}: they stay resident although one path trains per step, so at small crops the weights, not "
+                "the activations, dominate memory; larger crops or batches lower the ratio.")
+    return ("the sampled path is drawn from uniform alpha, so it is a random mix of the four candidates; per-step "
+            "Python overhead of the super-net (Gumbel draw, gating, optimiser over all parameter groups) adds to it, "
+            "which weighs more at small crops.")
+
+
+def search_cost_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("Search cost: super-net steps vs training all-naf")
+    summary = search_cost_summary(df)
+    png = results / "search_cost.png"
+    search_cost_plot(summary, png)
+    s.pngs.append(png)
+    s.goals += search_cost_goals(summary)
+    first = df.iloc[0]
+    rows = [[r["variant"], fmt(r["time_s"], 2), f"{fmt(r['time_ratio'], 2)}x", fmt(r["peak_mb"], 0),
+             f"{fmt(r['mem_ratio'], 2)}x", fmt(r["params"] / 1e6, 1), int(r["rounds"])] for _, r in summary.iterrows()]
+    s.body += [
+        f"Paper preset, batch {first['batch_size']} x crop {first['crop']}, {first['threads']} torch thread(s). "
+        "`naf:train` is one training step of the all-naf network (`hwnas train`); `<mode>:weight` one weight update "
+        "of the super-net, `<mode>:arch` one architecture step (logits, held-out batch), `<mode>:iteration` both "
+        "(one bilevel iteration of `hwnas search`). Time: median step; peak memory: peak RSS of the variant's own "
+        "process minus its RSS just before the network was built. Medians over rounds.",
+        "",
+        md_table(["variant", "s/step", "time vs naf", "peak MB", "memory vs naf", "params (M)", "rounds"], rows),
+        "",
+        image(png, out, "search cost ratios"),
+        "",
+    ]
+    s.body += goal_lines(s.goals)
+    return s
+
+
+# -- quality (bench_quality.py) and anything else -------------------------------------------------------
+
+
+def quality_section(df, meta: dict, results: Path, out: Path, stem: str) -> Section:
+    s = Section(f"Quality ({stem}.csv)")
+    needed = {"network", "dataset", "sigma", "psnr"}
+    if not needed <= set(df.columns):
+        return generic_section(df, meta, results, out, stem)
+    index = [c for c in ("kind", "network", "predicted_ms") if c in df.columns]
+    pivot = df.pivot_table(index=index, columns=["dataset", "sigma"], values="psnr", aggfunc="mean", sort=False)
+    headers = index + [f"{d} s={sg}" for d, sg in pivot.columns]
+    rows = [[*(key if isinstance(key, tuple) else (key,)), *(fmt(v, 2) for v in vals)] for key, vals in zip(pivot.index, pivot.values)]
+    s.body += ["PSNR (dB) per network, data set and noise level sigma.", "", md_table(headers, rows), ""]
+    return s
+
+
+def generic_section(df, meta: dict, results: Path, out: Path, stem: str) -> Section:
+    s = Section(f"{stem}.csv")
+    shown = df.head(MAX_ROWS)
+    rows = [[fmt(v, 3) if isinstance(v, float) else v for v in row] for row in shown.itertuples(index=False)]
+    s.body += [md_table(list(df.columns), rows)]
+    if len(df) > MAX_ROWS:
+        s.body.append(f"\n({len(df) - MAX_ROWS} more rows in `results/{stem}.csv`.)")
+    s.body.append("")
+    return s
+
+
+KNOWN: dict[str, Callable] = {"latency": latency_section, "fidelity": fidelity_section, "search_cost": search_cost_section}
+
+
+def section_for(path: Path, results: Path, out: Path) -> Section:
+    """The section of one CSV; PNGs named after the CSV that it did not draw (e.g. a
+    benchmark's own plots) are shown too."""
+    import pandas as pd
+
+    stem = path.stem
+    meta = read_meta(results, stem)
+    try:
+        df = pd.read_csv(path)
+    except Exception as err:  # pandas raises many types for malformed files
+        return Section(f"{stem}.csv", [f"*Cannot read `results/{path.name}` ({type(err).__name__}); rerun its benchmark.*"])
+    if df.empty:
+        sec = Section(f"{stem}.csv", [f"*`results/{path.name}` has no rows yet; run its benchmark.*"])
+    elif stem in KNOWN:
+        sec = KNOWN[stem](df, meta, results, out)
+    elif stem.startswith("quality"):
+        sec = quality_section(df, meta, results, out, stem)
+    else:
+        sec = generic_section(df, meta, results, out, stem)
+    extra = sorted(p for p in results.glob(f"{stem}*.png") if p not in sec.pngs)
+    sec.body += [image(p, out, p.stem) + "\n" for p in extra]
+    sec.body += [""] + provenance(meta, path.name)
+    return sec
+
+
+# -- the page --------------------------------------------------------------------------------------------
+
+
+ORDER = ["latency", "fidelity", "search_cost"]
+
+
+def ordered(csvs: list[Path]) -> list[Path]:
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(csvs, key=lambda p: (rank.get(p.stem, len(ORDER) + (0 if p.stem.startswith("quality") else 1)), p.name))
+
+
+def render(results: Path, out: Path) -> str:
+    """The page's Markdown (PNGs are written into `results` as a side effect)."""
+    csvs = ordered([p for p in results.glob("*.csv") if p.is_file()])
+    sections = [section_for(p, results, out) for p in csvs]
+    goals = [g for sec in sections for g in sec.goals]
+    lines = [
+        "# hwnas benchmarks: results",
+        "",
+        f"Generated by `python benchmarks/report.py` from the CSVs in `{os.path.relpath(results, out.parent)}/` on "
+        f"{datetime.now(timezone.utc).astimezone().isoformat(timespec='seconds')}. Do not edit: rerun the benchmarks "
+        "(see `benchmarks/README.md`) and this script.",
+        "",
+        "## Goals",
+        "",
+    ]
+    if goals:
+        lines.append(md_table(["benchmark", "goal", "result", "status"], [[g.benchmark, g.goal, g.result, g.status] for g in goals]))
+        missed = [g for g in goals if g.met is False]
+        lines += ["", f"{len(missed)} of {len(goals)} goals missed." if missed else f"All {len(goals)} goals met."]
+    else:
+        lines.append("No benchmark with a goal has results yet.")
+    if not csvs:
+        lines += ["", f"No CSV in `{results}` yet: run the benchmarks first."]
+    for i, sec in enumerate(sections, 1):
+        lines += ["", f"## {i}. {sec.title}", "", *sec.body]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_page(results: Path, out: Path) -> Path:
+    text = render(results, out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="Example: python benchmarks/report.py")
+    p.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of CSVs (default benchmarks/results)")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="the page (default benchmarks/RESULTS.md)")
+    args = p.parse_args(argv)
+    if not args.results.is_dir():
+        print(f"error: no results folder {args.results}; run a benchmark first or pass --results DIR.", file=sys.stderr)
+        return 2
+    if not args.out.parent.is_dir():
+        print(f"error: the folder of --out {args.out} does not exist; create it or choose another --out.", file=sys.stderr)
+        return 2
+    path = write_page(args.results, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

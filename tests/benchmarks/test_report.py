@@ -1,0 +1,117 @@
+"""benchmarks/report.py renders RESULTS.md from CSVs and says plainly where a goal is missed."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "report.py"
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("bench_report", REPORT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def latency_rows(searched_ms: float) -> list[dict]:
+    rows = []
+    for repeat in range(2):
+        for network, kind, ms, naf in (("all-naf", "uniform", 400.0, 36), ("all-cbr", "uniform", 150.0, 0),
+                                       ("searched-mu1", "searched", searched_ms, 10)):
+            rows.append({"repeat": repeat, "network": network, "kind": kind, "median_ms": ms + repeat, "p10_ms": ms - 5,
+                         "p90_ms": ms + 5, "runs": 10, "params": 29e6, "gmacs": 16.0, "predicted_ms": ms * 0.95,
+                         "naf_blocks": naf, "image_size": 256, "threads": 2, "choices": "naf cbr"})
+    return rows
+
+
+def fidelity_rows(worst_pct: float) -> list[dict]:
+    rows = []
+    for seed, err in enumerate([1.0, -2.0, worst_pct]):
+        measured = 300.0
+        rows.append({"seed": seed, "network": f"random-{seed}", "predicted_ms": measured * (1 + err / 100),
+                     "measured_ms": measured, "p10_ms": 290.0, "p90_ms": 310.0, "runs": 30, "error_pct": err,
+                     "predicted_fresh_ms": measured * 1.01, "error_fresh_pct": 1.0, "n_naf": 9, "n_cbr": 27})
+    return rows
+
+
+def search_cost_rows(soft_time: float) -> list[dict]:
+    out = []
+    for variant, t, mb in (("naf:train", 1.0, 500.0), ("sampled:weight", 1.2, 700.0), ("soft:weight", soft_time, 1500.0),
+                           ("soft:iteration", 2 * soft_time, 1600.0)):
+        network, phase = variant.split(":")
+        out.append({"round": 0, "variant": variant, "network": network, "phase": phase, "median_s": t, "min_s": t,
+                    "steps": 3, "peak_mb": mb, "rss_peak_mb": mb + 300, "params": 29e6, "crop": 64, "batch_size": 8,
+                    "threads": 1})
+    return out
+
+
+def fill(results: Path, *, searched_ms: float, worst_pct: float, soft_time: float) -> None:
+    results.mkdir()
+    write_csv(results / "latency.csv", latency_rows(searched_ms))
+    write_csv(results / "fidelity.csv", fidelity_rows(worst_pct))
+    write_csv(results / "search_cost.csv", search_cost_rows(soft_time))
+    write_csv(results / "quality.csv", [
+        {"kind": k, "network": n, "dataset": d, "sigma": s, "psnr": p, "predicted_ms": 100.0}
+        for k, n, p in (("baseline", "all-naf", 30.1), ("searched", "searched", 29.9)) for d in ("CBSD68", "Kodak24")
+        for s in (15, 25)])
+    write_csv(results / "extra_numbers.csv", [{"what": "x", "value": 1.5}])
+    (results / "latency.meta.json").write_text(json.dumps({
+        "name": "latency", "command": "python benchmarks/bench_latency.py --lut t.csv", "date": "2026-01-01",
+        "machine": {"cpu_model": "Test CPU 9000", "cores": 2, "logical_cpus": 2}, "versions": {"onnxruntime": "1.32.0"},
+        "runs": [{"command": "python benchmarks/bench_latency.py --lut t.csv", "status": "done", "load_start": [1.0],
+                  "load_end": [1.5]}]}))
+
+
+def test_page_marks_missed_goals(report, tmp_path):
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    fill(results, searched_ms=300.0, worst_pct=14.0, soft_time=6.0)  # 1.33x, one at +14%, soft 6x
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    goals = text.split("## 1.")[0]
+    assert "**MISSED**" in goals and "3 of 7 goals missed." in goals
+    assert "| latency | a searched network >= 2x faster than all-naf | best: searched-mu1 1.33x (300 ms) | **MISSED** |" in goals
+    assert "2/3 within; worst +14.0%" in goals
+    assert "| search cost | soft weight update <= 4.5x an all-naf training step (time) | 6.00x | **MISSED** |" in goals
+    assert "| search cost | sampled weight update <= 1.5x an all-naf training step (time) | 1.20x | met |" in goals
+    assert "*Likely cause:*" in text and "all-cbr" in text  # a cause that names the numbers behind it
+    for png in ("latency.png", "fidelity.png", "search_cost.png"):
+        assert (results / png).stat().st_size > 1000
+        assert f"(results/{png})" in text
+    assert "`python benchmarks/bench_latency.py --lut t.csv`" in text and "Test CPU 9000" in text
+    assert "No sidecar for `fidelity.csv`" in text
+    assert "against a table re-measured in the same run, mean |error| is 1.0%" in text  # drift named as the cause
+    assert "Kodak24 s=25" in text and "| extra_numbers.csv" not in text and "## 4. Quality (quality.csv)" in text
+    assert "## 5. extra_numbers.csv" in text and "| x | 1.500 |" in text
+
+
+def test_page_says_all_goals_met(report, tmp_path):
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    fill(results, searched_ms=180.0, worst_pct=4.0, soft_time=3.0)
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "All 7 goals met." in text and "MISSED" not in text
+    assert "(not measured)" not in text
+
+
+def test_missing_results_folder_is_one_line_error(report, tmp_path, capsys):
+    assert report.main(["--results", str(tmp_path / "nope"), "--out", str(tmp_path / "R.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no results folder") and err.count("\n") == 1
+    assert not (tmp_path / "R.md").exists()

@@ -1,0 +1,104 @@
+"""Exact resume after SIGKILL: `hwnas search` and `hwnas train` killed mid-epoch, resumed, and compared
+with an uninterrupted run of the same seed (started beside it, so the two share the wall time)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hwnas.modelfile import load_model
+
+# Checkpoints every 2 (search) / 5 (train) steps: the kill lands mid-epoch, after several checkpoints.
+SEARCH = ["search", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "6", "--epochs", "2", "--warmup-epochs", "1",
+          "--mode", "sampled", "--checkpoint-every", "2", "--seed", "5"]
+TRAIN = ["train", "--preset", "tiny", "--uniform", "naf_bn", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "20",
+         "--epochs", "2", "--checkpoint-every", "5", "--seed", "5"]
+
+
+def start(*args, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every run: the same float sums
+    env.pop("WORLD_SIZE", None)
+    return subprocess.Popen([sys.executable, "-m", "hwnas", *map(str, args)], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+def progress(folder: Path) -> dict | None:
+    try:
+        return torch.load(folder / "last.pt", weights_only=True)["progress"]
+    except Exception:  # not written yet, or replaced while we read: ask again
+        return None
+
+
+def kill_mid_epoch(proc: subprocess.Popen, checkpoints: Path, after_step: int) -> dict:
+    """SIGKILL `proc` as soon as its checkpoint has passed global step `after_step`; the checkpoint's progress."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        p = progress(checkpoints)
+        if p is not None and p["global_step"] >= after_step:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return progress(checkpoints)
+
+
+@pytest.fixture(scope="module")
+def lut(tmp_path_factory):
+    from hwnas.backends.macs import MacsBackend
+    from hwnas.backends.table import build_table
+    from hwnas.config import SpaceSpec
+
+    path = tmp_path_factory.mktemp("lut") / "macs.csv"
+    build_table(SpaceSpec(preset="tiny").create(), 32, MacsBackend(), path)
+    return path
+
+
+def test_search_killed_mid_epoch_resumes_to_the_same_bytes(tmp_path, lut):
+    whole = start(*SEARCH, "--lut", lut, "--out", "whole", "--json", cwd=tmp_path)
+    killed = start(*SEARCH, "--lut", lut, "--out", "killed", "--json", cwd=tmp_path)
+    at = kill_mid_epoch(killed, tmp_path / "killed" / "checkpoints", after_step=8)
+    assert at["step"] != 0 and at["epoch"] == 1, f"want a mid-epoch checkpoint of a searching epoch, got {at}"
+    err = finish(start("search", "--out", "killed", "--resume", "--json", cwd=tmp_path))
+    assert f"resuming killed at epoch {at['epoch']}, step {at['step']}" in err
+    finish(whole)
+    for name in ("alpha_history.csv", "arch.json", "metrics.csv", "steps.csv"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    summaries = [json.loads((tmp_path / run / "summary.json").read_text()) for run in ("killed", "whole")]
+    for s in summaries:
+        s.pop("seconds")
+    assert summaries[0] == summaries[1]
+
+
+def test_train_killed_with_a_truncated_checkpoint_falls_back_and_resumes_to_the_same_weights(tmp_path):
+    whole = start(*TRAIN, "--out", "whole", "--json", cwd=tmp_path)
+    killed = start(*TRAIN, "--out", "killed", "--json", cwd=tmp_path)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    at = kill_mid_epoch(killed, checkpoints, after_step=10)
+    assert at["step"] != 0, f"want a mid-epoch checkpoint, got {at}"
+    previous = torch.load(checkpoints / "prev.pt", weights_only=True)["progress"]
+    last = checkpoints / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # as if the disk filled up mid-write
+    err = finish(start("train", "--out", "killed", "--resume", "--json", cwd=tmp_path))
+    assert "unreadable" in err and "using the previous checkpoint" in err and "prev.pt" in err
+    assert f"resuming at epoch {previous['epoch'] + 1} step {previous['step']}" in err
+    finish(whole)
+    a, b = load_model(tmp_path / "whole" / "model.pt").state_dict, load_model(tmp_path / "killed" / "model.pt").state_dict
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+    assert worst <= 1e-6, f"max abs weight difference {worst}"
+    assert (tmp_path / "killed" / "metrics.csv").read_text() != ""
+    rows = [r.split(",")[0] for r in (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]]
+    assert rows == ["1", "2"]  # no epoch written twice
