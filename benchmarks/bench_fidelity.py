@@ -13,11 +13,12 @@ other processes hits them alike); each group's rows are appended to
 `results/fidelity.csv` as it finishes, and a rerun skips the seeds already there.
 
 A table built at another time ran under another load; on a shared machine that alone
-moves every network by tens of percent. So, unless `--no-fresh`, each group is
-preceded by re-measuring every table unit with the same backend and protocol (a
-throw-away table, about half a minute), and each row also holds the prediction of
-that same-run table (`predicted_fresh_ms`, `error_fresh_pct`): the given table's
-error minus the same-run table's error is the machine's drift, not the method's.
+moves every network by tens of percent. So, unless `--no-same-rounds`, every unit of
+the table is measured again in the same interleaved rounds as each group of networks
+(same backend, same protocol; a throw-away table), and each row also holds that
+table's prediction (`predicted_same_rounds_ms`, `error_same_rounds_pct`): the
+per-block method's own error, with the machine's drift since the table was built
+taken out. The goals are judged on the given table, the one a search uses.
 
 Run from the repository root:
 
@@ -31,7 +32,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from common import RESULTS_DIR, append_row, done_keys, open_lut, record_run, run_main
+from common import RESULTS_DIR, append_row, done_keys, load_average, open_lut, record_run, run_main
 
 log = logging.getLogger("bench_fidelity")
 
@@ -49,8 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (must match the table)")
     p.add_argument("--runs", type=int, default=None, help="timed rounds per network (default: the table's)")
     p.add_argument("--warmup", type=int, default=None, help="untimed rounds (default: the table's)")
-    p.add_argument("--no-fresh", dest="fresh", action="store_false",
-                   help="skip re-measuring the table's units before each group")
+    p.add_argument("--no-same-rounds", dest="same_rounds", action="store_false",
+                   help="do not measure the table's units again in the networks' rounds (faster)")
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default benchmarks/results)")
     return p.parse_args(argv)
 
@@ -72,17 +73,19 @@ def measure(args: argparse.Namespace, space, table) -> None:
     for start in range(0, len(todo), args.group):
         seeds = todo[start:start + args.group]
         archs = {seed: random_architecture(space, args.image_size, seed) for seed in seeds}
-        fresh = same_run_table(space, args.image_size, backend) if args.fresh else None
         log.info("measuring seeds %s (%d of %d done)", seeds, args.count - len(todo) + start, args.count)
-        units = [Unit(f"random-{seed}", shape, freeze(space, arch).eval(), kind="network") for seed, arch in archs.items()]
-        for seed, m in zip(seeds, backend.measure(units)):
+        networks = [Unit(f"random-{seed}", shape, freeze(space, arch).eval(), kind="network") for seed, arch in archs.items()]
+        measured, again = measure_networks(backend, networks, space, args.image_size, args.same_rounds)
+        load = (load_average() or [float("nan")])[0]  # the machine's load over the last minute: the group's
+        for seed, m in zip(seeds, measured):
             predicted = predict(table, space, args.image_size, archs[seed], "lut").total_ms
             counts = Counter(archs[seed].choices.values())
             row = {"seed": seed, "network": m.name, "predicted_ms": predicted, "measured_ms": m.median_ms,
-                   "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs, "error_pct": error_pct(predicted, m.median_ms)}
-            if fresh is not None:
-                again = predict(fresh, space, args.image_size, archs[seed], "same run").total_ms
-                row.update(predicted_fresh_ms=again, error_fresh_pct=error_pct(again, m.median_ms))
+                   "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs, "error_pct": error_pct(predicted, m.median_ms),
+                   "load_1min": load}
+            if again is not None:
+                same = predict(again, space, args.image_size, archs[seed], "same rounds").total_ms
+                row.update(predicted_same_rounds_ms=same, error_same_rounds_pct=error_pct(same, m.median_ms))
             append_row(csv_path, {**row, **{f"n_{name}": counts.get(name, 0) for name in candidates}})
             log.info("  %-10s predicted %7.1f ms, measured %7.1f ms", m.name, predicted, m.median_ms)
 
@@ -91,17 +94,28 @@ def error_pct(predicted: float, measured: float) -> float:
     return 100.0 * (predicted - measured) / measured
 
 
-def same_run_table(space, image_size: int, backend):
-    """Every unit of the table measured now, with `backend` (in memory, not saved)."""
+def measure_networks(backend, networks: list, space, image_size: int, same_rounds: bool):
+    """(one Measurement per network, the table re-measured in the same rounds or None).
+
+    With `same_rounds`, the table's units and the networks form one interleaved group
+    of the backend, so every round times each of them once under the same load. The
+    backend's public `measure` splits its work into groups of at most 8 units (to bound
+    memory and what a kill loses), so this calls its group measurement directly.
+    """
+    if not same_rounds:
+        return backend.measure(networks), None
+    import tempfile
+
     from hwnas.backends.table import new_meta, table_units
     from hwnas.latency import LatencyTable
 
-    table = LatencyTable(new_meta(space, image_size, backend))
     units = table_units(space, image_size)
-    log.info("re-measuring the table's %d units", len(units))
-    for m in backend.measure(units):
+    with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
+        results = backend._measure_group(units + networks, Path(tmp))
+    table = LatencyTable(new_meta(space, image_size, backend))
+    for m in results[:len(units)]:
         table.add(m)
-    return table
+    return results[len(units):], table
 
 
 def main() -> None:
@@ -115,7 +129,7 @@ def main() -> None:
     args.warmup = args.warmup if args.warmup is not None else int(protocol.get("warmup", 3))
     settings = {"space": SPACE, "preset": PRESET, "image_size": args.image_size, "threads": args.threads,
                 "count": args.count, "group": args.group, "runs": args.runs, "warmup": args.warmup, "lut": lut.name,
-                "lut_created": table.meta.created, "lut_runs": protocol.get("runs"), "fresh_table": args.fresh,
+                "lut_created": table.meta.created, "lut_runs": protocol.get("runs"), "same_rounds": args.same_rounds,
                 "backend": "onnxruntime (hwnas.backends.onnxruntime)"}
     with record_run(NAME, settings=settings, results_dir=args.results):
         measure(args, space, table)

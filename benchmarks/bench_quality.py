@@ -4,6 +4,7 @@ One preset small enough to train on 2 cores (`tiny`), one latency table (ONNX Ru
 this CPU, 256x256), and networks trained under the same time budget on CBSD432:
 
 - `searched`: `hwnas search` on CBSD432, then `hwnas train --init-from` (fine-tuned);
+  `searched-scratch`: the same architecture trained from scratch like the others;
 - `baseline`: the all-`naf` network (NAFNet's blocks), trained from scratch;
 - `uniform`: the best uniform alternative, chosen by the table (see `choose_uniform`);
 - `random`: N architectures drawn uniformly at random among those whose table-predicted
@@ -241,6 +242,8 @@ def make_plan(work: Path, randoms: int, seed: int) -> dict:
         raise SystemExit(f"error: {err} (--randoms)") from None
     sampled = [{p.label: arch[p.label] for p in positions} for arch in sampled]  # position order, like arch.json
     networks = [{"name": "searched", "kind": "searched", "choices": searched},
+                # the same architecture from scratch: separates the search's choice from its weight init
+                {"name": "searched-scratch", "kind": "searched", "choices": searched},
                 {"name": "naf", "kind": "baseline", "choices": all_naf},
                 {"name": f"uniform-{uniform}", "kind": "uniform", "choices": same_uniform}]
     networks += [{"name": f"random-{i}", "kind": "random", "choices": arch} for i, arch in enumerate(sampled)]
@@ -280,7 +283,7 @@ def stage_train(args, runner: Runner) -> None:
                         "--time-budget", args.minutes, "--seed", args.seed, "--out", rel(out)]
         if (out / "checkpoints" / "last.pt").exists():
             common_flags.append("--resume")
-        if net["kind"] == "searched":
+        if net["name"] == "searched":
             what = ["--init-from", rel(work / "search")]
         else:
             arch_path = work / "archs" / f"{net['name']}.json"

@@ -140,7 +140,8 @@ def record_run(
     """Record one run of benchmark `name` in its sidecar, before and after the work.
 
     The sidecar keeps every run that contributed rows (a resumed benchmark has several):
-    `runs: [{command, started, finished, load_start, load_end, status}]`; `command` is the
+    `runs: [{command, started, finished, load_start, load_end, status}]` (status "done",
+    "failed" or "interrupted"; "running" if the process was killed); `command` is the
     latest run's. `settings` are the script's own (threads, image size, ...); a caller may
     add keys to the yielded dict's `"notes"` list or `"settings"` during the run. The
     sidecar is written at the start (status "running") so a killed run still says what
@@ -167,6 +168,9 @@ def record_run(
     try:
         yield meta
         run["status"] = "done"
+    except KeyboardInterrupt:
+        run["status"] = "interrupted"
+        raise
     except BaseException:
         run["status"] = "failed"
         raise
@@ -231,8 +235,11 @@ def _atomic_text(path: Path, text: str) -> None:
 def run_main(main: Callable[[], Any]) -> None:
     """Run a script's `main` with logging to stderr; an `HwnasError` (a user's mistake) ends
     in one line `error: ...` and exit status 2, as in the `hwnas` command."""
+    import signal
+
     from hwnas.errors import HwnasError
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run like Ctrl-C: rows so far kept, sidecar updated
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     try:
         main()
@@ -242,6 +249,10 @@ def run_main(main: Callable[[], Any]) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue where it stopped.", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def open_lut(

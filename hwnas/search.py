@@ -258,9 +258,9 @@ class Search:
             self._diverged(f"the {bad} became NaN or infinite after the optimiser step")
         distributed.all_gather_check(torch.cat([t.detach() for t in self.logits]), "architecture logits")
         if self.writer:
-            save_checkpoint(self.run.checkpoints, self.state())
-            if self.steps_log is not None:
+            if self.steps_log is not None:  # rows first: a kill between the two leaves rows a resume drops, none missing
                 self.steps_log.flush()
+            save_checkpoint(self.run.checkpoints, self.state())
 
     def check_ranks_agree(self, when: str) -> None:
         """Raise `RanksDisagree` unless every rank holds the same position, weights and logits (no-op in one process)."""
@@ -440,9 +440,10 @@ class Search:
                 if not saved:
                     self.checkpoint()
                 self.write_outputs()
-                logger.warning("interrupted; checkpoint (next: epoch %d, step %d) written to %s; continue with "
-                               "`hwnas search --out %s --resume`", p.epoch, p.step, self.run.checkpoints / "last.pt",
-                               self.run.root)
+                if self.writer:
+                    logger.warning("interrupted; checkpoint (next: epoch %d, step %d) written to %s; continue with "
+                                   "`hwnas search --out %s --resume`", p.epoch, p.step, self.run.checkpoints / "last.pt",
+                                   self.run.root)
                 raise KeyboardInterrupt
 
     # -- outputs ---------------------------------------------------------------

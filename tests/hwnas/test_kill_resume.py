@@ -14,10 +14,10 @@ import torch
 
 from hwnas.modelfile import load_model
 
-# Checkpoints every 2 (search) / 5 (train) steps: the kill lands mid-epoch, after several checkpoints.
-SEARCH = ["search", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "6", "--epochs", "2", "--warmup-epochs", "1",
-          "--mode", "sampled", "--checkpoint-every", "2", "--seed", "5"]
-TRAIN = ["train", "--preset", "tiny", "--uniform", "naf_bn", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "20",
+# Long epochs, frequent checkpoints: the kill lands mid-epoch, whatever the machine's speed (steps take ~50 ms).
+SEARCH = ["search", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "20", "--epochs", "2", "--warmup-epochs", "1",
+          "--mode", "sampled", "--checkpoint-every", "4", "--seed", "5"]
+TRAIN = ["train", "--preset", "tiny", "--uniform", "naf_bn", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "30",
          "--epochs", "2", "--checkpoint-every", "5", "--seed", "5"]
 
 
@@ -69,7 +69,7 @@ def lut(tmp_path_factory):
 def test_search_killed_mid_epoch_resumes_to_the_same_bytes(tmp_path, lut):
     whole = start(*SEARCH, "--lut", lut, "--out", "whole", "--json", cwd=tmp_path)
     killed = start(*SEARCH, "--lut", lut, "--out", "killed", "--json", cwd=tmp_path)
-    at = kill_mid_epoch(killed, tmp_path / "killed" / "checkpoints", after_step=8)
+    at = kill_mid_epoch(killed, tmp_path / "killed" / "checkpoints", after_step=24)  # epoch 1, searching
     assert at["step"] != 0 and at["epoch"] == 1, f"want a mid-epoch checkpoint of a searching epoch, got {at}"
     err = finish(start("search", "--out", "killed", "--resume", "--json", cwd=tmp_path))
     assert f"resuming killed at epoch {at['epoch']}, step {at['step']}" in err
@@ -99,6 +99,28 @@ def test_train_killed_with_a_truncated_checkpoint_falls_back_and_resumes_to_the_
     assert a.keys() == b.keys()
     worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
     assert worst <= 1e-6, f"max abs weight difference {worst}"
-    assert (tmp_path / "killed" / "metrics.csv").read_text() != ""
     rows = [r.split(",")[0] for r in (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]]
     assert rows == ["1", "2"]  # no epoch written twice
+
+
+def test_steps_csv_on_disk_covers_every_checkpoint_the_moment_it_lands(tmp_path, lut, monkeypatch):
+    """A kill just after a checkpoint is written must not lose steps.csv rows that the checkpoint covers
+    (the resumed run keeps the rows before its checkpoint and never writes them again)."""
+    import hwnas.search as search
+    from hwnas.config import SearchConfig, SpaceSpec
+    from hwnas.latency import LatencyTable
+
+    real, seen = search.save_checkpoint, []
+
+    def save_and_look(folder, state):
+        path = real(folder, state)
+        rows = (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]  # what a SIGKILL now would leave
+        seen.append((state["progress"]["global_step"], len(rows)))
+        return path
+
+    monkeypatch.setattr(search, "save_checkpoint", save_and_look)
+    config = SearchConfig(spec=SpaceSpec(preset="tiny"), image_size=32, backend="macs", crop=16, batch_size=2,
+                          steps_per_epoch=3, epochs=1, warmup_epochs=0, checkpoint_every=2, recalibration_batches=1)
+    search.run_search(config, tmp_path / "run", LatencyTable.load(lut))
+    assert [gs for gs, _ in seen] == [2, 3]
+    assert all(rows >= gs for gs, rows in seen), seen
