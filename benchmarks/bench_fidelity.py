@@ -70,6 +70,7 @@ def measure(args: argparse.Namespace, space, table) -> None:
     shape = tuple(space.example_input(args.image_size).shape)
     backend = OnnxRuntimeBackend(OnnxRuntimeOptions(threads=args.threads, warmup=args.warmup, runs=args.runs))
     candidates = space.positions(args.image_size)[0].candidates
+    first_group = len(done_keys(csv_path, ["seed"]))  # numbering continues after a resume
     for start in range(0, len(todo), args.group):
         seeds = todo[start:start + args.group]
         archs = {seed: random_architecture(space, args.image_size, seed) for seed in seeds}
@@ -80,7 +81,8 @@ def measure(args: argparse.Namespace, space, table) -> None:
         for seed, m in zip(seeds, measured):
             predicted = predict(table, space, args.image_size, archs[seed], "lut").total_ms
             counts = Counter(archs[seed].choices.values())
-            row = {"seed": seed, "network": m.name, "predicted_ms": predicted, "measured_ms": m.median_ms,
+            row = {"seed": seed, "group": (first_group + start) // args.group, "network": m.name,
+                   "predicted_ms": predicted, "measured_ms": m.median_ms,
                    "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs, "error_pct": error_pct(predicted, m.median_ms),
                    "load_1min": load}
             if again is not None:

@@ -359,9 +359,9 @@ class _Trainer:
         row.update({f"val_{k}": float(v) for k, v in scores.items()})
         self.metrics.append(row)
         p.update(epoch=p["epoch"] + 1, step=0, loss_sum=0.0, loss_count=0)
-        self._checkpoint()
-        if distributed.is_main():
+        if distributed.is_main():  # before the checkpoint: a kill between the two cannot lose this epoch's row
             write_csv(self.paths.metrics, self.metrics)
+        self._checkpoint()
         log.debug("epoch %d: %s", row["epoch"], ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith("val_")))
         if self.on_epoch:
             self.on_epoch(row)

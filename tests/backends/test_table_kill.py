@@ -89,12 +89,12 @@ def test_a_killed_build_keeps_its_rows_and_the_rerun_measures_only_the_rest(tmp_
     path = tmp_path / "slow.csv"
     first = tmp_path / "first"
     env = plugin_env(tmp_path, first, delay=0.3)
-    proc = subprocess.Popen(build_lut(path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(build_lut(path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and len(list(first.iterdir())) < 3:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the build ended before it could be killed"
 
     saved = marked(first)

@@ -45,7 +45,7 @@ def fidelity_rows(worst_pct: float) -> list[dict]:
     rows = []
     for seed, err in enumerate([1.0, -2.0, worst_pct]):
         measured = 300.0
-        rows.append({"seed": seed, "network": f"random-{seed}", "predicted_ms": measured * (1 + err / 100),
+        rows.append({"seed": seed, "group": seed // 2, "network": f"random-{seed}", "predicted_ms": measured * (1 + err / 100),
                      "measured_ms": measured, "p10_ms": 290.0, "p90_ms": 310.0, "runs": 30, "error_pct": err,
                      "predicted_same_rounds_ms": measured * 1.01, "error_same_rounds_pct": 1.0,
                      "load_1min": 6.0 if seed == 2 else 2.0, "n_naf": 9, "n_cbr": 27})
@@ -98,9 +98,10 @@ def test_page_marks_missed_goals(report, tmp_path):
     assert "`python benchmarks/bench_latency.py --lut t.csv`" in text and "Test CPU 9000" in text
     assert "No sidecar for `fidelity.csv`" in text
     assert "re-measured in the same rounds as the networks, mean |error| is 1.0%" in text  # drift named as the cause
-    assert "load average <= 2.0: mean |error| 1.5% (same-rounds table 1.0%); above it (up to 6.0): mean |error| 14.0%" in text
-    assert "Kodak24 s=25" in text and "| extra_numbers.csv" not in text and "## 4. Quality (quality.csv)" in text
+    assert "| 0 | 0-1 | 1.5% | 2.0% | 1.0% | 2.0 |" in text and "| 1 | 2-2 | 14.0% | 14.0% | 1.0% | 6.0 |" in text
+    assert "Kodak24 s=25" in text and "## 4. Quality (quality.csv)" in text
     assert "## 5. extra_numbers.csv" in text and "| x | 1.500 |" in text
+    assert "| latency.csv | 2026-01-01 | Test CPU 9000 | 2 | 1.2 |" in text  # the machines table
 
 
 def test_page_says_all_goals_met(report, tmp_path):
@@ -117,3 +118,24 @@ def test_missing_results_folder_is_one_line_error(report, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: no results folder") and err.count("\n") == 1
     assert not (tmp_path / "R.md").exists()
+
+
+def test_fidelity_cause_names_contention_when_errors_grow_with_load(report):
+    import pandas as pd
+
+    df = pd.DataFrame({"error_pct": [-12.0, -10.0, -45.0, -50.0], "error_same_rounds_pct": [-2.0, 1.0, -25.0, -30.0],
+                       "load_1min": [4.0, 4.5, 7.0, 8.0], "measured_ms": [1.0] * 4, "p10_ms": [1.0] * 4, "p90_ms": [1.0] * 4})
+    cause = report.fidelity_cause(report.fidelity_stats(df), report.same_rounds_stats(df), {}, report.load_split(df))
+    assert cause.startswith("contention from other processes")
+    assert "<= 5.8: mean |error| 11.0% (same-rounds table 1.5%); above it (up to 8.0): mean |error| 47.5%" in cause
+
+
+def test_fidelity_cause_names_contention_when_groups_differ(report):
+    import pandas as pd
+
+    df = pd.DataFrame({"seed": range(4), "group": [0, 0, 1, 1], "error_pct": [-50.0, -55.0, -3.0, 1.0],
+                       "measured_ms": [1.0] * 4, "p10_ms": [1.0] * 4, "p90_ms": [1.0] * 4})
+    groups = report.group_stats(df, {})
+    cause = report.fidelity_cause(report.fidelity_stats(df), None, {}, None, groups)
+    assert cause.startswith("contention from other processes, which changed from one group")
+    assert "predicts seeds 2-3 with mean |error| 2.0% (worst 3.0%) but seeds 0-1, measured minutes apart, with 52.5%" in cause

@@ -22,14 +22,20 @@ TRAIN = ["train", "--preset", "tiny", "--uniform", "naf_bn", "--crop", "16", "--
 
 
 def start(*args, cwd: Path) -> subprocess.Popen:
+    """`python -m hwnas ARGS` in the background, its output in files (a full pipe would stall it)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every run: the same float sums
     env.pop("WORLD_SIZE", None)
-    return subprocess.Popen([sys.executable, "-m", "hwnas", *map(str, args)], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = cwd / f"stderr-{len(list(cwd.glob('stderr-*')))}.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "hwnas", *map(str, args)], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    proc.log = log
+    return proc
 
 
 def finish(proc: subprocess.Popen) -> str:
-    out, err = proc.communicate(timeout=300)
+    proc.wait(timeout=300)
+    err = proc.log.read_text()
     assert proc.returncode == 0, err[-3000:]
     return err
 
@@ -50,9 +56,18 @@ def kill_mid_epoch(proc: subprocess.Popen, checkpoints: Path, after_step: int) -
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     return progress(checkpoints)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """In-process work on one intra-op thread, like the subprocesses: no spinning against a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
