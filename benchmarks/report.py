@@ -49,6 +49,9 @@ class Goal:
     cause: str = ""  # why it was missed, from the numbers
     note: str = ""  # a caveat on a met goal (e.g. within the noise)
 
+    def __post_init__(self) -> None:
+        self.met = None if self.met is None else bool(self.met)  # numpy booleans are not `False`
+
     @property
     def status(self) -> str:
         return {True: "met", False: "**MISSED**", None: "not measured"}[self.met]
@@ -111,6 +114,9 @@ def provenance(meta: dict, csv_name: str) -> list[str]:
     settings = meta.get("settings") or {}
     if settings:
         lines.append("Settings: " + "; ".join(f"{k}={v}" for k, v in settings.items()) + ".")
+    if settings.get("lut"):
+        lines.append(f"The latency table it used is kept as `results/lut/{settings['lut']}` (+ its sidecar): rerun with "
+                     f"`--lut benchmarks/results/lut/{settings['lut']}`.")
     for note in meta.get("notes") or []:
         lines.append(f"Note: {note}")
     return lines
@@ -279,7 +285,7 @@ def fidelity_plot(df, groups, path: Path) -> None:
     """Predicted vs measured: filled markers the given table, hollow ones the same-rounds table;
     one colour per measurement group (they ran minutes apart, under different load)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+    fig, ax = plt.subplots(figsize=(9, 6))
     same = "predicted_same_rounds_ms" in df.columns and df["predicted_same_rounds_ms"].notna().any()
     columns = ["measured_ms", "predicted_ms"] + (["predicted_same_rounds_ms"] if same else [])
     lo, hi = df[columns].min().min() * 0.85, df[columns].max().max() * 1.1
@@ -287,19 +293,22 @@ def fidelity_plot(df, groups, path: Path) -> None:
     ax.fill_between(xs, [x * 0.9 for x in xs], [x * 1.1 for x in xs], color="tab:green", alpha=0.15, label="+-10%")
     ax.plot(xs, xs, "k-", lw=1, label="predicted = measured")
     parts = [(None, df)] if groups is None else [(g, df[df["seed"].isin(g["seed_list"])]) for _, g in groups.iterrows()]
+    ax.scatter([], [], color="k", s=30, label="table the search used (filled)")
+    if same:
+        ax.scatter([], [], facecolors="none", edgecolors="k", s=30, label="same-rounds table (hollow)")
     for i, (g, part) in enumerate(parts):
         color = f"C{i % 10}"
         name = "networks" if g is None else f"group {int(g['group'])} (seeds {g['seeds']})"
-        ax.scatter(part["measured_ms"], part["predicted_ms"], color=color, s=30, label=f"{name}: table the search used")
+        ax.scatter(part["measured_ms"], part["predicted_ms"], color=color, s=30, label=name)
         if same:
-            ax.scatter(part["measured_ms"], part["predicted_same_rounds_ms"], facecolors="none", edgecolors=color, s=30,
-                       label=f"{name}: same-rounds table")
+            ax.scatter(part["measured_ms"], part["predicted_same_rounds_ms"], facecolors="none", edgecolors=color, s=30)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("measured end to end, ms (median of its runs)")
     ax.set_ylabel("table-predicted, ms")
     ax.set_title("Latency table vs measurement (paper preset, 256x256)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -364,16 +373,17 @@ def load_split(df) -> LoadSplit | None:
 def group_stats(df, meta: dict):
     """Per measurement group (networks interleaved together, minutes apart from the next group):
     seeds, mean |error| against the given and the same-rounds table, 1-minute load. None if
-    the groups cannot be told apart. Rows without a `group` column are grouped in file order
-    by the sidecar's `group` size."""
+    the groups cannot be told apart. Rows without a `group` value (older CSVs) are grouped in
+    file order by the sidecar's `group` size."""
     import pandas as pd
 
-    if "group" in df.columns:
-        groups = df["group"]
-    elif (meta.get("settings") or {}).get("group"):
-        groups = pd.Series(range(len(df)), index=df.index) // int(meta["settings"]["group"])
-    else:
-        return None
+    size = int((meta.get("settings") or {}).get("group") or 0)
+    in_order = pd.Series(range(len(df)), index=df.index) // size if size else None
+    groups = df["group"] if "group" in df.columns else pd.Series(float("nan"), index=df.index)
+    if groups.isna().any():
+        if in_order is None:
+            return None
+        groups = groups.fillna(in_order)
     rows = []
     for g, part in df.groupby(groups, sort=True):
         rows.append({"group": int(g), "seeds": f"{int(part['seed'].min())}-{int(part['seed'].max())}",
