@@ -602,6 +602,8 @@ def quality_section(df, meta: dict, results: Path, out: Path, stem: str) -> Sect
     if not needed <= set(df.columns):
         return generic_section(df, meta, results, out, stem)
     index = [c for c in ("kind", "network", "predicted_ms") if c in df.columns]
+    # Rows without a latency (the classical CBM3D reference) would vanish from a pivot on NaN keys.
+    df = df.assign(**{c: df[c].astype(object).where(df[c].notna(), "-") for c in index})
     pivot = df.pivot_table(index=index, columns=["dataset", "sigma"], values="psnr", aggfunc="mean", sort=False)
     headers = index + [f"{d} s={sg}" for d, sg in pivot.columns]
     rows = [[*(key if isinstance(key, tuple) else (key,)), *(fmt(v, 2) for v in vals)] for key, vals in zip(pivot.index, pivot.values)]
