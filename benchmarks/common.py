@@ -43,19 +43,10 @@ if TYPE_CHECKING:
     from hwnas.latency import LatencyTable
     from hwnas.space import SearchSpace
 
+from hwnas.backends.onnxruntime import cpu_model  # the same CPU name the latency tables record
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LIBRARIES = ("hwnas", "torch", "onnx", "onnxruntime", "numpy", "pandas", "qai-hub", "scikit-image")
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or what `platform` knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return " ".join(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def load_average() -> list[float]:
