@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from hwnas.space import SearchSpace
 
 from hwnas.backends.onnxruntime import cpu_model  # the same CPU name the latency tables record
+from hwnas.latency import versions
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LIBRARIES = ("hwnas", "torch", "onnx", "onnxruntime", "numpy", "pandas", "qai-hub", "scikit-image")
@@ -74,15 +75,7 @@ def machine() -> dict[str, Any]:
 
 def library_versions(names: Sequence[str] = LIBRARIES) -> dict[str, str]:
     """Installed versions of the named distributions (missing ones are left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
+    return versions(*names)
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:

@@ -7,7 +7,6 @@ import sys
 import matplotlib.font_manager  # noqa: F401 -- font cache found before XDG_CACHE_HOME moves (else rebuilt: seconds)
 import numpy as np
 import pytest
-import torch
 
 from hwnas.cli import main
 from hwnas.cli.search import FILES
@@ -16,13 +15,7 @@ FAST = ["--preset", "tiny", "--image-size", "32", "--crop", "16", "--batch-size"
         "--epochs", "2", "--warmup-epochs", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run as fast on one intra-op thread, which also cannot be oversubscribed on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:

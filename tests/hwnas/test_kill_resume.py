@@ -61,13 +61,7 @@ def kill_mid_epoch(proc: subprocess.Popen, checkpoints: Path, after_step: int) -
     return progress(checkpoints)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """In-process work on one intra-op thread, like the subprocesses: no spinning against a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
