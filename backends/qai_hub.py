@@ -10,8 +10,11 @@ compile job's target model at once, so the whole batch runs in parallel.
 Two modes:
 
 - `per-unit`: one compile + one profile job per unit (a candidate at an input shape, or
-  a fixed part). The table row is the profile's `estimated_inference_time` (µs -> ms),
-  with the reported peak memory beside it (see `qai_hub_profile.measurement`).
+  a fixed part). The row's median, p10 and p90 all come from the same warm profiler
+  iterations (`all_inference_times` without the first, cold one); the service's own
+  `estimated_inference_time` stands beside them as `service_ms` and is the statistic
+  only when a profile has no per-iteration times. The job book records which (see
+  `qai_hub_profile.timing`), and the tool versions when the profile carries them.
 - `whole-network`: one uniform network per candidate (every position that offers the
   candidate takes it), profiled whole; per-layer `execution_detail` times are
   attributed to positions and fixed parts by the module path in the layer names, and
@@ -24,10 +27,18 @@ Two modes:
 Submitted job ids are kept in the table's job book (`attach`), saved before any
 waiting, so an interrupted build re-attaches to its jobs (`qai_hub.get_job`) instead of
 paying for them again. Failures never become numbers: a failed job raises
-`MeasurementError` naming the unit, the job id and AI Hub's message. Rate limiting and
-connection errors are retried with exponential back-off; authentication, configuration
-and unknown devices end in one line. The API token is never printed or logged (the
-client's `ClientConfig` repr contains it, so no config object is ever logged either).
+`MeasurementError` naming the unit, the job id and AI Hub's message.
+
+Retries have one owner, `QaiHubBackend._call`. The client retries by itself twice over
+(a urllib3 `Retry` on its HTTP session and a `backoff` loop around requests: about 45 s
+per call with the network down, logged line by line); those are switched off for the
+duration of each call (`client_retries_off`), and `_call` retries connection errors
+and 5xx with exponential back-off within `retry_budget_s` (one warning line, then one
+error line: offline, a command ends within about 70 s), and rate limits on their own,
+longer schedule. Authentication, configuration, a client too old for the service and
+unknown devices end in one line; the client's boxed multi-line messages are flattened
+to one (`one_line`). The API token is never printed or logged (the client's
+`ClientConfig` repr contains it, so no config object is ever logged either).
 """
 
 from __future__ import annotations
@@ -35,9 +46,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -68,8 +80,16 @@ DEVICE_ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "sm8650": ("Samsung Galaxy S24 (Family)", ("chipset:qualcomm-snapdragon-8gen3",)),
 }
 
-BACKOFF_S = 10.0  # first wait after a rate limit / connection error; doubles each try
+UPGRADE = "pip install -U qai-hub"
+
+BACKOFF_S = 10.0  # first wait after a rate limit; doubles each try
 MAX_BACKOFF_S = 120.0
+RECONNECT_S = 2.0  # first wait after a connection error or 5xx; doubles each try, within retry_budget_s
+MAX_RECONNECT_S = 30.0
+
+# Box-drawing characters of the client's framed messages (`qai_hub.client._visible_textbox`) and
+# their common relatives; the frame's sides are ASCII bars.
+BOX_CHARS = "─━│┃┌┐└┘╭╮╰╯├┤┬┴┼═║╔╗╚╝╠╣╦╩╬┏┓┗┛|"
 
 
 class QaiHubOptions(BaseModel):
@@ -82,9 +102,11 @@ class QaiHubOptions(BaseModel):
     compute_unit: Literal["npu", "gpu", "cpu", "all"] = "npu"
     mode: Literal["per-unit", "whole-network"] = "per-unit"
     max_profiler_iterations: int = Field(20, ge=1)
+    cold_iterations: int = Field(1, ge=0, description="first profiler iterations left out of p10/median/p90 (cold start)")
     timeout_s: float = Field(7200.0, gt=0, description="how long to wait for submitted jobs; they stay re-attachable after it")
     poll_s: float = Field(10.0, gt=0, description="seconds between job status checks")
-    retries: int = Field(5, ge=0, description="retries after rate limiting or connection errors")
+    retries: int = Field(5, ge=0, description="retries after rate limiting (10 s, doubling, at most 120 s apart)")
+    retry_budget_s: float = Field(60.0, ge=0, description="how long to keep retrying connection errors and 5xx per call")
 
     @field_validator("device", mode="before")
     @classmethod
@@ -124,6 +146,35 @@ def check_configured() -> None:
     load_config()
 
 
+@contextmanager
+def client_retries_off() -> Iterator[None]:
+    """The client's own retries off while it runs one call: `_call` is the one owner of retrying.
+
+    Both of the client's retry layers (the urllib3 `Retry` its sessions mount, the `backoff`
+    loop around requests) read `qai_hub.util.session.MAX_RETRIES` when a call starts;
+    0 means one try each. Restored afterwards, so other users of the client in this
+    process keep its behaviour. A client without that knob is left as it is."""
+    try:
+        from qai_hub.util import session
+    except ImportError:
+        session = None
+    if session is None or not isinstance(getattr(session, "MAX_RETRIES", None), int):
+        yield
+        return
+    saved = session.MAX_RETRIES
+    session.MAX_RETRIES = 0
+    try:
+        yield
+    finally:
+        session.MAX_RETRIES = saved
+
+
+def one_line(text: str) -> str:
+    """A boxed, multi-line client message as one line with all its words, frame removed."""
+    kept = [line.strip().strip(BOX_CHARS).strip() for line in str(text).splitlines()]
+    return " ".join(" ".join(line for line in kept if line).split())
+
+
 def unit_key(unit: Unit) -> str:
     return f"{unit.kind}:{unit.name}@{shape_str(unit.input_shape)}"
 
@@ -139,6 +190,7 @@ class _Track:
     compile: Any = None  # qai_hub.CompileJob
     profile: Any = None  # qai_hub.InferenceJob (profile=True)
     node_names: dict[str, str] | None = None  # if a dict: filled with normalised -> exported ONNX node names
+    record: dict[str, Any] = field(default_factory=dict)  # kept in the job book when finished: what the row used
 
 
 class QaiHubBackend(LatencyBackend):
@@ -152,6 +204,7 @@ class QaiHubBackend(LatencyBackend):
 
     name: ClassVar[str] = "qai-hub"
     Options: ClassVar[type[BaseModel]] = QaiHubOptions
+    submits_jobs: ClassVar[bool] = True  # measuring queues jobs on shared devices: commands say how many first
 
     def __init__(
         self,
@@ -208,16 +261,18 @@ class QaiHubBackend(LatencyBackend):
     def settings(self) -> dict[str, Any]:
         """What changes the numbers (a table refuses a backend that differs in any of them)."""
         o = self.options
-        return {"device": self.device, "target_runtime": o.target_runtime, "compute_unit": o.compute_unit, "mode": o.mode}
+        return {"device": self.device, "target_runtime": o.target_runtime, "compute_unit": o.compute_unit, "mode": o.mode,
+                "cold_iterations": o.cold_iterations}
 
     def protocol(self) -> dict[str, Any]:
         """How the numbers were taken (recorded in the sidecar, never compared)."""
         o = self.options
         name, attributes = self.device_spec()
         statistic = {
-            "per-unit": "median_ms = execution_summary.estimated_inference_time (us) / 1000 of a profile job on the unit "
-            "alone; p10/p90 from all_inference_times when reported, else = median; peak memory from "
-            "estimated_inference_peak_memory (bytes)",
+            "per-unit": f"median_ms, p10_ms, p90_ms = percentiles of the same warm iterations of a profile job on the unit "
+            f"alone: execution_summary.all_inference_times (us) / 1000 without the first {o.cold_iterations} (cold); "
+            "service_ms = estimated_inference_time (us) / 1000, also the statistic when a profile has no iteration "
+            "times (the job book's 'used' says which, per unit); peak memory from estimated_inference_peak_memory (bytes)",
             "whole-network": "one uniform network per candidate, profiled whole; a unit's time = sum of the "
             "execution_detail execution_time (assumed us: AI Hub does not document the unit) of the layers whose "
             "names carry its module path, / 1000; median (p10/p90) over positions with the same input shape and, "
@@ -259,48 +314,71 @@ class QaiHubBackend(LatencyBackend):
         return self._client
 
     def _call(self, what: str, fn: Callable, *args, retry_connection: bool = True, **kwargs):
-        """`fn(*args, **kwargs)` with AI Hub errors turned into one line; rate limits (and,
-        if `retry_connection`, connection errors and 5xx) retried with exponential back-off."""
+        """`fn(*args, **kwargs)` -- the one place AI Hub calls are retried (module docstring).
+
+        Connection errors and 5xx (`InternalError`) are retried with back-off from
+        `RECONNECT_S` while the next try still starts within `retry_budget_s` of the first
+        (not at all without `retry_connection`: a job may have been created, and rerunning
+        re-attaches instead); rate limits on `BACKOFF_S` doubling, `retries` times. The
+        first retry is one warning line, later ones are debug notes."""
         from qai_hub.client import InternalError, RateLimitedError, UserError
 
-        tries = self.options.retries + 1
-        for attempt in range(tries):
+        started, attempt = self._clock(), 0
+        while True:
+            attempt += 1
             try:
-                return fn(*args, **kwargs)
+                with client_retries_off():
+                    return fn(*args, **kwargs)
             except RateLimitedError:
                 reason = "rate-limited"
+                delay = min(BACKOFF_S * 2 ** (attempt - 1), MAX_BACKOFF_S) if attempt <= self.options.retries else None
             except InternalError:
                 reason = "unreachable"
-                if not retry_connection:
-                    tries = attempt + 1  # a job may have been created: rerunning re-attaches instead
+                delay = min(RECONNECT_S * 2 ** (attempt - 1), MAX_RECONNECT_S)
+                if not retry_connection or self._clock() - started + delay > self.options.retry_budget_s:
+                    delay = None
             except UserError as err:
                 raise HwnasError(self._user_error(err, what)) from None
-            if attempt + 1 >= tries:
+            if delay is None:
                 break
-            delay = min(BACKOFF_S * 2**attempt, MAX_BACKOFF_S)
-            log.warning("AI Hub %s while %s; retrying in %.0f s (%d/%d)", reason, what, delay, attempt + 1, tries - 1)
+            if attempt == 1:
+                limit = (f"up to {self.options.retries} times" if reason == "rate-limited"
+                         else f"for up to {self.options.retry_budget_s:g} s")
+                log.warning("AI Hub %s while %s; retrying %s (--verbose shows each try)", reason, what, limit)
+            else:
+                log.debug("AI Hub %s while %s; try %d in %.0f s", reason, what, attempt + 1, delay)
             self._sleep(delay)
+        tries = f"{attempt} {'try' if attempt == 1 else 'tries'} in {self._clock() - started:.0f} s"
         if reason == "rate-limited":
             raise HwnasError(
-                f"AI Hub kept rate-limiting requests while {what} ({tries} tries); wait a few minutes and run the "
+                f"AI Hub kept rate-limiting requests while {what} ({tries}); wait a few minutes and run the "
                 "same command again (submitted jobs are re-attached, not paid for twice)."
             )
         raise HwnasError(
-            f"cannot reach Qualcomm AI Hub while {what} ({tries} {'try' if tries == 1 else 'tries'}); check the network "
-            "and the service status, then run the same command again (submitted jobs are re-attached, not paid for twice)."
+            f"cannot reach Qualcomm AI Hub at {self._api_url()} while {what} ({tries}); check the network and the "
+            "service status, then run the same command again (submitted jobs are re-attached, not paid for twice)."
         )
+
+    def _api_url(self) -> str:
+        try:
+            return str(self._client.config.api_url)
+        except Exception:  # no client or configuration yet
+            return "its address"
 
     def _user_error(self, err: Exception, what: str) -> str:
         """One line of our own for the client's (multi-line, boxed) `UserError`."""
-        lines = str(err).strip().splitlines()
-        first = self._redact(lines[0].strip() if lines else "")
-        if "authenticate" in first:
+        text = self._redact(one_line(str(err)))
+        lowered = text.lower()
+        if "authenticate" in lowered:
             return AUTH_FAILED
-        if "configuration" in first or "API token is missing" in str(err):
+        if "configuration" in lowered or "api token is missing" in lowered:
             return NOT_CONFIGURED
-        if first.endswith("is not available."):
+        if "upgrade" in lowered or "no longer supported" in lowered:  # HTTP 426: the service refuses this client
+            return (f"AI Hub no longer accepts this qai-hub client ({self.client_version}): upgrade qai-hub "
+                    f"(`{UPGRADE}`) and run the same command again.")
+        if text.endswith("is not available."):
             return self._unknown_device()
-        return f"AI Hub refused {what}: {first.rstrip('.')}."
+        return f"AI Hub refused {what}: {text.rstrip('.')}."
 
     def _redact(self, text: str) -> str:
         """`text` without the API token (server messages should not carry it; make sure)."""
@@ -334,9 +412,11 @@ class QaiHubBackend(LatencyBackend):
     def attach(self, jobs: dict[str, Any], save: Callable[[], None]) -> None:
         """Keep job ids in `jobs` (the table sidecar's book) and `save()` after every change.
 
-        Entries: key -> {compile, profile, setup, state}; `pending` entries whose setup
-        (device, runtime, compute unit, iterations) matches are re-attached, `done` and
-        `failed` ones are history (a rerun or `--force` submits anew).
+        Entries: key -> {compile, profile, setup, state}, and once done (per-unit mode)
+        `used` (which iterations the row's statistics came from) and `tools` (tool
+        versions such as QAIRT, when the profile carries them); `pending` entries whose
+        setup (device, runtime, compute unit, iterations) matches are re-attached, `done`
+        and `failed` ones are history (a rerun or `--force` submits anew).
         """
         self._jobs, self._save = jobs, save
 
@@ -470,7 +550,7 @@ class QaiHubBackend(LatencyBackend):
 
     def _finish(self, outcomes: list[tuple[_Track, MeasurementError | None]]) -> None:
         for t, error in outcomes:
-            self._book(t.key, state="failed" if error else "done")
+            self._book(t.key, state="failed" if error else "done", **({} if error else t.record))
         errors = [e for _, e in outcomes if e]
         if errors:
             more = f" ({len(errors) - 1} more failed; see the log)" if len(errors) > 1 else ""
@@ -502,10 +582,13 @@ class QaiHubBackend(LatencyBackend):
         for key, t in tracks.items():
             u = first[key]
             try:
+                profile = self._profile(t)
+                source = f"job {t.profile.job_id} ({t.label})"
                 m = hub_profile.measurement(
-                    self._profile(t), kind=u.kind, name=u.name, input_shape=u.input_shape, device=self.device,
-                    runtime=self.runtime(), source=f"job {t.profile.job_id} ({t.label})",
+                    profile, kind=u.kind, name=u.name, input_shape=u.input_shape, device=self.device,
+                    runtime=self.runtime(), source=source, cold=self.options.cold_iterations,
                 )
+                t.record = self._provenance(profile, source)
             except MeasurementError as err:
                 outcomes.append((t, err))
                 continue
@@ -515,6 +598,14 @@ class QaiHubBackend(LatencyBackend):
             outcomes.append((t, None))
         self._finish(outcomes)
         return [results[unit_key(u)] for u in units]
+
+    def _provenance(self, profile: dict, source: str) -> dict[str, Any]:
+        """What a row was computed from, for the job book: the iterations used, tool versions (e.g. QAIRT)."""
+        record: dict[str, Any] = {"used": hub_profile.timing(profile, source, self.options.cold_iterations).used}
+        tools = hub_profile.tool_versions(profile)
+        if tools:
+            record["tools"] = tools
+        return record
 
     # -- whole-network mode ---------------------------------------------------------------------
 
@@ -576,12 +667,13 @@ class QaiHubBackend(LatencyBackend):
 
     def measure_network(self, module: "nn.Module", input_shape: Sequence[int]) -> Measurement:
         """End-to-end latency of `module` profiled whole (kind and name "network"), taken as a
-        per-unit row is: `estimated_inference_time`, p10/p90 over iterations, peak memory.
+        per-unit row is: p10/median/p90 of the warm iterations, the service's estimate, peak memory.
         Not kept in the job book: an interrupted check is submitted again."""
         profile, t, _ = self._profile_network(module, input_shape)
         return hub_profile.measurement(
             profile, kind="network", name="network", input_shape=t.input_shape, device=self.device,
             runtime=self.runtime().removesuffix(" whole-network"), source=f"job {t.profile.job_id} ({t.label})",
+            cold=self.options.cold_iterations,
         )
 
     def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> "pd.DataFrame":
@@ -589,7 +681,7 @@ class QaiHubBackend(LatencyBackend):
         module): columns `name` (the exported ONNX node name the layer stands for, e.g.
         `/enc0/enc0.0/norm1/ReduceMean`, else the layer name as reported),
         `op_type`, `ms` (execution_time, assumed µs, / 1000), `runtime_name`, `compute_unit`.
-        `frame.attrs["run_ms"]` is the profile's estimated inference time, to compare with the sum."""
+        `frame.attrs["run_ms"]` is the pass's time as `measure_network` gives it, to compare with the sum."""
         import pandas as pd
 
         profile, t, names = self._profile_network(module, input_shape)
@@ -604,7 +696,7 @@ class QaiHubBackend(LatencyBackend):
              "ms": layer.time_us / hub_profile.US_PER_MS, "runtime_name": layer.name, "compute_unit": layer.compute_unit}
             for layer in rows
         ])
-        frame.attrs["run_ms"] = hub_profile.inference_time_us(profile, t.label) / hub_profile.US_PER_MS
+        frame.attrs["run_ms"] = hub_profile.timing(profile, t.label, self.options.cold_iterations).median_us / hub_profile.US_PER_MS
         return frame
 
     def _profile_network(self, module: "nn.Module", input_shape: Sequence[int]) -> tuple[dict, _Track, dict[str, str]]:

@@ -32,6 +32,7 @@ import numpy as np
 from hwnas.latency import Measurement, MeasurementError
 
 US_PER_MS = 1000.0
+COLD_ITERATIONS = 1  # profiler iterations that include first-run effects; dropped from the statistics
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,63 @@ def layers(profile: Mapping[str, Any]) -> list[Layer]:
 
 def inference_time_us(profile: Mapping[str, Any], what: str) -> float:
     """`estimated_inference_time` (µs); a missing or zero time is an error, never a number."""
+    value = service_estimate_us(profile)
+    if value is None:
+        raw = (profile.get("execution_summary") or {}).get("estimated_inference_time")
+        raise MeasurementError(f"the AI Hub profile of {what} reports no inference time ({raw!r}); profile it again.")
+    return value
+
+
+def service_estimate_us(profile: Mapping[str, Any]) -> float | None:
+    """The service's own `estimated_inference_time` (µs), or None when missing or not positive."""
     value = (profile.get("execution_summary") or {}).get("estimated_inference_time")
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise MeasurementError(f"the AI Hub profile of {what} reports no inference time ({value!r}); profile it again.")
+        return None
     return float(value)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A unit's statistics and where they come from (recorded in the table's job book)."""
+
+    median_us: float
+    p10_us: float
+    p90_us: float
+    runs: int
+    used: str  # e.g. "iterations 2-20 of 20 (first 1 cold, dropped)" or "service estimate (...)"
+
+
+def timing(profile: Mapping[str, Any], what: str, cold: int = COLD_ITERATIONS) -> Timing:
+    """p10, median and p90 from the same warm iterations of `all_inference_times` (the first
+    `cold` ones dropped: they include loading and cache warm-up, which the service's
+    estimate leaves out); without per-iteration times, the service's estimate for all three."""
+    raw = (profile.get("execution_summary") or {}).get("all_inference_times") or []
+    times = [float(t) for t in raw if isinstance(t, (int, float)) and math.isfinite(t)]
+    warm = [t for t in times[cold:] if t > 0]
+    if len(times) == len(raw) and warm:
+        p10, median, p90 = (float(v) for v in np.percentile(warm, [10, 50, 90]))
+        first = cold + 1
+        used = (f"iterations {first}-{len(times)} of {len(times)} (first {cold} cold, dropped)" if cold
+                else f"iterations 1-{len(times)} of {len(times)}")
+        return Timing(median, p10, p90, len(warm), used)
+    estimate = inference_time_us(profile, what)
+    reason = "no per-iteration times" if not times else f"only {len(times)} iteration time(s), none warm"
+    return Timing(estimate, estimate, estimate, 1, f"service estimate estimated_inference_time ({reason})")
+
+
+def tool_versions(profile: Mapping[str, Any]) -> dict[str, str]:
+    """Versions of the tools that produced the profile (e.g. QAIRT) when the profile carries them.
+
+    The server's `ProfileDetail` has `tool_versions` (name, version), which the 0.56 client's
+    converter drops; newer clients may keep it, as a list of {name, version} or a dict."""
+    found = profile.get("tool_versions") or (profile.get("execution_summary") or {}).get("tool_versions") or {}
+    if isinstance(found, Mapping):
+        return {str(k): str(v) for k, v in found.items()}
+    out = {}
+    for entry in found if isinstance(found, (list, tuple)) else []:
+        if isinstance(entry, Mapping) and entry.get("name"):
+            out[str(entry["name"])] = str(entry.get("version", ""))
+    return out
 
 
 def peak_memory_bytes(profile: Mapping[str, Any]) -> int | None:
@@ -77,22 +131,18 @@ def peak_memory_bytes(profile: Mapping[str, Any]) -> int | None:
 
 def measurement(
     profile: Mapping[str, Any], *, kind: str, name: str, input_shape: Sequence[int], device: str, runtime: str,
-    source: str | None = None,
+    source: str | None = None, cold: int = COLD_ITERATIONS,
 ) -> Measurement:
-    """One unit profiled alone: median = `estimated_inference_time` (µs -> ms); p10/p90 from
-    `all_inference_times` when present (runs = their count), else equal to the median (runs = 1).
+    """One unit profiled alone: median, p10 and p90 from the warm iterations (`timing`; runs =
+    their count), the service's `estimated_inference_time` beside them as `service_ms`.
     `source` names the profile in error messages (e.g. the job id)."""
-    median_ms = inference_time_us(profile, source or f"{kind} {name!r}") / US_PER_MS
-    times = [float(t) for t in (profile.get("execution_summary") or {}).get("all_inference_times") or [] if t and t > 0]
-    if times:
-        p10, p90 = (float(v) / US_PER_MS for v in np.percentile(times, [10, 90]))
-        runs = len(times)
-    else:
-        p10 = p90 = median_ms
-        runs = 1
+    what = source or f"{kind} {name!r}"
+    t = timing(profile, what, cold)
+    service = service_estimate_us(profile)
     return Measurement(
-        kind=kind, name=name, input_shape=tuple(input_shape), median_ms=median_ms, p10_ms=p10, p90_ms=p90,
-        runs=runs, device=device, runtime=runtime, peak_memory_bytes=peak_memory_bytes(profile),
+        kind=kind, name=name, input_shape=tuple(input_shape), median_ms=t.median_us / US_PER_MS,
+        p10_ms=t.p10_us / US_PER_MS, p90_ms=t.p90_us / US_PER_MS, runs=t.runs, device=device, runtime=runtime,
+        peak_memory_bytes=peak_memory_bytes(profile), service_ms=None if service is None else service / US_PER_MS,
     )
 
 

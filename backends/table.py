@@ -165,10 +165,13 @@ def build_table(
         log.debug("%s is complete (%d units); nothing to measure", path, len(wanted))
         return table
     todo = [u for u in table_units(space, image_size) if unit_key(u) in missing]
-    log.info("measuring %d of %d units with %s on %s", len(todo), len(wanted), backend.name, backend.device)
 
     def save() -> None:
         table.save(path)
+
+    backend.attach(table.meta.jobs, save)
+    jobs = f" ({backend.planned_jobs(todo)} jobs to submit)" if backend.submits_jobs else ""
+    log.info("measuring %d of %d units with %s on %s%s", len(todo), len(wanted), backend.name, backend.device, jobs)
 
     def on_result(m: Measurement) -> None:
         if unit_key(m) not in missing:
@@ -179,7 +182,6 @@ def build_table(
         if on_progress:
             on_progress(m)
 
-    backend.attach(table.meta.jobs, save)
     backend.measure_space(space, image_size, todo, on_result)
     table.require(wanted)
     return table

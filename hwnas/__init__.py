@@ -9,8 +9,33 @@ entry-point groups ``hwnas.searchspaces`` and ``hwnas.backends`` (see
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
+
+
+def _installed_copies() -> list[str]:
+    """Other `hwnas` package folders on sys.path that hold the plugin subpackages.
+
+    The plugins live in `backends/` and `searchspaces/` of the source tree and are
+    installed as `hwnas/backends`, `hwnas/searchspaces`. Python run from the source tree
+    (`python -m hwnas` in the repository root) imports this folder, which has neither;
+    with a plain (non-editable) install, the installed copy has both, so it is added to
+    this package's search path. An editable install maps them itself (nothing found here).
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isdir(os.path.join(here, "backends")):
+        return []  # this is an installed copy
+    found = []
+    for entry in sys.path:
+        candidate = os.path.abspath(os.path.join(entry or os.getcwd(), "hwnas"))
+        if candidate != here and os.path.isdir(os.path.join(candidate, "backends")) and candidate not in found:
+            found.append(candidate)
+    return found
+
+
+__path__.extend(p for p in _installed_copies() if p not in __path__)  # noqa: F821 -- the package's own __path__
 
 # Public names, imported lazily so that `hwnas --help` does not pay for torch.
 _EXPORTS = {

@@ -14,15 +14,16 @@ corrupt it falls back to `prev.pt` with a warning.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hwnas.errors import HwnasError
+from hwnas.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -31,26 +32,21 @@ PREVIOUS = "prev.pt"
 
 
 def save_checkpoint(folder: str | Path, state: dict[str, Any]) -> Path:
-    """Write `state` to folder/last.pt, the former last.pt becoming prev.pt; returns the path."""
+    """Write `state` to folder/last.pt, the former last.pt becoming prev.pt; returns the path.
+
+    Serialised in memory first: torch.save into a file that hits a full disk reports
+    only an opaque RuntimeError, while writing the bytes names the file and the reason.
+    """
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{LAST}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise HwnasError(f"cannot write checkpoints to {folder} ({err.strerror or err}); choose a writable --out.") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        last = folder / LAST
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    last = folder / LAST
+
+    def keep_previous() -> None:
         if last.exists():
             os.replace(last, folder / PREVIOUS)
-        os.replace(tmp, last)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(last, lambda tmp: tmp.write_bytes(buffer.getbuffer()), before_replace=keep_previous)
     return last
 
 

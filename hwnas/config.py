@@ -76,7 +76,7 @@ class SearchConfig(Frozen):
     accelerator: Literal["cpu", "cuda"] = "cpu"
     data: str | None = None
     crop: int | None = Field(None, ge=1)
-    sigma: float | None = Field(None, ge=0)
+    sigma: float | tuple[float, float] | None = None  # a level, or (low, high) drawn per crop; the task validates it
     epochs: int = Field(10, ge=1)
     steps_per_epoch: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -86,20 +86,36 @@ class SearchConfig(Frozen):
     latency_weight: float = Field(0.1, ge=0)  # 1.0 when target_ms is given and this is not
     target_ms: float | None = Field(None, gt=0)
     entropy_weight: float = Field(0.05, ge=0)
-    entropy_growth: float = Field(1.5, gt=0)
-    warmup_epochs: int = Field(2, ge=0)
+    entropy_growth: float = Field(100.0, ge=1)  # lambda ends this many times lambda0 (hwnas.schedule)
+    warmup_epochs: int | None = Field(None, ge=0)  # None: WARMUP_FRACTION of the epochs, resolved below
     bilevel: bool = True
     lr: float = Field(2e-3, gt=0)
-    arch_lr: float = Field(0.02, gt=0)
+    arch_lr: float | None = Field(None, gt=0)  # None: sized to the run's architecture steps, resolved below
     weight_decay: float = Field(1e-4, ge=0)
     checkpoint_every: int = Field(20, ge=1)
     recalibration_batches: int = Field(4, ge=1)
+    threads: int | None = Field(None, ge=1)  # torch threads; None: every usable core (hwnas.compute)
+    prefetch: int = Field(2, ge=0)  # batches made ahead in a background thread (0: on demand)
 
     @model_validator(mode="before")
     @classmethod
-    def _default_latency_weight(cls, values: Any) -> Any:
-        if isinstance(values, dict) and values.get("latency_weight") is None:
-            values = {**values, "latency_weight": 1.0 if values.get("target_ms") is not None else 0.1}
+    def _defaults(cls, values: Any) -> Any:
+        """Resolve the defaults that depend on other fields, so config.yaml records numbers."""
+        from hwnas.schedule import auto_arch_lr, auto_warmup_epochs
+
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if values.get("latency_weight") is None:
+            values["latency_weight"] = 1.0 if values.get("target_ms") is not None else 0.1
+        epochs = values.get("epochs", 10)
+        steps = values.get("steps_per_epoch", 40)
+        if not (isinstance(epochs, int) and isinstance(steps, int) and epochs >= 1 and steps >= 1):
+            return values  # field validation reports the bad value
+        if values.get("warmup_epochs") is None:
+            values["warmup_epochs"] = auto_warmup_epochs(epochs)
+        if values.get("arch_lr") is None and isinstance(values["warmup_epochs"], int):
+            values["arch_lr"] = auto_arch_lr((epochs - values["warmup_epochs"]) * steps)
         return values
 
 
@@ -157,6 +173,8 @@ class TrainConfig(Frozen):
     weight_decay: float = Field(0.0, ge=0)
     checkpoint_every: int = Field(50, ge=1)
     recalibration_batches: int = Field(8, ge=0)
+    threads: int | None = Field(None, ge=1)  # torch threads; None: every usable core (hwnas.compute)
+    prefetch: int = Field(2, ge=0)  # batches made ahead in a background thread (0: on demand)
 
     @model_validator(mode="before")
     @classmethod

@@ -139,20 +139,21 @@ def to_onnx(
     and width free; NPU compilers (AI Hub's QNN path) want the static default.
     """
     path = Path(path)
+    atomic_write(path, lambda tmp: _write_onnx(module, input_shape, tmp, dynamic=dynamic, opset=opset))
+    return path
+
+
+def _write_onnx(module: nn.Module, input_shape: Sequence[int], path: Path, *, dynamic: bool, opset: int) -> None:
+    """`to_onnx` without its atomic write, for callers that write `path` atomically themselves."""
     folded = fold_batchnorm(module)
     x = torch.zeros(tuple(input_shape))
     dynamic_axes = {"x": {2: "height", 3: "width"}, "y": {2: "height", 3: "width"}} if dynamic else None
-
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
-            torch.onnx.export(
-                folded, (x,), str(tmp), dynamo=False, opset_version=opset, input_names=["x"],
-                output_names=["y"], dynamic_axes=dynamic_axes, do_constant_folding=True,
-            )
-
-    atomic_write(path, write)
-    return path
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
+        torch.onnx.export(
+            folded, (x,), str(path), dynamo=False, opset_version=opset, input_names=["x"],
+            output_names=["y"], dynamic_axes=dynamic_axes, do_constant_folding=True,
+        )
 
 
 def onnx_max_error(module: nn.Module, path: str | Path, x: torch.Tensor) -> float:
@@ -205,7 +206,7 @@ def export_model(
     report: dict = {}
 
     def write(tmp: Path) -> None:
-        to_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset)
+        _write_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset)  # the outer write is atomic
         report.update(_add_metadata(tmp, metadata))
         gen = torch.Generator().manual_seed(seed)
         errors = [onnx_max_error(net, tmp, torch.rand(shape, generator=gen)) for shape in shapes]

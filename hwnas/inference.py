@@ -137,6 +137,7 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
         ) from None
     meta = session.get_modelmeta().custom_metadata_map
     spec, arch, align = _parse_metadata(meta, path)
+    _check_onnx_weights(path)
     inputs = session.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise HwnasError(f"{path} does not take one image tensor; export it again with `hwnas export`.")
@@ -150,6 +151,17 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
     if static is not None:
         predict = fixed_size(predict, static)
     return LoadedModel(predict, spec, arch, "onnxruntime", align, static)
+
+
+def _check_onnx_weights(path: Path) -> None:
+    """Refuse an ONNX file whose weights (initializers) hold NaN or infinity, as model files are."""
+    import onnx
+    from onnx import numpy_helper
+
+    from hwnas.modelfile import check_finite
+
+    graph = onnx.load(str(path)).graph
+    check_finite(((t.name, numpy_helper.to_array(t)) for t in graph.initializer), str(path))
 
 
 def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int]:
@@ -249,7 +261,7 @@ def model_predictor(model: LoadedModel, tile: int | None = None, overlap: int | 
         limit = min(model.static_hw)
         if tile is not None and tile > limit:
             raise HwnasError(f"--tile {tile} is larger than the static ONNX input {model.static_hw[0]}x{model.static_hw[1]}; pass --tile {limit} or less.")
-        tile = tile or limit
-    if not tile:
+        tile = limit if tile is None else tile
+    if tile is None:
         return model.predict
     return tiled(model.predict, tile, min(32, tile // 4) if overlap is None else overlap, model.align)

@@ -60,11 +60,12 @@ class Measurement(BaseModel):
     device: str
     runtime: str
     peak_memory_bytes: int | None = None
+    service_ms: float | None = Field(None, ge=0)  # the measuring service's own figure, when it reports one (AI Hub's estimate)
 
-    @field_validator("median_ms", "p10_ms", "p90_ms")
+    @field_validator("median_ms", "p10_ms", "p90_ms", "service_ms")
     @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
             raise ValueError("latency must be finite")
         return v
 
@@ -74,6 +75,9 @@ class LatencyBackend(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
+    # True when measuring queues jobs on a remote service (shared devices, quotas): commands then say
+    # how many (`planned_jobs`) and ask before submitting (`hwnas.cli.jobs`).
+    submits_jobs: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel):
         self.options = options
@@ -173,7 +177,8 @@ class TableMeta(BaseModel):
             raise HwnasError(f"{side} is not an hwnas table sidecar; rebuild the table with `hwnas build-lut`.") from None
 
 
-COLUMNS = ["kind", "name", "input_shape", "median_ms", "p10_ms", "p90_ms", "runs", "peak_memory_bytes", "device", "runtime"]
+COLUMNS = ["kind", "name", "input_shape", "median_ms", "p10_ms", "p90_ms", "runs", "peak_memory_bytes", "device", "runtime",
+           "service_ms"]
 
 
 def sidecar_path(path: Path) -> Path:

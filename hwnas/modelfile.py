@@ -21,8 +21,9 @@ import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 from torch import nn
@@ -126,7 +127,30 @@ def from_payload(payload: Mapping[str, Any], source: str) -> ModelFile:
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise HwnasError(f"{source} has no weights; pass a model.pt written by `hwnas train`.")
+    check_finite(state.items(), source)
     return ModelFile(spec=spec, arch=arch, state_dict=state, info=dict(payload.get("info") or {}))
+
+
+def check_finite(weights: Iterable[tuple[str, Any]], source: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run): every output would be NaN.
+
+    `weights`: (name, tensor or numpy array) pairs -- a state dict's items, or an ONNX
+    file's initializers. Integer tensors (BatchNorm's counters) cannot be non-finite.
+    """
+    bad = [name for name, value in weights if not _finite(value)]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise HwnasError(
+            f"{source} holds NaN or infinite weights ({bad[0]}{more}): the training that wrote it diverged; "
+            "pass an earlier checkpoint (checkpoints/prev.pt) or retrain with a lower --lr."
+        )
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    array = np.asarray(value)
+    return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
 
 
 def weight_mismatch(net: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:

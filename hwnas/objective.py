@@ -15,8 +15,8 @@
   latency is under the target.
 - H_norm = mean over positions of H(alpha) / log K: 0 when every position is
   decisive, 1 when uniform (positions with one candidate are left out).
-- lambda(t) = lambda0 * r^t, t = architecture epochs done (0 in the first epoch after
-  warm-up): the search explores early and commits late.
+- lambda(t) grows exponentially over the run, planned over its length
+  (`hwnas.schedule.EntropyPlan`): the search explores early and commits late.
 """
 
 from __future__ import annotations
@@ -83,11 +83,6 @@ def normalised_entropy(alpha: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (h[keep] / torch.log(counts[keep].to(alpha.dtype))).mean()
 
 
-def entropy_weight(lambda0: float, growth: float, arch_epoch: int) -> float:
-    """lambda(t) = lambda0 * r^t, t = architecture epochs completed."""
-    return float(lambda0) * float(growth) ** max(0, arch_epoch)
-
-
 @dataclass(frozen=True)
 class Terms:
     """The objective's terms for one step; `total` is what is minimised."""
@@ -110,12 +105,13 @@ class Terms:
 
 @dataclass(frozen=True)
 class Objective:
-    """L = L_task / L_ref + mu * L_latency + lambda(t) * H_norm (see the module docstring)."""
+    """L = L_task / L_ref + mu * L_latency + lambda * H_norm (see the module docstring).
+
+    lambda is passed per call: its schedule belongs to the search (`hwnas.schedule`).
+    """
 
     latency: LatencyModel
     latency_weight: float  # mu
-    entropy_weight0: float  # lambda0
-    entropy_growth: float  # r
     target_ms: float | None = None
 
     def latency_term(self, alpha: torch.Tensor) -> torch.Tensor:
@@ -124,11 +120,10 @@ class Objective:
             return torch.relu(self.latency.expected_ms(alpha) / self.target_ms - 1.0)
         return (alpha * self.latency.normalised().to(alpha.device)).sum()
 
-    def __call__(self, task_loss: torch.Tensor, reference_loss: float, alpha: torch.Tensor, arch_epoch: int) -> Terms:
+    def __call__(self, task_loss: torch.Tensor, reference_loss: float, alpha: torch.Tensor, lam: float) -> Terms:
         if not (reference_loss > 0 and math.isfinite(reference_loss)):
             raise ValueError(f"reference task loss must be positive and finite, got {reference_loss}")
         task = task_loss / reference_loss
         latency = self.latency_weight * self.latency_term(alpha)
-        lam = entropy_weight(self.entropy_weight0, self.entropy_growth, arch_epoch)
         entropy = lam * normalised_entropy(alpha, self.latency.mask.to(alpha.device))
         return Terms(task, latency, entropy, task + latency + entropy)

@@ -9,6 +9,7 @@
     alpha.png, entropy.png
     arch.json            derived architecture (argmax alpha), deterministic bytes
     summary.json         predicted latency vs the base network, val metrics, choices
+    .hwnas-run, .hwnas-lock  what made the folder, and who writes it now (hwnas.outdir)
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwnas.checkpoint import checkpoint_files
-from hwnas.errors import HwnasError
 
 
 @dataclass(frozen=True)
@@ -72,15 +72,8 @@ class RunDir:
         return self.config.exists() or self.has_checkpoint()
 
     def check_writable(self, resume: bool) -> None:
-        """Refuse to start a fresh run over an existing one, and an --out that cannot be a folder."""
-        if self.root.exists() and not self.root.is_dir():
-            raise HwnasError(f"--out {self.root} is a file, not a folder; choose a folder path for the run.")
-        for parent in self.root.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise HwnasError(f"--out {self.root} lies under the file {parent}; choose a folder path for the run.")
-                break
-        if not resume and self.is_run():
-            raise HwnasError(
-                f"{self.root} already holds a search run; pass --resume to continue it or choose another --out."
-            )
+        """Refuse an --out that is a file, lies under one, holds a run (unless resuming), or holds
+        anything else (see `hwnas.outdir`)."""
+        from hwnas.outdir import check
+
+        check(self.root, "search", resume)

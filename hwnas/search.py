@@ -49,17 +49,21 @@ import torch
 import yaml
 from torch import nn
 
-from hwnas import distributed
+from hwnas import distributed, outdir
 from hwnas.batchnorm import recalibrate
+from hwnas.commitment import commitment
 from hwnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from hwnas.compute import compute_for
 from hwnas.config import SearchConfig, write_config
 from hwnas.cost import count_params
 from hwnas.errors import HwnasError
 from hwnas.history import plot_alpha, plot_entropy, write_alpha_history
-from hwnas.io import atomic_write_text
+from hwnas.io import atomic_write_text, write_failure
 from hwnas.latency import LatencyTable, predict_ms
-from hwnas.objective import Objective, Terms, entropy_weight, latency_model, normalised_entropy
+from hwnas.prefetch import Prefetcher
+from hwnas.objective import Objective, Terms, latency_model, normalised_entropy
 from hwnas.rundir import RunDir
+from hwnas.schedule import EntropyPlan
 from hwnas.space import Architecture, SearchSpace, Unit, freeze
 from hwnas.supernet import (
     alpha_matrix,
@@ -77,7 +81,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "hwnas-search"
 VERSION = 1
-RESUMABLE_CHANGES = {"epochs", "lut"}  # may differ between a run and its --resume
+RESUMABLE_CHANGES = {"epochs", "lut", "threads", "prefetch"}  # may differ between a run and its --resume
 
 
 class SearchDiverged(HwnasError):
@@ -190,13 +194,15 @@ class _Progress:
     counts: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    entropy_plan: dict[str, float] | None = None  # hwnas.schedule.EntropyPlan, re-planned when a run is extended
+    argmax_trail: list[tuple[int, list[str]]] = field(default_factory=list)  # (arch step, argmax) at every change
 
     def state(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "_Progress":
-        return cls(**{k: state[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: state[k] for k in cls.__dataclass_fields__ if k in state})
 
     def add(self, name: str, value: float) -> None:
         self.sums[name] = self.sums.get(name, 0.0) + value
@@ -211,23 +217,25 @@ class Search:
 
     def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, task, table: LatencyTable):
         self.config, self.run, self.space, self.task, self.table = config, run, space, task, table
-        self.device = accelerator(config)
+        self.compute = compute_for(config.accelerator, config.threads)
+        self.device = self.compute.device
         self.writer = distributed.is_main()
         self.positions = space.positions(config.image_size)
         self.fixed = space.fixed_units(config.image_size)
         latency = latency_model(table, self.positions, self.fixed)
-        self.objective = Objective(latency.to(self.device), config.latency_weight, config.entropy_weight,
-                                   config.entropy_growth, config.target_ms)
+        self.objective = Objective(latency.to(self.device), config.latency_weight, config.target_ms)
         torch.manual_seed(config.seed)
-        self.net = to_supernet(space.build(), config.mode, config.temperature).to(self.device)
+        self.net = self.compute.module(to_supernet(space.build(), config.mode, config.temperature))
         self.labels = [p.label for p in self.positions]
         self.weights, self.logits = weight_parameters(self.net), arch_parameters(self.net)
         # Candidates that did not run this step have grad None: AdamW skips them (no momentum, no decay).
         self.weight_opt = torch.optim.AdamW(self.weights, lr=config.lr, weight_decay=config.weight_decay)
         self.arch_opt = torch.optim.Adam(self.logits, lr=config.arch_lr, betas=(0.5, 0.999))
         self.progress = _Progress()
+        self.plan_entropy()
         self.stop = _StopRequest()
         self.steps_log: _StepsCsv | None = None
+        self.loader: Prefetcher | None = None
 
     # -- checkpoints -----------------------------------------------------------
 
@@ -251,6 +259,7 @@ class Search:
         self.arch_opt.load_state_dict(state["arch_optimizer"])
         set_rng_state(state["rng"], self.device)
         self.progress = _Progress.from_state(state["progress"])
+        self.plan_entropy()
 
     def checkpoint(self) -> None:
         bad = _nonfinite_parameters(self.net, set(map(id, self.logits)))
@@ -282,14 +291,49 @@ class Search:
 
     # -- steps -------------------------------------------------------------------
 
-    def arch_epoch(self) -> int:
-        """Architecture epochs completed before the current one (t in lambda(t))."""
-        return self.progress.epoch - self.config.warmup_epochs
+    def arch_steps_planned(self) -> int:
+        """Architecture steps the run has planned in all (after warm-up)."""
+        c = self.config
+        return max(0, c.epochs - c.warmup_epochs) * c.steps_per_epoch
+
+    def arch_steps_done(self) -> int:
+        """Architecture steps done before the current one (t in lambda(t))."""
+        return max(0, self.progress.global_step - self.config.warmup_epochs * self.config.steps_per_epoch)
+
+    def plan_entropy(self) -> None:
+        """A fresh plan over the run's length, or, for an extended run, one that continues from the current lambda."""
+        c, p = self.config, self.progress
+        if p.entropy_plan is None:
+            plan = EntropyPlan.fresh(c.entropy_weight, c.entropy_growth, self.arch_steps_planned())
+        else:
+            plan = EntropyPlan(**p.entropy_plan).extended(self.arch_steps_done(), self.arch_steps_planned())
+        p.entropy_plan = plan.as_dict()
+        self.entropy = plan
+
+    def lam(self) -> float:
+        """lambda for the current architecture step."""
+        return self.entropy.at(self.arch_steps_done())
+
+    def make_batch(self, key: tuple[str, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        split, epoch, step = key
+        return self.task.batch(split, seed=self.config.seed, epoch=epoch, step=step, batch_size=self.config.batch_size)
+
+    def batch_keys(self) -> Iterator[tuple[str, int, int]]:
+        """The (split, epoch, step) of every batch the loop asks for from here on, in order."""
+        c, p = self.config, self.progress
+        step = p.step
+        for epoch in range(p.epoch, c.epochs):
+            for s in range(step, c.steps_per_epoch):
+                yield ("train", epoch, s)
+                if c.bilevel and epoch >= c.warmup_epochs:
+                    yield ("arch", epoch, s)
+            step = 0
 
     def batch(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        p, c = self.progress, self.config
-        x, y = self.task.batch(split, seed=c.seed, epoch=p.epoch, step=p.step, batch_size=c.batch_size)
-        return distributed.shard(x).to(self.device), distributed.shard(y).to(self.device)
+        p = self.progress
+        key = (split, p.epoch, p.step)
+        x, y = self.loader.get(key) if self.loader is not None else self.make_batch(key)
+        return self.compute.tensor(distributed.shard(x)), self.compute.tensor(distributed.shard(y))
 
     def forward(self, split: str) -> torch.Tensor:
         """The task loss of one batch of `split`; in sampled mode, paths drawn from (seed, epoch, step, split)."""
@@ -297,7 +341,9 @@ class Search:
         if self.config.mode == "sampled":
             draw_gumbel(self.net, self.config.seed, p.epoch, p.step, split)
         x, y = self.batch(split)
-        return self.task.loss(self.net(x), y)
+        with self.compute.forward():
+            out = self.net(x)
+        return self.task.loss(out.float(), y)
 
     def terms(self, task_loss: torch.Tensor) -> Terms:
         p = self.progress
@@ -305,7 +351,7 @@ class Search:
             p.reference_loss = distributed.mean([float(task_loss.detach())])[0]
             if not (p.reference_loss > 0 and math.isfinite(p.reference_loss)):
                 self._diverged(f"the task loss is {p.reference_loss} and cannot serve as the reference scale")
-        return self.objective(task_loss, p.reference_loss, alpha_matrix(self.net, self.labels), self.arch_epoch())
+        return self.objective(task_loss, p.reference_loss, alpha_matrix(self.net, self.labels), self.lam())
 
     def weight_step(self) -> float:
         with _frozen(self.logits):
@@ -325,7 +371,15 @@ class Search:
         terms.total.backward()
         distributed.average_gradients(self.logits)
         self.arch_opt.step()
+        self.note_argmax()
         return terms
+
+    def note_argmax(self) -> None:
+        """Append to the argmax trail when any position's argmax changed (for the commitment report)."""
+        current = list(derive(self.net, self.space.name).choices.values())
+        trail = self.progress.argmax_trail
+        if not trail or trail[-1][1] != current:
+            trail.append((self.arch_steps_done() + 1, current))
 
     def joint_step(self) -> tuple[float, Terms]:
         """Single-level: one "train" batch, the full objective, both optimisers."""
@@ -339,6 +393,7 @@ class Search:
         distributed.average_gradients(self.weights + self.logits)
         self.weight_opt.step()
         self.arch_opt.step()
+        self.note_argmax()
         return float(loss.detach()), terms
 
     def _guard_task(self, loss: torch.Tensor) -> None:
@@ -394,7 +449,7 @@ class Search:
         arch = derive(self.net, self.space.name)
         scores = self.validate(arch)
         row = {"epoch": p.epoch, "searching": int(p.epoch >= c.warmup_epochs),
-               "lambda": entropy_weight(c.entropy_weight, c.entropy_growth, self.arch_epoch()) if p.epoch >= c.warmup_epochs else 0.0}
+               "lambda": self.lam() if p.epoch >= c.warmup_epochs else 0.0}
         row.update({k: p.means().get(k) for k in ("train_loss", "task", "latency", "entropy", "total")})
         row.update({"alpha_entropy": entropy, "expected_ms": expected,
                     "derived_ms": predict_ms(self.table, self.positions, self.fixed, arch),
@@ -418,6 +473,14 @@ class Search:
         return self.task.validate(self.derived_network(arch), self.device)
 
     def run_loop(self, on_step: Callable[[StepLog], None] | None) -> None:
+        with Prefetcher(self.make_batch, self.batch_keys(), depth=self.config.prefetch, pin=self.compute.cuda) as loader:
+            self.loader = loader
+            try:
+                self._loop(on_step)
+            finally:
+                self.loader = None
+
+    def _loop(self, on_step: Callable[[StepLog], None] | None) -> None:
         c, p = self.config, self.progress
         while p.epoch < c.epochs:
             log = self.step()
@@ -460,6 +523,9 @@ class Search:
             "latency_weight": c.latency_weight,
             "target_ms": c.target_ms,
             "entropy_weight": c.entropy_weight,
+            "entropy_growth": c.entropy_growth,
+            "arch_lr": c.arch_lr,
+            "warmup_epochs": c.warmup_epochs,
             "epochs_done": p.epoch,
             "epochs": c.epochs,
             "choices": {label: {"candidate": name, "alpha": round(chosen[label][name], 6)} for label, name in arch.choices.items()},
@@ -468,6 +534,8 @@ class Search:
             "base_ms": lat.base_ms,
             "speedup": lat.base_ms / predicted if predicted > 0 else None,
             "alpha_entropy": p.history[-1]["entropy"] if p.history else None,
+            "commitment": commitment(chosen, p.history[-1]["entropy"] if p.history else None, p.argmax_trail,
+                                     self.arch_steps_planned()),
             "params": derived_params(self.net, arch),
             "val": scores,
             "latency_table": {"backend": self.table.meta.backend, "device": self.table.meta.device,
@@ -497,6 +565,20 @@ class Search:
 
 
 def run_search(
+    config: SearchConfig,
+    run_dir: str | Path,
+    table: LatencyTable | None = None,
+    *,
+    resume: bool = False,
+    on_step: Callable[[StepLog], None] | None = None,
+    task=None,
+) -> SearchResult:
+    """`_run_search` with `run_dir` claimed for the whole run (marker, lock; rank 0 only: `hwnas.outdir`)."""
+    with outdir.claim(Path(run_dir), "search", resume, via=distributed.from_main):
+        return _run_search(config, run_dir, table, resume=resume, on_step=on_step, task=task)
+
+
+def _run_search(
     config: SearchConfig,
     run_dir: str | Path,
     table: LatencyTable | None = None,
@@ -624,11 +706,17 @@ class _StepsCsv:
 
     def write(self, log: StepLog) -> None:
         if self.fh is not None:
-            self.fh.write(",".join("" if (v := getattr(log, f)) is None else repr(v) for f in self.FIELDS) + "\n")
+            try:
+                self.fh.write(",".join("" if (v := getattr(log, f)) is None else repr(v) for f in self.FIELDS) + "\n")
+            except OSError as err:  # a full disk: name the file (the OS error alone does not)
+                raise write_failure(self.path, err) from None
 
     def flush(self) -> None:
         if self.fh is not None:
-            self.fh.flush()
+            try:
+                self.fh.flush()
+            except OSError as err:
+                raise write_failure(self.path, err) from None
 
     def __exit__(self, *exc) -> None:
         if self.fh is not None:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from hwnas import outdir
 from hwnas.config import SearchConfig, SweepConfig, write_config
-from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_bytes, atomic_write_text
 from hwnas.latency import LatencyTable
 from hwnas.rundir import RunDir
@@ -47,9 +47,8 @@ class SweepResult:
 
 
 def check_sweep_dir(out: Path, latency_weights: Sequence[float], resume: bool) -> None:
-    """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming."""
-    if out.exists() and not out.is_dir():
-        raise HwnasError(f"--out {out} is a file, not a folder; choose a folder path for the sweep.")
+    """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming (`hwnas.outdir`)."""
+    outdir.check(out, "sweep", resume)
     for mu in latency_weights:
         RunDir(out / run_name(mu)).check_writable(resume)
 
@@ -70,6 +69,11 @@ def run_sweep(
     """
     out = Path(out)
     check_sweep_dir(out, config.latency_weights, resume)
+    with outdir.claim(out, "sweep", resume):  # held until the sweep ends; each search holds its own folder too
+        return _sweep(config, out, table, task=task, resume=resume, on_run=on_run, on_step=on_step)
+
+
+def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume: bool, on_run, on_step) -> SweepResult:
     results: list[tuple[float, SearchResult]] = []
     for i, mu in enumerate(config.latency_weights):
         if on_run is not None:

@@ -42,11 +42,13 @@ import torch
 import yaml
 from torch import nn
 
-from hwnas import distributed
-from hwnas.checkpoint import checkpoint_files, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from hwnas import distributed, outdir
+from hwnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from hwnas.compute import compute_for
 from hwnas.config import SpaceSpec, TrainConfig, build_config, write_config
 from hwnas.errors import HwnasError
 from hwnas.evaluate import write_csv
+from hwnas.prefetch import Prefetcher
 from hwnas.modelfile import CHECKPOINT_FORMAT, ModelFile, from_payload, load_weights, save_model
 from hwnas.space import Architecture, SearchSpace, freeze, position_names
 from hwnas.task import Task
@@ -144,14 +146,7 @@ def _meta_net(space: SearchSpace) -> nn.Module:
 
 
 def _check_out(paths: TrainPaths, resume: bool) -> None:
-    root = paths.root
-    for parent in (root, *root.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise HwnasError(f"--out {root} is or lies under the file {parent}; choose a folder path for the run.")
-            break
-    if not resume and (paths.model.exists() or checkpoint_files(paths.checkpoints) or paths.config.exists()):
-        raise HwnasError(f"{root} already holds a training run; pass --resume to continue it or choose another --out.")
+    outdir.check(paths.root, "train", resume)  # a file, another run, foreign files: refused before any write
 
 
 def _resumed_config(paths, spec, arch, uniform, init_from, settings) -> TrainConfig:
@@ -159,6 +154,7 @@ def _resumed_config(paths, spec, arch, uniform, init_from, settings) -> TrainCon
         saved = TrainConfig.model_validate(yaml.safe_load(paths.config.read_text()))
     except Exception:  # yaml and pydantic errors: either way the file is not ours
         raise HwnasError(f"{paths.config} is not an hwnas training config; start a new run with another --out.") from None
+    compute = {k: settings.pop(k) for k in ("threads", "prefetch") if settings.get(k) is not None}  # may change on resume
     conflicts = [name for name, value in settings.items() if value is not None and getattr(saved, name) != value]
     if spec is not None and spec != saved.spec:
         conflicts.append("space")
@@ -178,7 +174,7 @@ def _resumed_config(paths, spec, arch, uniform, init_from, settings) -> TrainCon
             f"the run in {paths.root} was started with another {what}; "
             "resume it with its own settings (drop the flag) or start a new run with another --out."
         )
-    return saved
+    return saved.model_copy(update=compute)
 
 
 # -- search runs -----------------------------------------------------------------------
@@ -222,7 +218,8 @@ class _Trainer:
     def __init__(self, config: TrainConfig, out: Path, task: Task | None, on_step, on_epoch):
         self.cfg, self.paths = config, TrainPaths(out)
         self.on_step, self.on_epoch = on_step, on_epoch
-        self.device = _device(config.accelerator)
+        self.compute = compute_for(config.accelerator, config.threads)
+        self.device = self.compute.device
         self.space = config.spec.create()
         self.arch = config.architecture()
         self.task = task if task is not None else self.space.task(**config.task_options())
@@ -230,6 +227,7 @@ class _Trainer:
         self.total_steps = None if config.epochs is None else config.epochs * config.steps_per_epoch
         self.progress = {"epoch": 0, "step": 0, "global_step": 0, "elapsed_s": 0.0, "loss_sum": 0.0, "loss_count": 0}
         self.metrics: list[dict] = []
+        self.loader: Prefetcher | None = None
 
     def setup(self, resume: bool) -> None:
         distributed.local_batch_size(self.cfg.batch_size)  # refuse a batch that does not split over the ranks
@@ -243,7 +241,7 @@ class _Trainer:
             self.net = inherit(self.cfg.init_from, self.arch)
         else:
             self.net = freeze(self.space, self.arch)
-        self.net.to(self.device)
+        self.net = self.compute.module(self.net)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, betas=(0.9, 0.9), weight_decay=self.cfg.weight_decay)
         if state is not None:
             self.opt.load_state_dict(state["optimizer"])
@@ -285,14 +283,28 @@ class _Trainer:
         from hwnas.batchnorm import recalibrate
 
         n = self.cfg.recalibration_batches
-        batches = (self._batch(epoch=-1, step=i)[0] for i in range(n))
+        batches = (self.compute.tensor(self._make_batch((-1, i))[0]) for i in range(n))  # whole batches: every rank the same
         layers = recalibrate(self.net, batches, self.device) if n else 0
         if layers:
             log.info("recalibrated %d BatchNorm layers on %d batches", layers, n)
 
+    def _make_batch(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, step = key
+        return self.task.batch("train", seed=self.cfg.seed, epoch=epoch, step=step, batch_size=self.cfg.batch_size)
+
     def _batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.task.batch("train", seed=self.cfg.seed, epoch=epoch, step=step, batch_size=self.cfg.batch_size)
-        return x.to(self.device), y.to(self.device)
+        """The (noisy, clean) batch of (epoch, step), sharded to this rank and on the device."""
+        key = (epoch, step)
+        x, y = self.loader.get(key) if self.loader is not None else self._make_batch(key)
+        return self.compute.tensor(distributed.shard(x)), self.compute.tensor(distributed.shard(y))
+
+    def _batch_keys(self):
+        """Every (epoch, step) from here on (a time budget may stop earlier; then the rest is never asked for)."""
+        epoch, step = self.progress["epoch"], self.progress["step"]
+        while self.cfg.epochs is None or epoch < self.cfg.epochs:
+            for s in range(step, self.cfg.steps_per_epoch):
+                yield (epoch, s)
+            epoch, step = epoch + 1, 0
 
     def finished(self) -> bool:
         p = self.progress
@@ -306,8 +318,11 @@ class _Trainer:
         return cosine_lr(done, self.cfg.lr, self.cfg.min_lr)
 
     def run(self) -> dict:
-        while not self.finished():
-            self._epoch()
+        with Prefetcher(self._make_batch, self._batch_keys(), depth=self.cfg.prefetch, pin=self.compute.cuda) as loader:
+            self.loader = loader
+            while not self.finished():
+                self._epoch()
+            self.loader = None
         self._check_ranks_agree("final weights")
         self._write_model()
         return {"out": str(self.paths.root), "model": str(self.paths.model), "steps": self.progress["global_step"],
@@ -329,7 +344,9 @@ class _Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         x, y = self._batch(p["epoch"], p["step"])
-        loss = self.task.loss(self.net(distributed.shard(x)), distributed.shard(y))
+        with self.compute.forward():
+            out = self.net(x)
+        loss = self.task.loss(out.float(), y)
         if distributed.any_rank(not torch.isfinite(loss)):  # decided together: no rank left waiting
             raise HwnasError(
                 f"the training loss became {'NaN or infinite' if torch.isfinite(loss) else loss.item()} at epoch "
@@ -390,12 +407,6 @@ class _Trainer:
         log.debug("wrote %s", self.paths.model)
 
 
-def _device(accelerator: str) -> torch.device:
-    from hwnas.inference import resolve_device
-
-    return resolve_device(accelerator)
-
-
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -415,5 +426,6 @@ def train(
     out = Path(out)
     _check_out(TrainPaths(out), resume)
     trainer = _Trainer(config, out, task, on_step, on_epoch)
-    trainer.setup(resume)
-    return trainer.run()
+    with outdir.claim(out, "train", resume, via=distributed.from_main):  # marker + lock while it runs (rank 0)
+        trainer.setup(resume)
+        return trainer.run()

@@ -7,6 +7,7 @@ image, unmatched noisy/clean pairs) raises a one-line `HwnasError`, never a trac
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import warnings
@@ -60,36 +61,135 @@ def list_images(folder: Path | str) -> list[Path]:
 
 
 def read_rgb(path: Path | str) -> np.ndarray:
-    """Decode one image to a float32 H x W x 3 array in [0, 1].
+    """Decode one image to a float32 H x W x 3 sRGB array in [0, 1].
 
-    uint8 is divided by 255, uint16 by 65535. Grayscale is replicated to three
-    channels. An alpha channel is dropped after compositing over black (rgb * alpha),
-    so fully opaque images are unchanged and transparent areas become dark rather than
-    showing whatever colour the encoder left under them. Any other pixel type, a
-    multi-frame file, or a file that cannot be decoded raises `HwnasError`.
+    Every Pillow mode is converted, each by its own rule (`_pil_to_rgb`): grayscale is
+    replicated; palette images are expanded through their palette (and transparency);
+    CMYK and other colour spaces are converted to RGB; an embedded ICC profile other
+    than sRGB is applied, so values are sRGB as the metrics assume; integers are
+    scaled by their bit depth (8-bit by 255, 16-bit by 65535); float images must lie in
+    [0, 1]. Transparency is composited over black (rgb * alpha), so opaque images are
+    unchanged and transparent areas become dark rather than showing whatever colour
+    the encoder left under them. TIFFs with more than 8 bits per colour channel (which
+    Pillow would reduce to 8) and float colour TIFFs are read with tifffile. A
+    multi-frame file, an unsupported pixel type or a file that cannot be decoded
+    raises `HwnasError`.
     """
-    import skimage.io  # imported here: skimage.io is slow to import and only needed to decode
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            # imageio tries every plugin on an unknown file; some warn about their own deprecation
-            warnings.simplefilter("ignore", DeprecationWarning)
-            raw = skimage.io.imread(path)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if getattr(image, "n_frames", 1) > 1:
+                    raise HwnasError(
+                        f"cannot read image {path}: it holds {image.n_frames} frames; save a single-frame RGB or grayscale image."
+                    )
+                if _deep_colour_tiff(image):
+                    return _array_to_rgb(_read_tiff(path), path)
+                image.load()
+                return _pil_to_rgb(image, path)
+    except HwnasError:
+        raise
+    except FileNotFoundError:
+        raise HwnasError(f"cannot read image {path}: the file does not exist; check the path.") from None
+    except UnidentifiedImageError:
+        if path.suffix.lower() in (".tif", ".tiff"):  # float colour TIFFs: Pillow has no mode for them
+            return _array_to_rgb(_read_tiff(path), path)
+        raise HwnasError(f"cannot read image {path}: not a recognised image format; check that it is a valid image file.") from None
     except Exception as err:  # decoders raise many types (OSError, ValueError, SyntaxError, ...)
         raise HwnasError(f"cannot read image {path}: {_first_line(err)}; check that it is a valid image file.") from None
-    return _to_rgb_float(raw, path)
 
 
-def _to_rgb_float(raw: np.ndarray, path: Path) -> np.ndarray:
-    if raw.dtype == np.uint8:
-        scale = 255.0
-    elif raw.dtype == np.uint16:
-        scale = 65535.0
-    else:
+def _pil_to_rgb(image, path: Path) -> np.ndarray:
+    """A decoded Pillow image of any mode -> float32 H x W x 3 sRGB in [0, 1] (see `read_rgb`)."""
+    if image.width == 0 or image.height == 0:
+        raise HwnasError(f"cannot read image {path}: it has no pixels ({image.width}x{image.height}); save a non-empty image.")
+    mode = image.mode
+    if mode == "1":
+        image, mode = image.convert("L"), "L"
+    elif mode in ("P", "PA"):  # the palette may carry transparency: expand to RGBA, composited below
+        image, mode = image.convert("RGBA"), "RGBA"
+    elif mode in ("RGBa", "La"):  # alpha already premultiplied: the colour is the composite over black
+        image, mode = image.convert(mode[0:-1] + "A"), mode[0:-1] + "A"
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        gray = np.asarray(image, dtype=np.float32) / np.float32(65535)
+        return _gray3(gray)
+    if mode == "I":  # 32-bit integer pixels: scale by the bit depth the file declares (16 for Pillow's PNG "I")
+        bits = _declared_bits(image) or 16
+        values = np.asarray(image)
+        if values.min() < 0:
+            raise HwnasError(f"cannot read image {path}: it has negative pixel values; save it as an 8- or 16-bit image.")
+        return _gray3(values.astype(np.float32) / np.float32(2**bits - 1))
+    if mode == "F":
+        return _gray3(_unit_float(np.asarray(image, dtype=np.float32), path))
+    alpha = None
+    if mode in ("LA", "RGBA"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / np.float32(255)
+        image = image.convert(mode[:-1])
+        mode = image.mode
+    image = _to_srgb(image, path)  # RGB, from L, RGB, CMYK, YCbCr, LAB, HSV (+ their ICC profile)
+    rgb = np.asarray(image, dtype=np.float32) / np.float32(255)
+    if alpha is not None:
+        rgb = rgb * alpha[:, :, None]
+    return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def _to_srgb(image, path: Path):
+    """An 8-bit image of mode L, RGB, CMYK, YCbCr, LAB or HSV as sRGB RGB, through its ICC profile if it has one."""
+    from PIL import ImageCms
+
+    icc = image.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if "srgb" not in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
+                return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError) as err:
+            logger.warning("%s: its embedded colour profile cannot be applied (%s); reading the values as sRGB", path, _first_line(err))
+    if image.mode not in ("L", "RGB", "CMYK", "YCbCr", "LAB", "HSV"):
+        raise HwnasError(f"cannot read image {path}: pixel mode {image.mode} is not supported; save it as an RGB or grayscale image.")
+    return image.convert("RGB")
+
+
+def _gray3(gray: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2), dtype=np.float32)
+
+
+def _unit_float(x: np.ndarray, path: Path) -> np.ndarray:
+    if not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0:
         raise HwnasError(
-            f"cannot read image {path}: pixel type {raw.dtype} is not supported; save it as an 8- or 16-bit image."
+            f"cannot read image {path}: its floating-point pixels are not all within 0-1; save it as an 8- or 16-bit image."
         )
+    return x
+
+
+def _declared_bits(image) -> int | None:
+    """Bits per sample a TIFF declares (tag 258), or None."""
+    tags = getattr(image, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = max(bits) if bits else None
+    return int(bits) if bits else None
+
+
+def _deep_colour_tiff(image) -> bool:
+    """A colour TIFF with more than 8 bits per channel: Pillow would keep only 8 of them."""
+    return image.format == "TIFF" and image.mode in ("RGB", "RGBA", "RGBX") and (_declared_bits(image) or 8) > 8
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) > 1:
+            raise HwnasError(f"cannot read image {path}: it holds {len(tif.pages)} frames; save a single-frame RGB or grayscale image.")
+        return tif.pages[0].asarray()
+
+
+def _array_to_rgb(raw: np.ndarray, path: Path) -> np.ndarray:
+    """A TIFF's pixel array (H x W, or H x W x 1-4 channels; uint8, uint16 or float in 0-1) -> sRGB floats."""
     if raw.ndim == 2:
         raw = raw[:, :, None]
     if raw.ndim != 3 or raw.shape[2] not in (1, 2, 3, 4) or raw.shape[0] == 0 or raw.shape[1] == 0:
@@ -97,9 +197,15 @@ def _to_rgb_float(raw: np.ndarray, path: Path) -> np.ndarray:
             f"cannot read image {path}: shape {raw.shape} is not one grayscale or colour image; "
             "save a single-frame RGB or grayscale image."
         )
-    x = raw.astype(np.float32) / np.float32(scale)
-    channels = x.shape[2]
-    if channels in (2, 4):  # gray+alpha or RGBA: composite over black, drop alpha
+    if raw.dtype in (np.uint8, np.uint16):
+        x = raw.astype(np.float32) / np.float32(np.iinfo(raw.dtype).max)
+    elif raw.dtype.kind == "f":
+        x = _unit_float(raw.astype(np.float32), path)
+    else:
+        raise HwnasError(
+            f"cannot read image {path}: pixel type {raw.dtype} is not supported; save it as an 8- or 16-bit image."
+        )
+    if x.shape[2] in (2, 4):  # gray+alpha or RGBA: composite over black, drop alpha
         x = x[:, :, :-1] * x[:, :, -1:]
     if x.shape[2] == 1:
         x = np.repeat(x, 3, axis=2)

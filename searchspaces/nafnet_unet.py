@@ -155,5 +155,5 @@ class NAFNetUNetSpace(SearchSpace):
     def task(self, data: str | None = None, crop: int | None = None, sigma: float | tuple[float, float] = 25.0, **options):
         from hwnas.searchspaces.denoising import GaussianDenoising, make_config
 
-        crop = crop or self.train_crops.get(self.preset or "", 64)
+        crop = self.train_crops.get(self.preset or "", 64) if crop is None else crop  # 0 is refused, not replaced
         return GaussianDenoising(make_config(data=data, crop=crop, sigma=sigma, **options))

@@ -1,17 +1,18 @@
 """The `hwnas` command line: parse, validate, call the library. Nothing else lives here.
 
-Each command group sits in its own module and is registered below. A user's mistake
-(`HwnasError`) is printed as one line on stderr with exit code 2 -- never a traceback.
+Each command group sits in its own module and is registered below. How a run ends
+when it cannot go on (the last stderr line, the exit status) is `hwnas.cli.exits`.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 
 import typer
 
-from hwnas.cli import deploy, info
+from hwnas import __version__
+from hwnas.cli import deploy, exits, info, logs
 from hwnas.cli import search as search_cli
 from hwnas.cli import lut
 from hwnas.errors import HwnasError
@@ -32,8 +33,19 @@ lut.register(app)
 DATA_PARALLEL = ("search", "train")  # the commands that run under torchrun (hwnas.distributed)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hwnas {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _one_process_unless_data_parallel(ctx: typer.Context) -> None:
+def _global_options(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug notes and the log lines of the libraries underneath (e.g. the AI Hub client's retries)."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the hwnas version and exit."),
+) -> None:
+    logs.configure(verbose)
     # torchrun would start N copies of any other command, all writing the same files.
     import os
 
@@ -44,30 +56,42 @@ def _one_process_unless_data_parallel(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console entry point (also `python -m hwnas`)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Before torch loads OpenMP: idle threads sleep instead of spinning, unless the user chose.
+    # Spinning threads fight other processes for the cores (see hwnas.compute).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    logs.configure()
+    sys.exit(_run())
+
+
+def _run() -> int:
+    """The exit status of one command line; every way out ends as `hwnas.cli.exits` says."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="hwnas")  # also under `python -m hwnas` and torchrun
         # Without standalone mode typer returns, not raises, the code of an Exit -- including
         # Ctrl-C, which it turns into Exit(130); pass it on as the process's exit status.
         if isinstance(code, int) and code:
             if code == 130:
                 typer.echo("interrupted.", err=True)
-            sys.exit(code)
+            return code
+        return 0
     except HwnasError as err:
         typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt:
         typer.echo("interrupted.", err=True)
-        sys.exit(130)
+        return 130
     except typer.Exit as done:
-        sys.exit(done.exit_code)
+        return done.exit_code
     except typer.Abort:
         typer.echo("aborted.", err=True)
-        sys.exit(1)
-    except Exception as err:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
+        return 1
+    except BrokenPipeError:
+        return exits.quiet_broken_pipe()
+    except OSError as err:  # a full disk, a vanished folder: what the OS said, about which file
+        return exits.show_os_error(err)
+    except Exception as err:
+        if exits.is_help_request(err):
+            return exits.show_help(err)
+        if exits.is_click_error(err):
+            return exits.show_click_error(err)
         raise

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, PresetOpt
+from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TorchThreadsOpt, bounds, parse_level
+from hwnas.config import EvalConfig, ExportConfig, TrainConfig
 from hwnas.errors import HwnasError
 
 log = logging.getLogger(__name__)
 
 AcceleratorOpt = typer.Option("cpu", "--accelerator", help="Where PyTorch computes: cpu or cuda.")
 ModelOpt = typer.Option(..., "--model", help="model.pt (or a checkpoint) from `hwnas train`, or an ONNX file from `hwnas export`.")
-TileOpt = typer.Option(None, "--tile", help="Run in overlapping tiles of at most N x N pixels (bounded memory); default: whole images.")
-OverlapOpt = typer.Option(None, "--overlap", help="Margin in pixels each tile sees beyond the part it keeps (default min(32, tile/4)).")
-ThreadsOpt = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads (0: its default).")
+TileOpt = typer.Option(None, "--tile", help=f"Run in overlapping tiles of at most N x N pixels (bounded memory); default: whole images. {bounds(EvalConfig, 'tile')}")
+OverlapOpt = typer.Option(None, "--overlap", help=f"Margin in pixels each tile sees beyond the part it keeps (default min(32, tile/4)). {bounds(EvalConfig, 'overlap')}")
+ThreadsOpt = typer.Option(0, "--threads", help=f"ONNX Runtime intra-op threads (0: its default). {bounds(EvalConfig, 'threads')}")
 
 
 def _space_spec(space: Optional[str], preset: Optional[str], option: OptionalStrList):
@@ -63,16 +63,17 @@ def train(
     preset: Optional[str] = PresetOpt,
     option: OptionalStrList = OptionOpt,
     data: Optional[str] = typer.Option(None, "--data", help="Training images: a folder, or one with noisy/ and clean/ subfolders (default: the task's sample images)."),
-    crop: Optional[int] = typer.Option(None, "--crop", help="Training crop side in pixels (default: the preset's)."),
+    crop: Optional[int] = typer.Option(None, "--crop", help=f"Training crop side in pixels (default: the preset's). {bounds(TrainConfig, 'crop')}"),
     sigma: Optional[str] = typer.Option(None, "--sigma", help="Training noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising), for tasks that add noise (default 25)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of --steps-per-epoch steps (default 10)."),
-    steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help="Steps per epoch (default 100)."),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Train for this many minutes of training steps instead of --epochs (equal-cost baselines)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Crops per step (default 8)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the cosine schedule (default 1e-3)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights and batches (default 0)."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints (default 50; also each epoch)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Epochs of --steps-per-epoch steps (default 10). {bounds(TrainConfig, 'epochs')}"),
+    steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help=f"Steps per epoch (default 100). {bounds(TrainConfig, 'steps_per_epoch')}"),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help=f"Train for this many minutes of training steps instead of --epochs (equal-cost baselines). {bounds(TrainConfig, 'time_budget')}"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Crops per step (default 8). {bounds(TrainConfig, 'batch_size')}"),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate of the cosine schedule (default 1e-3). {bounds(TrainConfig, 'lr')}"),
+    seed: Optional[int] = typer.Option(None, "--seed", help=f"Seed for weights and batches (default 0). {bounds(TrainConfig, 'seed')}"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help=f"Steps between checkpoints (default 50; also each epoch). {bounds(TrainConfig, 'checkpoint_every')}"),
     accelerator: Optional[str] = typer.Option(None, "--accelerator", help="Where training computes: cpu or cuda (default cpu)."),
+    threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -88,9 +89,9 @@ def train(
     from hwnas import train as training
     from hwnas.space import Architecture
 
-    settings = dict(data=data, crop=crop, sigma=_parse_level(sigma), epochs=epochs, steps_per_epoch=steps_per_epoch,
+    settings = dict(data=data, crop=crop, sigma=parse_level(sigma), epochs=epochs, steps_per_epoch=steps_per_epoch,
                     time_budget=time_budget, batch_size=batch_size, lr=lr, seed=seed,
-                    checkpoint_every=checkpoint_every, accelerator=accelerator)
+                    checkpoint_every=checkpoint_every, accelerator=accelerator, threads=threads, prefetch=prefetch)
     architecture = Architecture.load(arch) if arch is not None else None
     with distributed.session():  # torchrun: data parallel, only rank 0 writes and prints
         config = training.plan(out, resume=resume, spec=_space_spec(space, preset, option), arch=architecture,
@@ -107,44 +108,33 @@ def train(
                             f"model: {result['model']}"])
 
 
-def _parse_level(text: Optional[str]):
-    """"25" -> 25.0, "0,55" -> (0.0, 55.0); None stays None."""
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2):
-        raise HwnasError(f"--sigma {text!r} is not a level or a range; write e.g. --sigma 25 or --sigma 0,55.")
-    return values[0] if len(values) == 1 else (values[0], values[1])
-
-
 class _TrainBar:
-    """A tqdm bar on stderr: steps (epochs) or seconds (time budget)."""
+    """The progress bar (`hwnas.cli.progress`): steps (epochs) or seconds (time budget)."""
 
     def __enter__(self) -> "_TrainBar":
-        self.bar = None
+        self.bar = self.context = None
         return self
 
     def step(self, info) -> None:
-        from tqdm import tqdm
+        from hwnas.cli.progress import bar
 
         if self.bar is None:
             total = info.total_steps if info.budget_s is None else round(info.budget_s)
-            self.bar = tqdm(total=total, unit="step" if info.budget_s is None else "s", dynamic_ncols=True, leave=False)
+            self.context = bar(total, unit="step" if info.budget_s is None else "s")
+            self.bar = self.context.__enter__()
         target = info.global_step if info.budget_s is None else min(round(info.elapsed_s), self.bar.total)
         self.bar.update(target - self.bar.n)
         self.bar.set_postfix(epoch=info.epoch + 1, loss=f"{info.loss:.4g}", lr=f"{info.lr:.2g}", refresh=False)
 
     def epoch(self, row: dict) -> None:
-        if self.bar is not None:
-            scores = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
-            self.bar.write(f"epoch {row['epoch']}: loss {row['train_loss']:.4g} {scores}", file=sys.stderr)
+        from hwnas.cli.progress import note
+
+        scores = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+        note(f"epoch {row['epoch']}: loss {row['train_loss']:.4g} {scores}")
 
     def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.context is not None:
+            self.context.__exit__(*exc)
 
 
 # -- eval ------------------------------------------------------------------------------
@@ -169,18 +159,19 @@ def evaluate(
     """
     from hwnas.config import EvalConfig, build_config, parse_options
     from hwnas.evaluate import evaluate as run_eval, per_sample_path, write_csv
+    from hwnas.cli.progress import bar as progress_bar
     from hwnas.inference import model_predictor, open_model
-    from tqdm import tqdm
 
     options = parse_options(task_option)
     options.update({k: v for k, v in {"sigma": sigma, "seed": seed, "save_images": None if save_images is None else str(save_images)}.items() if v is not None})
     out = out or model.with_name(f"{model.stem}_eval.csv")
     cfg = build_config(EvalConfig, model=str(model), data=tuple(str(d) for d in data), task_options=options, out=str(out),
                        tile=tile, overlap=overlap, accelerator=accelerator, threads=threads)
+    _check_eval_outputs(cfg, save_images)
     loaded = open_model(cfg.model, cfg.accelerator, cfg.threads)
     task = _file_task(loaded.spec)
     predict = model_predictor(loaded, cfg.tile, cfg.overlap)
-    with tqdm(unit="image", desc="eval", dynamic_ncols=True, leave=False) as bar:
+    with progress_bar(unit="image", desc="eval", enabled=not as_json) as bar:
         def counted(x):  # one call per image and condition: the bar counts them (their number is the task's)
             y = predict(x)
             bar.update(1)
@@ -192,6 +183,18 @@ def evaluate(
     report = {"model": cfg.model, "runtime": loaded.runtime, "summary": summary, "csv": cfg.out,
               "per_image_csv": str(per_sample_path(cfg.out))}
     _emit(as_json, report, [*_table(summary), f"({loaded.runtime}; CSV: {cfg.out})"])
+
+
+def _check_eval_outputs(cfg, save_images: Optional[Path]) -> None:
+    """The CSVs and --save-images must not overwrite the model or land in a test folder."""
+    from hwnas.evaluate import per_sample_path
+    from hwnas.outdir import check_distinct, check_outside
+
+    inputs = {"model given with --model": cfg.model, **{f"data folder {d}": d for d in cfg.data}}
+    check_distinct(cfg.out, "--out", inputs)
+    check_distinct(per_sample_path(cfg.out), "the per-image CSV of --out", inputs)
+    if save_images is not None:
+        check_outside(save_images, "--save-images", {f"data folder {d}": d for d in cfg.data})
 
 
 def _table(rows: list[dict]) -> list[str]:
@@ -214,8 +217,8 @@ def export(
     model: Path = typer.Option(..., "--model", help="model.pt (or a checkpoint) from `hwnas train`."),
     out: Path = typer.Option(..., "--out", help="The ONNX file to write."),
     static: Optional[str] = typer.Option(None, "--static", help="Fixed input HxW, e.g. 256x256 (NPU compilers such as AI Hub's QNN need it); default: dynamic H and W."),
-    tolerance: float = typer.Option(1e-4, "--tolerance", help="Largest max-abs difference to PyTorch accepted."),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset."),
+    tolerance: float = typer.Option(1e-4, "--tolerance", help=f"Largest max-abs difference to PyTorch accepted. {bounds(ExportConfig, 'tolerance')}"),
+    opset: int = typer.Option(17, "--opset", help=f"ONNX opset. {bounds(ExportConfig, 'opset')}"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a trained network to ONNX: BatchNorm folded, verified against PyTorch with ONNX Runtime.
@@ -227,10 +230,12 @@ def export(
     from hwnas.export import count_batchnorm, export_model
     from hwnas.inference import onnx_metadata, space_align
     from hwnas.modelfile import load_model
+    from hwnas.outdir import check_distinct
 
     cfg = build_config(ExportConfig, model=str(model), out=str(out), static=_parse_hw(static), tolerance=tolerance, opset=opset)
     if Path(cfg.out).is_dir():
         raise HwnasError(f"--out {cfg.out} is a folder; give a file name such as {Path(cfg.out) / 'model.onnx'}.")
+    check_distinct(cfg.out, "--out", {"model given with --model": cfg.model})
     model_file = load_model(cfg.model)
     space, net = model_file.build()
     align = space_align(space)
@@ -284,11 +289,13 @@ def denoise(
 
     from hwnas.config import DenoiseConfig, build_config
     from hwnas.inference import model_predictor, open_model
+    from hwnas.outdir import check_distinct
 
     cfg = build_config(DenoiseConfig, model=str(model), input=str(input), output=str(output), tile=tile,
                        overlap=overlap, accelerator=accelerator, threads=threads)
     if not Path(cfg.input).is_file():
         raise HwnasError(f"input image {cfg.input} does not exist; check the path.")
+    check_distinct(cfg.output, "the output", {"input image": cfg.input, "model given with --model": cfg.model})
     loaded = open_model(cfg.model, cfg.accelerator, cfg.threads)
     task = _file_task(loaded.spec)
     start = time.perf_counter()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from hwnas.cli.common import ImageSizeOpt, JsonOpt, OptionalStrList, OptionOpt, PresetOpt, SpaceOpt
-from hwnas.config import DescribeConfig, SpaceSpec, parse_options
+from hwnas.config import DescribeConfig, SpaceSpec, build_config, parse_options
 
 
 def spaces() -> None:
@@ -48,7 +48,7 @@ def describe(
     """
     from hwnas.describe import describe_space
 
-    cfg = DescribeConfig(spec=SpaceSpec(space=space, preset=preset, options=parse_options(option)), image_size=image_size)
+    cfg = build_config(DescribeConfig, spec=SpaceSpec(space=space, preset=preset, options=parse_options(option)), image_size=image_size)
     report = describe_space(cfg.spec.create(), cfg.image_size)
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -18,19 +18,22 @@ from typing import Any, Optional
 
 import typer
 
-from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt
+from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, bounds
+from hwnas.cli.jobs import YesOpt, authorise
+from hwnas.config import BuildLutConfig, ProfileConfig
 from hwnas.errors import HwnasError
 
 DEFAULT_SPACE, DEFAULT_BACKEND, DEFAULT_SIZE = "nafnet-unet", "onnxruntime", 256
 
 SpaceOpt = typer.Option(None, "--space", help=f"Search space (see `hwnas spaces`). Default {DEFAULT_SPACE}, or the table's.")
 PresetOpt = typer.Option(None, "--preset", help="Preset of the space, e.g. paper or tiny. Default: the space's, or the table's.")
-ImageSizeOpt = typer.Option(None, "--image-size", help=f"H=W at which latency is measured. Default {DEFAULT_SIZE}, or the table's.")
+ImageSizeOpt = typer.Option(None, "--image-size", help=f"H=W at which latency is measured. Default {DEFAULT_SIZE}, or the table's. {bounds(BuildLutConfig, 'image_size')}")
 BackendOpt = typer.Option(None, "--backend", help=f"Latency backend: onnxruntime (this CPU), qai-hub (a phone on AI Hub), macs (device-free), or an installed plugin. Default {DEFAULT_BACKEND}, or the table's.")
 DeviceOpt = typer.Option(None, "--device", help="Latency target: cpu (onnxruntime: this machine's CPU), an AI Hub device such as sm8650 (qai-hub).")
-ThreadsOpt = typer.Option(None, "--threads", help="onnxruntime: intra-op threads (default 2).")
-RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 30).")
-WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds first (default 3).")
+# Backend flags: their ranges are the backend's Options (validated there; importing it here would load torch).
+ThreadsOpt = typer.Option(None, "--threads", help="onnxruntime: intra-op threads (default 2). (1 to 256)")
+RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 30). (>= 1)")
+WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds first (default 3). (>= 0)")
 ComputeUnitOpt = typer.Option(None, "--compute-unit", help="qai-hub: npu, gpu, cpu or all.")
 TargetRuntimeOpt = typer.Option(None, "--target-runtime", help="qai-hub: e.g. qnn_context_binary, tflite, onnx.")
 ModeOpt = typer.Option(None, "--mode", help="qai-hub: per-unit (one job pair per unit) or whole-network (one per candidate).")
@@ -78,7 +81,8 @@ def _defaults(request) -> tuple[Any, int, str, dict[str, Any]]:
     from hwnas.config import SpaceSpec
 
     spec = SpaceSpec(space=request.space or DEFAULT_SPACE, preset=request.preset, options=request.space_options or {})
-    return spec, request.image_size or DEFAULT_SIZE, request.backend or DEFAULT_BACKEND, dict(request.backend_options or {})
+    size = DEFAULT_SIZE if request.image_size is None else request.image_size  # 0 is a value (refused), not "not given"
+    return spec, size, request.backend or DEFAULT_BACKEND, dict(request.backend_options or {})
 
 
 def _echo_json(report: dict) -> None:
@@ -87,10 +91,10 @@ def _echo_json(report: dict) -> None:
 
 @contextmanager
 def _progress(total: int, enabled: bool, what: str):
-    """A tqdm bar on stderr (hidden when stderr is not a terminal); yields on_progress(measurement)."""
-    from tqdm import tqdm
+    """The progress bar (`hwnas.cli.progress`) over measured units; yields on_progress(measurement)."""
+    from hwnas.cli.progress import bar as progress_bar
 
-    with tqdm(total=total, desc=what, unit="unit", disable=None if enabled else True, leave=False) as bar:
+    with progress_bar(total, desc=what, unit="unit", enabled=enabled) as bar:
         def on_progress(m) -> None:
             bar.set_postfix_str(f"{m.name}@{'x'.join(map(str, m.input_shape))} {m.median_ms:.3f} ms", refresh=False)
             bar.update(1)
@@ -117,7 +121,8 @@ def build_lut(
     mode: Optional[str] = ModeOpt,
     backend_option: OptionalStrList = BackendOptionOpt,
     force: bool = typer.Option(False, "--force", help="Re-measure every unit (a table for other settings is replaced)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be measured and how many jobs it costs; measure and write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be measured and how many jobs it costs; measure and write nothing (no AI Hub token needed)."),
+    yes: bool = YesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure a latency table: every candidate at every input shape of the space, plus its fixed parts.
@@ -141,7 +146,6 @@ def build_lut(
     lat = make_backend(cfg.backend, cfg.backend_options)
     the_space = cfg.spec.create()
     path = Path(cfg.out) if cfg.out else default_table_path_for(the_space, lat, cfg.image_size)
-    _check_configured(lat)
     plan = plan_build(the_space, cfg.image_size, lat, path, force=cfg.force)
     facts = {"path": str(path), "space": the_space.name, "preset": the_space.preset, "image_size": cfg.image_size,
              "backend": lat.name, "device": lat.device, "units": plan.total, "missing": len(plan.missing), "jobs": plan.jobs}
@@ -151,6 +155,7 @@ def build_lut(
         else:
             typer.echo(f"would measure {len(plan.missing)} of {plan.total} units ({plan.jobs} jobs) with {lat.name} on {lat.device} into {path}")
         return
+    authorise(lat, plan.jobs, yes)
     start = time.perf_counter()
     measured = 0
     with _progress(len(plan.missing), not as_json, f"{lat.name} {lat.device}") as on_progress:
@@ -167,13 +172,6 @@ def build_lut(
         typer.echo(f"measured {measured} of {plan.total} units in {seconds:.1f} s with {lat.name} on {lat.device} -> {path}")
     else:
         typer.echo(f"nothing to measure: {path} is complete ({plan.total} units)")
-
-
-def _check_configured(backend) -> None:
-    """Backends that need a service check it before any file is created (e.g. AI Hub's token)."""
-    check = getattr(backend, "check_configured", None)
-    if callable(check):
-        check()
 
 
 # -- lut show ---------------------------------------------------------------------------------------------
@@ -222,19 +220,31 @@ def _show_lines(path: Path, r: dict) -> list[str]:
         cells = ""
         for n in names:
             c = row["candidates"].get(n)
-            text = "-" if c is None else f"{c['ms']:.3f}" + (f" ({c['ratio']:.2f}x)" if c["ratio"] is not None and n != r["reference"] else "")
+            text = "-" if c is None else _ms(c["ms"]) + (f" ({c['ratio']:.2f}x)" if c["ratio"] is not None and n != r["reference"] else "")
             cells += f"{text:>20}"
         lines.append(f"  {row['input_shape']:<16} {_stages(row['positions']):<22}" + cells)
-    lines.append(f"  ms per candidate; (ratio) to {r['reference']} at the same input")
-    fixed = ", ".join(f"{f['name']}@{f['input_shape']} {f['ms']:.3f}" for f in r["fixed"])
-    lines.append(f"  fixed parts {r['fixed_ms']:.3f} ms: {fixed}")
+    lines.append(f"  {_unit(m)} per candidate; (ratio) to {r['reference']} at the same input (- where it is 0)")
+    fixed = ", ".join(f"{f['name']}@{f['input_shape']} {_ms(f['ms'])}" for f in r["fixed"])
+    lines.append(f"  fixed parts {_ms(r['fixed_ms'])} ms: {fixed}")
     if r["uniform"]:
         lines.append("  uniform networks (table prediction): " + ", ".join(
-            f"all-{n} {u['ms']:.1f} ms ({u['ratio']:.2f}x)" for n, u in r["uniform"].items()))
+            f"all-{n} {_ms(u['ms'])} ms ({'-' if u['ratio'] is None else format(u['ratio'], '.2f') + 'x'})"
+            for n, u in r["uniform"].items()))
     if r["missing"]:
         more = f" and {len(r['missing']) - 5} more" if len(r["missing"]) > 5 else ""
         lines.append(f"  missing {len(r['missing'])} entries: {', '.join(r['missing'][:5])}{more} (complete it with `hwnas build-lut --out {path}`)")
     return lines
+
+
+def _ms(value: float) -> str:
+    """Four significant digits: a paper table's 27.51 ms and a MACs table's 0.0004123 both stay readable."""
+    return f"{value:.4g}"
+
+
+def _unit(meta: dict) -> str:
+    """The table's own unit: milliseconds, or for the analytic backend ms derived from MACs."""
+    per = meta.get("settings", {}).get("ms_per_gmac")
+    return f"ms (analytic: {per:g} ms per GMAC)" if meta.get("backend") == "macs" and per is not None else "ms"
 
 
 def _stages(labels: list[str]) -> str:
@@ -252,7 +262,7 @@ def _stages(labels: list[str]) -> str:
 def profile(
     arch: Optional[Path] = typer.Option(None, "--arch", help="Architecture to measure (arch.json from `hwnas search`)."),
     uniform: Optional[str] = typer.Option(None, "--uniform", help="Measure the uniform network of this candidate, e.g. naf (the base network)."),
-    random_seed: Optional[int] = typer.Option(None, "--random", help="Measure a random architecture drawn with this seed."),
+    random_seed: Optional[int] = typer.Option(None, "--random", help=f"Measure a random architecture drawn with this seed. {bounds(ProfileConfig, 'random')}"),
     lut: Optional[Path] = typer.Option(None, "--lut", help="Table to compare with; space, preset, image size, backend and settings come from its sidecar. Default: the cached table for these settings, if any."),
     breakdown: bool = typer.Option(False, "--breakdown", help="Also show where the time goes: share per module class and per operator type (from the backend's per-layer profile)."),
     backend: Optional[str] = BackendOpt,
@@ -268,6 +278,7 @@ def profile(
     target_runtime: Optional[str] = TargetRuntimeOpt,
     mode: Optional[str] = ModeOpt,
     backend_option: OptionalStrList = BackendOptionOpt,
+    yes: bool = YesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Measure a whole network end to end and compare it with the latency table's prediction (% error).
@@ -296,7 +307,7 @@ def profile(
     the_space = cfg.spec.create()
     architecture, label = _architecture(cfg, the_space)
     table, source = _table(cfg, the_space, lat, default_table_path_for(the_space, lat, cfg.image_size))
-    _check_configured(lat)
+    authorise(lat, _network_jobs(the_space, cfg.image_size, lat), yes)
     from hwnas.backends.profile import profile_architecture
 
     result = profile_architecture(the_space, cfg.image_size, architecture, lat, label=label, table=table,
@@ -307,6 +318,14 @@ def profile(
         return
     for line in _profile_lines(the_space, cfg.image_size, lat, result):
         typer.echo(line)
+
+
+def _network_jobs(space, image_size: int, backend) -> int:
+    """Jobs one end-to-end measurement of a network costs (its --breakdown reuses them)."""
+    from hwnas.space import Unit
+
+    shape = tuple(space.example_input(image_size).shape)
+    return backend.planned_jobs([Unit("network", shape, None, kind="network")])
 
 
 def _architecture(cfg, space):

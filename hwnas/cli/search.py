@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 import typer
 
-from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt
+from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, TorchThreadsOpt, bounds, parse_level
+from hwnas.cli.jobs import YesOpt
 from hwnas.config import SearchConfig, SpaceSpec, SweepConfig, build_config, parse_options
 from hwnas.errors import HwnasError
 
@@ -34,30 +35,30 @@ COSTS = (
 # Flags shared by both commands. None = not given.
 Space = typer.Option(None, "--space", help=f"Search space (see `hwnas spaces`). Default {DEFAULT_SPACE}.")
 Preset = typer.Option(None, "--preset", help=f"Preset of the space. Default: {QUICK_PRESET} when the space has it (a quick search), else the space's default; the paper's NAFNet is --preset paper.")
-ImageSize = typer.Option(None, "--image-size", help="H=W at which latency is measured. Default 256.")
+ImageSize = typer.Option(None, "--image-size", help=f"H=W at which latency is measured. Default 256. {bounds(SearchConfig, 'image_size')}")
 Backend = typer.Option(None, "--backend", help=f"Latency backend for the table (see `hwnas backends`). Default {DEFAULT_BACKEND}.")
 Device = typer.Option(None, "--device", help="Latency target as the table records it (e.g. sm8650); default: the backend's.")
 Accelerator = typer.Option(None, "--accelerator", help="Where the search computes: cpu or cuda. Default cpu.")
 Lut = typer.Option(None, "--lut", help="A latency table built earlier (e.g. on AI Hub); space, preset, image size, backend and device come from its sidecar.")
 Data = typer.Option(None, "--data", help="Folder of training images (default: the sample images embedded in scikit-image).")
-Epochs = typer.Option(None, "--epochs", help="Epochs (default 10), each --steps-per-epoch steps. On --resume, a larger value extends the run.")
-StepsPerEpoch = typer.Option(None, "--steps-per-epoch", help="Steps per epoch (default 40).")
-Seed = typer.Option(None, "--seed", help="Seed of weights, data order and Gumbel samples (default 0).")
+Epochs = typer.Option(None, "--epochs", help=f"Epochs (default 10), each --steps-per-epoch steps. On --resume, a larger value extends the run. {bounds(SearchConfig, 'epochs')}")
+StepsPerEpoch = typer.Option(None, "--steps-per-epoch", help=f"Steps per epoch (default 40). {bounds(SearchConfig, 'steps_per_epoch')}")
+Seed = typer.Option(None, "--seed", help=f"Seed of weights, data order and Gumbel samples (default 0). {bounds(SearchConfig, 'seed')}")
 Resume = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (starts fresh, with a warning, if it has no checkpoint).")
 Mode = typer.Option(None, "--mode", help="soft (default) or sampled. " + COSTS)
-LatencyWeight = typer.Option(None, "--latency-weight", help="mu, relative to the task loss (default 0.1; 1.0 with --target-ms). 0 searches for quality alone.")
-TargetMs = typer.Option(None, "--target-ms", help="Constraint form: penalise only the expected latency above this many ms.")
-EntropyWeight = typer.Option(None, "--entropy-weight", help="lambda0 of the entropy term (default 0.05); 0 turns it off.")
-EntropyGrowth = typer.Option(None, "--entropy-growth", help="r in lambda(t) = lambda0 * r^t, t = architecture epochs done (default 1.5).")
-Warmup = typer.Option(None, "--warmup-epochs", help="Weight-only epochs before alpha trains (default 2).")
+LatencyWeight = typer.Option(None, "--latency-weight", help=f"mu, relative to the task loss (default 0.1; 1.0 with --target-ms). 0 searches for quality alone. {bounds(SearchConfig, 'latency_weight')}")
+TargetMs = typer.Option(None, "--target-ms", help=f"Constraint form: penalise only the expected latency above this many ms. {bounds(SearchConfig, 'target_ms')}")
+EntropyWeight = typer.Option(None, "--entropy-weight", help=f"lambda0 of the entropy term (default 0.05); 0 turns it off. {bounds(SearchConfig, 'entropy_weight')}")
+EntropyGrowth = typer.Option(None, "--entropy-growth", help=f"lambda grows exponentially from lambda0 to lambda0 x this factor over the run's architecture steps, whatever its length (default 100). On --resume --epochs N it re-plans from the current lambda to the same end value at the new end. {bounds(SearchConfig, 'entropy_growth')}")
+Warmup = typer.Option(None, "--warmup-epochs", help=f"Weight-only epochs before alpha trains (default: 20% of --epochs, rounded, leaving at least one search epoch). {bounds(SearchConfig, 'warmup_epochs')}")
 Bilevel = typer.Option(None, "--bilevel/--single-level", help="Logits on a held-out split, first-order (default), or both on the training split.")
-ArchLr = typer.Option(None, "--arch-lr", help="Adam learning rate of the logits (default 0.02).")
-Lr = typer.Option(None, "--lr", help="AdamW learning rate of the weights (default 0.002).")
-BatchSize = typer.Option(None, "--batch-size", help="Crops per step (default 8).")
-Crop = typer.Option(None, "--crop", help="Training crop size in pixels (default: the preset's, 32 for tiny).")
-Sigma = typer.Option(None, "--sigma", help="Gaussian noise level, 0-255 scale (default: the task's, 25).")
-Temperature = typer.Option(None, "--temperature", help="T in alpha = softmax(phi / T) (default 1).")
-CheckpointEvery = typer.Option(None, "--checkpoint-every", help="Also checkpoint every N steps within an epoch (default 20).")
+ArchLr = typer.Option(None, "--arch-lr", help=f"Adam learning rate of the logits (default: 10 / architecture steps, at least 0.02, so any run length can commit). {bounds(SearchConfig, 'arch_lr')}")
+Lr = typer.Option(None, "--lr", help=f"AdamW learning rate of the weights (default 0.002). {bounds(SearchConfig, 'lr')}")
+BatchSize = typer.Option(None, "--batch-size", help=f"Crops per step (default 8). {bounds(SearchConfig, 'batch_size')}")
+Crop = typer.Option(None, "--crop", help=f"Training crop size in pixels (default: the preset's, 32 for tiny). {bounds(SearchConfig, 'crop')}")
+Sigma = typer.Option(None, "--sigma", help="Gaussian noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising) (default: the task's, 25; >= 0).")
+Temperature = typer.Option(None, "--temperature", help=f"T in alpha = softmax(phi / T) (default 1). {bounds(SearchConfig, 'temperature')}")
+CheckpointEvery = typer.Option(None, "--checkpoint-every", help=f"Also checkpoint every N steps within an epoch (default 20). {bounds(SearchConfig, 'checkpoint_every')}")
 
 # flag name -> SearchConfig field, for the flags that map one to one
 FIELDS = {
@@ -66,7 +67,7 @@ FIELDS = {
     "latency_weight": "latency_weight", "target_ms": "target_ms", "entropy_weight": "entropy_weight",
     "entropy_growth": "entropy_growth", "warmup_epochs": "warmup_epochs", "bilevel": "bilevel", "arch_lr": "arch_lr",
     "lr": "lr", "batch_size": "batch_size", "crop": "crop", "sigma": "sigma", "temperature": "temperature",
-    "checkpoint_every": "checkpoint_every",
+    "checkpoint_every": "checkpoint_every", "threads": "threads", "prefetch": "prefetch",
 }
 
 
@@ -76,13 +77,14 @@ def search(
     accelerator: Optional[str] = Accelerator, lut: Optional[Path] = Lut, data: Optional[Path] = Data,
     epochs: Optional[int] = Epochs, steps_per_epoch: Optional[int] = StepsPerEpoch, seed: Optional[int] = Seed,
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/search-<space>-<preset>-<time>)."),
-    resume: bool = Resume, as_json: bool = JsonOpt,
+    resume: bool = Resume, as_json: bool = JsonOpt, yes: bool = YesOpt,
     mode: Optional[str] = Mode, latency_weight: Optional[float] = LatencyWeight, target_ms: Optional[float] = TargetMs,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
     lr: Optional[float] = Lr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
-    sigma: Optional[float] = Sigma, temperature: Optional[float] = Temperature,
+    sigma: Optional[str] = Sigma, temperature: Optional[float] = Temperature,
     checkpoint_every: Optional[int] = CheckpointEvery,
+    threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
 ) -> None:
     """Search an architecture: train a super-net's weights and per-position logits, derive argmax alpha.
 
@@ -108,7 +110,7 @@ def search(
     with distributed.session():
         show = not as_json and distributed.is_main()
         run_dir = distributed.from_main(lambda: out or _default_out(flags))  # one name for all ranks
-        prepared = prepare(flags, run_dir, resume, progress=show)
+        prepared = prepare(flags, run_dir, resume, progress=show, yes=yes)
         if prepared is None:  # resuming: the run's own config and table
             config = resumed_config(run_dir, flags)
             result = _run(config, run_dir, None, None, resume=True, progress=show)
@@ -127,13 +129,14 @@ def sweep(
     epochs: Optional[int] = Epochs, steps_per_epoch: Optional[int] = StepsPerEpoch, seed: Optional[int] = Seed,
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder: one run per mu plus sweep.csv and pareto.png (default runs/sweep-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Reuse finished searches in --out and continue an interrupted one."),
-    as_json: bool = JsonOpt,
+    as_json: bool = JsonOpt, yes: bool = YesOpt,
     mode: Optional[str] = Mode, target_ms: Optional[float] = TargetMs,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
     lr: Optional[float] = Lr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
-    sigma: Optional[float] = Sigma, temperature: Optional[float] = Temperature,
+    sigma: Optional[str] = Sigma, temperature: Optional[float] = Temperature,
     checkpoint_every: Optional[int] = CheckpointEvery,
+    threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
 ) -> None:
     """Trade-off sweep: one search per latency weight mu, then predicted latency vs validation PSNR.
 
@@ -143,14 +146,14 @@ def sweep(
 
       hwnas sweep --space nafnet-unet --latency-weight 0,0.1,0.3,1 --epochs 6 --out runs/sweep
     """
+    flags = _given(locals())  # first: names imported below would join locals()
     from hwnas.sweep import check_sweep_dir, run_name, run_sweep
 
-    flags = _given(locals())
     weights = _parse_weights(flags.pop("latency_weight"))
     run_dir = out or Path("runs") / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
     check_sweep_dir(run_dir, weights, resume)
     config, table, task = prepare({**flags, "latency_weight": weights[0]}, run_dir / run_name(weights[0]), resume,
-                                  progress=not as_json, check_out=False) or (None, None, None)
+                                  progress=not as_json, check_out=False, yes=yes) or (None, None, None)
     if config is None:  # resuming a sweep whose first run holds a checkpoint: that run's config is the base
         config = resumed_config(run_dir / run_name(weights[0]), {**flags, "latency_weight": weights[0]})
         table = _load_table(run_dir / run_name(weights[0]) / "lut.csv")
@@ -176,10 +179,17 @@ def register(app: typer.Typer) -> None:
 # -- flags -> config ---------------------------------------------------------------
 
 
+CONFIG_FLAGS = set(FIELDS) | {"space", "preset", "option", "lut"}  # the flags that make a SearchConfig
+
+
 def _given(values: dict[str, Any]) -> dict[str, Any]:
-    """The flags actually passed (typer's None means 'not given'); paths as strings."""
-    skip = {"out", "resume", "as_json"}
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k not in skip and v not in (None, [])}
+    """The config flags actually passed (typer's None means 'not given'); paths as strings.
+
+    Only `CONFIG_FLAGS`: other locals of the caller (an import, --out, --resume) are no flags."""
+    flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in CONFIG_FLAGS and v not in (None, [])}
+    if "sigma" in flags:
+        flags["sigma"] = parse_level(flags["sigma"])
+    return flags
 
 
 def _default_out(flags: dict[str, Any]) -> Path:
@@ -199,7 +209,7 @@ def _parse_weights(text: str) -> list[float]:
     return weights
 
 
-def prepare(flags: dict[str, Any], run_dir: Path, resume: bool, progress: bool, check_out: bool = True):
+def prepare(flags: dict[str, Any], run_dir: Path, resume: bool, progress: bool, check_out: bool = True, yes: bool = False):
     """(config, table, task) for a fresh run, or None when `run_dir` holds a run to resume.
 
     Checks, in order and before anything is written: the output folder, the table's
@@ -222,7 +232,7 @@ def prepare(flags: dict[str, Any], run_dir: Path, resume: bool, progress: bool, 
     space = config.spec.create()
     task = space.task(**task_options(config))
     if table is None:
-        table = from_main(lambda: default_table(space, config, progress))
+        table = from_main(lambda: default_table(space, config, progress, yes))
     config = config.model_copy(update={"device": table.meta.device})
     if "device" in flags:  # the flag may name the target as asked ('cpu') or as recorded ('cpu:<model>')
         table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=flags["device"])
@@ -257,7 +267,7 @@ def resumed_config(run_dir: Path, flags: dict[str, Any]) -> SearchConfig:
 
     saved = read_config(RunDir(run_dir))
     for flag, value in flags.items():
-        if flag in ("epochs", "lut", "device"):  # device: checked against the run's table copy
+        if flag in ("epochs", "lut", "device", "threads", "prefetch"):  # device: checked against the run's table copy
             continue
         if flag in ("space", "preset"):
             current = getattr(saved.spec, flag)
@@ -270,7 +280,8 @@ def resumed_config(run_dir: Path, flags: dict[str, Any]) -> SearchConfig:
                 f"{run_dir} was searched with --{flag.replace('_', '-')} {current}, not {value}; "
                 "omit the flag to resume, or start a new run with another --out."
             )
-    return saved.model_copy(update={"epochs": flags.get("epochs", saved.epochs)})
+    changes = {k: flags[k] for k in ("epochs", "threads", "prefetch") if k in flags}  # compute settings never change results
+    return saved.model_copy(update=changes)
 
 
 def _load_table(path: Path):
@@ -279,9 +290,11 @@ def _load_table(path: Path):
     return LatencyTable.load(path)
 
 
-def default_table(space, config: SearchConfig, progress: bool):
-    """The backend's table for this space and image size from the per-user cache, measuring what it lacks first."""
+def default_table(space, config: SearchConfig, progress: bool, yes: bool = False):
+    """The backend's table for this space and image size from the per-user cache, measuring what it lacks first
+    (a remote backend's jobs only with --yes or the user's answer: `hwnas.cli.jobs`)."""
     from hwnas.backends.table import build_table, default_table_path, make_backend, plan_build
+    from hwnas.cli.jobs import authorise
 
     backend = make_backend(config.backend, {"device": config.device} if config.device else {})
     path = default_table_path(space, config.backend, backend.device, config.image_size)
@@ -289,6 +302,7 @@ def default_table(space, config: SearchConfig, progress: bool):
     if not plan.missing:
         logger.info("latency table: %s", path)
     else:
+        authorise(backend, plan.jobs, yes)
         logger.info("building the %s latency table of %s (%s) at %dpx on %s: %d units, into %s -- once; later searches reuse it",
                     config.backend, space.name, space.preset or "custom", config.image_size, backend.device,
                     len(plan.missing), path)
@@ -307,7 +321,7 @@ def _run(config: SearchConfig, run_dir: Path, table, task, resume: bool, progres
 
 
 class _progress:
-    """A tqdm bar over the steps with the loss terms (logs routed around it); silent under --json."""
+    """The progress bar (`hwnas.cli.progress`) over the steps with the loss terms; silent under --json."""
 
     def __init__(self, config: SearchConfig, enabled: bool):
         self.total = config.epochs * config.steps_per_epoch
@@ -315,14 +329,12 @@ class _progress:
         self.bar = None
 
     def __enter__(self):
-        if not self.enabled:
-            return None, None
-        from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
+        from hwnas.cli.progress import bar, shown
 
-        self.redirect = logging_redirect_tqdm()
-        self.redirect.__enter__()
-        self.bar = tqdm(total=self.total, unit="step", dynamic_ncols=True)
+        if not shown(self.enabled):
+            return None, None
+        self.context = bar(self.total, unit="step")
+        self.bar = self.context.__enter__()
         return self.on_step, self.on_run
 
     def on_run(self, mu: float, index: int, count: int) -> None:
@@ -341,8 +353,7 @@ class _progress:
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
-            self.bar.close()
-            self.redirect.__exit__(*exc)
+            self.context.__exit__(*exc)
 
 
 class _table_progress:
@@ -352,11 +363,12 @@ class _table_progress:
         self.enabled, self.total, self.bar = enabled, total, None
 
     def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
+        from hwnas.cli.progress import bar, shown
 
-        self.bar = tqdm(total=self.total, unit="unit", desc="measuring", dynamic_ncols=True)
+        if not shown(self.enabled):
+            return None
+        self.context = bar(self.total, unit="unit", desc="measuring")
+        self.bar = self.context.__enter__()
         return self.on_progress
 
     def on_progress(self, m) -> None:
@@ -365,7 +377,7 @@ class _table_progress:
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
-            self.bar.close()
+            self.context.__exit__(*exc)
 
 
 FILES = ("config.yaml", "lut.csv", "checkpoints/last.pt", "alpha_history.csv", "alpha.png", "entropy.png",
@@ -392,6 +404,8 @@ def _report(result, as_json: bool) -> None:
         typer.echo(f"derived network: {s['params'] / 1e3:.1f}k params; validation {scores} (BatchNorm recalibrated)")
     if s.get("alpha_entropy") is not None:
         typer.echo(f"mean normalised entropy of alpha: {s['alpha_entropy']:.3f} (0 decisive, 1 uniform)")
+    if s.get("commitment"):
+        typer.echo(s["commitment"]["verdict"])
     typer.echo(f"run directory {run}:")
     for name, path in files.items():
         typer.echo(f"  {name:<20} {path}")

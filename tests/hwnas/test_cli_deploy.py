@@ -153,12 +153,26 @@ def test_model_for_another_space_refused(capsys, trained, workspace):
     (["eval", "--model", "{model}", "--data", "{ws}/test", "--sigma", "x"], "--sigma"),
     (["eval", "--model", "{model}", "--data", "{ws}/test", "-t", "noise=3"], "takes no option 'noise'"),
     (["eval", "--model", "{ws}/nope.pt", "--data", "{ws}/test"], "does not exist"),
+    # an output that is an input would destroy it
+    (["export", "--model", "{model}", "--out", "{model}"], "is the model given with --model"),
+    (["eval", "--model", "{model}", "--data", "{ws}/test", "--out", "{model}"], "is the model given with --model"),
+    (["eval", "--model", "{model}", "--data", "{ws}/test", "--save-images", "{ws}/test/shown"], "lies in the data folder"),
+    (["denoise", "--model", "{model}", "{ws}/test/e0.png", "{ws}/test/./e0.png"], "is the input image"),
+    (["train", "--preset", "tiny", "--uniform", "naf", "--epochs", "1", "--out", "{ws}/test"], "not an hwnas run (e0.png, e1.png)"),
+    (["train", "--init-from", "{run}", "--epochs", "1", "--out", "{search_run}"], "holds an hwnas search run, not a training run"),
 ])
 def test_bad_input_is_one_line(capsys, trained, workspace, args, fragment):
     tiny = workspace / "tiny_images"
     tiny.mkdir(exist_ok=True)
     skimage.io.imsave(tiny / "s.png", np.zeros((12, 12, 3), np.uint8), check_contrast=False)
-    names = {"run": trained.parent, "new": workspace / "new_run", "model": trained, "ws": workspace, "tiny_images": tiny}
+    search_run = workspace / "search_run"
+    search_run.mkdir(exist_ok=True)
+    (search_run / ".hwnas-run").write_text("search\n")
+    (search_run / "config.yaml").write_text("spec: {space: nafnet-unet}\nlatency_weight: 0.1\n")
+    names = {"run": trained.parent, "new": workspace / "new_run", "model": trained, "ws": workspace, "tiny_images": tiny,
+             "search_run": search_run}
+    before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()}
     code, _, err = hwnas(capsys, *[a.format(**names) for a in args])
     one_line_error(code, err, fragment)
     assert not (workspace / "new_run").exists()  # nothing half-written
+    assert {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()} == before  # no input touched

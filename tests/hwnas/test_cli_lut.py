@@ -157,3 +157,30 @@ def test_a_broken_sidecar_is_refused(cli, macs_table):
     sidecar_path(macs_table).write_text("{not json")
     code, _, err = cli("build-lut", "--out", str(macs_table))
     assert code == 2 and "is not an hwnas table sidecar" in err
+
+
+def test_lut_show_handles_a_degenerate_table_and_shows_small_numbers(tmp_path):
+    """A reference of 0 ms gives '-' ratios, not a crash; a MACs table shows its tiny numbers, not 0.000."""
+    import csv
+    import shutil
+    import subprocess
+    import sys
+
+    def hwnas(*args):
+        return subprocess.run([sys.executable, "-m", "hwnas", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    assert hwnas("build-lut", "--backend", "macs", "--preset", "tiny", "--image-size", "32", "--out", "m.csv").returncode == 0
+    shown = hwnas("lut", "show", "m.csv")
+    assert shown.returncode == 0 and "0.000 " not in shown.stdout and "analytic" in shown.stdout
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    for r in rows:
+        if r["name"] == "naf" or r["kind"] == "fixed":
+            r.update(median_ms="0", p10_ms="0", p90_ms="0")
+    with open(tmp_path / "z.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    shutil.copy(tmp_path / "m.meta.json", tmp_path / "z.meta.json")
+    degenerate = hwnas("lut", "show", "z.csv")
+    assert degenerate.returncode == 0, degenerate.stderr
+    assert "Traceback" not in degenerate.stderr and "(-)" in degenerate.stdout

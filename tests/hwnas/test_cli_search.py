@@ -138,6 +138,18 @@ def test_sweep_writes_its_table_and_pareto_plot(searched, monkeypatch, capsys, t
     assert any(r["pareto"] for r in report["runs"])
 
 
+def test_sweep_resume_reuses_finished_runs_and_finishes_the_rest(searched, monkeypatch, capsys, tmp_path):
+    """`sweep --resume` once raised KeyError: names imported inside sweep() were taken for flags."""
+    run, _ = searched
+    args = ["sweep", "--lut", run / "lut.csv", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "1",
+            "--epochs", "1", "--warmup-epochs", "0", "--out", tmp_path / "sweep", "--json"]
+    code, _, err = hwnas(monkeypatch, capsys, *args, "--latency-weight", "0")
+    assert code == 0, err
+    code, out, err = hwnas(monkeypatch, capsys, *args, "--latency-weight", "0,1", "--resume")
+    assert code == 0, err
+    assert [r["latency_weight"] for r in json.loads(out)["runs"]] == [0.0, 1.0]
+
+
 @pytest.mark.parametrize("command", ["search", "sweep"])
 def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, command):
     code, out, _ = hwnas(monkeypatch, capsys, command, "--help")

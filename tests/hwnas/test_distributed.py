@@ -90,8 +90,9 @@ def test_search_on_two_ranks_agrees_and_only_rank_0_writes(tmp_path, lut):
     assert done.stderr.count("starting state identical on all 2 ranks") == 1  # logged by rank 0 only
     assert done.stderr.count("final state identical on all 2 ranks") == 1
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["alpha.png", "alpha_history.csv", "arch.json", "checkpoints", "config.yaml", "entropy.png", "lut.csv",
-         "lut.meta.json", "metrics.csv", "steps.csv", "summary.json"])
+        [".hwnas-lock", ".hwnas-run", "alpha.png", "alpha_history.csv", "arch.json", "checkpoints", "config.yaml",
+         "entropy.png", "lut.csv", "lut.meta.json", "metrics.csv", "steps.csv", "summary.json"])
+    assert (run / ".hwnas-run").read_text() == "search\n"  # rank 0 claimed the folder (hwnas.outdir)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "prev.pt"]  # no stray temporaries
     assert len((run / "steps.csv").read_text().splitlines()) == 1 + 4  # one writer: no rows appended twice
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
@@ -108,7 +109,8 @@ def test_train_on_two_ranks_agrees_and_only_rank_0_writes(tmp_path):
     report = one_json_document(done.stdout)
     assert report["steps"] == 2
     assert done.stderr.count("final weights identical on all 2 ranks") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["arch.json", "checkpoints", "config.yaml", "metrics.csv", "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [".hwnas-lock", ".hwnas-run", "arch.json", "checkpoints", "config.yaml",
+                                                     "metrics.csv", "model.pt"]
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 1
 
 

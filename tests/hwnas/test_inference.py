@@ -155,3 +155,21 @@ def test_missing_model_and_cuda_without_gpu(tmp_path):
         save_model(tmp_path / "m.pt", ModelFile(SPEC, arch, net.state_dict()))
         with pytest.raises(HwnasError, match="cuda"):
             open_model(tmp_path / "m.pt", accelerator="cuda")
+
+
+def test_onnx_with_non_finite_weights_is_refused(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    space, arch, net = random_net("cbr")
+    path = tmp_path / "m.onnx"
+    export_model(net, path, metadata=onnx_metadata(SPEC, arch, 8), in_channels=3, align=8)
+    model = onnx.load(str(path))
+    first = next(t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and np.prod(t.dims) > 1)
+    values = numpy_helper.to_array(first).copy()
+    values.flat[0] = np.nan
+    first.CopyFrom(numpy_helper.from_array(values, first.name))
+    onnx.save(model, str(path))
+    with pytest.raises(HwnasError, match=rf"^{path} holds NaN or infinite weights \({first.name}\)"):
+        open_model(path)

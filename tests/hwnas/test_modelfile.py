@@ -125,3 +125,16 @@ def test_unknown_space_is_refused(tmp_path):
     (tmp_path / "m.pt").write_bytes(buffer.getvalue())
     message = one_line_error(lambda: load_model(tmp_path / "m.pt").build())
     assert "no-such-space" in message
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_by_name(tmp_path, bad):
+    model = tiny_model()
+    name = next(k for k, v in model.state_dict.items() if v.is_floating_point() and v.numel() > 1)
+    model.state_dict[name].view(-1)[1] = bad
+    path = save_model(tmp_path / "diverged.pt", model)
+    message = one_line_error(lambda: load_model(path))
+    assert message.startswith(f"{path} holds NaN or infinite weights ({name}): ") and "prev.pt" in message
+    checkpoint = tmp_path / "last.pt"  # a training checkpoint embeds the same dict
+    torch.save({"format": "hwnas-train-checkpoint", "model": model.payload()}, checkpoint)
+    assert "holds NaN or infinite weights" in one_line_error(lambda: load_model(checkpoint))

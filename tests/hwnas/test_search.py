@@ -22,7 +22,7 @@ from hwnas.supernet import arch_parameters, mixed_choices, weight_parameters
 SIZE = 32
 BASE = dict(
     spec=SpaceSpec(preset="tiny"), image_size=SIZE, backend="macs", crop=16, batch_size=2, steps_per_epoch=3,
-    epochs=2, warmup_epochs=1, checkpoint_every=2, recalibration_batches=1,
+    epochs=2, warmup_epochs=1, arch_lr=0.1, checkpoint_every=2, recalibration_batches=1,
 )
 
 
@@ -195,3 +195,36 @@ def test_load_supernet_gives_the_searched_weights_and_logits(reference):
     derived = freeze(net, arch)
     assert derived(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
     assert set(mixed_choices(net)) == set(arch.choices)
+
+
+def lambdas(run) -> list[float]:
+    import csv
+
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    return [float(r["lambda"]) for r in rows if r["searching"] == "1"]
+
+
+def test_an_extended_run_replans_lambda_from_where_it_is_without_a_jump(tmp_path, table, task):
+    run = tmp_path / "run"
+    run_search(config(epochs=3, entropy_weight=0.1, entropy_growth=100.0), run, table, task=task)
+    short = lambdas(run)
+    assert short[-1] == pytest.approx(10.0)  # a fresh plan ends at lambda0 x growth
+    summary = run_search(config(epochs=5, entropy_weight=0.1, entropy_growth=100.0), run, None, resume=True, task=task).summary
+    extended = lambdas(run)
+    assert extended[: len(short)] == pytest.approx(short)
+    assert extended[-1] == pytest.approx(10.0)  # the extension ends where a run planned that long ends
+    assert all(b >= a * (1 - 1e-9) for a, b in zip(extended, extended[1:])), extended  # no jump back
+    assert summary["epochs_done"] == 5
+
+
+def test_a_run_too_short_to_commit_says_so(tmp_path, table, task):
+    summary = run_search(config(epochs=2, arch_lr=1e-4, entropy_weight=0.0), tmp_path, table, task=task).summary
+    report = summary["commitment"]
+    assert not report["committed"] and report["verdict"].startswith("NOT committed")
+    assert report["min_largest_alpha"] < 0.8
+
+
+def test_the_default_schedule_commits_a_short_run(tmp_path, table, task):
+    summary = run_search(SearchConfig(**{**BASE, "arch_lr": None, "warmup_epochs": None, "epochs": 4}), tmp_path, table,
+                         task=task).summary
+    assert summary["commitment"]["committed"], summary["commitment"]["verdict"]

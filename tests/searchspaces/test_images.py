@@ -101,9 +101,9 @@ def test_read_rgb_bad_files_raise_one_line(tmp_path, kind):
         path.write_text("this is not a png")
     elif kind == "empty":
         path.write_bytes(b"")
-    elif kind == "float":
+    elif kind == "float":  # floats are read when within 0-1 (see below), not otherwise
         path = tmp_path / "f.tif"
-        tifffile.imwrite(path, np.random.rand(8, 8, 3).astype(np.float32), photometric="rgb")
+        tifffile.imwrite(path, 3 * np.random.rand(8, 8, 3).astype(np.float32), photometric="rgb")
     elif kind == "multiframe":
         path = tmp_path / "m.tif"
         tifffile.imwrite(path, np.zeros((2, 20, 20), np.uint8))
@@ -111,6 +111,127 @@ def test_read_rgb_bad_files_raise_one_line(tmp_path, kind):
         read_rgb(path)
     message = str(err.value)
     assert message.startswith(f"cannot read image {path}: ") and "\n" not in message
+
+
+# -- every Pillow mode, against Pillow's own conversion ----------------------------
+
+def pil_image(mode: str, seed: int = 0):
+    """A small image of `mode` with varied pixels (and partial transparency where it has alpha)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rgba = Image.fromarray(rng.integers(0, 256, (10, 12, 4), dtype=np.uint8), "RGBA")
+    if mode in ("P", "PA"):
+        return rgba.convert("RGB").quantize(16)
+    return rgba.convert(mode)
+
+
+def over_black(rgba: np.ndarray) -> np.ndarray:
+    return rgba[..., :3].astype(np.float32) / 255 * (rgba[..., 3:].astype(np.float32) / 255)
+
+
+@pytest.mark.parametrize("mode, suffix", [("1", ".png"), ("L", ".png"), ("LA", ".png"), ("P", ".png"), ("RGB", ".png"),
+                                          ("RGBA", ".png"), ("CMYK", ".jpg"), ("CMYK", ".tif"), ("YCbCr", ".jpg"),
+                                          ("L", ".jpg"), ("RGB", ".bmp"), ("LA", ".tif")])
+def test_every_8_bit_mode_matches_pillows_conversion(tmp_path, mode, suffix):
+    from PIL import Image
+
+    path = tmp_path / f"{mode}{suffix}"
+    pil_image(mode).save(path)
+    x = read_rgb(path)
+    with Image.open(path) as saved:
+        stored = saved.mode
+        if stored in ("P", "LA", "RGBA", "PA"):
+            expected = over_black(np.asarray(saved.convert("RGBA")))
+        else:
+            expected = np.asarray(saved.convert("RGB"), dtype=np.float32) / 255
+    assert x.shape == (10, 12, 3) and x.dtype == np.float32
+    np.testing.assert_allclose(x, expected, atol=1e-6)
+    if mode == "CMYK":
+        assert stored == "CMYK"  # decoded as CMYK (4 channels) and converted -- not taken for RGBA
+
+
+def test_palette_transparency_is_composited_over_black(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "p.png"
+    pil_image("P").save(path, transparency=3)
+    with Image.open(path) as saved:
+        assert saved.mode == "P" and "transparency" in saved.info
+        indices = np.asarray(saved)
+    x = read_rgb(path)
+    assert (indices == 3).any() and np.all(x[indices == 3] == 0)
+    assert np.any(x[indices != 3] > 0)
+
+
+@pytest.mark.parametrize("depth", [16, 8])
+def test_grayscale_is_scaled_by_its_bit_depth(tmp_path, depth):
+    from PIL import Image
+
+    values = np.array([[0, 1, 257, 4095], [32768, 50000, 65534, 65535]], np.uint16)
+    if depth == 8:
+        values = (values // 257).astype(np.uint8)
+    path = tmp_path / "g.png"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as saved:
+        assert saved.mode == ("I;16" if depth == 16 else "L")
+    x = read_rgb(path)
+    np.testing.assert_allclose(x[..., 0], values / (65535.0 if depth == 16 else 255.0), atol=1e-7)
+    assert (x[0, 1] > 0).all() == (depth == 16)  # 1/65535 is not rounded away
+
+
+def test_32_bit_integer_and_float_grayscale(tmp_path):
+    from PIL import Image
+
+    ints = np.array([[0, 1000], [40000, 65535]], np.int32)
+    Image.fromarray(ints, "I").save(tmp_path / "i.tif")  # declares 32 bits per sample
+    with Image.open(tmp_path / "i.tif") as saved:
+        assert saved.mode == "I"
+    np.testing.assert_allclose(read_rgb(tmp_path / "i.tif")[..., 1], ints / (2.0**32 - 1), rtol=1e-6)
+    floats = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    Image.fromarray(floats, "F").save(tmp_path / "f.tif")
+    np.testing.assert_array_equal(read_rgb(tmp_path / "f.tif")[..., 2], floats)
+    tifffile.imwrite(tmp_path / "frgb.tif", np.stack([floats] * 3, -1), photometric="rgb")  # no Pillow mode for it
+    np.testing.assert_array_equal(read_rgb(tmp_path / "frgb.tif")[..., 0], floats)
+
+
+def test_16_bit_colour_tiff_keeps_its_precision(tmp_path):
+    rgb16 = np.full((4, 5, 3), 1, np.uint16)  # 1/65535: Pillow alone would round it to 0
+    rgb16[0, 0] = (65535, 257, 0)
+    tifffile.imwrite(tmp_path / "c.tif", rgb16)
+    np.testing.assert_allclose(read_rgb(tmp_path / "c.tif"), rgb16 / 65535.0, atol=1e-9)
+
+
+def swapped_profile() -> bytes:
+    """Pillow's sRGB profile with the red and blue primaries exchanged (and renamed): a non-sRGB
+    RGB profile under which stored (r, g, b) means about sRGB (b, g, r)."""
+    import struct
+
+    from PIL import ImageCms
+
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", data[128:132])[0]
+    entries = {bytes(data[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    r, b = entries[b"rXYZ"], entries[b"bXYZ"]
+    data[r + 4:r + 12], data[b + 4:b + 12] = data[b + 4:b + 12], data[r + 4:r + 12]
+    return bytes(data).replace("sRGB".encode("utf-16-be"), "Swap".encode("utf-16-be"))
+
+
+def test_an_embedded_icc_profile_is_applied_to_srgb(tmp_path):
+    import io
+
+    from PIL import Image, ImageCms
+
+    icc = swapped_profile()
+    image = Image.fromarray(np.array([[[200, 30, 10], [10, 120, 240]]], np.uint8))
+    image.save(tmp_path / "tagged.png", icc_profile=icc)
+    x = read_rgb(tmp_path / "tagged.png")
+    srgb = ImageCms.createProfile("sRGB")
+    reference = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)), srgb, outputMode="RGB")
+    np.testing.assert_allclose(x, np.asarray(reference, np.float32) / 255, atol=1e-6)
+    assert x[0, 0, 2] > x[0, 0, 0]  # the stored red pixel is a blue one in this colour space
+    image.save(tmp_path / "srgb.png", icc_profile=ImageCms.ImageCmsProfile(srgb).tobytes())  # an sRGB tag changes nothing
+    np.testing.assert_array_equal(read_rgb(tmp_path / "srgb.png"), np.asarray(image, np.float32) / 255)
 
 
 # -- embedded images -------------------------------------------------------------

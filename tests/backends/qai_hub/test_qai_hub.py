@@ -45,11 +45,14 @@ def test_per_unit_submits_everything_then_reads_the_profiles(make_backend, fake_
     for m in results:
         job = next(j for j, key in by_profile.items() if key == f"{m.kind}:{m.name}@{shape_str(m.input_shape)}")
         detail = fake_hub.profiles[job]
-        assert m.median_ms == pytest.approx(detail.execution_time / 1000)
-        assert (m.p10_ms, m.p90_ms) == pytest.approx(tuple(np.percentile(list(detail.all_execution_times), [10, 90]) / 1000))
-        assert m.runs == len(detail.all_execution_times) and m.peak_memory_bytes == detail.execution_memory.peak.upper
+        warm = list(detail.all_execution_times)[1:]  # the first, cold iteration is left out
+        assert (m.p10_ms, m.median_ms, m.p90_ms) == pytest.approx(tuple(np.percentile(warm, [10, 50, 90]) / 1000))
+        assert m.p10_ms <= m.median_ms <= m.p90_ms and m.runs == len(warm)
+        assert m.service_ms == pytest.approx(detail.execution_time / 1000)  # the service's estimate, in its own column
+        assert m.peak_memory_bytes == detail.execution_memory.peak.upper
         assert (m.device, m.runtime) == ("sm8650", "qai-hub 0.56.0 qnn_context_binary npu")
     assert all(entry["state"] == "done" for entry in book.values())
+    assert {entry["used"] for entry in book.values()} == {"iterations 2-6 of 6 (first 1 cold, dropped)"}
 
 
 def test_jobs_carry_the_options_and_a_real_export(make_backend, fake_hub, units):
@@ -72,8 +75,8 @@ def test_recorded_profile_numbers_are_converted_to_ms(make_backend, fake_hub, un
     # the summary of the client's own test profile (format 1.8): 3652 us, two iterations
     fake_hub.recorded["intro"] = {"execution_time": 3652, "all_execution_times": [10003, 4205], "after_execution_peak_memory": 166711296}
     [m] = make_backend().measure([u for u in units if u.name == "intro"])
-    assert m.median_ms == pytest.approx(3.652) and m.runs == 2 and m.peak_memory_bytes == 166711296
-    assert m.p10_ms == pytest.approx(np.percentile([10003, 4205], 10) / 1000)
+    assert m.median_ms == m.p10_ms == m.p90_ms == pytest.approx(4.205) and m.runs == 1  # the warm iteration
+    assert m.service_ms == pytest.approx(3.652) and m.peak_memory_bytes == 166711296
 
 
 @pytest.mark.parametrize("runtime, names", [("qnn_context_binary", ("naf", "cbr")), ("tflite", ("naf_bn",))])  # QNN rewrites names
@@ -170,12 +173,72 @@ def test_connection_errors_end_in_one_line_after_bounded_retries(make_backend, f
     caplog.set_level(logging.DEBUG)
     fake_hub.errors["get_device_list"] = [requests.exceptions.ConnectionError("Connection refused")] * 10
     with pytest.raises(HwnasError) as caught:
-        make_backend(retries=3).measure(units[:1])
+        make_backend().measure(units[:1])
     message = str(caught.value)
-    assert message.startswith("cannot reach Qualcomm AI Hub") and "(4 tries)" in message and "\n" not in message
-    assert fake_hub.sleeps == [10.0, 20.0, 40.0]
+    assert message.startswith(f"cannot reach Qualcomm AI Hub at {fake_hub.api_url} while looking up device 'sm8650' "
+                              "(6 tries in 60 s); check the network") and "\n" not in message
+    assert fake_hub.sleeps == [2.0, 4.0, 8.0, 16.0, 30.0] and sum(fake_hub.sleeps) <= 60  # within retry_budget_s
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "retrying for up to 60 s" in warnings[0].getMessage()  # one line, not one per try
     assert not fake_hub.created("upload")
     _assert_token_hidden(fake_hub.token, caught.value, caplog, capsys)
+
+
+def test_the_clients_own_retries_are_off_during_each_call_and_restored_after(make_backend, fake_hub, units):
+    from qai_hub.util import session
+
+    seen = []
+    real = fake_hub.get_device_list
+
+    def watch(*args, **kwargs):
+        seen.append(session.MAX_RETRIES)
+        return real(*args, **kwargs)
+
+    fake_hub.get_device_list = watch
+    import qai_hub.public_rest_api as rest
+
+    rest.get_device_list = watch  # the fake is patched in; this test watches it (monkeypatch restores it)
+    before = session.MAX_RETRIES
+    make_backend().measure(units[:1])
+    assert seen and set(seen) == {0} and session.MAX_RETRIES == before == 6
+
+
+def test_a_submission_that_cannot_connect_is_not_retried(make_backend, fake_hub, units):
+    fake_hub.errors["create_compile_job"] = [requests.exceptions.ConnectionError("reset")]
+    with pytest.raises(HwnasError, match=r"\(1 try in 0 s\)"):
+        make_backend().measure(units[:1])
+    assert fake_hub.sleeps == []  # a job may exist: rerunning re-attaches
+
+
+@pytest.mark.parametrize("detail", ['{"detail": "This version of qai_hub is no longer supported."}', None])
+def test_a_client_too_old_for_the_service_says_upgrade(make_backend, fake_hub, units, detail):
+    fake_hub.errors["get_device_list"] = [APIException(detail, status_code=426, url=f"{fake_hub.api_url}/api/v1/devices/")]
+    with pytest.raises(HwnasError) as caught:
+        make_backend().measure(units[:1])
+    assert str(caught.value) == ("AI Hub no longer accepts this qai-hub client (0.56.0): upgrade qai-hub "
+                                 "(`pip install -U qai-hub`) and run the same command again.")
+
+
+def test_boxed_client_messages_become_one_readable_line():
+    from qai_hub.client import _visible_textbox
+
+    from hwnas.backends.qai_hub import one_line
+
+    text = "Failed to load configuration file.\n" + _visible_textbox(
+        "Your API token is missing. Please go to your Account page to view your current token: https://x/account/.")
+    assert "┌" in text and text.count("\n") >= 4
+    assert one_line(text) == ("Failed to load configuration file. Your API token is missing. Please go to your Account page "
+                              "to view your current token: https://x/account/.")
+    assert one_line("╭──╮\n│ a │\n╰──╯") == "a"
+
+
+def test_a_boxed_refusal_is_one_line_with_its_words(make_backend, fake_hub, units):
+    fake_hub.errors["get_device_list"] = [APIException('{"detail": "Your organisation has no access to this device family."}',
+                                                       status_code=403, url=f"{fake_hub.api_url}/api/v1/devices/")]
+    with pytest.raises(HwnasError) as caught:
+        make_backend().measure(units[:1])
+    assert str(caught.value) == ("AI Hub refused looking up device 'sm8650': Your organisation has no access to this "
+                                 "device family.")
 
 
 def test_unknown_device_is_one_line_naming_it(make_backend, fake_hub, units):
@@ -332,7 +395,9 @@ def test_measure_network_profiles_the_whole_network(make_backend, fake_hub, cbr_
     m = backend.measure_network(cbr_network, (1, 3, SIZE, SIZE))
     [job] = fake_hub.profiles
     assert (m.kind, m.name, m.input_shape) == ("network", "network", (1, 3, SIZE, SIZE))
-    assert m.median_ms == pytest.approx(fake_hub.profiles[job].execution_time / 1000)
+    detail = fake_hub.profiles[job]
+    assert m.median_ms == pytest.approx(np.median(list(detail.all_execution_times)[1:]) / 1000)  # warm, as table rows
+    assert m.service_ms == pytest.approx(detail.execution_time / 1000)
     assert m.runtime == "qai-hub 0.56.0 qnn_context_binary npu"
     assert len(fake_hub.created("create_compile_job")) == 1 and book == {}  # a check, not a table entry
 
@@ -349,15 +414,18 @@ def test_breakdown_maps_converted_layer_names_back_to_the_export(make_backend, f
     assert (frame["runtime_name"] != frame["name"]).all()
     conv = frame[frame["name"] == "/enc0/enc0.0/expand/expand.0/Conv"]
     assert len(conv) == 1 and conv["ms"].item() == pytest.approx(fake_hub.layer_time_us("Conv") / 1000)
-    assert frame.attrs["run_ms"] == pytest.approx(next(iter(fake_hub.profiles.values())).execution_time / 1000)
+    warm = list(next(iter(fake_hub.profiles.values())).all_execution_times)[1:]
+    assert frame.attrs["run_ms"] == pytest.approx(np.median(warm) / 1000)
 
 
 def test_settings_hold_what_changes_numbers_and_protocol_the_rest(make_backend):
     backend = make_backend(device="SM8650", max_profiler_iterations=50)
-    assert backend.settings() == {"device": "sm8650", "target_runtime": "qnn_context_binary", "compute_unit": "npu", "mode": "per-unit"}
+    assert backend.settings() == {"device": "sm8650", "target_runtime": "qnn_context_binary", "compute_unit": "npu", "mode": "per-unit",
+                                  "cold_iterations": 1}
     protocol = backend.protocol()
     assert protocol["profile_options"] == "--compute_unit npu --max_profiler_iterations 50"
     assert protocol["hub_device"] == {"name": "Samsung Galaxy S24 (Family)", "attributes": ["chipset:qualcomm-snapdragon-8gen3"]}
-    assert "estimated_inference_time" in protocol["statistic"]
+    assert "warm iterations" in protocol["statistic"] and "without the first 1 (cold)" in protocol["statistic"]
+    assert "service_ms = estimated_inference_time" in protocol["statistic"]
     assert backend.tool_versions()["qai-hub"] == "0.56.0"
     assert "assumed us" in make_backend(mode="whole-network").protocol()["statistic"]

@@ -33,16 +33,40 @@ def measure(p):
 
 
 def test_summary_is_converted_from_microseconds():
-    m = measure(profile())
-    assert m.median_ms == pytest.approx(3.652)
-    assert (m.p10_ms, m.p90_ms) == pytest.approx(tuple(np.percentile([10003, 4205], [10, 90]) / 1000))
-    assert m.runs == 2 and m.peak_memory_bytes == 166711296
+    m = measure(profile())  # the client's own test profile: 3652 us estimated, iterations 10003 (cold) and 4205
+    assert m.median_ms == m.p10_ms == m.p90_ms == pytest.approx(4.205) and m.runs == 1
+    assert m.service_ms == pytest.approx(3.652) and m.peak_memory_bytes == 166711296
     assert (m.kind, m.name, m.input_shape, m.device, m.runtime) == ("candidate", "naf", (1, 8, 16, 16), "sm8650", "r")
 
 
-def test_without_iteration_times_the_spread_is_the_median():
-    m = measure(profile(minor=1, times=()))  # format 1.1: no all_inference_times
-    assert m.p10_ms == m.p90_ms == m.median_ms == pytest.approx(3.652) and m.runs == 1
+def test_p10_median_and_p90_come_from_the_same_warm_iterations():
+    times = (9000, 3500, 3700, 3600, 3900, 3550, 4100, 3650, 3580, 3620, 3700)
+    p = profile(execution_time=3400, times=times)
+    m = measure(p)
+    warm = np.array(times[1:]) / 1000
+    assert (m.p10_ms, m.median_ms, m.p90_ms) == pytest.approx(tuple(np.percentile(warm, [10, 50, 90])))
+    assert m.p10_ms <= m.median_ms <= m.p90_ms and m.runs == 10 and m.service_ms == pytest.approx(3.4)
+    assert hp.timing(p, "x").used == "iterations 2-11 of 11 (first 1 cold, dropped)"
+    assert measure_all(p).runs == 11 and hp.timing(p, "x", cold=0).used == "iterations 1-11 of 11"
+
+
+def measure_all(p):
+    return hp.measurement(p, kind="candidate", name="naf", input_shape=(1, 8, 16, 16), device="sm8650", runtime="r", cold=0)
+
+
+@pytest.mark.parametrize("times", [(), (5000,)])
+def test_without_warm_iteration_times_the_service_estimate_is_used_and_said(times):
+    p = profile(minor=1 if not times else 8, times=times)  # format 1.1 has no all_inference_times
+    m = measure(p)
+    assert m.p10_ms == m.p90_ms == m.median_ms == m.service_ms == pytest.approx(3.652) and m.runs == 1
+    assert hp.timing(p, "x").used.startswith("service estimate estimated_inference_time (")
+
+
+def test_tool_versions_are_read_when_the_profile_carries_them():
+    assert hp.tool_versions(profile()) == {}  # the 0.56 client's converter drops them
+    listed = {**profile(), "tool_versions": [{"name": "QAIRT", "version": "2.31.0.250130"}, {"name": "QNN", "version": "2.31"}]}
+    assert hp.tool_versions(listed) == {"QAIRT": "2.31.0.250130", "QNN": "2.31"}
+    assert hp.tool_versions({"execution_summary": {"tool_versions": {"QAIRT": "2.30"}}}) == {"QAIRT": "2.30"}
 
 
 def test_peak_memory_falls_back_to_the_range_then_to_none():
@@ -52,12 +76,16 @@ def test_peak_memory_falls_back_to_the_range_then_to_none():
 
 @pytest.mark.parametrize("bad", [0, None])
 def test_a_missing_time_is_an_error_never_a_number(bad):
-    p = profile()
+    p = profile(minor=1, times=())  # no iteration times either
     p["execution_summary"]["estimated_inference_time"] = bad
     with pytest.raises(MeasurementError, match="no inference time"):
         measure(p)
     with pytest.raises(MeasurementError):
         measure({})
+    p = profile()
+    p["execution_summary"]["estimated_inference_time"] = bad
+    m = measure(p)  # the warm iterations are the statistic; the service's figure is simply absent
+    assert m.median_ms == pytest.approx(4.205) and m.service_ms is None
 
 
 def test_layers_keep_missing_times_missing():

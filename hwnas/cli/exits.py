@@ -1,0 +1,80 @@
+"""How a command ends when it cannot run: the last stderr line and the exit status.
+
+Contract (tested for every registered command): a user's mistake ends with one line
+`error: <sentence>` as the LAST line on stderr, nothing on stdout, no traceback.
+
+- usage errors (unknown flag, bad value, missing option): the usage line, then the
+  error line; exit 2, as click's own convention;
+- `HwnasError` (a mistake found while running): the error line; exit 2;
+- an operating-system failure nobody turned into an `HwnasError` (a full disk, a
+  folder that vanished): `error: <file>: <reason>`; exit 1.
+
+typer (0.2x) vendors click as `typer._click` and no longer installs `click`, while
+older typer uses `click` itself; both keep click's class names, so the usage-error
+class is found through `typer.BadParameter`'s bases instead of importing either.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+
+def _click_class(name: str) -> type:
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+CLICK_EXCEPTION = _click_class("ClickException")  # base of every error click shows to a user
+USAGE_ERROR = _click_class("UsageError")
+
+
+def is_help_request(err: BaseException) -> bool:
+    """A group run without a command (`hwnas`, `hwnas lut`): click raises its help as an error."""
+    return type(err).__name__ == "NoArgsIsHelpError"
+
+
+def is_click_error(err: BaseException) -> bool:
+    return isinstance(err, CLICK_EXCEPTION)
+
+
+def sentence(message: str) -> str:
+    """click's "No such option: --x" -> "no such option: --x" (our lines are lower-case sentences)."""
+    message = " ".join(str(message).split()).rstrip(".")
+    return message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
+
+
+def show_click_error(err: BaseException) -> int:
+    """Print a click error in the contract's form; returns the exit status."""
+    ctx = getattr(err, "ctx", None)
+    message = sentence(err.format_message())
+    if isinstance(err, USAGE_ERROR) and ctx is not None:
+        typer.echo(ctx.get_usage(), err=True)
+        message += f"; see `{ctx.command_path} --help`"
+    typer.echo(f"error: {message}.", err=True)
+    return int(getattr(err, "exit_code", 2) or 2)
+
+
+def show_help(err: BaseException) -> int:
+    """`hwnas` alone prints the help, as `hwnas --help` does (stdout, exit 0)."""
+    typer.echo(err.format_message())
+    return 0
+
+
+def show_os_error(err: OSError) -> int:
+    """`error: <file>: <reason>` for a stray operating-system failure; exit 1."""
+    reason = err.strerror or str(err) or type(err).__name__
+    where = err.filename if err.filename is not None else None
+    typer.echo(f"error: {where}: {reason}." if where is not None else f"error: {reason}.", err=True)
+    return 1
+
+
+def quiet_broken_pipe() -> int:
+    """`hwnas ... | head`: the reader left; say nothing more (and let Python not complain at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced (tests) or already closed
+        pass
+    return 1

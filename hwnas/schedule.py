@@ -1,0 +1,74 @@
+"""The search's length-aware plan: warm-up, the entropy weight lambda(t), the logits' step size.
+
+The paper grows the entropy weight exponentially over the epochs so that the search
+explores early and commits late. A fixed per-epoch ratio r ties commitment to an
+absolute epoch count: a short run never commits, a long one commits early. Here the
+same exponential form is planned over the run's own length:
+
+    lambda(s) = lambda_start * (lambda_end / lambda_start) ** ((s - s_start) / (s_end - s_start))
+
+with s counted in architecture steps (fractional epochs after warm-up), lambda_start
+= lambda0 and lambda_end = lambda0 * growth for a fresh run. So `--entropy-growth G`
+means "lambda ends G times where it starts", whatever the length.
+
+A run extended with `--resume --epochs N` re-plans from where it is: the new plan
+starts at the current step with the current lambda and still ends at lambda0 * G, now
+at the new last step -- no jump, and the extension ends exactly as decisive as a run
+planned that long from the start would.
+
+The logits' Adam step size: Adam moves each logit by about `arch_lr` per step, and a
+position is decisive (largest alpha >= 0.8 of K = 4) at a logit gap of about
+ln(0.8 / (0.2 / 3)) = 2.5. A short search with a fixed step size cannot get there;
+`auto_arch_lr` gives every run the same total travel (`ARCH_TRAVEL` logit units over
+its architecture steps), never less than `MIN_ARCH_LR`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+WARMUP_FRACTION = 0.2  # share of the epochs that train only weights, by default
+ARCH_TRAVEL = 10.0  # logit units a logit could travel over a run, by default
+MIN_ARCH_LR = 0.02
+
+
+def auto_warmup_epochs(epochs: int) -> int:
+    """WARMUP_FRACTION of the epochs (rounded), leaving at least one architecture epoch."""
+    return max(0, min(epochs - 1, round(WARMUP_FRACTION * epochs)))
+
+
+def auto_arch_lr(arch_steps: int) -> float:
+    """The logits' learning rate that lets them travel ARCH_TRAVEL over `arch_steps` steps."""
+    return max(MIN_ARCH_LR, ARCH_TRAVEL / max(1, arch_steps))
+
+
+@dataclass(frozen=True)
+class EntropyPlan:
+    """lambda as an exponential in the architecture step, from (start_step, start) to (end_step, end)."""
+
+    start_step: int
+    end_step: int
+    start: float
+    end: float
+
+    @classmethod
+    def fresh(cls, lambda0: float, growth: float, arch_steps: int) -> "EntropyPlan":
+        return cls(0, max(1, arch_steps), float(lambda0), float(lambda0) * float(growth))
+
+    def at(self, arch_step: float) -> float:
+        """lambda at `arch_step` (held at the ends outside the planned range)."""
+        if self.start <= 0 or self.end <= 0:
+            return 0.0
+        span = self.end_step - self.start_step
+        frac = 1.0 if span <= 0 else min(1.0, max(0.0, (arch_step - self.start_step) / span))
+        return self.start * math.exp(frac * math.log(self.end / self.start))
+
+    def extended(self, arch_step: int, end_step: int) -> "EntropyPlan":
+        """The plan for a run extended to `end_step`: from the current lambda to the same end value."""
+        if end_step == self.end_step:
+            return self
+        return EntropyPlan(arch_step, max(end_step, arch_step + 1), self.at(arch_step), self.end)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"start_step": self.start_step, "end_step": self.end_step, "start": self.start, "end": self.end}

@@ -1,0 +1,55 @@
+"""Packaging: version ranges, one version number, and a plain install usable from the source tree.
+
+The full check -- `pip install torch==2.13.0 .` into a fresh venv, then `hwnas` from any
+folder and `python -m hwnas` from the repository root -- takes minutes and is done by
+hand before a release (see the README); these are the fast parts of it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import hwnas
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_dependencies_are_ranges_not_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = [d for d in project["dependencies"] if "==" in d]
+    assert pinned == []
+    assert "torch>=2.5" in project["dependencies"] and "qai-hub>=0.56,<1" in project["dependencies"]
+    assert project["dynamic"] == ["version"]
+
+
+def test_the_readme_installs_the_cpu_torch_first_and_plainly():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install torch==2.13.0 ." in readme and "`-e` is for development only" in " ".join(readme.split())
+    assert "pip install -q torch==2.13.0 -e '.[test]'" in ci
+
+
+def test_the_source_tree_finds_the_plugins_of_an_installed_copy(tmp_path):
+    """`python -m hwnas` in the repository root imports ./hwnas, which lacks backends/ and
+    searchspaces/; the installed copy's are added to its package path."""
+    installed = tmp_path / "site-packages" / "hwnas"
+    for sub in ("backends", "searchspaces"):
+        (installed / sub).mkdir(parents=True)
+        (installed / sub / "__init__.py").write_text("")
+    (installed / "__init__.py").write_text("")
+    probe = "import hwnas; print(hwnas.__path__[0]); print(hwnas.__path__[-1])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site-packages")}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    first, last = done.stdout.split()
+    assert Path(first) == ROOT / "hwnas" and Path(last) == installed
+
+
+def test_version_is_the_packages():
+    from importlib.metadata import version
+
+    assert version("hwnas") == hwnas.__version__
