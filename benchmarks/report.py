@@ -625,6 +625,12 @@ def generic_section(df, meta: dict, results: Path, out: Path, stem: str) -> Sect
 KNOWN: dict[str, Callable] = {"latency": latency_section, "fidelity": fidelity_section, "search_cost": search_cost_section}
 
 
+def _paper_sections() -> dict[str, Callable]:
+    import report_paper  # its own module: the paper-scale benchmarks' sections (imports this one)
+
+    return report_paper.SECTIONS
+
+
 def section_for(path: Path, results: Path, out: Path) -> Section:
     """The section of one CSV; PNGs named after the CSV that it did not draw (e.g. a
     benchmark's own plots) are shown too."""
@@ -640,6 +646,8 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
         sec = Section(f"{stem}.csv", [f"*`results/{path.name}` has no rows yet; run its benchmark.*"])
     elif stem in KNOWN:
         sec = KNOWN[stem](df, meta, results, out)
+    elif stem in _paper_sections():
+        sec = _paper_sections()[stem](df, meta, results, out)
     elif stem.startswith("quality"):
         sec = quality_section(df, meta, results, out, stem)
     else:
@@ -653,7 +661,7 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 # -- the page --------------------------------------------------------------------------------------------
 
 
-ORDER = ["latency", "fidelity", "search_cost"]
+ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "search_cost", "throughput"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:

@@ -1,0 +1,43 @@
+"""Several latency targets in one search: how the per-device latency terms become one.
+
+Each device d (one latency table) gives its own unweighted latency term L_d(alpha): the
+normalised expected latency (that device's all-base network = 1), or in the
+constraint form the hinge max(0, E_d[ms] / target_d - 1). A combination reduces the
+terms and their weights w_d to the scalar that mu multiplies:
+
+- `weighted_sum`: sum_d w_d L_d / sum_d w_d -- the average device, weighted; with one
+  device it is exactly that device's term, whatever its weight;
+- `smooth_worst`: T log sum_d exp(w_d L_d / T) - T log D -- a smooth maximum of the
+  weighted terms (differentiable, so every device gets a gradient, the worst the
+  largest), never above the true maximum and at most T log D below it; with one
+  device it is exactly w L.
+
+A combination is any callable `(terms, weights) -> scalar` on 1-D tensors; pass your
+own to `hwnas.objective.Objective` (e.g. a cost in money per device-hour).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+Combine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+SMOOTH_TEMPERATURE = 0.05  # terms are ~1 (all-base = 1), so the smooth max is within 0.05 log D of the max
+
+
+def weighted_sum(terms: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum w_d L_d / sum w_d."""
+    weights = weights.to(terms)
+    return (weights * terms).sum() / weights.sum()
+
+
+def smooth_worst(terms: torch.Tensor, weights: torch.Tensor, temperature: float = SMOOTH_TEMPERATURE) -> torch.Tensor:
+    """T logsumexp(w L / T) - T log D: a differentiable maximum of the weighted terms."""
+    x = weights.to(terms) * terms
+    return temperature * torch.logsumexp(x / temperature, dim=0) - temperature * math.log(x.numel())
+
+
+COMBINATIONS: dict[str, Combine] = {"sum": weighted_sum, "worst": smooth_worst}
