@@ -1,9 +1,12 @@
-"""The end-to-end check: measure a whole network and compare it with the table's prediction.
+"""The end-to-end check: measure whole networks and compare them with the table's prediction.
 
 Table-predicted latency (fixed parts + the chosen candidate at every position) is only
 useful if it matches the device; tools whose tables miss by 20-35% are the common
-complaint. `profile_architecture` measures the frozen network on the same backend,
-with the same settings and statistic as the table's units, and reports the error.
+complaint. `profile_architecture` measures one frozen network on the same backend,
+with the same settings and statistic as the table's units, and reports the error;
+`profile_architectures` measures several in the same interleaved rounds and
+`Fidelity` sums them up (mean and worst error, how many within +-10%) -- what
+`hwnas profile --random-count N` prints and `benchmarks/bench_fidelity.py` records.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
 
 from hwnas.latency import LatencyBackend, LatencyTable, Measurement, fixed_ms, predict_ms
-from hwnas.space import Architecture, SearchSpace, freeze
+from hwnas.space import Architecture, SearchSpace, Unit, freeze
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOISY_SPREAD = 0.2  # (p90 - p10) / median above this: the runs disagree too much to trust one number
+TOLERANCE_PCT = 10.0  # a network predicted within this is "within tolerance" (the issue's +-10%)
+NETWORK_BATCH = 5  # networks measured together: one paper-size network session holds ~0.4 GB on the CPU
 
 
 @dataclass(frozen=True)
@@ -41,13 +48,18 @@ class ProfileResult:
     measured: Measurement
     prediction: Prediction | None = None
     breakdown: "pd.DataFrame | None" = None
+    same_rounds: Prediction | None = None  # from the table's units timed again in the network's own rounds
 
     @property
     def error_pct(self) -> float | None:
         """(predicted - measured) / measured, in percent."""
-        if self.prediction is None or self.measured.median_ms <= 0:
-            return None
-        return 100.0 * (self.prediction.total_ms - self.measured.median_ms) / self.measured.median_ms
+        return _error_pct(self.prediction, self.measured)
+
+    @property
+    def error_same_rounds_pct(self) -> float | None:
+        """The error of the units timed in the network's own rounds: the per-unit method's own
+        error, with whatever the machine did since the table was built taken out."""
+        return _error_pct(self.same_rounds, self.measured)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,6 +71,8 @@ class ProfileResult:
             "table": self.prediction.table if self.prediction else None,
             "error_pct": self.error_pct,
         }
+        if self.same_rounds is not None:
+            out.update(predicted_same_rounds_ms=self.same_rounds.total_ms, error_same_rounds_pct=self.error_same_rounds_pct)
         if self.breakdown is not None:
             from hwnas.backends.breakdown import summarise
 
@@ -68,6 +82,12 @@ class ProfileResult:
                 "run_ms": self.breakdown.attrs.get("run_ms"),
             }
         return out
+
+
+def _error_pct(prediction: Prediction | None, measured: Measurement) -> float | None:
+    if prediction is None or measured.median_ms <= 0:
+        return None
+    return 100.0 * (prediction.total_ms - measured.median_ms) / measured.median_ms
 
 
 def random_architecture(space: SearchSpace, image_size: int, seed: int) -> Architecture:
@@ -108,14 +128,209 @@ def profile_architecture(
     net = freeze(space, arch).eval()
     shape = tuple(space.example_input(image_size).shape)
     measured = backend.measure_network(net, shape)
-    spread = (measured.p90_ms - measured.p10_ms) / measured.median_ms if measured.median_ms > 0 else 0.0
-    if spread > NOISY_SPREAD:
-        log.warning("the runs of %s vary by %.0f%% (p10 %.1f ms, p90 %.1f ms): something else is probably using the "
-                    "CPU or device; re-run when it is idle before trusting the error", label, 100 * spread,
-                    measured.p10_ms, measured.p90_ms)
+    _warn_if_noisy(ProfileResult(label, arch, measured))
     layers = None
     if breakdown:
         from hwnas.backends.breakdown import attribute
 
         layers = attribute(backend.breakdown(net, shape), net)
     return ProfileResult(label, arch, measured, prediction, layers)
+
+
+def random_architectures(space: SearchSpace, image_size: int, count: int, first_seed: int = 0) -> list[tuple[str, Architecture]]:
+    """`count` random architectures, seeds `first_seed`, `first_seed + 1`, ... (labelled `random-<seed>`)."""
+    return [(f"random-{seed}", random_architecture(space, image_size, seed)) for seed in range(first_seed, first_seed + count)]
+
+
+def profile_architectures(
+    space: SearchSpace,
+    image_size: int,
+    archs: Sequence[tuple[str, Architecture]],
+    backend: LatencyBackend,
+    *,
+    table: LatencyTable | None = None,
+    table_source: str = "",
+    batch: int = NETWORK_BATCH,
+    same_rounds: bool = False,
+    on_result: Callable[[ProfileResult], None] | None = None,
+) -> list[ProfileResult]:
+    """Measure several `(label, architecture)` networks end to end and compare each with `table`.
+
+    Networks go to the backend `batch` at a time (`LatencyBackend.measure`), so a backend
+    that interleaves (onnxruntime) times a batch in the same rounds and machine drift hits
+    its networks alike; only one batch is built at a time. All predictions are computed
+    first, so a table lacking entries fails before any measuring. With `same_rounds`, every
+    unit of a complete table goes to the backend with each batch, and each result also
+    holds the prediction of those units (`ProfileResult.same_rounds`): a table built at
+    another moment ran at another speed of the machine, and this separates that from the
+    per-unit method's own error. `on_result` gets each result as its batch finishes.
+    """
+    candidates = {p.label: p.candidates for p in space.positions(image_size)}
+    for _, arch in archs:
+        arch.check(space.name, candidates)
+    predictions = {label: predict(table, space, image_size, arch, table_source) for label, arch in archs} if table is not None else {}
+    shape = tuple(space.example_input(image_size).shape)
+    results = []
+    for start in range(0, len(archs), max(1, batch)):
+        part = archs[start:start + max(1, batch)]
+        networks = [Unit(label, shape, freeze(space, arch).eval(), kind="network") for label, arch in part]
+        again = _table_units(space, image_size) if same_rounds else []
+        measured = backend.measure(again + networks)
+        retimed = _throwaway_table(space, image_size, backend, measured[:len(again)]) if same_rounds else None
+        for (label, arch), m in zip(part, measured[len(again):]):
+            redone = predict(retimed, space, image_size, arch, "same rounds") if retimed is not None else None
+            result = ProfileResult(label, arch, m, predictions.get(label), same_rounds=redone)
+            _warn_if_noisy(result)
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results
+
+
+def _table_units(space: SearchSpace, image_size: int) -> list[Unit]:
+    from hwnas.backends.table import table_units
+
+    return table_units(space, image_size)
+
+
+def _throwaway_table(space: SearchSpace, image_size: int, backend: LatencyBackend, measured: Sequence[Measurement]) -> LatencyTable:
+    from hwnas.backends.table import new_meta
+
+    table = LatencyTable(new_meta(space, image_size, backend))
+    for m in measured:
+        table.add(m)
+    return table
+
+
+def _warn_if_noisy(result: ProfileResult) -> None:
+    m = result.measured
+    spread = (m.p90_ms - m.p10_ms) / m.median_ms if m.median_ms > 0 else 0.0
+    if spread > NOISY_SPREAD:
+        log.warning("the runs of %s vary by %.0f%% (p10 %.1f ms, p90 %.1f ms): something else is probably using the "
+                    "CPU or device; re-run when it is idle before trusting the error", result.label, 100 * spread,
+                    m.p10_ms, m.p90_ms)
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How well a table predicted a set of networks: `errors` are (predicted - measured) /
+    measured in percent, one per network."""
+
+    errors: tuple[float, ...]
+    tolerance_pct: float = TOLERANCE_PCT
+
+    @classmethod
+    def of(cls, results: Sequence[ProfileResult], tolerance_pct: float = TOLERANCE_PCT, same_rounds: bool = False) -> "Fidelity":
+        """Of the table's predictions, or (`same_rounds`) of the units timed in the networks' rounds."""
+        errors = (r.error_same_rounds_pct if same_rounds else r.error_pct for r in results)
+        return cls(tuple(e for e in errors if e is not None), tolerance_pct)
+
+    @property
+    def count(self) -> int:
+        return len(self.errors)
+
+    @property
+    def mean_abs_pct(self) -> float:
+        return float(np.mean(np.abs(self.errors))) if self.errors else float("nan")
+
+    @property
+    def mean_pct(self) -> float:
+        """The signed mean: far from 0 means the table over- (+) or under-predicts (-) them all alike."""
+        return float(np.mean(self.errors)) if self.errors else float("nan")
+
+    @property
+    def worst_pct(self) -> float:
+        """The error of largest magnitude, with its sign."""
+        return max(self.errors, key=abs) if self.errors else float("nan")
+
+    @property
+    def within(self) -> int:
+        return sum(abs(e) <= self.tolerance_pct for e in self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "mean_abs_error_pct": self.mean_abs_pct, "mean_error_pct": self.mean_pct,
+                "worst_error_pct": self.worst_pct, "within": self.within, "tolerance_pct": self.tolerance_pct}
+
+    def line(self) -> str:
+        return (f"{self.count} networks: mean |error| {self.mean_abs_pct:.1f} %, worst {self.worst_pct:+.1f} %, "
+                f"{self.within} of {self.count} within +-{self.tolerance_pct:g} % (signed mean {self.mean_pct:+.1f} %)")
+
+
+# -- an ONNX file ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnnxProfile:
+    """An ONNX file timed on a backend; for a file from `hwnas export`, the architecture its
+    metadata names and the table's prediction for it (or `note`: why there is none)."""
+
+    path: str
+    measured: Measurement
+    architecture: Architecture | None = None
+    space_label: str = ""
+    prediction: Prediction | None = None
+    note: str = ""
+
+    @property
+    def error_pct(self) -> float | None:
+        if self.prediction is None or self.measured.median_ms <= 0:
+            return None
+        return 100.0 * (self.prediction.total_ms - self.measured.median_ms) / self.measured.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "onnx": self.path, "measured": self.measured.model_dump(mode="json"),
+            "architecture": self.architecture.model_dump() if self.architecture else None, "space": self.space_label or None,
+            "predicted_ms": self.prediction.total_ms if self.prediction else None,
+            "table": self.prediction.table if self.prediction else None, "error_pct": self.error_pct, "note": self.note or None,
+        }
+
+
+def exported_architecture(path: Path):
+    """(SpaceSpec, Architecture) from the metadata `hwnas export` writes into an ONNX file;
+    None for a file without it."""
+    import onnx
+
+    from hwnas.config import SpaceSpec
+    from hwnas.errors import HwnasError
+    from hwnas.inference import PRODUCER
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not ONNX: the backend says so when it loads the file
+        return None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("producer") != PRODUCER:
+        return None
+    try:
+        return SpaceSpec.model_validate_json(meta["space"]), Architecture.model_validate_json(meta["arch"])
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        raise HwnasError(f"{path} has damaged hwnas metadata; export the network again with `hwnas export`.") from None
+
+
+def profile_onnx(
+    path: Path, backend: LatencyBackend, space: SearchSpace, image_size: int, *,
+    table: LatencyTable | None = None, table_source: str = "",
+) -> OnnxProfile:
+    """Time the ONNX file at `path` on `backend` (free input dimensions from `space` at
+    `image_size`) and, when the file names an architecture of the table's space and was
+    timed at the table's image size, compare it with the table's prediction."""
+    shape = tuple(space.example_input(image_size).shape)
+    named = exported_architecture(path)
+    measured = backend.measure_onnx(path, shape)
+    if named is None:
+        return OnnxProfile(str(path), measured, note="the file holds no hwnas metadata naming its architecture")
+    spec, arch = named
+    file_space = spec.create()
+    label = f"{file_space.name} (preset {file_space.preset})"
+    if table is None:
+        return OnnxProfile(str(path), measured, arch, label, note="no table to compare with (pass --lut)")
+    if file_space.fingerprint() != space.fingerprint():
+        return OnnxProfile(str(path), measured, arch, label,
+                           note=f"the file is a {label} network, the table is for {space.name} (preset {space.preset})")
+    size = table.meta.image_size
+    want = tuple(space.example_input(size).shape)
+    if tuple(measured.input_shape) != want:
+        return OnnxProfile(str(path), measured, arch, label,
+                           note=f"the file takes {'x'.join(map(str, measured.input_shape))}, the table is for {'x'.join(map(str, want))}")
+    return OnnxProfile(str(path), measured, arch, label, predict(table, space, size, arch, table_source))

@@ -1,7 +1,7 @@
 """Qualcomm AI Hub latency backend: compile and profile on real Snapdragon devices.
 
 Uses the `qai_hub` client as documented for its 0.56 release: each measured model is
-exported with `hwnas.export.to_onnx` (the same graph `hwnas export` ships), uploaded,
+exported with `hwnas.onnx_export.to_onnx` (the same graph `hwnas export` ships), uploaded,
 compiled (`--target_runtime`, default `qnn_context_binary`) and profiled with
 `submit_inference_job(..., profile=True)` (0.56 deprecates `submit_profile_job`). Every
 job is submitted before any is waited for; the server queues a profile job on its
@@ -475,10 +475,10 @@ class QaiHubBackend(LatencyBackend):
         log.debug("re-attached to AI Hub jobs %s for %s", ", ".join(j.job_id for j in (t.compile, t.profile) if j), t.label)
 
     def _submit_compile(self, hub, t: _Track, device, tmp: Path) -> None:
-        from hwnas import export
+        from hwnas import onnx_export
 
         stem = (t.key or "network").replace(":", "-").replace("@", "-")
-        path = export.to_onnx(t.build(), t.input_shape, tmp / f"{stem}.onnx")
+        path = onnx_export.to_onnx(t.build(), t.input_shape, tmp / f"{stem}.onnx")
         if t.node_names is not None:
             import onnx
 

@@ -269,6 +269,14 @@ def make_backend(name: str, options: dict[str, Any]) -> LatencyBackend:
 # -- `hwnas lut show` ----------------------------------------------------------------------------
 
 
+def _noisy_rows(frame) -> list[str]:
+    """Rows the backend flagged: their repeated passes disagreed more than it trusts."""
+    if "noisy" not in frame.columns:
+        return []
+    flagged = frame[frame["noisy"].astype(str).str.lower() == "true"]
+    return [f"{k} {n}@{s}" for k, n, s in zip(flagged["kind"], flagged["name"], flagged["input_shape"])]
+
+
 def space_of(meta: TableMeta) -> SearchSpace | None:
     """The space a table was built for, rebuilt from its sidecar; None if that fails
     (plugin not installed, options changed): a summary then goes without positions."""
@@ -320,6 +328,7 @@ def describe_table(table: LatencyTable, space: SearchSpace | None = None, refere
         "fixed_ms": sum(f["ms"] for f in fixed),
         "uniform": {},
         "missing": [],
+        "noisy": _noisy_rows(frame),
     }
     if space is not None:
         import torch

@@ -58,6 +58,7 @@ TARGET_FRACTION = 0.42  # of the all-naf prediction; under 0.5 leaves room for t
 COMMIT_LENGTHS = ((3, 20), (5, 30), (10, 30), (15, 40))  # (epochs, steps per epoch): 60 to 600 steps
 THREADS = 2  # torch threads; ONNX Runtime tables and timings use 2 intra-op threads as well
 BASE = "naf"
+NETWORKS = ("searched", "naf-s0", "naf-s1", "naf-wall")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     p.add_argument("--repeats", type=int, default=5, help="latency repeats (default 5)")
     p.add_argument("--runs", type=int, default=10, help="timed rounds per latency repeat (default 10)")
+    p.add_argument("--networks", default=",".join(NETWORKS),
+                   help="networks the train and eval stages work on, in order (default: all four)")
     return p.parse_args(argv)
 
 
@@ -135,14 +138,24 @@ def stage_train(args, runner: Runner) -> None:
     work = args.workdir
     if not search_finished(work / "search"):
         raise SystemExit("error: the search has not finished; run the `search` stage first.")
-    train(runner, work / "train" / "searched", "--init-from", rel(work / "search"), epochs=FT_EPOCHS, steps=FT_STEPS)
-    updates = equal_updates()
-    for seed in (0, 1):
-        train(runner, work / "train" / f"naf-s{seed}", "--preset", PRESET, "--uniform", BASE,
-              epochs=updates // FT_STEPS, steps=FT_STEPS, seed=seed)
-    wall = equal_wallclock_steps(work)
-    train(runner, work / "train" / "naf-wall", "--preset", PRESET, "--uniform", BASE,
-          epochs=max(1, wall // FT_STEPS), steps=FT_STEPS, seed=0)
+    for name in wanted(args):
+        if name == "searched":
+            train(runner, work / "train" / name, "--init-from", rel(work / "search"), epochs=FT_EPOCHS, steps=FT_STEPS)
+        elif name == "naf-wall":
+            wall = equal_wallclock_steps(work)
+            train(runner, work / "train" / name, "--preset", PRESET, "--uniform", BASE,
+                  epochs=max(1, wall // FT_STEPS), steps=FT_STEPS, seed=0)
+        else:  # naf-s0, naf-s1: as many weight updates as the searched network received
+            train(runner, work / "train" / name, "--preset", PRESET, "--uniform", BASE,
+                  epochs=equal_updates() // FT_STEPS, steps=FT_STEPS, seed=int(name[-1]))
+
+
+def wanted(args) -> list[str]:
+    names = [n.strip() for n in args.networks.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(NETWORKS))
+    if unknown:
+        raise SystemExit(f"error: unknown network(s) {', '.join(unknown)} in --networks; choose from {', '.join(NETWORKS)}.")
+    return names
 
 
 def equal_wallclock_steps(work: Path) -> int:
@@ -176,17 +189,18 @@ def step_times(work: Path, rounds: int = 7) -> dict[str, float]:
 
     import torch
 
-    from hwnas.config import SearchConfig, SpaceSpec
+    from hwnas.config import SearchConfig, SpaceSpec, TaskSpec
     from hwnas.latency import LatencyTable
     from hwnas.rundir import RunDir
-    from hwnas.search import Search
+    from hwnas.searching import Search
     from hwnas.space import Architecture, freeze
+    from hwnas.task import make_task
 
     torch.set_num_threads(THREADS)
     config = SearchConfig(spec=SpaceSpec(space=SPACE, preset=PRESET), mode="sampled", crop=CROP, batch_size=BATCH,
                           epochs=SEARCH_EPOCHS, steps_per_epoch=SEARCH_STEPS, backend="onnxruntime", threads=THREADS)
     space = config.spec.create()
-    task = space.task(data=str(TRAIN_DATA), crop=CROP, sigma=(0.0, 55.0))
+    task = make_task(TaskSpec(options={"data": str(TRAIN_DATA), "crop": CROP, "sigma": (0.0, 55.0)}), space)
     table = LatencyTable.load(work / "lut.csv")
     search = Search(config.model_copy(update={"device": table.meta.device}), RunDir(Path(tempfile.mkdtemp())), space, task, table)
     search.progress.reference_loss = 1.0
@@ -215,12 +229,10 @@ def step_times(work: Path, rounds: int = 7) -> dict[str, float]:
 
 # -- stage 3: evaluation ------------------------------------------------------------------
 
-NETWORKS = ("searched", "naf-s0", "naf-s1", "naf-wall")
-
 
 def stage_eval(args, runner: Runner) -> None:
     work = args.workdir
-    for name in NETWORKS:
+    for name in wanted(args):
         model, out = work / "train" / name / "model.pt", work / "eval" / f"{name}.csv"
         if out.exists() or not model.exists():
             continue

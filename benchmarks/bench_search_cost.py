@@ -5,12 +5,12 @@ in soft mode (the paper's: every candidate runs, weighted by alpha) and in sampl
 mode (ours: one straight-through Gumbel path per step), against one training step of
 the all-`naf` network (NAFNet), with the same batch size, crop and batches. Separately:
 the architecture step (logits on a held-out batch, weights frozen) and the whole
-bilevel iteration (weight step + architecture step, `hwnas.search.Search.step`).
+bilevel iteration (weight step + architecture step, `hwnas.searching.Search.step`).
 Goals (issue 6): per weight update, sampled <= 1.5x and soft <= 4.5x the all-`naf`
 step, in time and in peak memory.
 
 Each variant runs in its own process (so its peak memory is its own), built exactly as
-`hwnas search` / `hwnas train` build it (`hwnas.search.Search`; AdamW with
+`hwnas search` / `hwnas train` build it (`hwnas.searching.Search`; AdamW with
 `hwnas train`'s settings for all-`naf`), and times `--warmup-steps` untimed then
 `--steps` timed steps (each a different batch and, in sampled mode, a different path;
 batch drawing included, as in the product). Time: the median step. Peak memory: the
@@ -109,7 +109,7 @@ def search_stepper(space, task, table, lut: Path, mode: str, phase: str, args: a
     """A step of `hwnas search` (bilevel, no warm-up) in `mode`: its weight step, arch step or both."""
     from hwnas.config import SearchConfig, SpaceSpec
     from hwnas.rundir import RunDir
-    from hwnas.search import Search
+    from hwnas.searching import Search
 
     config = SearchConfig(spec=SpaceSpec(space=SPACE, preset=PRESET), image_size=args.image_size, lut=str(lut),
                           crop=args.crop, batch_size=args.batch_size, mode=mode, warmup_epochs=0, epochs=1,
@@ -134,7 +134,10 @@ def worker(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     space = get_space(SPACE).from_options(PRESET)
     table, lut = open_lut(args.lut, space=space, image_size=args.image_size, threads=2, results_dir=args.results)
-    task = space.task(crop=args.crop)
+    from hwnas.config import TaskSpec
+    from hwnas.task import make_task
+
+    task = make_task(TaskSpec(options={"crop": args.crop}), space)
     task.batch("train", seed=0, epoch=0, step=0, batch_size=args.batch_size)  # images decoded before the baseline
     before = rss_mb()
     net_kind, phase = args.worker.split(":")

@@ -91,10 +91,12 @@ def worker(kind: str, variant: str, steps: int, warmup: int) -> dict:
 
 
 def _task():
+    from hwnas.config import TaskSpec
     from hwnas.plugins import get_space
+    from hwnas.task import make_task
 
     space = get_space("nafnet-unet").from_options("paper")
-    return space, space.task(data=str(TRAIN_DATA), crop=CROP, sigma=(0.0, 55.0))
+    return space, make_task(TaskSpec(options={"data": str(TRAIN_DATA), "crop": CROP, "sigma": (0.0, 55.0)}), space)
 
 
 def _forward(net, x, channels_last: bool, bf16: bool):

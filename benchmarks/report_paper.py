@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from report import Goal, Section, fmt, md_table
+# `report` (the page generator) loads this module and sets `report` to itself first;
+# run on its own, the module beside this file is imported.
+if "report" not in globals():
+    import report  # noqa: F401
+
+Goal, Section, fmt, md_table = report.Goal, report.Section, report.fmt, report.md_table
 
 QUIET_LOAD = 2.5
 PAPER = {"speedup": 2.0, "psnr_drop_pct": 0.7, "fewer_params_pct": 12.0}

@@ -1,7 +1,8 @@
 """A search space defined in user code, used without touching hwnas.
 
 A space is a plain `nn.Module` whose choices are `ChoiceBlock`s, wrapped in a small
-`SearchSpace` factory that names it, validates its options and gives it a task.
+`SearchSpace` factory that names it, validates its options and names its default task
+(a task is a plugin of its own: `SmoothingTask` below, registered by name).
 Run: python examples/custom_space.py
 """
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from hwnas import Architecture, ChoiceBlock, SearchSpace, freeze
 from hwnas.describe import describe_space
-from hwnas.plugins import register_space
+from hwnas.plugins import register_space, register_task
 from hwnas.task import Task
 
 
@@ -55,6 +56,7 @@ class TinyConvNet(nn.Module):
 class SmoothingTask(Task):
     """Learn to undo a blur on random images (a stand-in for the user's own task)."""
 
+    name = "smoothing"
     primary_metric = "neg_mse"
 
     def batch(self, split, *, seed, epoch, step, batch_size):
@@ -77,16 +79,15 @@ class TinyConvSpace(SearchSpace):
     Config: ClassVar[type[BaseModel]] = TinyConvConfig
     presets: ClassVar[dict[str, dict]] = {"default": {}}
     small_preset: ClassVar[str] = "default"
+    default_task: ClassVar[str] = "smoothing"
 
     def build(self) -> nn.Module:
         return TinyConvNet(self.config)
 
-    def task(self, **options) -> Task:
-        return SmoothingTask()
-
 
 def main() -> dict:
     register_space(TinyConvSpace)  # now `--space tiny-conv` works in this process
+    register_task(SmoothingTask)  # and its default task
     space = TinyConvSpace.from_options(depth=2)
     report = describe_space(space, image_size=32)
     arch = Architecture(space=space.name, choices={"body.0": "conv5", "body.1": "skip"})

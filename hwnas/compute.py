@@ -69,6 +69,19 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def device_for(accelerator: str) -> torch.device:
+    """The torch device of `--accelerator` (cpu|cuda); cuda without a visible GPU is a one-line error.
+
+    The one place an accelerator is checked: training (`compute_for`) and inference
+    (`hwnas.inference`) both resolve it here, before anything is written.
+    """
+    if accelerator not in ("cpu", "cuda"):
+        raise HwnasError(f"unknown accelerator {accelerator!r}; pass --accelerator cpu or --accelerator cuda.")
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise HwnasError("--accelerator cuda was given but PyTorch sees no CUDA GPU; pass --accelerator cpu.")
+    return torch.device(accelerator)
+
+
 def compute_for(accelerator: str, threads: int | None = None) -> Compute:
     """The `Compute` for `--accelerator` (cpu|cuda) and `--threads`.
 
@@ -76,10 +89,7 @@ def compute_for(accelerator: str, threads: int | None = None) -> Compute:
     leaves torch's own choice: every usable core, or OMP_NUM_THREADS when set), and
     cuDNN autotuning on CUDA.
     """
-    if accelerator not in ("cpu", "cuda"):
-        raise HwnasError(f"unknown accelerator {accelerator!r}; pass --accelerator cpu or --accelerator cuda.")
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        raise HwnasError("--accelerator cuda was given but PyTorch sees no CUDA GPU; pass --accelerator cpu.")
+    device_for(accelerator)
     if threads is not None:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()

@@ -7,11 +7,11 @@ write their resolved model next to their outputs (`config.yaml`).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from pathlib import Path, PurePath
+from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_text
@@ -34,18 +34,95 @@ class SpaceSpec(Frozen):
         return get_space(self.space).from_options(self.preset, **self.options)
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """`KEY=VALUE` strings -> dict; values are YAML (`width=16`, `enc_blocks=[1,1]`)."""
+class TaskSpec(Frozen):
+    """Which task a run trains and scores on, and its options (validated by the task's own `Options`).
+
+    `name` None means the space's default task (`SearchSpace.default_task`); the engine
+    fills it in (`hwnas.task.resolve_task`) before a run writes its config. A plain
+    string is read as the name (`task="sr2"`).
+    """
+
+    name: str | None = None
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _as_yaml_holds_them(cls, value: Any) -> Any:
+        """Tuples as lists and paths as strings: a spec equals itself read back from config.yaml."""
+        return _yaml_plain(value)
+
+
+def _yaml_plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _yaml_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_yaml_plain(v) for v in value]
+    return str(value) if isinstance(value, PurePath) else value
+
+
+# Before tasks were plugins, config.yaml (and keyword calls) held the denoising task's
+# options at the top level. They are moved into `task.options` when read, so old run
+# folders resume and old scripts run; nothing writes them there any more.
+LEGACY_TASK_FIELDS = ("data", "crop", "sigma")
+
+
+def move_task_fields(values: Any) -> Any:
+    """`values` with top-level `data`/`crop`/`sigma` moved into `task.options` (they win: they are the newer override)."""
+    if not isinstance(values, Mapping) or not any(k in values for k in LEGACY_TASK_FIELDS):
+        return values
+    values = dict(values)
+    moved = {k: values.pop(k) for k in LEGACY_TASK_FIELDS if k in values}
+    task = plain(values.get("task"))
+    task = {"name": task} if isinstance(task, str) else dict(task or {})
+    task["options"] = {**dict(task.get("options") or {}), **{k: v for k, v in moved.items() if v is not None}}
+    values["task"] = task
+    return values
+
+
+def parse_options(pairs: list[str] | None, flag: str = "--option", example: str = "width=16") -> dict[str, Any]:
+    """`KEY=VALUE` strings -> dict; values are YAML (`width=16`, `enc_blocks=[1,1]`). `flag` names them in errors."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise HwnasError(f"space option {pair!r} is not KEY=VALUE; write e.g. --option width=16.")
+            raise HwnasError(f"{flag} {pair!r} is not KEY=VALUE; write e.g. {flag} {example}.")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise HwnasError(f"space option {key} has an unreadable value {value!r}; write e.g. enc_blocks=[1,1].") from None
+            raise HwnasError(f"{flag} {key} has an unreadable value {value!r}; write a YAML value, e.g. {key}=[1,1].") from None
     return out
+
+
+def read_settings(path: str | Path, model: type[BaseModel]) -> dict[str, Any]:
+    """The settings in a YAML file (`--config FILE`), by `model`'s field names -- a run's own config.yaml as it is.
+
+    Only reads and checks the names: values are validated with the flags, once. An
+    unknown name is refused in one line (a typo would otherwise be silently ignored).
+    An old run's top-level data/crop/sigma come back as task options (`move_task_fields`).
+    """
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise HwnasError(f"cannot read --config {path} ({err.strerror}); check the path.") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise HwnasError(f"--config {path} is not a YAML file; write one setting per line, e.g. `epochs: 4`.") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise HwnasError(f"--config {path} holds no settings; write one per line, e.g. `epochs: 4`.")
+    has_task = "task" in model.model_fields
+    known = set(model.model_fields) | (set(LEGACY_TASK_FIELDS) if has_task else set())
+    unknown = [str(k) for k in values if k not in known]
+    if unknown:
+        raise HwnasError(f"--config {path} has an unknown setting {unknown[0]!r}; remove it (the settings are: "
+                         f"{', '.join(model.model_fields)}).")
+    return dict(move_task_fields(values)) if has_task else dict(values)
 
 
 class DescribeConfig(Frozen):
@@ -61,7 +138,7 @@ def write_config(config: BaseModel, path: Path) -> None:
 class SearchConfig(Frozen):
     """A differentiable search (`hwnas search`): written resolved to the run's config.yaml.
 
-    `data`, `crop` and `sigma` go to the space's task (None: the task's default).
+    `task` is what the super-net trains on (None: the space's default task).
     `latency_weight` (mu) and `entropy_weight` (lambda0) are relative to the task loss
     at the end of warm-up (see `hwnas.objective`); mu defaults to 0.1, or 1.0 with
     `target_ms` (the constraint form). `device` is the latency target recorded in the
@@ -74,9 +151,7 @@ class SearchConfig(Frozen):
     device: str | None = None
     lut: str | None = None
     accelerator: Literal["cpu", "cuda"] = "cpu"
-    data: str | None = None
-    crop: int | None = Field(None, ge=1)
-    sigma: float | tuple[float, float] | None = None  # a level, or (low, high) drawn per crop; the task validates it
+    task: TaskSpec = TaskSpec()
     epochs: int = Field(10, ge=1)
     steps_per_epoch: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -103,6 +178,7 @@ class SearchConfig(Frozen):
         """Resolve the defaults that depend on other fields, so config.yaml records numbers."""
         from hwnas.schedule import auto_arch_lr, auto_warmup_epochs
 
+        values = move_task_fields(values)
         if not isinstance(values, dict):
             return values
         values = dict(values)
@@ -134,6 +210,32 @@ class SweepConfig(Frozen):
         return self
 
 
+WHOLE = {"arch"}  # a mapping replaced as one value when settings are merged: an architecture differs as a whole
+
+
+def plain(value: Any) -> Any:
+    """A config value as YAML would hold it: a nested model as a dict, a path as a string."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
+def merged(values: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with `changes` on top; nested mappings (a space spec, its options) are merged key by key."""
+    out = dict(values)
+    for key, value in changes.items():
+        value = plain(value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in WHOLE:
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
     """`cls(**values)`, a validation error becoming one `HwnasError` line naming the flag."""
     try:
@@ -142,6 +244,8 @@ def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
         first = err.errors()[0]
         field = str(first["loc"][-1]) if first["loc"] else ""
         flag = f"--{field.replace('_', '-')}" if field else "the options"
+        if first["type"] == "missing":
+            raise HwnasError(f"{flag} is missing; pass it (or set {field} in the --config file).") from None
         message = first["msg"].removeprefix("Value error, ")
         raise HwnasError(f"invalid {flag}: {message}.") from None
 
@@ -149,10 +253,10 @@ def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
 class TrainConfig(Frozen):
     """Fine-tuning or training a derived network (`hwnas train`): the run's config.yaml.
 
-    `arch` is the resolved architecture (from --arch, --uniform or the --init-from run).
-    `data`, `crop` and `sigma` go to the space's task (None: the task's default); a
-    sigma range (low, high) trains a blind denoiser. Length: `epochs` x `steps_per_epoch` steps, or as many as fit in `time_budget`
-    minutes of training steps (validation and checkpoints not counted) -- give one.
+    `arch` is the resolved architecture (from --arch, --uniform or the --init-from run);
+    `task` what it trains on (None: the space's default task). Length: `epochs` x
+    `steps_per_epoch` steps, or as many as fit in `time_budget` minutes of training
+    steps (validation and checkpoints not counted) -- give one.
     AdamW with NAFNet's betas (0.9, 0.9), cosine learning rate from `lr` to `min_lr`.
     """
 
@@ -160,9 +264,7 @@ class TrainConfig(Frozen):
     arch: dict[str, Any]  # an Architecture dump (kept plain: hwnas.space imports torch)
     init_from: str | None = None
     accelerator: Literal["cpu", "cuda"] = "cpu"
-    data: str | None = None
-    crop: int | None = Field(None, ge=1)
-    sigma: float | tuple[float, float] | None = None  # a level, or (low, high) drawn per crop; the task validates it
+    task: TaskSpec = TaskSpec()
     epochs: int | None = Field(None, ge=1)
     steps_per_epoch: int = Field(100, ge=1)
     time_budget: float | None = Field(None, gt=0)
@@ -179,6 +281,7 @@ class TrainConfig(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _length(cls, values: Any) -> Any:
+        values = move_task_fields(values)
         if isinstance(values, dict):
             if values.get("epochs") is not None and values.get("time_budget") is not None:
                 raise ValueError("give either --epochs or --time-budget, not both")
@@ -192,13 +295,13 @@ class TrainConfig(Frozen):
 
         return Architecture.model_validate(self.arch)
 
-    def task_options(self) -> dict[str, Any]:
-        """The options given to the space's task (those left None use the task's defaults)."""
-        return {k: v for k, v in {"data": self.data, "crop": self.crop, "sigma": self.sigma}.items() if v is not None}
-
 
 class EvalConfig(Frozen):
-    """`hwnas eval`: a model scored on folders by its task's protocol; task options pass through."""
+    """`hwnas eval`: a model scored on folders by its task's protocol (`Task.evaluate_folder`).
+
+    `task_options` are that protocol's keyword options (e.g. noise levels), checked
+    against its signature; the task itself is the one the model was trained for.
+    """
 
     model: str
     data: tuple[str, ...] = Field(min_length=1)
@@ -227,8 +330,8 @@ class ExportConfig(Frozen):
         return self
 
 
-class DenoiseConfig(Frozen):
-    """`hwnas denoise`: one input file through a model into one output file."""
+class InferConfig(Frozen):
+    """`hwnas infer` (alias `hwnas denoise`): one input file through a model into one output file, by its task."""
 
     model: str
     input: str
@@ -239,6 +342,9 @@ class DenoiseConfig(Frozen):
     threads: int = Field(0, ge=0)
 
 
+DenoiseConfig = InferConfig  # the name before `hwnas infer` ran any task
+
+
 class BuildLutConfig(Frozen):
     """`hwnas build-lut`: measure what a latency table of the space lacks.
 
@@ -247,7 +353,7 @@ class BuildLutConfig(Frozen):
     (`hwnas.backends.table.default_table_path`).
     """
 
-    spec: SpaceSpec
+    spec: SpaceSpec = SpaceSpec()
     image_size: int = Field(256, ge=8)
     backend: str = "onnxruntime"
     backend_options: dict[str, Any] = {}
@@ -257,8 +363,9 @@ class BuildLutConfig(Frozen):
 
 
 class ProfileConfig(Frozen):
-    """`hwnas profile`: one network (from --arch, --uniform or --random) measured end to end
-    and compared with a table's prediction; optionally the per-layer breakdown."""
+    """`hwnas profile`: networks (from --arch, --uniform, --random, --random-count or an
+    --onnx file) measured end to end and compared with a table's prediction; optionally the
+    per-layer breakdown of one network."""
 
     spec: SpaceSpec
     image_size: int = Field(256, ge=8)
@@ -267,12 +374,23 @@ class ProfileConfig(Frozen):
     lut: str | None = None
     arch: str | None = None
     uniform: str | None = None
-    random: int | None = Field(None, ge=0)
+    random: int | None = Field(None, ge=0)  # with random_count: the first seed
+    random_count: int | None = Field(None, ge=1, le=1000)
+    onnx: str | None = None
+    same_rounds: bool = False  # with random_count: the table's units timed again in the networks' rounds
     breakdown: bool = False
 
     @model_validator(mode="after")
     def _one_architecture(self) -> "ProfileConfig":
-        given = [flag for flag, v in (("--arch", self.arch), ("--uniform", self.uniform), ("--random", self.random)) if v is not None]
+        random = "--random-count" if self.random_count is not None else "--random"
+        picked = (("--arch", self.arch), ("--uniform", self.uniform), ("--onnx", self.onnx),
+                  (random, self.random if self.random_count is None else self.random_count))
+        given = [flag for flag, v in picked if v is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of --arch FILE, --uniform CANDIDATE or --random SEED (got {len(given) or 'none'})")
+            raise ValueError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N "
+                             f"or --onnx FILE (got {' and '.join(given) or 'none'})")
+        if self.breakdown and (self.random_count is not None or self.onnx is not None):
+            raise ValueError(f"--breakdown takes one network from --arch, --uniform or --random, not {given[0]}")
+        if self.same_rounds and self.random_count is None:
+            raise ValueError("--same-rounds goes with --random-count N")
         return self

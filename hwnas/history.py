@@ -22,17 +22,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hwnas.io import atomic_write_bytes, atomic_write_text
+from hwnas.rows import format_rows
 
-HEADER = "epoch,position,candidate,alpha\n"
+COLUMNS = ["epoch", "position", "candidate", "alpha"]
 
 
 def alpha_csv(history: Sequence[dict[str, Any]]) -> str:
-    lines = [HEADER]
-    for record in history:
-        for label, row in record["alphas"].items():
-            for name, alpha in row.items():
-                lines.append(f"{int(record['epoch'])},{label},{name},{float(alpha):.6f}\n")
-    return "".join(lines)
+    rows = [{"epoch": int(record["epoch"]), "position": label, "candidate": name, "alpha": f"{float(alpha):.6f}"}
+            for record in history for label, row in record["alphas"].items() for name, alpha in row.items()]
+    return format_rows(rows, COLUMNS)
 
 
 def write_alpha_history(path: str | Path, history: Sequence[dict[str, Any]]) -> None:

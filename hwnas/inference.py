@@ -1,15 +1,18 @@
 """Running a trained network on whole inputs: predictors and tiled inference.
 
 A *predictor* is any function from one input tensor (1 x C x H x W, float32, CPU) to
-its output (1 x C' x H x W). `open_model` makes one from a model file (`model.pt` or
+its output (1 x C' x sH x sW, where s is the network's output scale: 1 for
+image-to-image tasks, 2 for x2 super-resolution). `open_model` makes one from a model file (`model.pt` or
 a training checkpoint; PyTorch) or from an ONNX file written by `hwnas export` (ONNX
 Runtime). ONNX files carry metadata (`metadata_props`: producer "hwnas", the space
-spec and the architecture as JSON, the alignment); a file without it is refused,
-because nothing else says what it computes or how to tile it.
+spec and the architecture as JSON, the alignment, the task's name and the output
+scale); a file without it is refused, because nothing else says what it computes or
+how to tile it.
 
 `tiled` wraps a predictor so large inputs run window by window with bounded memory:
 each window is the tile's core plus an `overlap` margin on every side, and only the
-core is kept. Window origins are multiples of the network's alignment (the U-Net's
+core is kept. Tile, overlap and alignment are input pixels; each window's core lands
+at s times its input position in the output. Window origins are multiples of the network's alignment (the U-Net's
 2^levels), so every window sees the same down-sampling grid as the whole image; with
 an overlap at least the receptive-field radius, the tiled output equals whole-image
 inference. Blocks with global pooling (NAFNet's channel attention) see only their
@@ -46,7 +49,15 @@ DEFAULT_ALIGN = 64  # for a space that does not say its input multiple: safe for
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A predictor plus what it is: space, architecture, runtime and any fixed input size."""
+    """A ready-to-run model (`hwnas.load`): call it on an input; it says what it is.
+
+    `predict` (also `model(x)`): 1 x C x H x W float32 in, the output back on the CPU;
+    `spec`, `arch`: space and architecture; `runtime`: "torch" or "onnxruntime";
+    `align`: the input multiple tiles are aligned to; `task`: the name of the task it
+    was trained for (None: its space's default, in files written before tasks were
+    plugins); `scale`: output size / input size; `module`: the PyTorch network (eval
+    mode) for a model file, None for ONNX.
+    """
 
     predict: Predict
     spec: SpaceSpec
@@ -54,6 +65,12 @@ class LoadedModel:
     runtime: str  # "torch" or "onnxruntime"
     align: int
     static_hw: tuple[int, int] | None = None  # (H, W) of a static-shape ONNX file
+    module: nn.Module | None = None
+    task: str | None = None
+    scale: int = 1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predict(x)
 
 
 def space_align(space: SearchSpace) -> int:
@@ -90,34 +107,36 @@ def open_model(path: str | Path, accelerator: str = "cpu", threads: int = 0) -> 
 
 
 def _open_torch(path: Path, accelerator: str) -> LoadedModel:
+    from hwnas.compute import device_for
     from hwnas.modelfile import load_model
 
-    device = resolve_device(accelerator)
+    device = device_for(accelerator)
     model = load_model(path)
     space, net = model.build(device)
-    return LoadedModel(torch_predictor(net, device), model.spec, model.arch, "torch", space_align(space))
+    return LoadedModel(torch_predictor(net, device), model.spec, model.arch, "torch", space_align(space), module=net,
+                       task=model.task.name, scale=space.scale)
 
 
-def resolve_device(accelerator: str) -> torch.device:
-    """cpu or cuda; cuda without a GPU is a one-line error."""
-    if accelerator not in ("cpu", "cuda"):
-        raise HwnasError(f"unknown accelerator {accelerator!r}; pass --accelerator cpu or --accelerator cuda.")
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        raise HwnasError("--accelerator cuda was given but PyTorch sees no CUDA GPU; pass --accelerator cpu.")
-    return torch.device(accelerator)
+def onnx_metadata(spec: SpaceSpec, arch: Architecture, align: int, *, task: str | None = None,
+                  scale: int = 1) -> dict[str, str]:
+    """The `metadata_props` that mark an ONNX file as ours and say what it computes.
 
-
-def onnx_metadata(spec: SpaceSpec, arch: Architecture, align: int) -> dict[str, str]:
-    """The `metadata_props` that mark an ONNX file as ours and say what it computes."""
+    The task's name and the scale are written apart from the space spec so the file
+    runs and tiles where the space plugin is not installed (only evaluation needs the task).
+    """
     from hwnas import __version__
 
-    return {
+    meta = {
         "producer": PRODUCER,
         "hwnas_version": __version__,
         "space": spec.model_dump_json(),
         "arch": json.dumps(arch.model_dump(), sort_keys=True),
         "align": str(align),
+        "scale": str(scale),
     }
+    if task is not None:
+        meta["task"] = task
+    return meta
 
 
 def _open_onnx(path: Path, threads: int) -> LoadedModel:
@@ -136,7 +155,7 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
             "pass a model.pt from `hwnas train` or an ONNX file from `hwnas export`."
         ) from None
     meta = session.get_modelmeta().custom_metadata_map
-    spec, arch, align = _parse_metadata(meta, path)
+    spec, arch, align, scale = _parse_metadata(meta, path)
     _check_onnx_weights(path)
     inputs = session.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
@@ -149,8 +168,8 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
         return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().numpy()})[0])
 
     if static is not None:
-        predict = fixed_size(predict, static)
-    return LoadedModel(predict, spec, arch, "onnxruntime", align, static)
+        predict = fixed_size(predict, static, scale)
+    return LoadedModel(predict, spec, arch, "onnxruntime", align, static, task=meta.get("task"), scale=scale)
 
 
 def _check_onnx_weights(path: Path) -> None:
@@ -164,7 +183,7 @@ def _check_onnx_weights(path: Path) -> None:
     check_finite(((t.name, numpy_helper.to_array(t)) for t in graph.initializer), str(path))
 
 
-def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int]:
+def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int, int]:
     if meta.get("producer") != PRODUCER:
         raise HwnasError(
             f"{path} is an ONNX file that hwnas did not export (no hwnas metadata), so its input range and "
@@ -174,15 +193,16 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Archit
         spec = SpaceSpec.model_validate_json(meta["space"])
         arch = Architecture.model_validate_json(meta["arch"])
         align = int(meta.get("align", DEFAULT_ALIGN))
+        scale = int(meta.get("scale", 1))  # files from before tasks were plugins: image to image
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         raise HwnasError(f"{path} has damaged hwnas metadata; export the network again with `hwnas export`.") from None
-    return spec, arch, align
+    return spec, arch, align, scale
 
 
 # -- input size handling -----------------------------------------------------------
 
-def fixed_size(predict: Predict, hw: tuple[int, int]) -> Predict:
-    """Adapt a fixed-shape predictor: zero-pad smaller inputs at the bottom/right, crop the output.
+def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1) -> Predict:
+    """Adapt a fixed-shape predictor: zero-pad smaller inputs at the bottom/right, crop the output (to `scale` x the input).
 
     (The U-Net pads to its multiple the same way.) Larger inputs need `tiled` with
     tile = the fixed size; they are refused here.
@@ -197,7 +217,7 @@ def fixed_size(predict: Predict, hw: tuple[int, int]) -> Predict:
                 f"pass --tile {min(height, width)} or export with dynamic size."
             )
         y = predict(F.pad(x, (0, width - w, 0, height - h)))
-        return y[..., :h, :w]
+        return y[..., :h * scale, :w * scale]
 
     return predict_fixed
 
@@ -227,11 +247,13 @@ def tile_windows(length: int, tile: int, overlap: int, align: int) -> list[tuple
     return out
 
 
-def tiled(predict: Predict, tile: int, overlap: int = 32, align: int = 1) -> Predict:
-    """A predictor that runs `predict` on overlapping windows of at most tile x tile pixels.
+def tiled(predict: Predict, tile: int, overlap: int = 32, align: int = 1, scale: int = 1) -> Predict:
+    """A predictor that runs `predict` on overlapping windows of at most tile x tile input pixels.
 
-    Memory is bounded by one window's activations plus the output image. See the
-    module docstring for when the result equals whole-image inference.
+    `predict`'s output is `scale` x its input in height and width; each window's core is
+    placed at `scale` x its input position. Memory is bounded by one window's
+    activations plus the output image. See the module docstring for when the result
+    equals whole-image inference.
     """
     if tile < 1 or overlap < 0:
         raise HwnasError(f"--tile must be >= 1 and --overlap >= 0 (got {tile} and {overlap}).")
@@ -239,13 +261,16 @@ def tiled(predict: Predict, tile: int, overlap: int = 32, align: int = 1) -> Pre
     def predict_tiled(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         rows, cols = tile_windows(h, tile, overlap, align), tile_windows(w, tile, overlap, align)
-        out = None
+        out, s = None, scale
         for y0, y1, cy0, cy1 in rows:
             for x0, x1, cx0, cx1 in cols:
                 y = predict(x[..., y0:y1, x0:x1])
+                if tuple(y.shape[-2:]) != ((y1 - y0) * s, (x1 - x0) * s):
+                    raise HwnasError(f"the model returned {tuple(y.shape[-2:])} pixels for a {y1 - y0}x{x1 - x0} tile, "
+                                     f"not {s}x that; it does not have the output scale {s} its file records.")
                 if out is None:
-                    out = torch.empty(*y.shape[:-2], h, w, dtype=y.dtype)
-                out[..., cy0:cy1, cx0:cx1] = y[..., cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+                    out = torch.empty(*y.shape[:-2], h * s, w * s, dtype=y.dtype)
+                out[..., cy0 * s:cy1 * s, cx0 * s:cx1 * s] = y[..., (cy0 - y0) * s:(cy1 - y0) * s, (cx0 - x0) * s:(cx1 - x0) * s]
         log.debug("tiled %dx%d input as %d x %d windows", h, w, len(rows), len(cols))
         return out
 
@@ -264,4 +289,4 @@ def model_predictor(model: LoadedModel, tile: int | None = None, overlap: int | 
         tile = limit if tile is None else tile
     if tile is None:
         return model.predict
-    return tiled(model.predict, tile, min(32, tile // 4) if overlap is None else overlap, model.align)
+    return tiled(model.predict, tile, min(32, tile // 4) if overlap is None else overlap, model.align, model.scale)

@@ -61,8 +61,10 @@ class Measurement(BaseModel):
     runtime: str
     peak_memory_bytes: int | None = None
     service_ms: float | None = Field(None, ge=0)  # the measuring service's own figure, when it reports one (AI Hub's estimate)
+    spread_pct: float | None = Field(None, ge=0)  # how far repeated passes' medians disagree, % of the median
+    noisy: bool | None = None  # True: the passes disagree by more than the backend trusts (the row is suspect)
 
-    @field_validator("median_ms", "p10_ms", "p90_ms", "service_ms")
+    @field_validator("median_ms", "p10_ms", "p90_ms", "service_ms", "spread_pct")
     @classmethod
     def _finite(cls, v: float | None) -> float | None:
         if v is not None and not math.isfinite(v):
@@ -137,6 +139,14 @@ class LatencyBackend(ABC):
         default measures it as one unit."""
         return self.measure([Unit("network", tuple(input_shape), module, kind="network")])[0]
 
+    def measure_onnx(self, path: str | Path, input_shape: Sequence[int] | None = None) -> Measurement:
+        """End-to-end latency of an ONNX file, taken like `measure_network`; dimensions the
+        file leaves free come from `input_shape`. Backends that cannot say keep this default."""
+        raise HwnasError(
+            f"the {self.name} backend cannot time an ONNX file; choose another --backend (see `hwnas backends`), "
+            "e.g. onnxruntime for this CPU."
+        )
+
     def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> pd.DataFrame:
         """Per-layer time of one forward pass: a DataFrame with columns `name` (the layer
         or ONNX node name, which carries the module path, e.g. `/enc0/enc0.0/norm1/ReduceMean`),
@@ -178,7 +188,7 @@ class TableMeta(BaseModel):
 
 
 COLUMNS = ["kind", "name", "input_shape", "median_ms", "p10_ms", "p90_ms", "runs", "peak_memory_bytes", "device", "runtime",
-           "service_ms"]
+           "service_ms", "spread_pct", "noisy"]
 
 
 def sidecar_path(path: Path) -> Path:
@@ -283,7 +293,8 @@ class LatencyTable:
 
         `device` matches the device the table recorded (e.g. 'cpu:AMD EPYC') or the one
         its backend was asked for (`settings["device"]`, e.g. 'cpu'). `settings` (a
-        backend's `settings()`) must agree on every key the sidecar also has. `hint`
+        backend's `settings()`) must agree on every key the sidecar also has, and on
+        `protocol_version` always (a sidecar without one is version 1). `hint`
         replaces the suggested fix (e.g. "pass --force to re-measure it").
         """
         m = self.meta
@@ -305,6 +316,9 @@ class LatencyTable:
         if device is not None and device not in (m.device, m.settings.get("device")):
             refuse(f"measured on {m.device!r}, not {device!r}", f"pass --device {m.settings.get('device', m.device)} or rebuild it")
         for key, value in (settings or {}).items():
+            if key == "protocol_version" and m.settings.get(key, 1) != value:  # tables from before versions are 1
+                refuse(f"timed by another protocol (version {m.settings.get(key, 1)}, this hwnas times by version {value})",
+                       "rebuild it with `hwnas build-lut --force` (add --out for a table outside the cache)")
             if key in m.settings and m.settings[key] != value:
                 flag = "--" + key.replace("_", "-")
                 refuse(f"measured with {key}={m.settings[key]}, not {value}", f"pass {flag} {m.settings[key]} or rebuild it")

@@ -4,8 +4,12 @@ Format (a plain dict, saved with `torch.save`, read with `torch.load(weights_onl
 so that opening a file never runs code from it):
 
     {"format": "hwnas-model", "version": 1,
-     "space": SpaceSpec dump, "arch": Architecture dump,
+     "space": SpaceSpec dump, "arch": Architecture dump, "task": TaskSpec dump,
      "state_dict": {name: tensor}, "info": {str: plain values}}
+
+"task" (the task trained on: name and options) was added without a version change:
+a file written before it has none and loads as its space's default task (denoising
+for every file of that time).
 
 A training checkpoint (`checkpoints/last.pt` of `hwnas train`) holds the same dict
 under "model", so every command that takes a model file takes a checkpoint too.
@@ -28,7 +32,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from hwnas.config import SpaceSpec
+from hwnas.config import SpaceSpec, TaskSpec
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_bytes
 from hwnas.space import Architecture, SearchSpace, freeze
@@ -48,6 +52,7 @@ class ModelFile:
     arch: Architecture
     state_dict: dict[str, torch.Tensor]
     info: dict[str, Any] = field(default_factory=dict)
+    task: TaskSpec = field(default_factory=TaskSpec)  # name None: the space's default task
 
     def payload(self) -> dict[str, Any]:
         """The dict that is saved (also embedded in training checkpoints)."""
@@ -56,6 +61,7 @@ class ModelFile:
             "version": VERSION,
             "space": self.spec.model_dump(mode="json"),
             "arch": self.arch.model_dump(mode="json"),
+            "task": self.task.model_dump(mode="json"),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
             "info": dict(self.info),
         }
@@ -122,13 +128,14 @@ def from_payload(payload: Mapping[str, Any], source: str) -> ModelFile:
     try:
         spec = SpaceSpec.model_validate(payload.get("space"))
         arch = Architecture.model_validate(payload.get("arch"))
+        task = TaskSpec.model_validate(payload.get("task") or {})
     except ValidationError:
-        raise HwnasError(f"{source} has a damaged space or architecture record; retrain or pass another model file.") from None
+        raise HwnasError(f"{source} has a damaged space, architecture or task record; retrain or pass another model file.") from None
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise HwnasError(f"{source} has no weights; pass a model.pt written by `hwnas train`.")
     check_finite(state.items(), source)
-    return ModelFile(spec=spec, arch=arch, state_dict=state, info=dict(payload.get("info") or {}))
+    return ModelFile(spec=spec, arch=arch, state_dict=state, info=dict(payload.get("info") or {}), task=task)
 
 
 def check_finite(weights: Iterable[tuple[str, Any]], source: str) -> None:

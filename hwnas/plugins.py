@@ -1,9 +1,10 @@
 """Plugin discovery: entry points plus explicit registration.
 
-Search spaces live in the entry-point group ``hwnas.searchspaces`` and latency
-backends in ``hwnas.backends`` (name -> class). Library users who do not want to
-package their plugin call `register_space` / `register_backend` instead. Nothing is
-registered as an import side effect: the registries are read when asked.
+Search spaces live in the entry-point group ``hwnas.searchspaces``, latency backends
+in ``hwnas.backends`` and tasks in ``hwnas.tasks`` (name -> class). Library users who
+do not want to package their plugin call `register_space` / `register_backend` /
+`register_task` instead. Nothing is registered as an import side effect: the
+registries are read when asked.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from hwnas.errors import HwnasError
 if TYPE_CHECKING:
     from hwnas.latency import LatencyBackend
     from hwnas.space import SearchSpace
+    from hwnas.task import Task
 
 SPACE_GROUP = "hwnas.searchspaces"
 BACKEND_GROUP = "hwnas.backends"
+TASK_GROUP = "hwnas.tasks"
 
-_explicit: dict[str, dict[str, type]] = {SPACE_GROUP: {}, BACKEND_GROUP: {}}
+_explicit: dict[str, dict[str, type]] = {SPACE_GROUP: {}, BACKEND_GROUP: {}, TASK_GROUP: {}}
 
 
 def register_space(cls: "type[SearchSpace]", name: str | None = None) -> "type[SearchSpace]":
@@ -35,6 +38,12 @@ def register_backend(cls: "type[LatencyBackend]", name: str | None = None) -> "t
     return cls
 
 
+def register_task(cls: "type[Task]", name: str | None = None) -> "type[Task]":
+    """Make a task class available by name without packaging it."""
+    _explicit[TASK_GROUP][name or cls.name] = cls
+    return cls
+
+
 def _names(group: str) -> list[str]:
     return sorted({ep.name for ep in entry_points(group=group)} | set(_explicit[group]))
 
@@ -45,6 +54,10 @@ def space_names() -> list[str]:
 
 def backend_names() -> list[str]:
     return _names(BACKEND_GROUP)
+
+
+def task_names() -> list[str]:
+    return _names(TASK_GROUP)
 
 
 def _load(group: str, name: str, kind: str, flag: str) -> type:
@@ -68,3 +81,8 @@ def get_space(name: str) -> "type[SearchSpace]":
 def get_backend(name: str) -> "type[LatencyBackend]":
     """The latency-backend class registered as `name`."""
     return _load(BACKEND_GROUP, name, "latency backend", "--backend")
+
+
+def get_task(name: str) -> "type[Task]":
+    """The task class registered as `name`."""
+    return _load(TASK_GROUP, name, "task", "--task")

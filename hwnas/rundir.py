@@ -1,15 +1,22 @@
-"""The layout of a search run directory, in one place.
+"""The layout of a run folder (`hwnas search` and `hwnas train` --out), in one place.
 
-    config.yaml          resolved SearchConfig (space spec included)
-    lut.csv, lut.meta.json   the latency table the run used, copied in
+Both commands:
+
+    config.yaml          the resolved config (SearchConfig / TrainConfig, space spec included)
     checkpoints/last.pt  latest state (prev.pt: the one before)
+    metrics.csv          one row per epoch
+    arch.json            the architecture (search: derived, argmax alpha; train: the one trained)
+    .hwnas-run, .hwnas-lock  what made the folder, and who writes it now (hwnas.outdir)
+
+A search adds:
+
+    lut.csv, lut.meta.json   the latency table the run used, copied in
     steps.csv            every step's loss terms (rewritten up to the checkpoint on resume)
-    metrics.csv          per epoch: loss terms, entropy, expected latency, val PSNR
     alpha_history.csv    epoch, position, candidate, alpha
     alpha.png, entropy.png
-    arch.json            derived architecture (argmax alpha), deterministic bytes
     summary.json         predicted latency vs the base network, val metrics, choices
-    .hwnas-run, .hwnas-lock  what made the folder, and who writes it now (hwnas.outdir)
+
+A training run adds `model.pt`, the final network (`hwnas.modelfile`), at the end.
 """
 
 from __future__ import annotations
@@ -29,20 +36,24 @@ class RunDir:
         return self.root / "config.yaml"
 
     @property
-    def lut(self) -> Path:
-        return self.root / "lut.csv"
-
-    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
     @property
-    def steps(self) -> Path:
-        return self.root / "steps.csv"
-
-    @property
     def metrics(self) -> Path:
         return self.root / "metrics.csv"
+
+    @property
+    def arch(self) -> Path:
+        return self.root / "arch.json"
+
+    @property
+    def lut(self) -> Path:
+        return self.root / "lut.csv"
+
+    @property
+    def steps(self) -> Path:
+        return self.root / "steps.csv"
 
     @property
     def alpha_history(self) -> Path:
@@ -57,23 +68,12 @@ class RunDir:
         return self.root / "entropy.png"
 
     @property
-    def arch(self) -> Path:
-        return self.root / "arch.json"
-
-    @property
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    @property
+    def model(self) -> Path:
+        return self.root / "model.pt"
+
     def has_checkpoint(self) -> bool:
         return bool(checkpoint_files(self.checkpoints))
-
-    def is_run(self) -> bool:
-        """Whether a search has already written here (config or checkpoints)."""
-        return self.config.exists() or self.has_checkpoint()
-
-    def check_writable(self, resume: bool) -> None:
-        """Refuse an --out that is a file, lies under one, holds a run (unless resuming), or holds
-        anything else (see `hwnas.outdir`)."""
-        from hwnas.outdir import check
-
-        check(self.root, "search", resume)

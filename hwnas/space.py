@@ -19,16 +19,13 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from hwnas.errors import HwnasError
-
-if TYPE_CHECKING:
-    from hwnas.task import Task
 
 Shape = tuple[int, ...]
 
@@ -204,10 +201,18 @@ def replace_module(root: nn.Module, path: str, new: nn.Module) -> None:
 
 
 class SearchSpace(ABC):
-    """A named factory for a super-net, its measurable fixed parts and its default task.
+    """A named factory for a super-net and its measurable fixed parts.
 
-    Subclasses set `name`, `Config` (a pydantic model of its options) and `presets`
-    (name -> options), and implement `build`, `fixed_units` and `task`.
+    Subclasses set `name`, `Config` (a pydantic model of its options), `presets`
+    (name -> options) and `default_task` (the registry name of the task it trains on
+    unless told otherwise, see `hwnas.task`), and implement `build` and `fixed_units`.
+
+    Output scale: a network's output is `scale` times its input in height and width
+    (1: image to image; 2: x2 super-resolution). `scales` lists those the space can
+    build; a space offering more than 1 has a `scale` option in its `Config` (default
+    1) and builds the upsampling ending itself -- it is network structure, measured as
+    a fixed unit and exported with the network. The engine sets that option from the
+    task's `scale`.
     """
 
     name: ClassVar[str]
@@ -215,6 +220,9 @@ class SearchSpace(ABC):
     presets: ClassVar[dict[str, dict]] = {}
     default_preset: ClassVar[str | None] = None
     small_preset: ClassVar[str | None] = None  # small enough for tests and quick starts
+    default_task: ClassVar[str | None] = None
+    scales: ClassVar[tuple[int, ...]] = (1,)
+    train_crops: ClassVar[dict[str, int]] = {}  # preset -> a training crop side (input pixels) it is sized for
     in_channels: ClassVar[int] = 3
     preset: str | None = None  # the preset it was made from, if any (for sidecars and run configs)
 
@@ -232,6 +240,10 @@ class SearchSpace(ABC):
             )
         options = dict(cls.presets.get(preset, {})) if preset else {}
         options.update({k: v for k, v in overrides.items() if v is not None})
+        scale = options.get("scale", 1)
+        if scale not in cls.scales:
+            raise HwnasError(f"space {cls.name!r} cannot build a network whose output is {scale}x its input (it builds "
+                             f"scale {', '.join(map(str, cls.scales))}); choose another task or space.")
         try:
             config = cls.Config(**options)
         except ValidationError as err:
@@ -252,9 +264,15 @@ class SearchSpace(ABC):
         """Parts outside the choice positions (stem, resampling, head), measurable alone."""
         return []
 
-    @abstractmethod
-    def task(self, **options) -> "Task":
-        """The default task (data, loss, metric) to search and train on."""
+    @property
+    def scale(self) -> int:
+        """Output size / input size of the networks built (the `scale` option; 1 without one)."""
+        return int(getattr(self.config, "scale", 1))
+
+    @property
+    def train_crop(self) -> int | None:
+        """A training crop side (input pixels) the preset is sized for, or None: the task's own default."""
+        return self.train_crops.get(self.preset or "")
 
     def example_input(self, image_size: int) -> torch.Tensor:
         return torch.zeros(1, self.in_channels, image_size, image_size)
@@ -308,9 +326,12 @@ class SearchSpace(ABC):
         """Changes when the space's definition (name, options, candidates) changes."""
         with torch.device("meta"):
             net = self.build()
+        config = self.config.model_dump(mode="json")
+        if config.get("scale") == 1:  # scale 1 is what every space built before it had the option: old tables stay valid
+            del config["scale"]
         payload = {
             "space": self.name,
-            "config": self.config.model_dump(mode="json"),
+            "config": config,
             "positions": {label: list(names) for label, names in position_names(net).items()},
             "modules": hashlib.sha256(repr(net).encode()).hexdigest(),
         }

@@ -1,13 +1,14 @@
 """The latency/quality trade-off: one search per latency weight mu, and their Pareto front.
 
-`run_sweep` runs `hwnas.search.run_search` once per mu (each in `<out>/mu-<mu>/`, a
+`run_sweep` runs `hwnas.searching.run_search` once per mu (each in `<out>/mu-<mu>/`, a
 complete search run directory), then writes
 
-    sweep.csv    latency_weight, predicted_ms, base_ms, speedup, val_psnr, val_ssim,
-                 params, alpha_entropy, pareto, run
-    pareto.png   table-predicted latency vs validation PSNR of each derived
-                 network, the Pareto front (no other point is both faster and better)
-                 joined, each point labelled with its mu.
+    sweep.csv    latency_weight, predicted_ms, base_ms, speedup, val_<metric> for each
+                 validation score of the task (its primary metric first: val_psnr,
+                 val_ssim for denoising), params, alpha_entropy, pareto, run
+    pareto.png   table-predicted latency vs the task's primary validation metric of
+                 each derived network, the Pareto front (no other point is both faster
+                 and better) joined, each point labelled with its mu.
 
 The searches share everything but mu (same seed, data, table), so the front shows
 what the latency penalty alone buys. With `resume`, finished searches are reused and
@@ -24,14 +25,15 @@ from typing import Any, Callable, Sequence
 
 from hwnas import outdir
 from hwnas.config import SearchConfig, SweepConfig, write_config
-from hwnas.io import atomic_write_bytes, atomic_write_text
+from hwnas.io import atomic_write_bytes
 from hwnas.latency import LatencyTable
-from hwnas.rundir import RunDir
-from hwnas.search import SearchResult, StepLog, run_search
+from hwnas.rows import write_rows
+from hwnas.searching import SearchResult, StepLog, run_search
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ["latency_weight", "predicted_ms", "base_ms", "speedup", "val_psnr", "val_ssim", "params", "alpha_entropy", "pareto", "run"]
+HEAD = ["latency_weight", "predicted_ms", "base_ms", "speedup"]  # then val_<metric> columns (the task's)
+TAIL = ["params", "alpha_entropy", "pareto", "run"]
 
 
 def run_name(mu: float) -> str:
@@ -44,13 +46,14 @@ class SweepResult:
     rows: list[dict[str, Any]]
     table: Path
     plot: Path
+    metric: str  # the column the front is drawn on: val_<the task's primary metric>
 
 
 def check_sweep_dir(out: Path, latency_weights: Sequence[float], resume: bool) -> None:
     """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming (`hwnas.outdir`)."""
     outdir.check(out, "sweep", resume)
     for mu in latency_weights:
-        RunDir(out / run_name(mu)).check_writable(resume)
+        outdir.check(out / run_name(mu), "search", resume)
 
 
 def run_sweep(
@@ -82,32 +85,34 @@ def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume:
         search = SearchConfig.model_validate(search.model_dump())  # re-validate the copy
         results.append((mu, run_search(search, out / run_name(mu), table, resume=resume, on_step=on_step, task=task)))
     write_config(config, out / "sweep.yaml")
-    rows = sweep_rows(results, out)
-    atomic_write_text(out / "sweep.csv", _csv(rows))
-    plot_pareto(out / "pareto.png", rows)
-    return SweepResult(out, rows, out / "sweep.csv", out / "pareto.png")
+    metric = f"val_{results[0][1].summary.get('primary_metric') or 'score'}"
+    rows, columns = sweep_rows(results, out, metric)
+    write_rows(out / "sweep.csv", rows, columns)
+    plot_pareto(out / "pareto.png", rows, metric)
+    return SweepResult(out, rows, out / "sweep.csv", out / "pareto.png", metric)
 
 
-def sweep_rows(results: list[tuple[float, SearchResult]], out: Path) -> list[dict[str, Any]]:
+def sweep_rows(results: list[tuple[float, SearchResult]], out: Path, metric: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(rows, columns): one row per search; `metric` (val_<primary metric>) decides the Pareto front."""
+    scores = [metric] + [f"val_{k}" for _, r in results for k in (r.summary.get("val") or {}) if f"val_{k}" != metric]
+    columns = HEAD + list(dict.fromkeys(scores)) + TAIL
     rows = []
     for mu, result in results:
         s = result.summary
-        val = s.get("val") or {}
         rows.append({
             "latency_weight": mu,
             "predicted_ms": s["predicted_ms"],
             "base_ms": s["base_ms"],
             "speedup": s["speedup"],
-            "val_psnr": val.get("psnr"),
-            "val_ssim": val.get("ssim"),
+            **{f"val_{k}": v for k, v in (s.get("val") or {}).items()},
             "params": s["params"],
             "alpha_entropy": s["alpha_entropy"],
             "run": str(result.run_dir.relative_to(out)) if result.run_dir.is_relative_to(out) else str(result.run_dir),
         })
-    front = pareto_front([(r["predicted_ms"], r["val_psnr"]) for r in rows])
+    front = pareto_front([(r["predicted_ms"], r.get(metric)) for r in rows])
     for i, row in enumerate(rows):
         row["pareto"] = i in front
-    return [{k: row[k] for k in COLUMNS} for row in rows]
+    return [{k: row.get(k) for k in columns} for row in rows], columns
 
 
 def pareto_front(points: list[tuple[float, float | None]]) -> set[int]:
@@ -125,32 +130,25 @@ def pareto_front(points: list[tuple[float, float | None]]) -> set[int]:
     return front
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    lines = [",".join(COLUMNS)]
-    for row in rows:
-        lines.append(",".join("" if row[c] is None else str(row[c]) for c in COLUMNS))
-    return "\n".join(lines) + "\n"
-
-
-def plot_pareto(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Predicted latency (x) vs validation PSNR (y); the Pareto front joined by a line."""
+def plot_pareto(path: Path, rows: list[dict[str, Any]], metric: str) -> None:
+    """Predicted latency (x) vs the validation `metric` column (y); the Pareto front joined by a line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.2), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    scored = [r for r in rows if r["val_psnr"] is not None]
-    ax.scatter([r["predicted_ms"] for r in scored], [r["val_psnr"] for r in scored], color="C0", zorder=3)
+    scored = [r for r in rows if r[metric] is not None]
+    ax.scatter([r["predicted_ms"] for r in scored], [r[metric] for r in scored], color="C0", zorder=3)
     for r in scored:
-        ax.annotate(f"mu={r['latency_weight']:g}", (r["predicted_ms"], r["val_psnr"]), textcoords="offset points",
+        ax.annotate(f"mu={r['latency_weight']:g}", (r["predicted_ms"], r[metric]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     front = sorted((r for r in scored if r["pareto"]), key=lambda r: r["predicted_ms"])
-    ax.plot([r["predicted_ms"] for r in front], [r["val_psnr"] for r in front], color="C1", label="Pareto front")
+    ax.plot([r["predicted_ms"] for r in front], [r[metric] for r in front], color="C1", label="Pareto front")
     if rows:
         ax.axvline(rows[0]["base_ms"], color="grey", linestyle="--", linewidth=1, label="base network")
     ax.set_xlabel("table-predicted latency (ms)")
-    ax.set_ylabel("validation PSNR (dB)")
+    ax.set_ylabel(f"validation {metric.removeprefix('val_')}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -1,34 +1,78 @@
-"""The task contract: what a space's networks are trained and scored on.
+"""The task contract: what a space's networks are trained on and scored by.
+
+A task is a plugin (entry-point group ``hwnas.tasks``, or `hwnas.plugins.register_task`)
+that owns the data, the loss, the metrics and the evaluation protocol. The engine
+names no task-specific field: a run's config holds a `hwnas.config.TaskSpec` (the
+task's name and its options), the task validates the options with its own pydantic
+`Options` model, and `resolve_task` / `make_task` below turn a spec into a task.
 
 Batches are pure functions of (split, seed, epoch, step): a resumed run, or another
 rank of a distributed run, asks for the same indices and gets the same tensors, with
 no data-loader state to save.
+
+Output scale: a task whose outputs are `scale` times larger than its inputs (x2
+super-resolution) needs a network that ends in an upsampling. The network is the
+space's, so the space builds that ending (its `scale` option, see
+`hwnas.space.SearchSpace.scales`); the task only declares the scale it needs and the
+engine sets the space's option from it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from hwnas.errors import HwnasError
+
+if TYPE_CHECKING:
+    from hwnas.config import SpaceSpec, TaskSpec
+    from hwnas.space import SearchSpace
 
 Predict = Callable[[torch.Tensor], torch.Tensor]  # one input batch -> output (see hwnas.inference)
 
 SPLITS = ("train", "arch")  # weights train on "train"; architecture logits on held-out "arch"
 
+# Task options the command line also takes as flags of their own (`--data DIR` for
+# `-t data=DIR`). A task lists those it has in `shorthands`; any other is refused.
+SHORTHANDS = ("data", "crop", "sigma")
+
+
+class NoOptions(BaseModel):
+    """The options of a task that has none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
 
 class Task(ABC):
-    """Data, loss and metric. `primary_metric` names the number that a higher value improves."""
+    """Data, loss, metrics and evaluation protocol of one learning problem.
 
-    primary_metric: str = "score"
+    A subclass sets `name` (its registry name), `Options` (a frozen pydantic model,
+    extra="forbid"; every field has a default and a `description` that `hwnas tasks`
+    shows), `shorthands` (which of `SHORTHANDS` are `Options` fields it takes as flags),
+    `scale` (output size / input size) and `primary_metric` (the score a higher value
+    improves: the sweep's y axis, the first validation column). The engine builds it as
+    `cls(options, space)`: validated options and the space whose network it trains
+    (for hints such as `space.train_crop`; None when only the file hooks are used).
+    """
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    shorthands: ClassVar[tuple[str, ...]] = ()
+    scale: ClassVar[int] = 1
+    primary_metric: ClassVar[str] = "score"
+
+    def __init__(self, options: BaseModel | None = None, space: "SearchSpace | None" = None):
+        self.options = options if options is not None else self.Options()
+        self.space = space
 
     @abstractmethod
     def batch(self, split: str, *, seed: int, epoch: int, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input, target) for one step; deterministic in its arguments."""
+        """(input, target) for one step; deterministic in its arguments. target is `scale` x input in H and W."""
 
     @abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,7 +82,7 @@ class Task(ABC):
     def validate(self, model: nn.Module, device: torch.device | str = "cpu") -> dict[str, float]:
         """Score `model` on the task's fixed validation set; includes `primary_metric`."""
 
-    # Optional hooks for deployment commands (`hwnas eval`, `hwnas denoise`). They work on
+    # Optional hooks for deployment commands (`hwnas eval`, `hwnas infer`). They work on
     # whole files, not on the task's own data; a task that cannot do this keeps the defaults.
 
     def evaluate_folder(self, predict: Predict, folder: str | Path, **options) -> list[dict]:
@@ -46,10 +90,112 @@ class Task(ABC):
 
         Returns one dict per sample (and condition): "image", label columns (str or int,
         e.g. data set and noise level) and metric columns (float). `options` are the
-        task's own (e.g. noise levels, seed, where to save images).
+        protocol's own keyword-only options (e.g. noise levels, seed, where to save images).
         """
-        raise HwnasError(f"this space's task ({type(self).__name__}) does not support evaluating a folder; use its validate().")
+        raise HwnasError(f"the task {self.name or type(self).__name__} does not support evaluating a folder; use its validate().")
 
     def infer_file(self, predict: Predict, in_path: str | Path, out_path: str | Path) -> dict:
         """Run `predict` on one input file and write the result to `out_path`; returns facts about it."""
-        raise HwnasError(f"this space's task ({type(self).__name__}) does not support running on files.")
+        raise HwnasError(f"the task {self.name or type(self).__name__} does not support running on files.")
+
+
+# -- from a TaskSpec to a task -----------------------------------------------------------
+
+S = TypeVar("S")
+
+
+def task_class(name: str | None, space: str) -> type[Task]:
+    """The task registered as `name`, or the default task of the space registered as `space`."""
+    from hwnas.plugins import get_space, get_task
+
+    if name is None:
+        name = get_space(space).default_task
+        if name is None:
+            raise HwnasError(f"space {space!r} names no default task; pass --task (see `hwnas tasks`).")
+    return get_task(name)
+
+
+def task_options(cls: type[Task], options: dict[str, Any]) -> BaseModel:
+    """`cls.Options(**options)`; a mistake is one `HwnasError` line naming the flag that set it."""
+    fields = cls.Options.model_fields
+    for key in options:
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise HwnasError(f"{_flag(key)} does not apply to task {cls.name}; its options are: {known} (see `hwnas tasks`).")
+    try:
+        return cls.Options(**options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise HwnasError(f"invalid {_flag(key) if key else 'task options'} for task {cls.name}: {message}.") from None
+
+
+def _flag(key: str) -> str:
+    return f"--{key}" if key in SHORTHANDS else f"-t {key}"
+
+
+def resolve_task(config: S, defaults: bool = False) -> S:
+    """`config` (anything with `spec` and `task`) with the task resolved: its name filled
+    in, its options normalised by the task's `Options` (as the task writes them back,
+    e.g. a data folder made absolute; only those given, or with `defaults` every one),
+    and the space's `scale` option set to the scale the task needs. Idempotent; refuses
+    a space that cannot produce that scale."""
+    task, spec = resolved(config.task, config.spec, defaults)
+    return config.model_copy(update={"task": task, "spec": spec})
+
+
+def resolved(task: "TaskSpec", spec: "SpaceSpec", defaults: bool = False) -> tuple["TaskSpec", "SpaceSpec"]:
+    """(task spec, space spec) as `resolve_task` describes."""
+    from hwnas.config import TaskSpec
+
+    cls = task_class(task.name, spec.space)
+    options = task_options(cls, task.options).model_dump(mode="json", exclude_unset=not defaults)
+    return TaskSpec(name=cls.name, options=options), spec_for_scale(spec, cls)
+
+
+def spec_for_scale(spec: "SpaceSpec", cls: type[Task]) -> "SpaceSpec":
+    """`spec` with the space option `scale` set to `cls.scale` (left out at 1, as every space builds scale 1)."""
+    from hwnas.plugins import get_space
+
+    given = spec.options.get("scale")
+    if given is not None and given != cls.scale:
+        raise HwnasError(
+            f"the {spec.space} network is set to output scale {given} (space option scale, given or from the latency "
+            f"table), but task {cls.name} needs scale {cls.scale}; pass another --task, or a table built with "
+            f"-o scale={cls.scale}."
+        )
+    if cls.scale == 1:
+        return spec
+    scales = get_space(spec.space).scales
+    if cls.scale not in scales:
+        raise HwnasError(
+            f"space {spec.space!r} cannot build a network whose output is {cls.scale}x its input, which task "
+            f"{cls.name} needs (it builds scale {', '.join(map(str, scales))}); pass another --space or --task."
+        )
+    return spec.model_copy(update={"options": {**spec.options, "scale": cls.scale}})
+
+
+def make_task(task: "TaskSpec", space: "SearchSpace") -> Task:
+    """The task of `task` (name None: the space's default) for the networks of `space`."""
+    cls = task_class(task.name, space.name)
+    if cls.scale != space.scale:
+        raise HwnasError(f"task {cls.name} needs output scale {cls.scale}, but this {space.name} network has scale "
+                         f"{space.scale}; pass -o scale={cls.scale} or another --task.")
+    return cls(task_options(cls, task.options), space)
+
+
+def file_task(name: str | None, space: str) -> Task:
+    """A task built only for its file hooks (`evaluate_folder`, `infer_file`): default options, no space.
+
+    Its INFO log about its own training data is silenced: it is not the data in use here.
+    """
+    import logging
+
+    cls = task_class(name, space)
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        return cls(cls.Options(), None)
+    finally:
+        logging.disable(previous)

@@ -1,4 +1,8 @@
-"""Colour image denoising as an hwnas `Task`: random crops, Gaussian (or real) noise, MSE, PSNR.
+"""Colour image denoising as an hwnas `Task` (`denoising`): random crops, Gaussian (or real) noise, MSE, PSNR.
+
+Registered in the entry-point group ``hwnas.tasks``; the default task of `nafnet-unet`.
+Options (`DenoisingOptions`, given as `-t KEY=VALUE` or the shorthands `--data`,
+`--crop`, `--sigma`): see `hwnas tasks`.
 
 Data
     `data=None` uses the colour photographs inside scikit-image (a quick start, no
@@ -64,30 +68,32 @@ logger = logging.getLogger(__name__)
 VAL_CHUNK = 16  # validation crops per forward pass: bounds memory at large crops
 
 
-class DenoisingConfig(BaseModel):
-    """Options of `GaussianDenoising`.
+DEFAULT_CROP = 64  # when neither the options nor the space's preset name one
 
-    data: image folder (or a folder with noisy/ and clean/ subfolders); None = the
-        sample photographs inside scikit-image.
-    crop: side of the square training and validation crops, in pixels (SSIM needs >= 11).
-    sigma: noise level in 0-255 units, fixed, or (low, high) drawn uniformly per crop.
-        Ignored for paired data, whose noise is real.
-    val_crops: number of fixed validation crops.
-    val_fraction: share of images (or of each image's width) held out, in (0, 0.5].
-    """
+
+class DenoisingOptions(BaseModel):
+    """Options of `GaussianDenoising` (each field's description is what `hwnas tasks` shows)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data: str | None = None
-    crop: int = Field(64, ge=16)
-    sigma: float | tuple[float, float] = 25.0
-    val_crops: int = Field(8, ge=1)
-    val_fraction: float = Field(0.2, gt=0.0, le=0.5)
+    data: str | None = Field(None, description="Image folder, or one with noisy/ and clean/ subfolders (real-noise "
+                                               "pairs); default: the sample photographs inside scikit-image.")
+    crop: int | None = Field(None, ge=16, description="Side of the square training and validation crops in pixels; "
+                                                      f"default: the space preset's (tiny 32, paper 128), else {DEFAULT_CROP}.")
+    sigma: float | tuple[float, float] = Field(25.0, description="Gaussian noise level in 0-255 units, or a range "
+                                                                 "LOW,HIGH drawn per crop (blind denoising); ignored for "
+                                                                 "real-noise pairs.")
+    val_crops: int = Field(8, ge=1, description="Number of fixed validation crops.")
+    val_fraction: float = Field(0.2, gt=0.0, le=0.5, description="Share of the images (or of each image's width) "
+                                                                 "held out for the architecture step and validation.")
 
     @field_validator("data", mode="before")
     @classmethod
-    def _path_to_str(cls, value):
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
+    def _absolute(cls, value):
+        """An absolute path, so a run resumed from another folder reads the same images."""
+        if isinstance(value, (str, os.PathLike)):
+            return str(Path(value).expanduser().resolve())
+        return value
 
     @field_validator("sigma")
     @classmethod
@@ -98,6 +104,9 @@ class DenoisingConfig(BaseModel):
         if isinstance(value, tuple) and value[0] > value[1]:
             raise ValueError("a sigma range must be (low, high) with low <= high")
         return value
+
+
+DenoisingConfig = DenoisingOptions  # its name before tasks were plugins
 
 
 @dataclass(frozen=True)
@@ -112,25 +121,32 @@ class _Region:
 class GaussianDenoising(Task):
     """Denoise colour crops; loss MSE, primary metric PSNR (dB) on fixed held-out crops."""
 
+    name = "denoising"
+    Options = DenoisingOptions
+    shorthands = ("data", "crop", "sigma")
+    scale = 1
     primary_metric = "psnr"
 
-    def __init__(self, config: DenoisingConfig | None = None, **options):
-        """Pass a `DenoisingConfig`, or its fields as keywords (invalid ones raise `HwnasError`)."""
+    def __init__(self, config: DenoisingOptions | None = None, space=None, **options):
+        """Pass `DenoisingOptions` (and the space, for its preset's crop), or the options as keywords
+        (invalid ones raise `HwnasError`)."""
         if config is None:
             config = make_config(**options)
         elif options:
-            raise TypeError("pass either a DenoisingConfig or keyword options, not both")
+            raise TypeError("pass either DenoisingOptions or keyword options, not both")
+        super().__init__(config, space)
         self.config = config
-        self.crop = config.crop
+        preset_crop = space.train_crop if space is not None else None
+        self.crop = config.crop if config.crop is not None else preset_crop or DEFAULT_CROP
         images, self.source = _load_images(config.data)
         self.paired = any(noisy is not None for _, noisy, _ in images)
-        images = _usable(images, config.crop)
-        self._splits, self.split_mode = _split(images, config.val_fraction, config.crop)
+        images = _usable(images, self.crop)
+        self._splits, self.split_mode = _split(images, config.val_fraction, self.crop)
         self._val_noisy, self._val_clean = self._validation_set()
         logger.info(
             "denoising data %s: %d train / %d held-out regions (split by %s), %d validation crops of %d px",
             self.source, len(self._splits["train"]), len(self._splits["arch"]), self.split_mode,
-            config.val_crops, config.crop,
+            config.val_crops, self.crop,
         )
 
     def summary(self) -> dict:
@@ -250,10 +266,10 @@ class GaussianDenoising(Task):
         return denoise_file(predict, in_path, out_path)
 
 
-def make_config(**options) -> DenoisingConfig:
-    """A validated `DenoisingConfig`; invalid options raise a one-line `HwnasError`."""
+def make_config(**options) -> DenoisingOptions:
+    """Validated `DenoisingOptions`; invalid options raise a one-line `HwnasError`."""
     try:
-        return DenoisingConfig(**options)
+        return DenoisingOptions(**options)
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "options"

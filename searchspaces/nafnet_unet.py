@@ -1,4 +1,4 @@
-"""The NAFNet U-Net search space for image denoising.
+"""The NAFNet U-Net search space for image restoration (its default task: denoising).
 
 NAFNet (Chen et al., ECCV 2022) with every block position turned into a choice among
 `naf`, `naf_bn`, `naf_bn_lite` and `cbr` (see `nafnet_blocks`). The `paper` preset is
@@ -7,11 +7,24 @@ NAFNet-width32: encoder (2,2,4,8), 12 middle, decoder (2,2,2,2) -- 36 positions,
 
 Module paths equal position labels (`enc0.1`, `mid.3`, `dec2.0`); `dec{i}` works at
 the resolution and width of `enc{i}`.
+
+Output scale (option `scale`, set by the engine from the task, see `hwnas.task`):
+scale 1 is NAFNet as published (image to image). Scale 2 (x2 super-resolution) keeps
+the U-Net at the input's resolution -- every position sees the shapes it sees at scale
+1 -- and changes only the ending: its 3x3 conv makes 4x the image channels, and a
+PixelShuffle(2) rearranges them into an image of twice the size (ESPCN, Shi et al.,
+CVPR 2016): one cheap fixed unit, measured like any other and exported with the
+network (Conv + DepthToSpace in ONNX). The global residual then adds the input
+upsampled by nearest neighbour (`upscale`), not bicubic: a pure copy that every NPU
+runs exactly and quantises without error, where a cubic Resize is slow or missing on
+some delegates and its kernels differ between frameworks; the residual only needs to
+carry the low frequencies the network then corrects (the anchor of mobile SR networks,
+Du et al., "Anchor-based Plain Net for Mobile Image Super-Resolution", CVPRW 2021).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +46,7 @@ class NAFNetUNetConfig(BaseModel):
     dec_blocks: tuple[int, ...] = (2, 2, 2, 2)
     candidates: tuple[str, ...] = CANDIDATES
     img_channels: int = Field(3, ge=1)
+    scale: Literal[1, 2] = 1  # output size / input size: 2 adds the upsampling ending (module docstring)
 
     @model_validator(mode="after")
     def _forms_a_unet(self) -> "NAFNetUNetConfig":
@@ -59,6 +73,7 @@ class NAFNetUNet(nn.Module):
     def __init__(self, cfg: NAFNetUNetConfig):
         super().__init__()
         self.levels = len(cfg.enc_blocks)
+        self.scale = cfg.scale
         w = cfg.width
         self.intro = nn.Conv2d(cfg.img_channels, w, 3, padding=1)
         # Register in execution order so positions are listed in forward order.
@@ -71,7 +86,7 @@ class NAFNetUNet(nn.Module):
             c = w * 2**i
             self.add_module(f"up{i}", Upsample(2 * c))
             self.add_module(f"dec{i}", _stage(f"dec{i}", cfg.dec_blocks[i], c, cfg.candidates))
-        self.ending = nn.Conv2d(w, cfg.img_channels, 3, padding=1)
+        self.ending = _ending(w, cfg.img_channels, cfg.scale)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         h, w = inp.shape[-2:]
@@ -84,22 +99,65 @@ class NAFNetUNet(nn.Module):
             x = getattr(self, f"down{i}")(x)
         x = self.mid(x)
         for i in reversed(range(self.levels)):
-            x = getattr(self, f"up{i}")(x) + skips[i]
+            x = getattr(self, f"up{i}")(x, skips[i])
             x = getattr(self, f"dec{i}")(x)
-        x = self.ending(x) + x_in
-        return x[..., :h, :w]
+        x = self.ending(x) + upscale(x_in, self.scale)
+        return x[..., :h * self.scale, :w * self.scale]
 
 
 class Upsample(nn.Module):
-    """1x1 conv to 2c then PixelShuffle(2): halves channels, doubles resolution."""
+    """1x1 conv to 2c then PixelShuffle(2): halves channels, doubles resolution; then adds the
+    encoder's skip tensor (the U-Net's merge), so the addition belongs to this part's scope
+    (`/up0/Add`) and is timed with it."""
 
     def __init__(self, c: int):
         super().__init__()
         self.conv = nn.Conv2d(c, 2 * c, 1, bias=False)
         self.shuffle = nn.PixelShuffle(2)
 
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.shuffle(self.conv(x))
+        return y if skip is None else y + skip
+
+
+class WithSkip(nn.Module):
+    """An `Upsample` as the network runs it: with a skip tensor to add (a constant here, read
+    from memory as the network reads the encoder's output)."""
+
+    def __init__(self, up: Upsample, out_shape: tuple[int, ...]):
+        super().__init__()
+        self.up = up
+        self.register_buffer("skip", torch.randn(out_shape))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shuffle(self.conv(x))
+        return self.up(x, self.skip)
+
+
+class WithResidual(nn.Module):
+    """The ending convolution as the network runs it: plus the (padded) input image, cropped
+    back to the image size -- the network's global residual."""
+
+    def __init__(self, ending: nn.Module, out_shape: tuple[int, ...], image_hw: tuple[int, int]):
+        super().__init__()
+        self.ending = ending
+        self.image_hw = image_hw
+        self.register_buffer("image", torch.randn(out_shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.image_hw
+        return (self.ending(x) + self.image)[..., :h, :w]
+
+
+def _ending(width: int, channels: int, scale: int) -> nn.Module:
+    """The last conv back to image channels; at scale > 1 followed by PixelShuffle(scale) (module docstring)."""
+    if scale == 1:
+        return nn.Conv2d(width, channels, 3, padding=1)  # exactly NAFNet's: scale-1 weights and tables stay valid
+    return nn.Sequential(nn.Conv2d(width, channels * scale**2, 3, padding=1), nn.PixelShuffle(scale))
+
+
+def upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """The input at the output's size, for the global residual: nearest neighbour (module docstring)."""
+    return x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="nearest")
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -115,7 +173,7 @@ def _stage(prefix: str, n: int, c: int, candidates: tuple[str, ...]) -> nn.Seque
 
 
 class NAFNetUNetSpace(SearchSpace):
-    """`nafnet-unet`: NAFNet U-Net, four candidate blocks per position, Gaussian denoising task."""
+    """`nafnet-unet`: NAFNet U-Net, four candidate blocks per position; denoising, or x2 with -o scale=2."""
 
     name: ClassVar[str] = "nafnet-unet"
     Config: ClassVar[type[BaseModel]] = NAFNetUNetConfig
@@ -127,6 +185,8 @@ class NAFNetUNetSpace(SearchSpace):
     default_preset: ClassVar[str] = "paper"
     small_preset: ClassVar[str] = "tiny"
     train_crops: ClassVar[dict[str, int]] = {"paper": 128, "tiny": 32}
+    default_task: ClassVar[str] = "denoising"
+    scales: ClassVar[tuple[int, ...]] = (1, 2)
 
     def build(self) -> NAFNetUNet:
         return NAFNetUNet(self.config)
@@ -139,7 +199,10 @@ class NAFNetUNetSpace(SearchSpace):
         return torch.zeros(1, self.config.img_channels, image_size, image_size)
 
     def fixed_units(self, image_size: int) -> list[Unit]:
-        """intro, each down/up-sampling, ending -- at the (padded) shapes they see."""
+        """intro, each down-sampling, each up-sampling with the skip addition after it, and the
+        ending with the global residual and crop -- at the (padded) shapes they see -- so that
+        the table's sum of units leaves out no work of the network but the input's zero
+        padding (a copy of the image, ~0.1 ms at 256x256)."""
         cfg, size = self.config, image_size + (-image_size) % self.multiple
         # The fixed parts depend only on width and levels: build the net without blocks.
         levels = len(cfg.enc_blocks)
@@ -148,12 +211,9 @@ class NAFNetUNetSpace(SearchSpace):
         for i in range(len(cfg.enc_blocks)):
             c, s = cfg.width * 2**i, size // 2**i
             units.append(Unit("down", (1, c, s, s), getattr(net, f"down{i}"), kind="fixed", path=f"down{i}"))
-            units.append(Unit("up", (1, 2 * c, s // 2, s // 2), getattr(net, f"up{i}"), kind="fixed", path=f"up{i}"))
-        units.append(Unit("ending", (1, cfg.width, size, size), net.ending, kind="fixed", path="ending"))
+            up = WithSkip(getattr(net, f"up{i}"), (1, c, s, s))
+            units.append(Unit("up", (1, 2 * c, s // 2, s // 2), up, kind="fixed", path=f"up{i}"))
+        out, s = size * cfg.scale, cfg.scale  # the residual image is the input upscaled (not timed: a copy)
+        ending = WithResidual(net.ending, (1, cfg.img_channels, out, out), (image_size * s, image_size * s))
+        units.append(Unit("ending", (1, cfg.width, size, size), ending, kind="fixed", path="ending"))
         return units
-
-    def task(self, data: str | None = None, crop: int | None = None, sigma: float | tuple[float, float] = 25.0, **options):
-        from hwnas.searchspaces.denoising import GaussianDenoising, make_config
-
-        crop = self.train_crops.get(self.preset or "", 64) if crop is None else crop  # 0 is refused, not replaced
-        return GaussianDenoising(make_config(data=data, crop=crop, sigma=sigma, **options))

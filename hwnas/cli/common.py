@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 from pydantic import BaseModel
@@ -40,6 +41,37 @@ OptionalStrList = Optional[list[str]]
 # Compute settings of `search`, `sweep` and `train` (not table settings: see hwnas.compute).
 TorchThreadsOpt = typer.Option(None, "--threads", help="Torch threads for training compute (default: torch's own, every usable core or OMP_NUM_THREADS; measured 1.8x faster than one at the paper preset on 2 cores). On a busy machine fewer threads avoid spin-waiting. >= 1.")
 PrefetchOpt = typer.Option(None, "--prefetch", help="Batches prepared ahead in a background thread (default 2; 0: on demand). Never changes the batches. >= 0.")
+
+
+# The task a run trains on (a plugin: see `hwnas tasks`) and its options. --data, --crop
+# and --sigma are shorthands for -t data=..., -t crop=..., -t sigma=...; a task that has
+# no such option refuses them (hwnas.task.task_options).
+TaskOpt = typer.Option(None, "--task", help="Task to train on (see `hwnas tasks`); default: the space's (denoising for nafnet-unet).")
+TaskOptionOpt = typer.Option(None, "--task-option", "-t", help="Task option KEY=VALUE (YAML value), e.g. -t val_crops=16; `hwnas tasks` lists them.")
+
+
+def task_fields(task: Optional[str], task_option: Optional[list[str]], **shorthands: Any) -> dict[str, Any]:
+    """--task, -t and the shorthand flags given, as the config field `task` ({} when none was given)."""
+    from hwnas.config import parse_options
+
+    options = parse_options(task_option, flag="-t", example="val_crops=16")
+    options.update({k: str(v) if isinstance(v, Path) else v for k, v in shorthands.items() if v is not None})
+    if "sigma" in shorthands and shorthands["sigma"] is not None:
+        options["sigma"] = parse_level(shorthands["sigma"])
+    given = {"name": task} if task is not None else {}
+    if options:
+        given["options"] = options
+    return {"task": given} if given else {}
+
+
+ConfigOpt = typer.Option(None, "--config", help="YAML file of settings named as in the command's config (a run's own config.yaml works as it is); flags given as well override it.")
+
+
+def settings(path: Optional[Path], model: type[BaseModel], flags: dict[str, Any]) -> dict[str, Any]:
+    """A command's settings by config field: those of the --config file, the flags given on top."""
+    from hwnas.config import merged, read_settings
+
+    return merged(read_settings(path, model) if path is not None else {}, flags)
 
 
 def parse_level(text: Optional[str]):

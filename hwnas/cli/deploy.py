@@ -1,4 +1,10 @@
-"""`hwnas train`, `hwnas eval`, `hwnas export`, `hwnas denoise`: from a search result to a deployed model."""
+"""`hwnas train`, `hwnas eval`, `hwnas export`, `hwnas infer` (alias `hwnas denoise`): from a search result
+to a deployed model.
+
+Thin: flags (over a --config file) -> config fields -> `hwnas.train` / `hwnas.evaluate` /
+`hwnas.export` / `hwnas.load` and the model's task (`Task.infer_file`) -> the report. Flags default to None ("not given") so a
+--config file (or a resumed run's own config) can fill them.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +15,31 @@ from typing import Optional
 
 import typer
 
-from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TorchThreadsOpt, bounds, parse_level
-from hwnas.config import EvalConfig, ExportConfig, TrainConfig
+from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TaskOpt,
+                              TaskOptionOpt, TorchThreadsOpt, bounds, settings, task_fields)
+from hwnas.config import EvalConfig, ExportConfig, InferConfig, TrainConfig
 from hwnas.errors import HwnasError
 
 log = logging.getLogger(__name__)
 
-AcceleratorOpt = typer.Option("cpu", "--accelerator", help="Where PyTorch computes: cpu or cuda.")
-ModelOpt = typer.Option(..., "--model", help="model.pt (or a checkpoint) from `hwnas train`, or an ONNX file from `hwnas export`.")
+AcceleratorOpt = typer.Option(None, "--accelerator", help="Where PyTorch computes: cpu or cuda (default cpu).")
+ModelOpt = typer.Option(None, "--model", help="model.pt (or a checkpoint) from `hwnas train`, or an ONNX file from `hwnas export` (or model in --config).")
 TileOpt = typer.Option(None, "--tile", help=f"Run in overlapping tiles of at most N x N pixels (bounded memory); default: whole images. {bounds(EvalConfig, 'tile')}")
 OverlapOpt = typer.Option(None, "--overlap", help=f"Margin in pixels each tile sees beyond the part it keeps (default min(32, tile/4)). {bounds(EvalConfig, 'overlap')}")
-ThreadsOpt = typer.Option(0, "--threads", help=f"ONNX Runtime intra-op threads (0: its default). {bounds(EvalConfig, 'threads')}")
+ThreadsOpt = typer.Option(None, "--threads", help=f"ONNX Runtime intra-op threads (default 0: its own choice). {bounds(EvalConfig, 'threads')}")
 
 
-def _space_spec(space: Optional[str], preset: Optional[str], option: OptionalStrList):
-    """A SpaceSpec if any of --space/--preset/--option was given, else None (taken from the run or arch)."""
-    from hwnas.config import SpaceSpec, parse_options
+def _spec_flags(space: Optional[str], preset: Optional[str], option: OptionalStrList) -> dict:
+    """The parts of the space spec given as flags (--space, --preset, --option)."""
+    from hwnas.config import parse_options
 
-    if space is None and preset is None and not option:
-        return None
-    return SpaceSpec(space=space or "nafnet-unet", preset=preset, options=parse_options(option))
+    given = {"space": space, "preset": preset, "options": parse_options(option) if option else None}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _given(values: dict) -> dict:
+    """The flags actually passed (None: not given), paths as strings."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
 
 
 def _emit(as_json: bool, report: dict, lines: list[str]) -> None:
@@ -37,19 +48,6 @@ def _emit(as_json: bool, report: dict, lines: list[str]) -> None:
     else:
         for line in lines:
             typer.echo(line)
-
-
-def _file_task(spec):
-    """The space's default task, built only for its file hooks (evaluate_folder, infer_file).
-
-    Its INFO log about its own training data is silenced: it is not the data in use here.
-    """
-    previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
-    try:
-        return spec.create().task()
-    finally:
-        logging.disable(previous)
 
 
 # -- train -----------------------------------------------------------------------------
@@ -62,9 +60,11 @@ def train(
     space: Optional[str] = typer.Option(None, "--space", help="Search space (default: from --init-from or the architecture)."),
     preset: Optional[str] = PresetOpt,
     option: OptionalStrList = OptionOpt,
-    data: Optional[str] = typer.Option(None, "--data", help="Training images: a folder, or one with noisy/ and clean/ subfolders (default: the task's sample images)."),
-    crop: Optional[int] = typer.Option(None, "--crop", help=f"Training crop side in pixels (default: the preset's). {bounds(TrainConfig, 'crop')}"),
-    sigma: Optional[str] = typer.Option(None, "--sigma", help="Training noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising), for tasks that add noise (default 25)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task to train on (see `hwnas tasks`); default: the --init-from run's, else the space's."),
+    task_option: OptionalStrList = TaskOptionOpt,
+    data: Optional[str] = typer.Option(None, "--data", help="Shorthand for -t data=DIR: training images, a folder or one with noisy/ and clean/ subfolders (default: the task's sample images)."),
+    crop: Optional[int] = typer.Option(None, "--crop", help="Shorthand for -t crop=N: training crop side in input pixels (default: the preset's; its range is the task's, see `hwnas tasks`)."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", help="Shorthand for -t sigma=...: training noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising), for tasks that add noise (default 25)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Epochs of --steps-per-epoch steps (default 10). {bounds(TrainConfig, 'epochs')}"),
     steps_per_epoch: Optional[int] = typer.Option(None, "--steps-per-epoch", help=f"Steps per epoch (default 100). {bounds(TrainConfig, 'steps_per_epoch')}"),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help=f"Train for this many minutes of training steps instead of --epochs (equal-cost baselines). {bounds(TrainConfig, 'time_budget')}"),
@@ -76,36 +76,44 @@ def train(
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     as_json: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Train a derived network: fine-tune a search result, or train a baseline under the same budget.
 
     Examples:
       hwnas train --init-from runs/search --out runs/ft --epochs 20
       hwnas train --preset tiny --uniform naf --data ../shared/datasets/CBSD432 --time-budget 5 --out runs/naf
+      hwnas train --preset tiny --uniform naf --task sr2 --epochs 2 --out runs/sr
+      hwnas train --config runs/ft/config.yaml --seed 1 --out runs/ft-seed1
 
     Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m hwnas train ... (--batch-size is the global batch; only rank 0 writes and prints).
     """
+    fields = settings(config, TrainConfig, {**_given(dict(
+        epochs=epochs, steps_per_epoch=steps_per_epoch, time_budget=time_budget, batch_size=batch_size, lr=lr, seed=seed,
+        checkpoint_every=checkpoint_every, accelerator=accelerator, threads=threads, prefetch=prefetch, init_from=init_from)),
+        **task_fields(task, task_option, data=data, crop=crop, sigma=sigma)})
+    for length, other in (("epochs", "time_budget"), ("time_budget", "epochs")):  # a length flag replaces the file's
+        if locals()[length] is not None and locals()[other] is None:
+            fields.pop(other, None)
+    spec = _spec_flags(space, preset, option)
+    if spec:
+        fields["spec"] = {**fields.get("spec", {}), **spec}
+    if arch is not None or uniform is not None:  # the flag replaces the file's architecture
+        fields.pop("arch", None)
+        fields.update(arch=None if arch is None else str(arch), uniform=uniform)
+    import hwnas
     from hwnas import distributed
-    from hwnas import train as training
-    from hwnas.space import Architecture
 
-    settings = dict(data=data, crop=crop, sigma=parse_level(sigma), epochs=epochs, steps_per_epoch=steps_per_epoch,
-                    time_budget=time_budget, batch_size=batch_size, lr=lr, seed=seed,
-                    checkpoint_every=checkpoint_every, accelerator=accelerator, threads=threads, prefetch=prefetch)
-    architecture = Architecture.load(arch) if arch is not None else None
     with distributed.session():  # torchrun: data parallel, only rank 0 writes and prints
-        config = training.plan(out, resume=resume, spec=_space_spec(space, preset, option), arch=architecture,
-                               uniform=uniform, init_from=init_from, **settings)
         with _TrainBar() as bar:
             show = distributed.is_main()
-            result = training.train(config, out, resume=resume, on_step=bar.step if show else None,
-                                    on_epoch=bar.epoch if show else None)
+            result = hwnas.train(out=out, resume=resume, on_step=bar.step if show else None,
+                                 on_epoch=bar.epoch if show else None, **fields)
         if not distributed.is_main():
             return
-    metrics = result["metrics"]
-    scores = ", ".join(f"{k.removeprefix('val_')} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
-    _emit(as_json, result, [f"trained {result['steps']} steps in {result['train_seconds']:.1f} s of training; validation {scores}",
-                            f"model: {result['model']}"])
+    scores = ", ".join(f"{k.removeprefix('val_')} {v:.4f}" for k, v in result.metrics.items() if k.startswith("val_"))
+    _emit(as_json, result.as_dict(), [f"trained {result.steps} steps in {result.train_seconds:.1f} s of training; validation {scores}",
+                                      f"model: {result.model}"])
 
 
 class _TrainBar:
@@ -140,61 +148,37 @@ class _TrainBar:
 # -- eval ------------------------------------------------------------------------------
 
 def evaluate(
-    model: Path = ModelOpt,
-    data: list[Path] = typer.Option(..., "--data", help="A folder of test images (or noisy/ + clean/ pairs); repeat for several."),
+    model: Optional[Path] = ModelOpt,
+    data: OptionalStrList = typer.Option(None, "--data", help="A folder of test images (or noisy/ + clean/ pairs); repeat for several (or data in --config)."),
     sigma: Optional[str] = typer.Option(None, "--sigma", help="Noise levels, comma-separated, for tasks that add noise (default 15,25,50)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the per-image noise (default 0)."),
     save_images: Optional[Path] = typer.Option(None, "--save-images", help="Folder for input | noisy | output images side by side."),
-    task_option: OptionalStrList = typer.Option(None, "--task-option", "-t", help="Other task option KEY=VALUE."),
+    task_option: OptionalStrList = typer.Option(None, "--task-option", "-t", help="Other option KEY=VALUE of the model's task's evaluation protocol."),
     out: Optional[Path] = typer.Option(None, "--out", help="Summary CSV (per-image rows go beside it); default <model>_eval.csv."),
     tile: Optional[int] = TileOpt,
     overlap: Optional[int] = OverlapOpt,
-    accelerator: str = AcceleratorOpt,
-    threads: int = ThreadsOpt,
+    accelerator: Optional[str] = AcceleratorOpt,
+    threads: Optional[int] = ThreadsOpt,
     as_json: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Score a model on test folders by its task's protocol; prints a table and writes CSV.
 
     Example: hwnas eval --model runs/ft/model.pt --data ../shared/datasets/CBSD68 --data ../shared/datasets/Kodak24 --sigma 15,25,50
     """
-    from hwnas.config import EvalConfig, build_config, parse_options
-    from hwnas.evaluate import evaluate as run_eval, per_sample_path, write_csv
+    import hwnas
     from hwnas.cli.progress import bar as progress_bar
-    from hwnas.inference import model_predictor, open_model
+    from hwnas.config import parse_options
 
-    options = parse_options(task_option)
-    options.update({k: v for k, v in {"sigma": sigma, "seed": seed, "save_images": None if save_images is None else str(save_images)}.items() if v is not None})
-    out = out or model.with_name(f"{model.stem}_eval.csv")
-    cfg = build_config(EvalConfig, model=str(model), data=tuple(str(d) for d in data), task_options=options, out=str(out),
-                       tile=tile, overlap=overlap, accelerator=accelerator, threads=threads)
-    _check_eval_outputs(cfg, save_images)
-    loaded = open_model(cfg.model, cfg.accelerator, cfg.threads)
-    task = _file_task(loaded.spec)
-    predict = model_predictor(loaded, cfg.tile, cfg.overlap)
-    with progress_bar(unit="image", desc="eval", enabled=not as_json) as bar:
-        def counted(x):  # one call per image and condition: the bar counts them (their number is the task's)
-            y = predict(x)
-            bar.update(1)
-            return y
-
-        rows, summary = run_eval(task, counted, cfg.data, cfg.task_options, on_folder=lambda f: bar.set_description(Path(f).name))
-    write_csv(per_sample_path(cfg.out), rows)
-    write_csv(cfg.out, summary)
-    report = {"model": cfg.model, "runtime": loaded.runtime, "summary": summary, "csv": cfg.out,
-              "per_image_csv": str(per_sample_path(cfg.out))}
-    _emit(as_json, report, [*_table(summary), f"({loaded.runtime}; CSV: {cfg.out})"])
-
-
-def _check_eval_outputs(cfg, save_images: Optional[Path]) -> None:
-    """The CSVs and --save-images must not overwrite the model or land in a test folder."""
-    from hwnas.evaluate import per_sample_path
-    from hwnas.outdir import check_distinct, check_outside
-
-    inputs = {"model given with --model": cfg.model, **{f"data folder {d}": d for d in cfg.data}}
-    check_distinct(cfg.out, "--out", inputs)
-    check_distinct(per_sample_path(cfg.out), "the per-image CSV of --out", inputs)
-    if save_images is not None:
-        check_outside(save_images, "--save-images", {f"data folder {d}": d for d in cfg.data})
+    options = parse_options(task_option, flag="-t", example="seed=1")
+    options.update(_given({"sigma": sigma, "seed": seed, "save_images": save_images}))
+    fields = settings(config, EvalConfig, _given(dict(model=model, data=data, out=out, tile=tile, overlap=overlap,
+                                                      accelerator=accelerator, threads=threads)))
+    fields["task_options"] = {**fields.get("task_options", {}), **options}
+    with progress_bar(unit="image", desc="eval", enabled=not as_json) as bar:  # one update per image and condition
+        result = hwnas.evaluate(on_folder=lambda f: bar.set_description(Path(f).name), on_sample=lambda: bar.update(1),
+                                **fields)
+    _emit(as_json, result.as_dict(), [*_table(result.summary), f"({result.runtime}; CSV: {result.csv})"])
 
 
 def _table(rows: list[dict]) -> list[str]:
@@ -214,44 +198,32 @@ def _cell(value) -> str:
 # -- export ----------------------------------------------------------------------------
 
 def export(
-    model: Path = typer.Option(..., "--model", help="model.pt (or a checkpoint) from `hwnas train`."),
-    out: Path = typer.Option(..., "--out", help="The ONNX file to write."),
+    model: Optional[Path] = typer.Option(None, "--model", help="model.pt (or a checkpoint) from `hwnas train` (or model in --config)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The ONNX file to write (or out in --config)."),
     static: Optional[str] = typer.Option(None, "--static", help="Fixed input HxW, e.g. 256x256 (NPU compilers such as AI Hub's QNN need it); default: dynamic H and W."),
-    tolerance: float = typer.Option(1e-4, "--tolerance", help=f"Largest max-abs difference to PyTorch accepted. {bounds(ExportConfig, 'tolerance')}"),
-    opset: int = typer.Option(17, "--opset", help=f"ONNX opset. {bounds(ExportConfig, 'opset')}"),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help=f"Largest max-abs difference to PyTorch accepted (default 1e-4). {bounds(ExportConfig, 'tolerance')}"),
+    opset: Optional[int] = typer.Option(None, "--opset", help=f"ONNX opset (default 17). {bounds(ExportConfig, 'opset')}"),
     as_json: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Export a trained network to ONNX: BatchNorm folded, verified against PyTorch with ONNX Runtime.
 
     Example: hwnas export --model runs/ft/model.pt --out model.onnx --static 256x256
     """
-    from hwnas.config import ExportConfig, build_config
-    from hwnas.cost import count_macs, count_params
-    from hwnas.export import count_batchnorm, export_model
-    from hwnas.inference import onnx_metadata, space_align
-    from hwnas.modelfile import load_model
-    from hwnas.outdir import check_distinct
+    import hwnas
 
-    cfg = build_config(ExportConfig, model=str(model), out=str(out), static=_parse_hw(static), tolerance=tolerance, opset=opset)
-    if Path(cfg.out).is_dir():
-        raise HwnasError(f"--out {cfg.out} is a folder; give a file name such as {Path(cfg.out) / 'model.onnx'}.")
-    check_distinct(cfg.out, "--out", {"model given with --model": cfg.model})
-    model_file = load_model(cfg.model)
-    space, net = model_file.build()
-    align = space_align(space)
-    channels = space.example_input(8).shape[1]
-    report = export_model(net, cfg.out, metadata=onnx_metadata(model_file.spec, model_file.arch, align), in_channels=channels,
-                          align=align, static_hw=cfg.static, tolerance=cfg.tolerance, opset=cfg.opset)
-    size = cfg.cost_size
-    report.update(params=count_params(net), gmacs=count_macs(net, (1, channels, size, size)) / 1e9, cost_size=size,
-                  batchnorm_modules=count_batchnorm(net))
-    shape = "dynamic HxW" if cfg.static is None else f"static {cfg.static[0]}x{cfg.static[1]}"
-    _emit(as_json, report, [
-        f"wrote {cfg.out} ({shape}, opset {cfg.opset}, {report['nodes']} nodes)",
+    fields = settings(config, ExportConfig, _given(dict(model=model, out=out, static=_parse_hw(static), tolerance=tolerance,
+                                                        opset=opset)))
+    result = hwnas.export(**fields)
+    report = result.report
+    shape = "dynamic HxW" if result.static is None else f"static {result.static[0]}x{result.static[1]}"
+    size = report["cost_size"]
+    _emit(as_json, result.as_dict(), [
+        f"wrote {result.path} ({shape}, opset {report['opset']}, {report['nodes']} nodes)",
         f"parameters {report['params'] / 1e6:.3f} M, {report['gmacs']:.3f} GMACs at {size}x{size}",
         f"BatchNorm: {report['batchnorm_modules']} layers folded, {report['batchnorm_nodes']} BatchNormalization nodes left; "
         f"{report['conv_relu_pairs']} Conv->Relu pairs for the runtime to fuse",
-        f"ONNX Runtime vs PyTorch: max abs error {report['max_abs_error']:.3g} (tolerance {cfg.tolerance:g}) "
+        f"ONNX Runtime vs PyTorch: max abs error {report['max_abs_error']:.3g} (tolerance {result.tolerance:g}) "
         f"on {', '.join('x'.join(map(str, s[2:])) for s in report['checked_shapes'])}",
     ])
 
@@ -269,37 +241,40 @@ def _parse_hw(text: Optional[str]) -> Optional[tuple[int, int]]:
     return (values[0], values[-1])
 
 
-# -- denoise -----------------------------------------------------------------------------
+# -- infer (denoise) -----------------------------------------------------------------------
 
-def denoise(
+def infer(
     input: Path = typer.Argument(..., help="Input image (PNG, JPEG, BMP, TIFF; grayscale, RGBA and 16-bit are converted)."),
     output: Path = typer.Argument(..., help="Output image; the format follows the suffix (.png, .jpg, ...)."),
-    model: Path = ModelOpt,
+    model: Optional[Path] = ModelOpt,
     tile: Optional[int] = TileOpt,
     overlap: Optional[int] = OverlapOpt,
-    accelerator: str = AcceleratorOpt,
-    threads: int = ThreadsOpt,
+    accelerator: Optional[str] = AcceleratorOpt,
+    threads: Optional[int] = ThreadsOpt,
     as_json: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Run a trained network on one image file of any size.
+    """Run a trained network on one image file of any size, as its task does (denoise, upscale x2, ...).
 
-    Example: hwnas denoise --model runs/ft/model.pt photo.jpg clean.png --tile 512
+    --tile and --overlap are input pixels; the output is the network's scale times the input.
+
+    Example: hwnas infer --model runs/ft/model.pt photo.jpg clean.png --tile 512
     """
     import time
 
-    from hwnas.config import DenoiseConfig, build_config
-    from hwnas.inference import model_predictor, open_model
+    import hwnas
+    from hwnas.config import build_config
     from hwnas.outdir import check_distinct
+    from hwnas.task import file_task
 
-    cfg = build_config(DenoiseConfig, model=str(model), input=str(input), output=str(output), tile=tile,
-                       overlap=overlap, accelerator=accelerator, threads=threads)
+    cfg = build_config(InferConfig, **settings(config, InferConfig, _given(dict(
+        model=model, input=input, output=output, tile=tile, overlap=overlap, accelerator=accelerator, threads=threads))))
     if not Path(cfg.input).is_file():
         raise HwnasError(f"input image {cfg.input} does not exist; check the path.")
     check_distinct(cfg.output, "the output", {"input image": cfg.input, "model given with --model": cfg.model})
-    loaded = open_model(cfg.model, cfg.accelerator, cfg.threads)
-    task = _file_task(loaded.spec)
+    loaded = hwnas.load(cfg.model, accelerator=cfg.accelerator, threads=cfg.threads, tile=cfg.tile, overlap=cfg.overlap)
     start = time.perf_counter()
-    report = task.infer_file(model_predictor(loaded, cfg.tile, cfg.overlap), cfg.input, cfg.output)
+    report = file_task(loaded.task, loaded.spec.space).infer_file(loaded, cfg.input, cfg.output)
     report.update(runtime=loaded.runtime, seconds=round(time.perf_counter() - start, 3))
     _emit(as_json, report, [f"wrote {report['output']} ({report.get('width')}x{report.get('height')}, "
                             f"{loaded.runtime}, {report['seconds']:.2f} s)"])
@@ -309,4 +284,6 @@ def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command(name="eval")(evaluate)
     app.command()(export)
-    app.command()(denoise)
+    app.command()(infer)
+    app.command(name="denoise", help="Alias of `hwnas infer` (its name before tasks other than denoising): run a "
+                "trained network on one image file.\n\nExample: hwnas denoise --model runs/ft/model.pt photo.jpg clean.png --tile 512")(infer)

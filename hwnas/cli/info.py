@@ -1,4 +1,4 @@
-"""`hwnas spaces`, `hwnas backends`, `hwnas describe`: what is installed and what a space holds."""
+"""`hwnas spaces`, `hwnas tasks`, `hwnas backends`, `hwnas describe`: what is installed and what a space holds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hwnas.config import DescribeConfig, SpaceSpec, build_config, parse_options
 
 
 def spaces() -> None:
-    """List installed search spaces and their presets.
+    """List installed search spaces: presets, default task and output scales.
 
     Example: hwnas spaces
     """
@@ -20,7 +20,44 @@ def spaces() -> None:
 
     for name in space_names():
         cls = get_space(name)
-        typer.echo(f"{name}\tpresets: {', '.join(cls.presets) or '-'}")
+        typer.echo(f"{name}\tpresets: {', '.join(cls.presets) or '-'}\tdefault task: {cls.default_task or '-'}\t"
+                   f"output scales: {', '.join(map(str, cls.scales))}")
+
+
+def tasks(as_json: bool = JsonOpt) -> None:
+    """List installed tasks: what each trains on, its options (-t KEY=VALUE) and the shorthand flags it takes.
+
+    Example: hwnas tasks
+    """
+    from hwnas.plugins import get_space, get_task, space_names, task_names
+
+    defaults = {}
+    for space in space_names():
+        defaults.setdefault(get_space(space).default_task, []).append(space)
+    report = [_task_report(get_task(name), name, defaults.get(name, [])) for name in task_names()]
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    for task in report:
+        default = f"; default task of {', '.join(task['default_of'])}" if task["default_of"] else ""
+        typer.echo(f"{task['name']}\t{task['doc']} (output {task['scale']}x input, primary metric "
+                   f"{task['primary_metric']}{default})")
+        if task["shorthands"]:
+            typer.echo(f"  shorthand flags: {', '.join('--' + s for s in task['shorthands'])}")
+        for option in task["options"]:
+            typer.echo(f"  -t {option['name']}: {option['type']}, default {option['default']}. {option['help']}")
+
+
+def _task_report(cls, name: str, default_of: list[str]) -> dict:
+    doc = (cls.__doc__ or "").strip().splitlines()
+    options = [{"name": field, "type": _type_name(info.annotation), "default": info.get_default(call_default_factory=True),
+                "help": info.description or ""} for field, info in cls.Options.model_fields.items()]
+    return {"name": name, "doc": doc[0] if doc else "", "scale": cls.scale, "primary_metric": cls.primary_metric,
+            "shorthands": list(cls.shorthands), "options": options, "default_of": default_of}
+
+
+def _type_name(annotation) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
 def backends() -> None:
@@ -66,5 +103,6 @@ def describe(
 
 def register(app: typer.Typer) -> None:
     app.command()(spaces)
+    app.command()(tasks)
     app.command()(backends)
     app.command()(describe)

@@ -230,6 +230,10 @@ def _show_lines(path: Path, r: dict) -> list[str]:
         lines.append("  uniform networks (table prediction): " + ", ".join(
             f"all-{n} {_ms(u['ms'])} ms ({'-' if u['ratio'] is None else format(u['ratio'], '.2f') + 'x'})"
             for n, u in r["uniform"].items()))
+    if r.get("noisy"):
+        more = f" and {len(r['noisy']) - 5} more" if len(r["noisy"]) > 5 else ""
+        lines.append(f"  noisy: {len(r['noisy'])} rows whose repeated passes disagreed: {', '.join(r['noisy'][:5])}{more} "
+                     f"(rebuild with `hwnas build-lut --out {path} --force` when the machine is quiet)")
     if r["missing"]:
         more = f" and {len(r['missing']) - 5} more" if len(r["missing"]) > 5 else ""
         lines.append(f"  missing {len(r['missing'])} entries: {', '.join(r['missing'][:5])}{more} (complete it with `hwnas build-lut --out {path}`)")
@@ -262,7 +266,10 @@ def _stages(labels: list[str]) -> str:
 def profile(
     arch: Optional[Path] = typer.Option(None, "--arch", help="Architecture to measure (arch.json from `hwnas search`)."),
     uniform: Optional[str] = typer.Option(None, "--uniform", help="Measure the uniform network of this candidate, e.g. naf (the base network)."),
-    random_seed: Optional[int] = typer.Option(None, "--random", help=f"Measure a random architecture drawn with this seed. {bounds(ProfileConfig, 'random')}"),
+    random_seed: Optional[int] = typer.Option(None, "--random", help=f"Measure a random architecture drawn with this seed (with --random-count: the first seed). {bounds(ProfileConfig, 'random')}"),
+    random_count: Optional[int] = typer.Option(None, "--random-count", help=f"Measure N random architectures (seeds 0..N-1, or from --random SEED) in interleaved rounds and sum up the table's fidelity: mean and worst error, how many within +-10%. {bounds(ProfileConfig, 'random_count')}"),
+    same_rounds: bool = typer.Option(False, "--same-rounds", help="With --random-count: also time the table's units in each batch's rounds, and show the error with the machine's drift since the table was built taken out (about twice as long)."),
+    onnx: Optional[Path] = typer.Option(None, "--onnx", help="Time this ONNX file with the backend's settings (the table's); for a file from `hwnas export` also the table's prediction for the architecture its metadata names, and the error."),
     lut: Optional[Path] = typer.Option(None, "--lut", help="Table to compare with; space, preset, image size, backend and settings come from its sidecar. Default: the cached table for these settings, if any."),
     breakdown: bool = typer.Option(False, "--breakdown", help="Also show where the time goes: share per module class and per operator type (from the backend's per-layer profile)."),
     backend: Optional[str] = BackendOpt,
@@ -281,18 +288,20 @@ def profile(
     yes: bool = YesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Measure a whole network end to end and compare it with the latency table's prediction (% error).
+    """Measure whole networks end to end and compare them with the latency table's prediction (% error).
 
-    The network is measured the same way as the table's units (same backend and settings, taken from the table's sidecar). --breakdown adds the share of time per module class (e.g. LayerNorm2d, ChannelAttention, Conv2d 3x3 depthwise) and per operator type.
+    The networks are measured the same way as the table's units (same backend and settings, taken from the table's sidecar). --random-count N checks a table against N random architectures at once (mean and worst error, how many within +-10%); --onnx times any ONNX file. --breakdown adds the share of time per module class (e.g. LayerNorm2d, ChannelAttention, Conv2d 3x3 depthwise) and per operator type.
 
-    Example: hwnas profile --lut paper-ort.csv --uniform naf --breakdown
+    Example: hwnas profile --lut paper-ort.csv --random-count 20
     """
     from hwnas.backends.table import default_table_path_for, make_backend
     from hwnas.config import ProfileConfig, build_config
 
-    picked = [flag for flag, v in (("--arch", arch), ("--uniform", uniform), ("--random", random_seed)) if v is not None]
+    random_flag = ("--random-count", random_count) if random_count is not None else ("--random", random_seed)
+    picked = [flag for flag, v in (("--arch", arch), ("--uniform", uniform), ("--onnx", onnx), random_flag) if v is not None]
     if len(picked) != 1:
-        raise HwnasError(f"give exactly one of --arch FILE, --uniform CANDIDATE or --random SEED (got {' and '.join(picked) or 'none'}).")
+        raise HwnasError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE "
+                         f"(got {' and '.join(picked) or 'none'}).")
     request = _request(space, preset, option, image_size, backend,
                        _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option))
     if lut is not None:
@@ -302,12 +311,18 @@ def profile(
     spec, size, backend_name, options = _defaults(request)
     cfg = build_config(ProfileConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
                        lut=str(lut) if lut else None, arch=str(arch) if arch else None, uniform=uniform,
-                       random=random_seed, breakdown=breakdown)
+                       random=random_seed, random_count=random_count, onnx=str(onnx) if onnx else None,
+                       same_rounds=same_rounds, breakdown=breakdown)
     lat = make_backend(cfg.backend, cfg.backend_options)
     the_space = cfg.spec.create()
-    architecture, label = _architecture(cfg, the_space)
+    if cfg.random_count is None and cfg.onnx is None:
+        architecture, label = _architecture(cfg, the_space)
     table, source = _table(cfg, the_space, lat, default_table_path_for(the_space, lat, cfg.image_size))
-    authorise(lat, _network_jobs(the_space, cfg.image_size, lat), yes)
+    if cfg.onnx is not None:
+        return _profile_onnx(cfg, the_space, lat, table, source, as_json)
+    authorise(lat, _network_jobs(the_space, cfg.image_size, lat) * (cfg.random_count or 1), yes)
+    if cfg.random_count is not None:
+        return _profile_random(cfg, the_space, lat, table, source, as_json)
     from hwnas.backends.profile import profile_architecture
 
     result = profile_architecture(the_space, cfg.image_size, architecture, lat, label=label, table=table,
@@ -395,6 +410,67 @@ def _profile_lines(space, image_size: int, backend, r) -> list[str]:
         for row in summarise(r.breakdown, by="op_type").itertuples():
             lines.append(f"  {row.op_type:<28} {row.share:5.1f} %  {row.ms:9.2f} ms  {row.layers:4d} layers")
     return lines
+
+
+def _header(space, image_size: int, backend) -> str:
+    settings = ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
+    return f"{space.name} (preset {space.preset}) at {image_size}x{image_size}, {backend.name} on {backend.device} ({settings})"
+
+
+def _profile_random(cfg, space, backend, table, source: str, as_json: bool) -> None:
+    """--random-count: N random networks measured in interleaved rounds, each against the table, and the summary."""
+    from hwnas.backends.profile import Fidelity, profile_architectures, random_architectures
+
+    archs = random_architectures(space, cfg.image_size, cfg.random_count, cfg.random or 0)
+    with _progress(len(archs), not as_json, f"{backend.name} networks") as on_progress:
+        results = profile_architectures(space, cfg.image_size, archs, backend, table=table, table_source=source,
+                                        same_rounds=cfg.same_rounds, on_result=lambda r: on_progress(r.measured))
+    fidelity = Fidelity.of(results) if table is not None else None
+    again = Fidelity.of(results, same_rounds=True) if cfg.same_rounds else None
+    if as_json:
+        _echo_json({"space": space.name, "preset": space.preset, "image_size": cfg.image_size, "backend": backend.name,
+                    "device": backend.device, "settings": backend.settings(), "protocol": backend.protocol(), "table": source or None,
+                    "networks": [r.to_dict() for r in results], "fidelity": fidelity.to_dict() if fidelity else None,
+                    "fidelity_same_rounds": again.to_dict() if again else None})
+        return
+    typer.echo(_header(space, cfg.image_size, backend))
+    typer.echo(f"  {'network':<14} {'measured ms':>12} {'p10 - p90':>17} {'predicted ms':>13} {'error':>8}")
+    for r in results:
+        m = r.measured
+        predicted = f"{r.prediction.total_ms:13.2f} {r.error_pct:+7.1f}%" if r.prediction else f"{'-':>13} {'-':>8}"
+        typer.echo(f"  {r.label:<14} {m.median_ms:12.2f} {m.p10_ms:8.2f} - {m.p90_ms:6.2f} {predicted}")
+    if fidelity is not None:
+        typer.echo(f"fidelity      {fidelity.line()}")
+        typer.echo(f"table         {source}")
+    if again is not None:
+        typer.echo(f"same rounds   {again.line()} -- the table's units timed again beside the networks")
+
+
+def _profile_onnx(cfg, space, backend, table, source: str, as_json: bool) -> None:
+    """--onnx: the file timed with the backend's settings; the table's prediction when the file names its architecture."""
+    from hwnas.backends.profile import profile_onnx
+
+    result = profile_onnx(Path(cfg.onnx), backend, space, cfg.image_size, table=table, table_source=source)
+    if as_json:
+        _echo_json({"backend": backend.name, "device": backend.device, "settings": backend.settings(), "protocol": backend.protocol(),
+                    **result.to_dict()})
+        return
+    m = result.measured
+    settings = ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
+    lines = [f"{cfg.onnx}: {backend.name} on {backend.device} ({settings}), input {'x'.join(map(str, m.input_shape))}"]
+    if result.architecture is not None:
+        counts: dict[str, int] = {}
+        for name in result.architecture.choices.values():
+            counts[name] = counts.get(name, 0) + 1
+        lines.append(f"architecture  {result.space_label} (from the file's hwnas metadata): " + ", ".join(f"{n} x{c}" for n, c in counts.items()))
+    lines.append(f"measured      {m.median_ms:.2f} ms  (p10 {m.p10_ms:.2f}, p90 {m.p90_ms:.2f}, {m.runs} runs)")
+    if result.prediction is not None:
+        lines.append(f"predicted     {result.prediction.total_ms:.2f} ms  (table {result.prediction.table})")
+        lines.append(f"error         {result.error_pct:+.1f} %  (predicted vs measured)")
+    elif result.note:
+        lines.append(f"predicted     -  ({result.note})")
+    for line in lines:
+        typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:

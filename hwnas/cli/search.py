@@ -1,8 +1,10 @@
 """`hwnas search` and `hwnas sweep`: differentiable architecture search from the command line.
 
-Thin: flags -> a validated `SearchConfig` -> `hwnas.search.run_search`. Flags default
-to None ("not given") so that a table's sidecar (`--lut`) or a resumed run's own
-config can fill them, and a given flag that contradicts either is refused.
+Thin: flags (over a --config file) -> `SearchConfig` fields -> `hwnas.search` (a sweep:
+`hwnas.sweep.run_sweep`) -> the report. Flags default to None ("not given") so that a
+table's sidecar (`--lut`) or a resumed run's own config can fill them; the engine
+refuses a given value that contradicts either (`hwnas.searching.resolve_config`,
+`hwnas.run.resume_config`).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from typing import Any, Optional
 
 import typer
 
-from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, TorchThreadsOpt, bounds, parse_level
-from hwnas.cli.jobs import YesOpt
-from hwnas.config import SearchConfig, SpaceSpec, SweepConfig, build_config, parse_options
+from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, TaskOpt, TaskOptionOpt,
+                              TorchThreadsOpt, bounds, settings, task_fields)
+from hwnas.cli.jobs import YesOpt, authorise
+from hwnas.config import SearchConfig, SweepConfig, build_config, parse_options
 from hwnas.errors import HwnasError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SPACE = "nafnet-unet"
+DEFAULT_SPACE = "nafnet-unet"  # as hwnas.searching.DEFAULT_SPACE (not imported: it would load torch for --help)
 DEFAULT_BACKEND = "onnxruntime"
-QUICK_PRESET = "tiny"  # used when the space has it and no --preset is given
+QUICK_PRESET = "tiny"  # as hwnas.searching.QUICK_PRESET (for --help)
 
 COSTS = (
     "soft (the paper's) runs every candidate at every position each step: compute and memory about "
@@ -40,7 +43,7 @@ Backend = typer.Option(None, "--backend", help=f"Latency backend for the table (
 Device = typer.Option(None, "--device", help="Latency target as the table records it (e.g. sm8650); default: the backend's.")
 Accelerator = typer.Option(None, "--accelerator", help="Where the search computes: cpu or cuda. Default cpu.")
 Lut = typer.Option(None, "--lut", help="A latency table built earlier (e.g. on AI Hub); space, preset, image size, backend and device come from its sidecar.")
-Data = typer.Option(None, "--data", help="Folder of training images (default: the sample images embedded in scikit-image).")
+Data = typer.Option(None, "--data", help="Shorthand for -t data=DIR: the task's training data, e.g. a folder of images (default: the task's; the sample images embedded in scikit-image for denoising).")
 Epochs = typer.Option(None, "--epochs", help=f"Epochs (default 10), each --steps-per-epoch steps. On --resume, a larger value extends the run. {bounds(SearchConfig, 'epochs')}")
 StepsPerEpoch = typer.Option(None, "--steps-per-epoch", help=f"Steps per epoch (default 40). {bounds(SearchConfig, 'steps_per_epoch')}")
 Seed = typer.Option(None, "--seed", help=f"Seed of weights, data order and Gumbel samples (default 0). {bounds(SearchConfig, 'seed')}")
@@ -55,18 +58,18 @@ Bilevel = typer.Option(None, "--bilevel/--single-level", help="Logits on a held-
 ArchLr = typer.Option(None, "--arch-lr", help=f"Adam learning rate of the logits (default: 10 / architecture steps, at least 0.02, so any run length can commit). {bounds(SearchConfig, 'arch_lr')}")
 Lr = typer.Option(None, "--lr", help=f"AdamW learning rate of the weights (default 0.002). {bounds(SearchConfig, 'lr')}")
 BatchSize = typer.Option(None, "--batch-size", help=f"Crops per step (default 8). {bounds(SearchConfig, 'batch_size')}")
-Crop = typer.Option(None, "--crop", help=f"Training crop size in pixels (default: the preset's, 32 for tiny). {bounds(SearchConfig, 'crop')}")
-Sigma = typer.Option(None, "--sigma", help="Gaussian noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising) (default: the task's, 25; >= 0).")
+Crop = typer.Option(None, "--crop", help="Shorthand for -t crop=N: training crop side in input pixels (default: the preset's, 32 for tiny; its range is the task's, see `hwnas tasks`).")
+Sigma = typer.Option(None, "--sigma", help="Shorthand for -t sigma=...: Gaussian noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising) (default: the task's, 25; >= 0).")
 Temperature = typer.Option(None, "--temperature", help=f"T in alpha = softmax(phi / T) (default 1). {bounds(SearchConfig, 'temperature')}")
 CheckpointEvery = typer.Option(None, "--checkpoint-every", help=f"Also checkpoint every N steps within an epoch (default 20). {bounds(SearchConfig, 'checkpoint_every')}")
 
 # flag name -> SearchConfig field, for the flags that map one to one
 FIELDS = {
     "image_size": "image_size", "backend": "backend", "device": "device", "accelerator": "accelerator",
-    "data": "data", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "seed": "seed", "mode": "mode",
+    "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "seed": "seed", "mode": "mode",
     "latency_weight": "latency_weight", "target_ms": "target_ms", "entropy_weight": "entropy_weight",
     "entropy_growth": "entropy_growth", "warmup_epochs": "warmup_epochs", "bilevel": "bilevel", "arch_lr": "arch_lr",
-    "lr": "lr", "batch_size": "batch_size", "crop": "crop", "sigma": "sigma", "temperature": "temperature",
+    "lr": "lr", "batch_size": "batch_size", "temperature": "temperature",
     "checkpoint_every": "checkpoint_every", "threads": "threads", "prefetch": "prefetch",
 }
 
@@ -85,6 +88,8 @@ def search(
     sigma: Optional[str] = Sigma, temperature: Optional[float] = Temperature,
     checkpoint_every: Optional[int] = CheckpointEvery,
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
+    task: Optional[str] = TaskOpt, task_option: OptionalStrList = TaskOptionOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Search an architecture: train a super-net's weights and per-position logits, derive argmax alpha.
 
@@ -98,31 +103,32 @@ def search(
 
       hwnas search --space nafnet-unet
 
+      hwnas search --task sr2 --crop 24    (a task from an installed plugin, see `hwnas tasks`)
+
       hwnas search --preset paper --lut sm8650.csv --mode sampled --latency-weight 0.3 --out runs/s1
 
       hwnas search --out runs/s1 --resume
 
+      hwnas search --config runs/s1/config.yaml --epochs 20 --out runs/s2
+
     Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m hwnas search ... (--batch-size is the global batch; only rank 0 writes and prints).
     """
-    flags = _given(locals())
+    fields = settings(config, SearchConfig, _given(locals()))
+    import hwnas
     from hwnas import distributed
 
     with distributed.session():
         show = not as_json and distributed.is_main()
-        run_dir = distributed.from_main(lambda: out or _default_out(flags))  # one name for all ranks
-        prepared = prepare(flags, run_dir, resume, progress=show, yes=yes)
-        if prepared is None:  # resuming: the run's own config and table
-            config = resumed_config(run_dir, flags)
-            result = _run(config, run_dir, None, None, resume=True, progress=show)
-        else:
-            config, table, task = prepared
-            result = _run(config, run_dir, table, task, resume=resume, progress=show)
+        run_dir = distributed.from_main(lambda: out or _default_out(fields))  # one name for all ranks
+        with _progress(show) as bars:
+            result = hwnas.search(out=run_dir, resume=resume, on_step=bars.on_step, on_table_progress=bars.on_table,
+                                  approve=lambda b, jobs: authorise(b, jobs, yes), **fields)
         if distributed.is_main():
             _report(result, as_json)
 
 
 def sweep(
-    latency_weight: str = typer.Option(..., "--latency-weight", help="Comma-separated mu values, e.g. 0,0.1,0.3,1."),
+    latency_weight: Optional[str] = typer.Option(None, "--latency-weight", help="Comma-separated mu values, e.g. 0,0.1,0.3,1 (or latency_weights in --config)."),
     space: Optional[str] = Space, preset: Optional[str] = Preset, option: OptionalStrList = OptionOpt,
     image_size: Optional[int] = ImageSize, backend: Optional[str] = Backend, device: Optional[str] = Device,
     accelerator: Optional[str] = Accelerator, lut: Optional[Path] = Lut, data: Optional[Path] = Data,
@@ -137,8 +143,10 @@ def sweep(
     sigma: Optional[str] = Sigma, temperature: Optional[float] = Temperature,
     checkpoint_every: Optional[int] = CheckpointEvery,
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
+    task: Optional[str] = TaskOpt, task_option: OptionalStrList = TaskOptionOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file: a sweep's own sweep.yaml (search settings and latency_weights) or a search's config.yaml; flags given as well override it."),
 ) -> None:
-    """Trade-off sweep: one search per latency weight mu, then predicted latency vs validation PSNR.
+    """Trade-off sweep: one search per latency weight mu, then predicted latency vs the task's validation score (PSNR for denoising).
 
     Writes <out>/mu-<mu>/ (a full search run each), sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does.
 
@@ -149,24 +157,26 @@ def sweep(
     flags = _given(locals())  # first: names imported below would join locals()
     from hwnas.sweep import check_sweep_dir, run_name, run_sweep
 
-    weights = _parse_weights(flags.pop("latency_weight"))
+    base, weights = _sweep_file(config)
+    fields = _merged(base, flags)
+    weights = _parse_weights(latency_weight) if latency_weight is not None else weights
+    if not weights:
+        raise HwnasError("give the latency weights to sweep: --latency-weight 0,0.1,0.3,1 (or latency_weights in --config).")
     run_dir = out or Path("runs") / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
-    check_sweep_dir(run_dir, weights, resume)
-    config, table, task = prepare({**flags, "latency_weight": weights[0]}, run_dir / run_name(weights[0]), resume,
-                                  progress=not as_json, check_out=False, yes=yes) or (None, None, None)
-    if config is None:  # resuming a sweep whose first run holds a checkpoint: that run's config is the base
-        config = resumed_config(run_dir / run_name(weights[0]), {**flags, "latency_weight": weights[0]})
-        table = _load_table(run_dir / run_name(weights[0]) / "lut.csv")
-    sweep_config = build_config(SweepConfig, search=config, latency_weights=tuple(weights))
-    with _progress(config, not as_json) as (on_step, start_run):
-        result = run_sweep(sweep_config, run_dir, table, task=task, resume=resume, on_step=on_step, on_run=start_run)
+    check_sweep_dir(run_dir, weights, resume)  # before a table is measured
+    with _progress(not as_json) as bars:
+        search, table, task = _sweep_search(run_dir, run_name(weights[0]), {**fields, "latency_weight": weights[0]}, resume,
+                                            bars, yes)
+        sweep_config = build_config(SweepConfig, search=search, latency_weights=tuple(weights))
+        result = run_sweep(sweep_config, run_dir, table, task=task, resume=resume, on_step=bars.on_step, on_run=bars.on_run)
     if as_json:
         typer.echo(json.dumps({"out": str(result.out), "table": str(result.table), "plot": str(result.plot), "runs": result.rows}, indent=2))
         return
-    typer.echo(f"{'mu':>6}  {'predicted ms':>12}  {'speedup':>7}  {'val PSNR':>8}  pareto  run")
+    label = result.metric.removeprefix("val_")
+    typer.echo(f"{'mu':>6}  {'predicted ms':>12}  {'speedup':>7}  {'val ' + label:>8}  pareto  run")
     for r in result.rows:
-        psnr = "-" if r["val_psnr"] is None else f"{r['val_psnr']:.2f}"
-        typer.echo(f"{r['latency_weight']:>6g}  {r['predicted_ms']:>12.2f}  {r['speedup']:>6.2f}x  {psnr:>8}  "
+        score = "-" if r[result.metric] is None else f"{r[result.metric]:.2f}"
+        typer.echo(f"{r['latency_weight']:>6g}  {r['predicted_ms']:>12.2f}  {r['speedup']:>6.2f}x  {score:>8}  "
                    f"{'*' if r['pareto'] else ' ':^6}  {r['run']}")
     typer.echo(f"table: {result.table}\nplot:  {result.plot}")
 
@@ -176,25 +186,52 @@ def register(app: typer.Typer) -> None:
     app.command()(sweep)
 
 
-# -- flags -> config ---------------------------------------------------------------
+# -- flags -> config fields --------------------------------------------------------
 
 
 CONFIG_FLAGS = set(FIELDS) | {"space", "preset", "option", "lut"}  # the flags that make a SearchConfig
+TASK_FLAGS = ("task", "task_option", "data", "crop", "sigma")  # they make its `task` (hwnas.cli.common.task_fields)
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:
-    """The config flags actually passed (typer's None means 'not given'); paths as strings.
+    """The config flags actually passed (typer's None means 'not given'), by SearchConfig field.
 
-    Only `CONFIG_FLAGS`: other locals of the caller (an import, --out, --resume) are no flags."""
+    Only `CONFIG_FLAGS` and `TASK_FLAGS`: other locals of the caller (an import, --out,
+    --resume) are no flags. --space, --preset and --option are parts of `spec`; --task,
+    -t and the shorthands parts of `task`; paths are strings."""
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in CONFIG_FLAGS and v not in (None, [])}
-    if "sigma" in flags:
-        flags["sigma"] = parse_level(flags["sigma"])
-    return flags
+    flags.update(task_fields(**{k: values.get(k) for k in TASK_FLAGS}))
+    spec = {key: flags.pop(flag) for flag, key in (("space", "space"), ("preset", "preset")) if flag in flags}
+    if "option" in flags:
+        spec["options"] = parse_options(flags.pop("option"))
+    return {**flags, "spec": spec} if spec else flags
 
 
-def _default_out(flags: dict[str, Any]) -> Path:
-    space = flags.get("space", DEFAULT_SPACE)
-    preset = flags.get("preset") or ("lut" if "lut" in flags else _quick_preset(space)) or "default"
+def _merged(base: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    from hwnas.config import merged
+
+    return merged(base, flags)
+
+
+def _sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], list[float] | None]:
+    """The search settings and latency weights of --config: a sweep's sweep.yaml, or a search's config.yaml."""
+    from hwnas.config import move_task_fields, read_settings
+
+    if path is None:
+        return {}, None
+    try:
+        values = read_settings(path, SweepConfig)
+    except HwnasError:
+        return read_settings(path, SearchConfig), None
+    return dict(move_task_fields(dict(values.get("search") or {}))), values.get("latency_weights")
+
+
+def _default_out(fields: dict[str, Any]) -> Path:
+    from hwnas.searching import quick_preset as _quick_preset
+
+    spec = fields.get("spec") or {}
+    space = spec.get("space") or DEFAULT_SPACE
+    preset = spec.get("preset") or ("lut" if fields.get("lut") else _quick_preset(space)) or "default"
     name = f"search-{space}-{preset}-{datetime.now():%Y%m%d-%H%M%S}"
     return Path("runs") / name
 
@@ -209,175 +246,80 @@ def _parse_weights(text: str) -> list[float]:
     return weights
 
 
-def prepare(flags: dict[str, Any], run_dir: Path, resume: bool, progress: bool, check_out: bool = True, yes: bool = False):
-    """(config, table, task) for a fresh run, or None when `run_dir` holds a run to resume.
-
-    Checks, in order and before anything is written: the output folder, the table's
-    sidecar against the flags, the config, the data; then finds or builds the table.
-    """
-    from hwnas.distributed import from_main
-    from hwnas.rundir import RunDir
-    from hwnas.search import accelerator, check_table, task_options
-
-    run = RunDir(run_dir)
-    if check_out:
-        run.check_writable(resume)
-    if resume and run.has_checkpoint():
-        return None
-    # Data parallel: rank 0 reads (or measures) the table and sends it to the others.
-    table = from_main(lambda: _load_table(Path(flags["lut"]))) if "lut" in flags else None
-    resolved = _resolve(flags, table)
-    config = build_config(SearchConfig, **resolved, **{FIELDS[k]: v for k, v in flags.items() if k in FIELDS and k not in resolved})
-    accelerator(config)
-    space = config.spec.create()
-    task = space.task(**task_options(config))
-    if table is None:
-        table = from_main(lambda: default_table(space, config, progress, yes))
-    config = config.model_copy(update={"device": table.meta.device})
-    if "device" in flags:  # the flag may name the target as asked ('cpu') or as recorded ('cpu:<model>')
-        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=flags["device"])
-    check_table(table, space, config)
-    return config, table, task
-
-
-def _resolve(flags: dict[str, Any], table) -> dict[str, Any]:
-    """spec (and, from a table's sidecar, image size, backend, lut): given flags that contradict the table are refused."""
-    from hwnas.backends.table import TableRequest, resolve_with_table
-
-    options = parse_options(flags.get("option"))
-    if table is None:
-        space = flags.get("space", DEFAULT_SPACE)
-        return {"spec": SpaceSpec(space=space, preset=flags.get("preset") or _quick_preset(space), options=options)}
-    request = TableRequest(flags.get("space"), flags.get("preset"), options or None, flags.get("image_size"), flags.get("backend"))
-    got = resolve_with_table(table.meta, request, flags["lut"])
-    return {"spec": SpaceSpec(space=got.space, preset=got.preset, options=got.space_options or {}),
-            "image_size": got.image_size, "backend": got.backend, "lut": str(Path(flags["lut"]).resolve())}
-
-
-def _quick_preset(space: str) -> str | None:
-    from hwnas.plugins import get_space
-
-    return QUICK_PRESET if QUICK_PRESET in get_space(space).presets else None
-
-
-def resumed_config(run_dir: Path, flags: dict[str, Any]) -> SearchConfig:
-    """The run's own config; a given flag that contradicts it is refused (only --epochs may change)."""
-    from hwnas.rundir import RunDir
-    from hwnas.search import read_config
-
-    saved = read_config(RunDir(run_dir))
-    for flag, value in flags.items():
-        if flag in ("epochs", "lut", "device", "threads", "prefetch"):  # device: checked against the run's table copy
-            continue
-        if flag in ("space", "preset"):
-            current = getattr(saved.spec, flag)
-        elif flag == "option":
-            current, value = saved.spec.options, {**saved.spec.options, **parse_options(value)}
-        else:
-            current = getattr(saved, FIELDS[flag])
-        if value != current:
-            raise HwnasError(
-                f"{run_dir} was searched with --{flag.replace('_', '-')} {current}, not {value}; "
-                "omit the flag to resume, or start a new run with another --out."
-            )
-    changes = {k: flags[k] for k in ("epochs", "threads", "prefetch") if k in flags}  # compute settings never change results
-    return saved.model_copy(update=changes)
-
-
-def _load_table(path: Path):
+def _sweep_search(run_dir: Path, first: str, fields: dict[str, Any], resume: bool, bars: "_progress", yes: bool):
+    """(the first search's config, table, task): the run's own when resuming it, else resolved as `hwnas search` does."""
+    from hwnas import api
     from hwnas.latency import LatencyTable
+    from hwnas.run import resume_config
+    from hwnas.rundir import RunDir
+    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, prepare, read_config, resolve_config
 
-    return LatencyTable.load(path)
-
-
-def default_table(space, config: SearchConfig, progress: bool, yes: bool = False):
-    """The backend's table for this space and image size from the per-user cache, measuring what it lacks first
-    (a remote backend's jobs only with --yes or the user's answer: `hwnas.cli.jobs`)."""
-    from hwnas.backends.table import build_table, default_table_path, make_backend, plan_build
-    from hwnas.cli.jobs import authorise
-
-    backend = make_backend(config.backend, {"device": config.device} if config.device else {})
-    path = default_table_path(space, config.backend, backend.device, config.image_size)
-    plan = plan_build(space, config.image_size, backend, path)
-    if not plan.missing:
-        logger.info("latency table: %s", path)
-    else:
-        authorise(backend, plan.jobs, yes)
-        logger.info("building the %s latency table of %s (%s) at %dpx on %s: %d units, into %s -- once; later searches reuse it",
-                    config.backend, space.name, space.preset or "custom", config.image_size, backend.device,
-                    len(plan.missing), path)
-    with _table_progress(progress and bool(plan.missing), len(plan.missing)) as on_progress:
-        return build_table(space, config.image_size, backend, path, on_progress=on_progress)
+    folder = RunDir(run_dir / first)
+    if resume and folder.has_checkpoint():  # resuming a sweep whose first run holds a checkpoint: its config is the base
+        config = resume_config(read_config(folder.root), fields, may_change=MAY_CHANGE_ON_RESUME, ignored=IGNORED_ON_RESUME,
+                               root=folder.root)
+        return config, LatencyTable.load(folder.lut), None
+    config, table = resolve_config(fields)
+    return prepare(config, table, None, lambda c: api.cached_table(c, bars.on_table, lambda b, jobs: authorise(b, jobs, yes)))
 
 
-# -- running and reporting -----------------------------------------------------------
-
-
-def _run(config: SearchConfig, run_dir: Path, table, task, resume: bool, progress: bool):
-    from hwnas.search import run_search
-
-    with _progress(config, progress) as (on_step, _):
-        return run_search(config, run_dir, table, resume=resume, on_step=on_step, task=task)
+# -- progress and reporting -----------------------------------------------------------
 
 
 class _progress:
-    """The progress bar (`hwnas.cli.progress`) over the steps with the loss terms; silent under --json."""
+    """One progress bar at a time (`hwnas.cli.progress`): over the latency-table measurements, then over the
+    steps with the loss terms; each opens at its first update (the totals come from the engine)."""
 
-    def __init__(self, config: SearchConfig, enabled: bool):
-        self.total = config.epochs * config.steps_per_epoch
-        self.enabled = enabled
-        self.bar = None
+    def __init__(self, enabled: bool):
+        from hwnas.cli.progress import shown
 
-    def __enter__(self):
-        from hwnas.cli.progress import bar, shown
+        self.enabled = shown(enabled)
+        self.kind = self.bar = self.context = self.description = None
 
-        if not shown(self.enabled):
-            return None, None
-        self.context = bar(self.total, unit="step")
-        self.bar = self.context.__enter__()
-        return self.on_step, self.on_run
+    def __enter__(self) -> "_progress":
+        return self
+
+    def _show(self, kind: str, total: int | None, **kwargs):
+        from hwnas.cli.progress import bar
+
+        if self.kind != kind:
+            self.close()
+            self.context = bar(total, **kwargs)
+            self.bar, self.kind = self.context.__enter__(), kind
+        return self.bar
+
+    def on_table(self, m, total: int) -> None:
+        if self.enabled:
+            shown = self._show("table", total, unit="unit", desc="measuring")
+            shown.set_postfix_str(f"{m.name}@{'x'.join(map(str, m.input_shape))} {m.median_ms:.3f} ms", refresh=False)
+            shown.update(1)
 
     def on_run(self, mu: float, index: int, count: int) -> None:
-        self.bar.reset(total=self.total)
-        self.bar.set_description(f"mu={mu:g} ({index + 1}/{count})")
+        self.description = f"mu={mu:g} ({index + 1}/{count})"
+        if self.kind == "steps":
+            self.bar.reset()
+            self.bar.set_description(self.description)
 
     def on_step(self, log) -> None:
-        self.bar.n = log.global_step + 1
+        if not self.enabled:
+            return
+        shown = self._show("steps", log.total_steps, unit="step", desc=self.description)
+        shown.n = log.global_step + 1
         post = {"ep": log.epoch, "loss": f"{log.train_loss:.4g}"}
         if log.total is not None:
             post.update(task=f"{log.task:.3f}", lat=f"{log.latency:.3f}", ent=f"{log.entropy:.3f}", ms=f"{log.expected_ms:.1f}")
         else:
             post["phase"] = "warm-up"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
+        shown.set_postfix(post, refresh=False)
+        shown.refresh()
+
+    def close(self, *exc) -> None:
+        if self.context is not None:
+            self.context.__exit__(*(exc or (None, None, None)))
+        self.kind = self.bar = self.context = None
 
     def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.context.__exit__(*exc)
-
-
-class _table_progress:
-    """A bar over the latency-table measurements; yields on_progress(measurement) or None."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar = enabled, total, None
-
-    def __enter__(self):
-        from hwnas.cli.progress import bar, shown
-
-        if not shown(self.enabled):
-            return None
-        self.context = bar(self.total, unit="unit", desc="measuring")
-        self.bar = self.context.__enter__()
-        return self.on_progress
-
-    def on_progress(self, m) -> None:
-        self.bar.set_postfix_str(f"{m.name}@{'x'.join(map(str, m.input_shape))} {m.median_ms:.3f} ms", refresh=False)
-        self.bar.update(1)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.context.__exit__(*exc)
+        self.close(*exc)
 
 
 FILES = ("config.yaml", "lut.csv", "checkpoints/last.pt", "alpha_history.csv", "alpha.png", "entropy.png",
@@ -391,7 +333,8 @@ def _report(result, as_json: bool) -> None:
         typer.echo(json.dumps({"run_dir": str(run), "files": files, **s}, indent=2))
         return
     target = "" if s["target_ms"] is None else f", target {s['target_ms']:g} ms"
-    typer.echo(f"\nsearch of {s['space']} ({s['preset'] or 'custom'}), {s['mode']} mode, mu={s['latency_weight']:g}{target}: "
+    typer.echo(f"\nsearch of {s['space']} ({s['preset'] or 'custom'}) for task {s['task']}, {s['mode']} mode, "
+               f"mu={s['latency_weight']:g}{target}: "
                f"{s['epochs_done']} epochs, {s['seconds']:.1f} s in this session")
     typer.echo(f"  {'position':<10} {'candidate':<14} alpha")
     for label, choice in s["choices"].items():

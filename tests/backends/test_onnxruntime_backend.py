@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: real export, real sessions, interleaved timing, overhead, breakdown."""
+"""ONNX Runtime backend: real export, real sessions, interleaved timing in context, overhead, breakdown."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from hwnas.backends import onnxruntime as ort_backend
 from hwnas.backends.breakdown import attribute, summarise
-from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions, _NodeNames, _corrected, cpu_model
+from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions, _NodeNames, cpu_model
 from hwnas.backends.table import build_table, make_backend
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable, MeasurementError
@@ -58,10 +58,12 @@ def test_measures_every_unit_once_in_order_with_a_spread(tiny, backend, monkeypa
     assert [(m.kind, m.name, m.input_shape) for m in got] == [(u.kind, u.name, u.input_shape) for u in units + units[:2]]
     assert len(exported) == len(seen) == 4
     for m in got:
-        assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs == 4
+        assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs == 6  # 4 rounded up to 3 passes of 2
+        assert m.spread_pct is not None and m.spread_pct >= 0 and isinstance(m.noisy, bool)
         assert m.device == backend.device and m.runtime.startswith("onnxruntime ")
-    assert set(backend.protocol()["overhead_ms"]) == {"1x8x32x32", "1x3x32x32"}
-    assert all(0 < v < 1 for v in backend.protocol()["overhead_ms"].values())
+    protocol = backend.protocol()
+    assert set(protocol["overhead_ms"]) == {"1x8x32x32", "1x3x32x32"} and all(0 < v < 1 for v in protocol["overhead_ms"].values())
+    assert protocol["passes"] == 3 and set(protocol["load"]) >= {"load_1min_start", "other_processes_cores"}
 
 
 def test_groups_bound_memory_and_save_as_they_finish(tiny, backend, monkeypatch, tmp_path):
@@ -70,10 +72,25 @@ def test_groups_bound_memory_and_save_as_they_finish(tiny, backend, monkeypatch,
     table = build_table(tiny, SIZE, backend, tmp_path / "t.csv", on_progress=lambda m: calls.append(len(LatencyTable.load(tmp_path / "t.csv").frame)))
     assert len(table.frame) == 24
     assert calls == list(range(1, 25))  # each row is on disk when its progress is reported
-    meta = LatencyTable.load(tmp_path / "t.csv").meta
+    saved = LatencyTable.load(tmp_path / "t.csv")
+    meta = saved.meta
     assert meta.settings["threads"] == 2 and meta.settings["allow_spinning"] is False
+    assert meta.settings["protocol_version"] == ort_backend.PROTOCOL_VERSION
     assert meta.settings["runs"] == 4 and len(meta.settings["overhead_ms"]) == 5
+    assert meta.settings["load"]["cores"] >= 1  # the machine's load while measuring
+    assert {"spread_pct", "noisy"} <= set(saved.frame.columns) and saved.frame["spread_pct"].notna().all()
     assert "onnxruntime" in meta.versions and meta.device.startswith("cpu:")
+
+
+def test_a_table_of_an_older_protocol_is_refused(tiny, backend, tmp_path):
+    path = tmp_path / "old.csv"
+    build_table(tiny, SIZE, backend, path)
+    table = LatencyTable.load(path)
+    del table.meta.settings["protocol_version"]  # as a table from before protocol versions
+    table.save(path)
+    with pytest.raises(HwnasError, match="timed by another protocol .version 1.*--force"):
+        build_table(tiny, SIZE, backend, path)
+    assert len(build_table(tiny, SIZE, backend, path, force=True).frame) == 24
 
 
 def test_naf_costs_more_than_cbr_at_the_same_shape(tiny):
@@ -83,14 +100,25 @@ def test_naf_costs_more_than_cbr_at_the_same_shape(tiny):
     assert got[0].median_ms > got[1].median_ms
 
 
-def test_overhead_is_subtracted_and_never_goes_negative():
-    assert _corrected(1.0, 0.25) == pytest.approx(0.75)
-    assert _corrected(0.01, 0.02) == ort_backend.FLOOR_MS > 0
-
-
 def test_whole_network_measurement(tiny, backend):
     m = backend.measure_network(uniform(tiny, "cbr"), (1, 3, SIZE, SIZE))
     assert (m.kind, m.name, m.input_shape) == ("network", "network", (1, 3, SIZE, SIZE)) and m.median_ms > 0
+    assert "1x3x32x32 single call" in backend.protocol()["overhead_ms"]  # a network: one call, minus a Shape-only one
+
+
+def test_an_onnx_file_is_timed_like_a_network(tiny, backend, tmp_path):
+    from hwnas.onnx_export import to_onnx
+
+    path = to_onnx(uniform(tiny, "cbr"), (1, 3, SIZE, SIZE), tmp_path / "net.onnx", dynamic=True)
+    m = backend.measure_onnx(path, (1, 3, SIZE, SIZE))  # free height and width come from the given shape
+    assert (m.kind, m.name, m.input_shape) == ("network", "net", (1, 3, SIZE, SIZE)) and m.median_ms > 0
+    with pytest.raises(HwnasError, match="leaves its input size free"):
+        backend.measure_onnx(path)
+    with pytest.raises(HwnasError, match="no ONNX file at"):
+        backend.measure_onnx(tmp_path / "missing.onnx")
+    (tmp_path / "bad.onnx").write_text("not onnx")
+    with pytest.raises(HwnasError, match="cannot load .*bad.onnx"):
+        backend.measure_onnx(tmp_path / "bad.onnx", (1, 3, SIZE, SIZE))
 
 
 def test_a_module_that_cannot_export_is_a_measurement_error(backend):

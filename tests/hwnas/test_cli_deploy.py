@@ -176,3 +176,15 @@ def test_bad_input_is_one_line(capsys, trained, workspace, args, fragment):
     one_line_error(code, err, fragment)
     assert not (workspace / "new_run").exists()  # nothing half-written
     assert {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()} == before  # no input touched
+
+
+def test_a_run_s_config_yaml_trains_again_and_eval_takes_a_config_file(capsys, trained, workspace):
+    code, out, err = hwnas(capsys, "train", "--config", trained.parent / "config.yaml", "--out", workspace / "again", "--json")
+    assert code == 0, err
+    a, b = load_model(trained).state_dict, load_model(workspace / "again" / "model.pt").state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same settings, same seed: the same network
+    settings = workspace / "eval.yaml"
+    settings.write_text(f"model: {trained}\ndata: [{workspace / 'test'}]\ntask_options: {{sigma: [15]}}\nout: {workspace / 'c.csv'}\n")
+    code, out, err = hwnas(capsys, "eval", "--config", settings, "--seed", "3", "--json")
+    assert code == 0, err
+    assert [(r["sigma"], r["seed"]) for r in json.loads(out)["summary"]] == [("15", 3)]  # the flag joins the file's options

@@ -102,6 +102,35 @@ def test_profile_without_a_table_measures_only(cli, tmp_path, monkeypatch):
     assert code == 0 and "error         +0.0 %" in out  # MACs add up exactly
 
 
+def test_profile_random_count_sums_up_the_fidelity(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cli("build-lut", "--backend", "macs", *TINY)
+    code, out, err = cli("profile", "--backend", "macs", *TINY, "--random-count", "3", "--random", "4")
+    assert code == 0, err
+    assert "random-4" in out and "random-6" in out and "random-7" not in out
+    assert "fidelity      3 networks: mean |error| 0.0 %, worst +0.0 %, 3 of 3 within +-10 %" in out
+    code, out, err = cli("profile", "--backend", "macs", *TINY, "--random-count", "2", "--same-rounds", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [n["label"] for n in report["networks"]] == ["random-0", "random-1"]
+    assert report["fidelity"]["within"] == 2 and report["fidelity_same_rounds"]["count"] == 2
+    assert report["networks"][0]["error_same_rounds_pct"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_profile_an_onnx_file_with_the_tables_settings(ort_table, cli, tmp_path):
+    code, _, err = cli("train", *TINY[:2], "--uniform", "cbr", "--epochs", "1", "--steps-per-epoch", "1", "--out", str(tmp_path / "ft"))
+    assert code == 0, err
+    model = tmp_path / "ft" / "model.pt"
+    onnx = tmp_path / "ft.onnx"
+    assert cli("export", "--model", str(model), "--out", str(onnx))[0] == 0
+    code, out, err = cli("profile", "--lut", str(ort_table), "--onnx", str(onnx))
+    assert code == 0, err
+    assert "measured" in out and "(from the file's hwnas metadata): cbr x7" in out and "error" in out and "input 1x3x32x32" in out
+    code, out, err = cli("profile", "--lut", str(ort_table), "--onnx", str(onnx), "--json")
+    report = json.loads(out)
+    assert report["predicted_ms"] > 0 and report["error_pct"] is not None and report["protocol"]["runs"] == 3
+
+
 @pytest.fixture
 def macs_table(cli, tmp_path):
     path = tmp_path / "m.csv"
@@ -117,7 +146,13 @@ def macs_table(cli, tmp_path):
         (["build-lut", "--backend", "onnxruntime", "--device", "sm8650"], "invalid --device for backend onnxruntime"),
         (["build-lut", "--backend", "onnxruntime", "--runs", "0"], "invalid --runs for backend onnxruntime"),
         (["build-lut", "--backend", "macs", "--preset", "huge"], "no preset 'huge'"),
-        (["profile", "--backend", "macs"], "give exactly one of --arch FILE, --uniform CANDIDATE or --random SEED"),
+        (["profile", "--backend", "macs"], "give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE"),
+        (["profile", "--backend", "macs", "--uniform", "naf", "--random-count", "3"], "(got --uniform and --random-count)"),
+        (["profile", "--backend", "macs", *TINY, "--random-count", "2", "--breakdown"], "--breakdown takes one network"),
+        (["profile", "--backend", "macs", *TINY, "--uniform", "naf", "--same-rounds"], "--same-rounds goes with --random-count N"),
+        (["profile", "--backend", "macs", *TINY, "--random-count", "0"], "--random-count"),
+        (["profile", "--backend", "macs", *TINY, "--onnx", "missing.onnx"], "cannot time an ONNX file"),
+        (["profile", "--backend", "onnxruntime", *TINY, "--onnx", "missing.onnx"], "no ONNX file at missing.onnx"),
         (["profile", "--backend", "macs", "--uniform", "naf", "--random", "1"], "(got --uniform and --random)"),
         (["profile", "--backend", "macs", "--uniform", "nope", *TINY], "candidate 'nope' is not offered"),
         (["profile", "--lut", "missing.csv", "--uniform", "naf"], "no latency table at missing.csv"),

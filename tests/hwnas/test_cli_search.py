@@ -163,7 +163,7 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypat
     import os
     import signal
 
-    from hwnas.search import Search
+    from hwnas.searching import Search
 
     real_step, calls = Search.step, []
 
@@ -182,3 +182,22 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypat
     code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume", "--json")
     assert code == 0, err
     assert json.loads(out)["epochs_done"] == 2
+
+
+def test_a_run_s_own_config_yaml_starts_the_same_search_and_flags_override_it(searched, monkeypatch, capsys, tmp_path):
+    run, report = searched
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--config", run / "config.yaml", "--out", tmp_path / "again", "--json")
+    assert code == 0, err
+    for name in ("arch.json", "steps.csv", "metrics.csv"):
+        assert (tmp_path / "again" / name).read_bytes() == (run / name).read_bytes(), name
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--config", run / "config.yaml", "--epochs", "1", "--warmup-epochs", "0",
+                           "--out", tmp_path / "short", "--json")
+    assert code == 0, err
+    assert json.loads(out)["epochs_done"] == 1
+
+
+def test_a_config_file_with_an_unknown_setting_is_refused_in_one_line(env, monkeypatch, capsys, tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 2\nepoch: 3\n")
+    code, out, err = hwnas(monkeypatch, capsys, "search", "--config", tmp_path / "c.yaml", "--out", tmp_path / "x")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "unknown setting 'epoch'" in err and not (tmp_path / "x").exists()

@@ -108,7 +108,7 @@ def test_train_on_two_ranks_agrees_and_only_rank_0_writes(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = one_json_document(done.stdout)
     assert report["steps"] == 2
-    assert done.stderr.count("final weights identical on all 2 ranks") == 1
+    assert done.stderr.count("final state identical on all 2 ranks") == 1
     assert sorted(p.name for p in out.iterdir()) == [".hwnas-lock", ".hwnas-run", "arch.json", "checkpoints", "config.yaml",
                                                      "metrics.csv", "model.pt"]
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 1

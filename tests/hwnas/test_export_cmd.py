@@ -11,7 +11,7 @@ from torch import nn
 
 from hwnas.config import SpaceSpec
 from hwnas.errors import HwnasError
-from hwnas.export import export_model
+from hwnas.onnx_export import export_model
 from hwnas.inference import onnx_metadata, space_align
 from hwnas.space import Architecture, freeze, position_names
 from hwnas.searchspaces.nafnet_blocks import CANDIDATES

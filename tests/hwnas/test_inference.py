@@ -8,7 +8,7 @@ from torch import nn
 
 from hwnas.config import SpaceSpec
 from hwnas.errors import HwnasError
-from hwnas.export import export_model
+from hwnas.onnx_export import export_model
 from hwnas.inference import fixed_size, model_predictor, onnx_metadata, open_model, space_align, tile_windows, tiled, torch_predictor
 from hwnas.modelfile import ModelFile, save_model
 from hwnas.space import Architecture, freeze, position_names
@@ -173,3 +173,23 @@ def test_onnx_with_non_finite_weights_is_refused(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(HwnasError, match=rf"^{path} holds NaN or infinite weights \({first.name}\)"):
         open_model(path)
+
+
+def test_tiles_of_a_x2_network_land_at_twice_their_input_position():
+    """Tile and overlap are input pixels; each core is placed at scale x its position (a local x2 network:
+    tiled equals whole)."""
+    conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+    net = torch.nn.Sequential(conv, torch.nn.PixelShuffle(2)).eval()
+
+    def predict(x):
+        with torch.no_grad():
+            return net(x)
+
+    x = torch.rand(1, 3, 45, 70)
+    whole = predict(x)
+    assert tiled(predict, tile=24, overlap=4, align=4, scale=2)(x).shape == (1, 3, 90, 140)
+    torch.testing.assert_close(tiled(predict, tile=24, overlap=4, align=4, scale=2)(x), whole, atol=1e-6, rtol=0)
+    with pytest.raises(HwnasError, match="not 1x that"):
+        tiled(predict, tile=24, overlap=4, align=4, scale=1)(x)
+    fixed = fixed_size(predict, (48, 80), scale=2)
+    torch.testing.assert_close(fixed(x), whole, atol=1e-6, rtol=0)

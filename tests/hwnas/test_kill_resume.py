@@ -102,7 +102,7 @@ def test_train_killed_with_a_truncated_checkpoint_falls_back_and_resumes_to_the_
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # as if the disk filled up mid-write
     err = finish(start("train", "--out", "killed", "--resume", "--json", cwd=tmp_path))
     assert "unreadable" in err and "using the previous checkpoint" in err and "prev.pt" in err
-    assert f"resuming at epoch {previous['epoch'] + 1} step {previous['step']}" in err
+    assert f"resuming killed at epoch {previous['epoch'] + 1}, step {previous['step']}" in err
     finish(whole)
     a, b = load_model(tmp_path / "whole" / "model.pt").state_dict, load_model(tmp_path / "killed" / "model.pt").state_dict
     assert a.keys() == b.keys()
@@ -115,11 +115,11 @@ def test_train_killed_with_a_truncated_checkpoint_falls_back_and_resumes_to_the_
 def test_steps_csv_on_disk_covers_every_checkpoint_the_moment_it_lands(tmp_path, lut, monkeypatch):
     """A kill just after a checkpoint is written must not lose steps.csv rows that the checkpoint covers
     (the resumed run keeps the rows before its checkpoint and never writes them again)."""
-    import hwnas.search as search
+    import hwnas.run
     from hwnas.config import SearchConfig, SpaceSpec
     from hwnas.latency import LatencyTable
 
-    real, seen = search.save_checkpoint, []
+    real, seen = hwnas.run.save_checkpoint, []
 
     def save_and_look(folder, state):
         path = real(folder, state)
@@ -127,9 +127,11 @@ def test_steps_csv_on_disk_covers_every_checkpoint_the_moment_it_lands(tmp_path,
         seen.append((state["progress"]["global_step"], len(rows)))
         return path
 
-    monkeypatch.setattr(search, "save_checkpoint", save_and_look)
+    monkeypatch.setattr(hwnas.run, "save_checkpoint", save_and_look)
     config = SearchConfig(spec=SpaceSpec(preset="tiny"), image_size=32, backend="macs", crop=16, batch_size=2,
                           steps_per_epoch=3, epochs=1, warmup_epochs=0, checkpoint_every=2, recalibration_batches=1)
-    search.run_search(config, tmp_path / "run", LatencyTable.load(lut))
+    from hwnas.searching import run_search
+
+    run_search(config, tmp_path / "run", LatencyTable.load(lut))
     assert [gs for gs, _ in seen] == [2, 3]
     assert all(rows >= gs for gs, rows in seen), seen

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import HwnasError
-from hwnas.export import to_onnx
+from hwnas.onnx_export import to_onnx
 from hwnas.quantize import check_precision, output_psnr, quantize_static_onnx
 
 

@@ -1,6 +1,7 @@
-"""Every installed space x every candidate: shape, freeze round-trip, ONNX export.
+"""Every installed space x every candidate: shape, freeze round-trip, ONNX export; every output
+scale a space builds; every task, and every task x space pair whose scale the space builds.
 
-Generated from the plugin registry, so a new space plugin is covered by installing it.
+Generated from the plugin registries, so a new space or task plugin is covered by installing it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import onnx
 import pytest
 import torch
 
-from hwnas.export import onnx_max_error, to_onnx
-from hwnas.plugins import get_space, space_names
+from hwnas.config import SpaceSpec, TaskSpec
+from hwnas.onnx_export import onnx_max_error, to_onnx
+from hwnas.plugins import get_space, get_task, space_names, task_names
 from hwnas.space import Architecture, ChoiceBlock, choice_blocks, freeze, position_names
+from hwnas.task import SHORTHANDS, make_task, resolved
 
 
 def small_space(name):
@@ -91,3 +94,73 @@ def test_positions_and_units_are_consistent(space_name):
     assert len(units) == len({(u.name, u.input_shape) for u in units})
     assert {(n, p.input_shape) for p in positions for n in p.candidates} == {(u.name, u.input_shape) for u in units}
     assert space.fingerprint() == small_space(space_name).fingerprint()
+
+
+# -- output scales and tasks: every scale a space builds, every task x space pair it can train ------
+
+
+def scale_cases():
+    for name in space_names():
+        for scale in get_space(name).scales:
+            yield pytest.param(name, scale, id=f"{name}-x{scale}")
+
+
+@pytest.mark.parametrize("space_name,scale", list(scale_cases()))
+def test_every_scale_a_space_offers_builds_it_and_exports(space_name, scale, tmp_path):
+    cls = get_space(space_name)
+    space = cls.from_options(cls.small_preset, **({"scale": scale} if scale != 1 else {}))
+    assert space.scale == scale
+    net = freeze(space, first_candidates(space))
+    randomise_norm_stats(net)
+    net.eval()
+    x = torch.randn(1, space.in_channels, 37, 45)
+    with torch.no_grad():
+        assert net(x).shape[-2:] == (37 * scale, 45 * scale)
+    path = to_onnx(net, (1, space.in_channels, 32, 32), tmp_path / "net.onnx")
+    assert onnx_max_error(net, path, torch.randn(1, space.in_channels, 32, 32)) < 1e-4
+    if scale == 1:  # scale 1 is the network every space built before it had the option
+        assert space.fingerprint() == cls.from_options(cls.small_preset).fingerprint()
+
+
+def task_cases():
+    for task in task_names():
+        for space in space_names():
+            if get_task(task).scale in get_space(space).scales:
+                yield pytest.param(space, task, id=f"{space}-{task}")
+
+
+@pytest.mark.parametrize("task_name", task_names())
+def test_a_task_keeps_the_task_contract(task_name):
+    cls = get_task(task_name)
+    assert cls.name == task_name and isinstance(cls.scale, int) and cls.scale >= 1 and cls.primary_metric
+    config = cls.Options.model_config
+    assert config.get("frozen") and config.get("extra") == "forbid"
+    cls.Options()  # every option has a default: `hwnas eval` builds the task without any
+    fields = cls.Options.model_fields
+    assert all(info.description for info in fields.values()), "`hwnas tasks` shows each option's description"
+    assert set(cls.shorthands) <= set(fields) & set(SHORTHANDS)
+    assert set(fields) & set(SHORTHANDS) <= set(cls.shorthands), "an option named like a shorthand flag is one"
+
+
+@pytest.mark.parametrize("space_name,task_name", list(task_cases()))
+def test_a_task_trains_and_scores_every_space_that_builds_its_scale(space_name, task_name):
+    task_spec, spec = resolved(TaskSpec(name=task_name), SpaceSpec(space=space_name, preset=get_space(space_name).small_preset))
+    space = spec.create()
+    task = make_task(task_spec, space)
+    x, y = task.batch("train", seed=0, epoch=0, step=0, batch_size=2)
+    again = task.batch("train", seed=0, epoch=0, step=0, batch_size=2)
+    assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # a pure function of its arguments
+    assert y.shape[-2:] == tuple(task.scale * d for d in x.shape[-2:])
+    net = freeze(space, first_candidates(space))
+    out = net(x)
+    assert out.shape == y.shape
+    loss = task.loss(out, y)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    scores = task.validate(net)
+    assert task.primary_metric in scores and all(isinstance(v, float) for v in scores.values())
+
+
+def first_candidates(space):
+    """The architecture of every position's first candidate."""
+    return Architecture(space=space.name, choices={label: names[0] for label, names in position_names(space.build()).items()})

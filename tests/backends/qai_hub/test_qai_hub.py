@@ -269,7 +269,7 @@ def test_missing_configuration_stops_before_any_export(tmp_path, monkeypatch, no
     if content is not None:
         ini.write_text(content)
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
-    monkeypatch.setattr("hwnas.export.to_onnx", lambda *a, **k: pytest.fail("exported before checking the configuration"))
+    monkeypatch.setattr("hwnas.onnx_export.to_onnx", lambda *a, **k: pytest.fail("exported before checking the configuration"))
     backend = QaiHubBackend(QaiHubOptions())
     with pytest.raises(HwnasError) as caught:
         backend.check_configured()

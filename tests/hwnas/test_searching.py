@@ -1,4 +1,4 @@
-"""The search loop on the tiny preset: exact resume, NaN guard, entropy ablation, refusals."""
+"""`hwnas.searching`, the search loop on the tiny preset: exact resume, NaN guard, entropy ablation, refusals."""
 
 import logging
 import os
@@ -15,13 +15,15 @@ from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable, TableMeta
 from hwnas.objective import Objective
 from hwnas.rundir import RunDir
-from hwnas.search import Search, SearchDiverged, load_supernet, run_search, task_options
+from hwnas.run import Diverged
+from hwnas.searching import Search, load_supernet, run_search
 from hwnas.space import Architecture, freeze
 from hwnas.supernet import arch_parameters, mixed_choices, weight_parameters
+from hwnas.task import make_task
 
 SIZE = 32
 BASE = dict(
-    spec=SpaceSpec(preset="tiny"), image_size=SIZE, backend="macs", crop=16, batch_size=2, steps_per_epoch=3,
+    spec=SpaceSpec(preset="tiny"), image_size=SIZE, backend="macs", task={"options": {"crop": 16}}, batch_size=2, steps_per_epoch=3,
     epochs=2, warmup_epochs=1, arch_lr=0.1, checkpoint_every=2, recalibration_batches=1,
 )
 
@@ -45,7 +47,7 @@ def table(space, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def task(space):
-    return space.task(**task_options(config()))
+    return make_task(config().task, space)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ class NaNAfter:
 
 
 def test_a_nan_task_loss_stops_names_it_and_keeps_the_last_good_checkpoint(tmp_path, table, task):
-    with pytest.raises(SearchDiverged, match=r"task (loss|term) became nan at epoch 1.*last good checkpoint .*last\.pt is kept"):
+    with pytest.raises(Diverged, match=r"task (loss|term) became nan at epoch 1.*last good checkpoint .*last\.pt is kept"):
         run_search(config(), tmp_path, table, task=NaNAfter(task, n=7))  # warm-up: 3 losses; then 2 per step
     state = load_checkpoint(tmp_path / "checkpoints")
     assert state["progress"]["global_step"] == 4
@@ -119,7 +121,7 @@ def test_a_nan_task_loss_stops_names_it_and_keeps_the_last_good_checkpoint(tmp_p
 
 def test_a_nan_latency_term_is_named(tmp_path, table, task, monkeypatch):
     monkeypatch.setattr(Objective, "latency_term", lambda self, alpha: alpha.sum() * float("nan"))
-    with pytest.raises(SearchDiverged, match="the latency term became nan"):
+    with pytest.raises(Diverged, match="the latency term became nan"):
         run_search(config(), tmp_path, table, task=task)
 
 
@@ -146,10 +148,11 @@ def test_single_level_search_runs_and_moves_alpha(tmp_path, table, task):
 
 def test_logits_train_in_their_own_optimiser(tmp_path, table, task, space):
     search = Search(config(lr=1e-3, arch_lr=0.05), RunDir(tmp_path), space, task, table)
+    opts = search.bilevel
     arch_ids = {id(p) for p in arch_parameters(search.net)}
-    assert {id(p) for g in search.arch_opt.param_groups for p in g["params"]} == arch_ids
-    assert {id(p) for g in search.weight_opt.param_groups for p in g["params"]} == {id(p) for p in weight_parameters(search.net)}
-    assert isinstance(search.weight_opt, torch.optim.AdamW) and search.arch_opt.param_groups[0]["lr"] == 0.05
+    assert {id(p) for g in opts.arch_opt.param_groups for p in g["params"]} == arch_ids
+    assert {id(p) for g in opts.weight_opt.param_groups for p in g["params"]} == {id(p) for p in weight_parameters(search.net)}
+    assert isinstance(opts.weight_opt, torch.optim.AdamW) and opts.arch_opt.param_groups[0]["lr"] == 0.05
 
 
 def test_a_table_for_another_space_is_refused_before_anything_is_written(tmp_path, table, task):
@@ -175,7 +178,7 @@ def test_a_fresh_run_over_an_existing_one_is_refused(reference, table, task):
 
 
 def test_resuming_with_other_settings_is_refused(reference, task):
-    with pytest.raises(HwnasError, match="mode='soft'"):
+    with pytest.raises(HwnasError, match="was started with --mode soft, not sampled"):
         run_search(config(mode="sampled"), reference["soft"], None, resume=True, task=task)
 
 

@@ -1,22 +1,19 @@
 """Scoring a trained network on folders of data with its task's protocol (`hwnas eval`).
 
-The protocol itself (noise, metrics, file formats) belongs to the space's task
+The protocol itself (noise, metrics, file formats) belongs to the model's task
 (`Task.evaluate_folder`); this module runs it over several folders, averages the
 per-sample rows into one row per data set and condition (mean of per-sample metrics,
-as the published tables do), and writes both as CSV.
+as the published tables do); `hwnas.api.evaluate` writes both as CSV (`hwnas.rows`).
 """
 
 from __future__ import annotations
 
-import csv
 import inspect
-import io
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_text
 from hwnas.task import Predict, Task
 
 log = logging.getLogger(__name__)
@@ -75,18 +72,6 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
             summary[name] = sum(values) / len(values)
         out.append(summary)
     return out
-
-
-def write_csv(path: str | Path, rows: Sequence[dict]) -> None:
-    """Rows as CSV (columns in first-seen order), written atomically."""
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(Path(path), buffer.getvalue())
 
 
 def per_sample_path(path: str | Path) -> Path:

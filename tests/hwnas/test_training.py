@@ -1,4 +1,4 @@
-"""`hwnas.train`: run directory, exact resume, uniform baselines, inheriting super-net weights, budgets."""
+"""`hwnas.training`: run directory, exact resume, uniform baselines, inheriting super-net weights, budgets."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hwnas.errors import HwnasError
 from hwnas.modelfile import load_model
 from hwnas.space import Architecture
 from hwnas.supernet import to_supernet
-from hwnas.train import cosine_lr, inherit, plan, train
+from hwnas.training import cosine_lr, inherit, plan, run_training as train
 
 SPEC = SpaceSpec(preset="tiny")
 FAST = dict(steps_per_epoch=3, batch_size=2, crop=32)
@@ -59,7 +59,7 @@ def test_run_directory_layout(tmp_path, data):
         assert (out / name).is_file(), name
     metrics = rows(out / "metrics.csv")
     assert [r["epoch"] for r in metrics] == ["1", "2"] and all(float(r["val_psnr"]) > 0 for r in metrics)
-    assert result["steps"] == 6 and Architecture.load(out / "arch.json") == arch()
+    assert result.steps == 6 and Architecture.load(out / "arch.json") == arch()
     model = load_model(out / "model.pt")
     assert model.arch == arch() and model.spec == SPEC and model.info["val_psnr"] == pytest.approx(float(metrics[-1]["val_psnr"]))
     # the checkpoint is a model file too
@@ -94,6 +94,53 @@ def test_resume_is_exact(tmp_path, data, stop_at):
     assert rows(part / "metrics.csv")[-1]["val_psnr"] == pytest.approx(rows(whole / "metrics.csv")[-1]["val_psnr"])
 
 
+def test_sigterm_checkpoints_after_the_step_and_resumes_exactly(tmp_path, data):
+    """Like `hwnas search`, training stops cleanly on SIGTERM (a scheduler's kill): checkpoint, then KeyboardInterrupt."""
+    import os
+    import signal
+
+    settings = dict(spec=SPEC, arch=arch(), data=data, epochs=2, checkpoint_every=50, **FAST)
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    train(plan(whole, **settings), whole)
+
+    def terminate(info):
+        if info.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(plan(part, **settings), part, on_step=terminate)
+    progress = torch.load(part / "checkpoints" / "last.pt", weights_only=True)["progress"]
+    assert (progress["epoch"], progress["step"], progress["global_step"]) == (0, 2, 2)
+    train(plan(part, resume=True), part, resume=True)
+    a, b = weights(whole), weights(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_written_before_the_shared_run_skeleton_still_resumes(tmp_path, data):
+    """Version 1 kept the loss sum and the metrics beside the progress record (`hwnas.training._progress_state`)."""
+    settings = dict(spec=SPEC, arch=arch(), data=data, epochs=2, **FAST)
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    train(plan(whole, **settings), whole)
+
+    def stop(info):
+        if info.global_step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(plan(part, checkpoint_every=1, **settings), part, on_step=stop)
+    last = part / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    p = state["progress"]
+    state.update(version=1, metrics=p["metrics"], progress={
+        "epoch": p["epoch"], "step": p["step"], "global_step": p["global_step"], "elapsed_s": p["elapsed_s"],
+        "loss_sum": p["sums"]["train_loss"], "loss_count": p["counts"]["train_loss"]})
+    torch.save(state, last)
+    train(plan(part, resume=True), part, resume=True)
+    a, b = weights(whole), weights(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert rows(part / "metrics.csv")[-1]["train_loss"] == rows(whole / "metrics.csv")[-1]["train_loss"]
+
+
 def test_resume_refuses_other_settings(tmp_path, data):
     out = tmp_path / "run"
     train(plan(out, spec=SPEC, arch=arch(), data=data, epochs=1, **FAST), out)
@@ -108,7 +155,7 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, data, caplog):
     out = tmp_path / "run"
     cfg = plan(out, resume=True, spec=SPEC, arch=arch(), data=data, epochs=1, **FAST)
     train(cfg, out, resume=True)
-    assert (out / "model.pt").is_file() and "starting the run from the beginning" in caplog.text
+    assert (out / "model.pt").is_file() and "starting a fresh training run" in caplog.text
 
 
 def test_uniform_naf_baseline(tmp_path, data):
@@ -133,7 +180,7 @@ def test_time_budget_stops_and_anneals(tmp_path, data):
     cfg = plan(out, spec=SPEC, arch=arch(), data=data, time_budget=0.01, **FAST)  # 0.6 s of training steps
     assert cfg.epochs is None
     result = train(cfg, out)
-    assert result["train_seconds"] >= 0.6 and (out / "model.pt").is_file()  # stops at the first step past the budget
+    assert result.train_seconds >= 0.6 and (out / "model.pt").is_file()  # stops at the first step past the budget
     assert float(rows(out / "metrics.csv")[-1]["lr"]) == pytest.approx(cfg.min_lr)
     with pytest.raises(HwnasError, match="not both"):
         plan(tmp_path / "x", spec=SPEC, arch=arch(), epochs=2, time_budget=1.0)

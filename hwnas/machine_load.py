@@ -1,0 +1,92 @@
+"""What else the machine does while we time: load average and other processes' CPU use.
+
+A latency measured while other processes run is a measurement of them as much as of the
+network. `LoadWatch` notes the 1-minute load average at the start and end of a
+measurement and, where the kernel says (Linux `/proc/stat`), how many cores other
+processes kept busy on average meanwhile -- this process's own threads excluded, which
+the load average cannot do. `busy()` says when that is enough to distrust the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+BUSY_CORES = 0.25  # other processes using more than this many cores on average: the numbers are suspect
+
+
+def load_1min() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes have used since boot (user, nice, system, irq, softirq, steal
+    excluded), or None where /proc/stat is not there."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
+
+
+@dataclass
+class LoadWatch:
+    """Start with `start()`, end with `stop()`; then `record()` for a sidecar and `busy()`."""
+
+    load_start: float | None = None
+    load_end: float | None = None
+    other_cores: float | None = None  # average cores other processes kept busy meanwhile
+    seconds: float = 0.0
+    _t0: float = field(default=0.0, repr=False)
+    _busy0: float | None = field(default=None, repr=False)
+    _own0: float = field(default=0.0, repr=False)
+
+    def start(self) -> "LoadWatch":
+        self.load_start, self._t0 = load_1min(), time.monotonic()
+        self._busy0, self._own0 = _busy_seconds(), _own_seconds()
+        return self
+
+    def stop(self) -> "LoadWatch":
+        self.seconds = time.monotonic() - self._t0
+        self.load_end = load_1min()
+        busy = _busy_seconds()
+        if busy is not None and self._busy0 is not None and self.seconds > 0:
+            other = (busy - self._busy0) - (_own_seconds() - self._own0)
+            self.other_cores = round(max(0.0, other / self.seconds), 2)
+        return self
+
+    def busy(self) -> bool:
+        """Other processes used a noticeable share of the CPU (or, where that is unknown, the
+        load average at the start already exceeded half the cores)."""
+        if self.other_cores is not None:
+            return self.other_cores > BUSY_CORES
+        return self.load_start is not None and self.load_start > 0.5 * cores()
+
+    def record(self) -> dict[str, Any]:
+        return {"load_1min_start": self.load_start, "load_1min_end": self.load_end, "other_processes_cores": self.other_cores,
+                "cores": cores(), "seconds": round(self.seconds, 1)}
+
+    def describe(self) -> str:
+        other = f"other processes kept {self.other_cores:.2f} cores busy" if self.other_cores is not None else "other processes' use unknown"
+        return f"{other}, load average {self.load_start} -> {self.load_end} on {cores()} cores"
