@@ -76,6 +76,8 @@ PROTOCOL_VERSION = 2  # a settings key: a table timed by another protocol is ref
 GROUP_UNITS = 64  # sessions timed in the same rounds at most; results are saved per group
 GROUP_BYTES = 3 << 30  # and they hold at most about this much more memory than before the group
 FLOOR_MS = ort_rounds.FLOOR_MS
+CPU_PRECISIONS = ("fp32", "int8")  # int8: ORT fuses QDQ pairs into integer kernels; fp16/16-bit ints have none on CPU
+CALIBRATION_INPUTS = 4  # random inputs that set a unit's activation ranges: enough for timing, not for accuracy
 
 
 @lru_cache(maxsize=1)
@@ -104,6 +106,19 @@ class OnnxRuntimeOptions(BaseModel):
     passes: int = Field(3, ge=1)
     noisy_pct: float = Field(10.0, gt=0)
     extra_passes: int = Field(2, ge=0)
+    precision: str = "fp32"  # fp32, or int8: each unit statically quantised (QDQ) before it is timed
+
+    @field_validator("precision")
+    @classmethod
+    def _cpu_precisions(cls, v: str) -> str:
+        from hwnas.quantize import PRECISIONS
+
+        if v not in PRECISIONS:
+            raise ValueError(f"unknown precision {v!r}; choose one of {', '.join(PRECISIONS)}")
+        if v not in CPU_PRECISIONS:
+            raise ValueError(f"onnxruntime on this CPU times {' and '.join(CPU_PRECISIONS)} only (its CPU kernels have no "
+                             f"{v} path worth timing); for {v} use --backend qai-hub")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -158,6 +173,7 @@ class OnnxRuntimeBackend(LatencyBackend):
             "provider": "CPUExecutionProvider",
             "opset": OPSET,
             "protocol_version": PROTOCOL_VERSION,
+            "precision": self.options.precision,
         }
 
     def protocol(self) -> dict[str, Any]:
@@ -308,11 +324,28 @@ class OnnxRuntimeBackend(LatencyBackend):
 
         path = tmp / f"{unit.kind}-{unit.name}-{shape_str(unit.input_shape)}.onnx"
         try:
-            return to_onnx(unit.module, unit.input_shape, path, opset=OPSET)
+            path = to_onnx(unit.module, unit.input_shape, path, opset=OPSET)
         except HwnasError:
             raise
         except Exception as err:  # the exporter raises many types
             raise MeasurementError(f"cannot export {_describe(unit)} to ONNX ({_first_line(err)}).") from None
+        return path if self.options.precision == "fp32" else self._quantized(path, unit)
+
+    def _quantized(self, path: Path, unit: Unit) -> Path:
+        """`path` quantised to the table's precision (QDQ, per-channel weights), calibrated on random
+        inputs: activation ranges change which integer kernels run only through their scale,
+        not their speed, so random data times a unit as real images would."""
+        from hwnas.quantize import quantize_static_onnx
+
+        rng = np.random.default_rng(0)
+        inputs = [rng.standard_normal(unit.input_shape, dtype=np.float32) for _ in range(CALIBRATION_INPUTS)]
+        out = path.with_name(path.stem + f"-{self.options.precision}.onnx")
+        try:
+            quantize_static_onnx(path, out, inputs, self.options.precision)
+        except Exception as err:  # onnxruntime.quantization raises many types
+            raise MeasurementError(f"cannot quantise {_describe(unit)} to {self.options.precision} ({_first_line(err)}).") from None
+        path.unlink(missing_ok=True)
+        return out
 
     def _session_options(self):
         import onnxruntime as ort

@@ -58,6 +58,7 @@ from hwnas.backends import qai_hub_profile as hub_profile
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyBackend, Measurement, MeasurementError, shape_str, versions
 from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
+from hwnas.tables.attribution import attribute
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -756,7 +757,7 @@ def _attribute_network(
     owners: dict[str, tuple[str, str, Shape]] = {p.path: ("candidate", arch.choices[p.label], tuple(p.input_shape)) for p in positions}
     owners.update({u.path: ("fixed", u.name, tuple(u.input_shape)) for u in fixed})
     rows = hub_profile.layers(profile)
-    found = hub_profile.attribute(rows, owners)
+    found = attribute(rows, owners)
     job = t.profile.job_id
     unnamed = [path for path in owners if found.layer_count[path] == 0]
     if unnamed:

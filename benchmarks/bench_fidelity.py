@@ -1,10 +1,10 @@
 """Benchmark: does a latency table predict whole networks? Table vs measured, end to end.
 
 `--count` random architectures of the paper preset at 256x256 (each position's
-candidate drawn uniformly, `hwnas.backends.profile.random_architecture`, seeds 0, 1, ...):
+candidate drawn uniformly, `hwnas.tables.profiling.random_architecture`, seeds 0, 1, ...):
 the table's prediction (fixed parts + the chosen candidate per position, what the
 search optimises) against the network measured end to end by the same backend and
-protocol -- through `hwnas.backends.profile.profile_architectures`, the path `hwnas
+protocol -- through `hwnas.tables.profiling.profile_architectures`, the path `hwnas
 profile --random-count` takes. Error = (predicted - measured) / measured.
 
 Goal (issue 12): on a quiet machine, a table built by plain `hwnas build-lut` (default
@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace, space, table, lut: Path) -> None:
     import torch
 
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-    from hwnas.backends.profile import profile_architectures, random_architecture
+    from hwnas.tables.profiling import profile_architectures, random_architecture
 
     torch.set_num_threads(args.threads)
     csv_path = args.results / f"{NAME}.csv"

@@ -119,7 +119,7 @@ def networks(space, image_size: int, archs_dir: Path) -> dict:
 
 def static_facts(space, image_size: int, table, archs: dict) -> dict[str, dict]:
     """Per network: parameters, GMACs and the table's prediction (no measuring)."""
-    from hwnas.backends.profile import predict
+    from hwnas.tables.profiling import predict
     from hwnas.cost import count_macs, count_params
     from hwnas.space import freeze
 

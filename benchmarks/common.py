@@ -246,7 +246,7 @@ def open_lut(
     `hwnas build-lut` writes), checked against the space and this machine; a copy (CSV +
     sidecar) is kept under `results/lut/` so the numbers can be rerun against it."""
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-    from hwnas.backends.table import default_table_path_for
+    from hwnas.tables.building import default_table_path_for
     from hwnas.errors import HwnasError
     from hwnas.latency import LatencyTable, sidecar_path
 

@@ -428,7 +428,7 @@ def fidelity_section(df, meta: dict, results: Path, out: Path) -> Section:
     loaded = [r for r in runs if not r.quiet]
     s.body += [
         "Random architectures of the paper preset (seed = `random_architecture` seed), measured end to end with the "
-        "table's backend and protocol (`hwnas.backends.profile.profile_architectures`, as `hwnas profile "
+        "table's backend and protocol (`hwnas.tables.profiling.profile_architectures`, as `hwnas profile "
         "--random-count`); error = (predicted - measured) / measured. Predicted: the table's fixed parts plus the "
         "chosen candidate per position, what the search optimises. Each run builds its table first with plain "
         "`hwnas build-lut --force` (see the builds below). 'Same rounds': the table's units timed again in the "

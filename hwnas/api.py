@@ -91,12 +91,12 @@ class ExportResult:
 
 def build_table(config: BuildLutConfig | None = None, *, on_progress: Callable[[Any, int], None] | None = None,
                 yes: bool = False, approve: Approve | None = None, **fields: Any) -> TableResult:
-    """Measure what the latency table of a space lacks (`hwnas build-lut`); see `hwnas.backends.table.build_table`.
+    """Measure what the latency table of a space lacks (`hwnas build-lut`); see `hwnas.tables.building.build_table`.
 
     `config.out` None: the per-user cache that `search` reads. `on_progress(measurement,
     total)` after each unit. With `config.dry_run` nothing is measured (`table` is None).
     """
-    from hwnas.backends.table import build_table as measure, default_table_path_for, make_backend, plan_build
+    from hwnas.tables.building import build_table as measure, default_table_path_for, make_backend, plan_build
 
     config = _config(BuildLutConfig, config, fields)
     backend = make_backend(config.backend, config.backend_options)
@@ -228,8 +228,19 @@ def export(config: ExportConfig | None = None, **fields: Any) -> ExportResult:
     align = space_align(space)
     channels = space.example_input(8).shape[1]
     metadata = onnx_metadata(model_file.spec, model_file.arch, align, task=_task_name(model_file), scale=space.scale)
-    report = export_model(net, config.out, metadata=metadata, in_channels=channels, align=align, static_hw=config.static,
-                          tolerance=config.tolerance, opset=config.opset, scale=space.scale)
+
+    def export_float(path) -> dict:
+        return export_model(net, path, metadata=metadata, in_channels=channels, align=align, static_hw=config.static,
+                            tolerance=config.tolerance, opset=config.opset, scale=space.scale)
+
+    if config.precision == "fp32":
+        report = export_float(config.out) | {"precision": "fp32"}
+    else:
+        from hwnas.quantized_export import export_quantized
+
+        report = export_quantized(net, model_file, space, Path(config.out), precision=config.precision,
+                                  export_float=export_float, calibration=config.calibration,
+                                  count=config.calibration_count, static=config.static, min_psnr=config.min_psnr)
     size = config.cost_size
     report.update(params=count_params(net), gmacs=count_macs(net, (1, channels, size, size)) / 1e9, cost_size=size,
                   batchnorm_modules=count_batchnorm(net))
@@ -269,10 +280,8 @@ def _approver(yes: bool) -> Approve:
     """Remote jobs only with `yes`: a library call never asks."""
 
     def approve(backend, jobs: int) -> None:
-        check = getattr(backend, "check_configured", None)
-        if callable(check):
-            check()  # a missing token ends here, before anything is submitted
-        if jobs > 0 and getattr(backend, "submits_jobs", False) and not yes:
+        backend.check_configured()  # a missing token ends here, before anything is submitted
+        if jobs > 0 and backend.submits_jobs and not yes:
             raise HwnasError(f"this would submit {jobs} {backend.name} job{'s' if jobs != 1 else ''} on {backend.device}; "
                              "pass yes=True (--yes) to submit them.")
 

@@ -322,11 +322,17 @@ class ExportConfig(Frozen):
     tolerance: float = Field(1e-4, gt=0)
     opset: int = Field(17, ge=13)
     cost_size: int = Field(256, ge=8)
+    precision: Literal["fp32", "int8", "w8a16"] = "fp32"  # ONNX Runtime's static QDQ quantisation (hwnas.quantize)
+    calibration: str | None = None  # image folder for int8/w8a16; None: the task's sample images
+    calibration_count: int = Field(32, ge=1, le=4096)
+    min_psnr: float = Field(35.0, gt=0)  # dB between the quantised file and PyTorch (hwnas.quantized_export)
 
     @model_validator(mode="after")
     def _positive_static(self) -> "ExportConfig":
         if self.static is not None and min(self.static) < 1:
             raise ValueError("a static shape needs positive height and width, e.g. --static 256x256")
+        if self.calibration is not None and self.precision == "fp32":
+            raise ValueError("--calibration applies to a quantised export; add --precision int8 (or w8a16)")
         return self
 
 
@@ -350,7 +356,7 @@ class BuildLutConfig(Frozen):
 
     `backend_options` are the backend's own Options fields given by the user (only
     those: the backend's defaults fill the rest). `out` None means the per-user cache
-    (`hwnas.backends.table.default_table_path`).
+    (`hwnas.tables.building.default_table_path`).
     """
 
     spec: SpaceSpec = SpaceSpec()

@@ -106,6 +106,11 @@ class LatencyBackend(ABC):
         """Versions of the tools that produced the numbers (recorded, not compared)."""
         return versions("hwnas", "torch", "onnx")
 
+    def check_configured(self) -> None:
+        """Raise one clear `HwnasError` when the backend cannot measure yet (a missing token,
+        an absent runtime). Called before anything is measured, asked or submitted; local
+        backends that need nothing keep this default."""
+
     @abstractmethod
     def measure(
         self, units: Sequence[Unit], on_result: Callable[[Measurement], None] | None = None
@@ -316,6 +321,9 @@ class LatencyTable:
         if device is not None and device not in (m.device, m.settings.get("device")):
             refuse(f"measured on {m.device!r}, not {device!r}", f"pass --device {m.settings.get('device', m.device)} or rebuild it")
         for key, value in (settings or {}).items():
+            if key == "precision" and m.settings.get(key, "fp32") != value:  # tables from before precisions are fp32
+                refuse(f"measured at precision {m.settings.get(key, 'fp32')}, not {value}",
+                       f"pass --precision {m.settings.get(key, 'fp32')} or build a {value} table")
             if key == "protocol_version" and m.settings.get(key, 1) != value:  # tables from before versions are 1
                 refuse(f"timed by another protocol (version {m.settings.get(key, 1)}, this hwnas times by version {value})",
                        "rebuild it with `hwnas build-lut --force` (add --out for a table outside the cache)")

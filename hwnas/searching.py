@@ -132,7 +132,7 @@ def resolve_config(fields: Mapping[str, Any]) -> tuple[SearchConfig, LatencyTabl
     Without, the space defaults to `DEFAULT_SPACE` and the preset to `QUICK_PRESET`
     where the space has it (a search of about a minute).
     """
-    from hwnas.backends.table import TableRequest, resolve_with_table
+    from hwnas.tables.building import TableRequest, resolve_with_table
 
     values = {k: plain(v) for k, v in fields.items() if v is not None}
     spec = dict(values.pop("spec", None) or {})
@@ -466,7 +466,8 @@ class Search:
             "params": derived_params(self.net, arch),
             "val": scores,
             "latency_table": {"backend": self.table.meta.backend, "device": self.table.meta.device,
-                              "image_size": self.table.meta.image_size},
+                              "image_size": self.table.meta.image_size,
+                              "precision": self.table.meta.settings.get("precision", "fp32")},
         }
 
     def write_outputs(self, plots: bool = True) -> dict[str, Any] | None:

@@ -25,16 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ("hwnas.backends", "hwnas.searchspaces")
 CLI = ("hwnas.cli",)
 
-# (file, imported module prefix): why it is still there. Issue 13 item 1 moves the generic
-# table code (building, caching, profiling, attribution) from backends/ into the engine;
-# these lines go with it.
-ALLOWED = {
-    ("hwnas/api.py", "hwnas.backends.table"): "item 1: table building moves into the engine",
-    ("hwnas/searching.py", "hwnas.backends.table"): "item 1: resolving a command against a table's sidecar",
-    ("hwnas/cli/lut.py", "hwnas.backends.table"): "item 1: build-lut, lut show",
-    ("hwnas/cli/lut.py", "hwnas.backends.profile"): "item 1: profile",
-    ("hwnas/cli/lut.py", "hwnas.backends.breakdown"): "item 1: profile --breakdown",
-}
+# (file, imported module prefix): why it is still there. Empty since issue 13 item 1 moved
+# the generic table code (building, caching, profiling, attribution) into `hwnas.tables`.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def plugin_packages() -> tuple[str, ...]:

@@ -203,17 +203,25 @@ def export(
     static: Optional[str] = typer.Option(None, "--static", help="Fixed input HxW, e.g. 256x256 (NPU compilers such as AI Hub's QNN need it); default: dynamic H and W."),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help=f"Largest max-abs difference to PyTorch accepted (default 1e-4). {bounds(ExportConfig, 'tolerance')}"),
     opset: Optional[int] = typer.Option(None, "--opset", help=f"ONNX opset (default 17). {bounds(ExportConfig, 'opset')}"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default), int8 or w8a16: int8/w8a16 write a statically quantised ONNX (QDQ, per-channel 8-bit weights; 8- or 16-bit activations)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Image folder to calibrate int8/w8a16 activations on (inputs made by the model's task); default: the task's sample images, with a warning."),
+    calibration_count: Optional[int] = typer.Option(None, "--calibration-count", help=f"Calibration inputs (default 32). {bounds(ExportConfig, 'calibration_count')}"),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Lowest PSNR (dB) between the quantised file's outputs and PyTorch's on held-out inputs; below it nothing is written (default 35)."),
     as_json: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Export a trained network to ONNX: BatchNorm folded, verified against PyTorch with ONNX Runtime.
 
     Example: hwnas export --model runs/ft/model.pt --out model.onnx --static 256x256
+
+    Quantised: hwnas export --model runs/ft/model.pt --out model-int8.onnx --precision int8 --calibration photos/
     """
     import hwnas
 
     fields = settings(config, ExportConfig, _given(dict(model=model, out=out, static=_parse_hw(static), tolerance=tolerance,
-                                                        opset=opset)))
+                                                        opset=opset, precision=precision,
+                                                        calibration=str(calibration) if calibration else None,
+                                                        calibration_count=calibration_count, min_psnr=min_psnr)))
     result = hwnas.export(**fields)
     report = result.report
     shape = "dynamic HxW" if result.static is None else f"static {result.static[0]}x{result.static[1]}"
@@ -224,8 +232,20 @@ def export(
         f"BatchNorm: {report['batchnorm_modules']} layers folded, {report['batchnorm_nodes']} BatchNormalization nodes left; "
         f"{report['conv_relu_pairs']} Conv->Relu pairs for the runtime to fuse",
         f"ONNX Runtime vs PyTorch: max abs error {report['max_abs_error']:.3g} (tolerance {result.tolerance:g}) "
-        f"on {', '.join('x'.join(map(str, s[2:])) for s in report['checked_shapes'])}",
+        f"on {', '.join('x'.join(map(str, s[2:])) for s in report['checked_shapes'])}"
+        + (" (the float file, before quantisation)" if report["precision"] != "fp32" else ""),
+        *_quantised_lines(report),
     ])
+
+
+def _quantised_lines(report: dict) -> list[str]:
+    if report["precision"] == "fp32":
+        return []
+    shape = "x".join(map(str, report["calibration_shape"][1:]))
+    return [f"{report['precision']}: calibrated on {report['calibration_count']} inputs of {shape} from {report['calibration']}; "
+            f"{report['quant_nodes']} QuantizeLinear nodes",
+            f"{report['precision']} vs PyTorch: output PSNR {report['quant_psnr_db']:.2f} dB on {report['check_count']} held-out "
+            f"inputs (--min-psnr {report['min_psnr']:g})"]
 
 
 def _parse_hw(text: Optional[str]) -> Optional[tuple[int, int]]:

@@ -27,10 +27,8 @@ def interactive() -> bool:
 
 def authorise(backend, jobs: int, yes: bool) -> None:
     """Go on only if `backend` is configured and, when it would submit `jobs` remote jobs, the user agreed."""
-    check = getattr(backend, "check_configured", None)
-    if callable(check):
-        check()  # a missing token ends here, before any question or output
-    if jobs <= 0 or not getattr(backend, "submits_jobs", False) or yes:
+    backend.check_configured()  # a missing token ends here, before any question or output
+    if jobs <= 0 or not backend.submits_jobs or yes:
         return
     what = f"{jobs} {backend.name} job{'s' if jobs != 1 else ''} on {backend.device}"
     if not interactive():

@@ -32,7 +32,8 @@ BackendOpt = typer.Option(None, "--backend", help=f"Latency backend: onnxruntime
 DeviceOpt = typer.Option(None, "--device", help="Latency target: cpu (onnxruntime: this machine's CPU), an AI Hub device such as sm8650 (qai-hub).")
 # Backend flags: their ranges are the backend's Options (validated there; importing it here would load torch).
 ThreadsOpt = typer.Option(None, "--threads", help="onnxruntime: intra-op threads (default 2). (1 to 256)")
-RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 30). (>= 1)")
+RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 60, in 3 passes). (>= 1)")
+PrecisionOpt = typer.Option(None, "--precision", help="Precision the table times: fp32 (default) or int8 for onnxruntime (each unit statically quantised, QDQ); a table of one precision is refused where another is asked for.")
 WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds first (default 3). (>= 0)")
 ComputeUnitOpt = typer.Option(None, "--compute-unit", help="qai-hub: npu, gpu, cpu or all.")
 TargetRuntimeOpt = typer.Option(None, "--target-runtime", help="qai-hub: e.g. qnn_context_binary, tflite, onnx.")
@@ -40,12 +41,13 @@ ModeOpt = typer.Option(None, "--mode", help="qai-hub: per-unit (one job pair per
 BackendOptionOpt = typer.Option(None, "--backend-option", "-b", help="Any other backend option KEY=VALUE (YAML value), e.g. -b ms_per_gmac=2.")
 
 
-def _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, extra: OptionalStrList) -> dict[str, Any]:
+def _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, extra: OptionalStrList,
+                     precision: Optional[str] = None) -> dict[str, Any]:
     """The backend options the user set (and only those)."""
     from hwnas.config import parse_options
 
     given = {"device": device, "threads": threads, "runs": runs, "warmup": warmup,
-             "compute_unit": compute_unit, "target_runtime": target_runtime, "mode": mode}
+             "compute_unit": compute_unit, "target_runtime": target_runtime, "mode": mode, "precision": precision}
     options = {k: v for k, v in given.items() if v is not None}
     for key, value in parse_options(extra).items():
         options[key.replace("-", "_")] = value
@@ -53,7 +55,7 @@ def _backend_options(device, threads, runs, warmup, compute_unit, target_runtime
 
 
 def _request(space, preset, option, image_size, backend, backend_options):
-    from hwnas.backends.table import TableRequest
+    from hwnas.tables.building import TableRequest
     from hwnas.config import parse_options
 
     return TableRequest(space, preset, parse_options(option), image_size, backend, backend_options)
@@ -62,7 +64,7 @@ def _request(space, preset, option, image_size, backend, backend_options):
 def _with_table(request, path: Path, *, override: bool = False):
     """`request` completed from the sidecar of the table at `path`, if there is one.
     With `override` (--force) the given flags win and an unreadable sidecar is ignored."""
-    from hwnas.backends.table import resolve_with_table
+    from hwnas.tables.building import resolve_with_table
     from hwnas.latency import TableMeta, sidecar_path
 
     if not sidecar_path(path).is_file():
@@ -116,6 +118,7 @@ def build_lut(
     threads: Optional[int] = ThreadsOpt,
     runs: Optional[int] = RunsOpt,
     warmup: Optional[int] = WarmupOpt,
+    precision: Optional[str] = PrecisionOpt,
     compute_unit: Optional[str] = ComputeUnitOpt,
     target_runtime: Optional[str] = TargetRuntimeOpt,
     mode: Optional[str] = ModeOpt,
@@ -133,11 +136,11 @@ def build_lut(
 
     Example: hwnas build-lut --backend onnxruntime --space nafnet-unet --preset paper --image-size 256 --out paper-ort.csv
     """
-    from hwnas.backends.table import build_table, default_table_path_for, make_backend, plan_build
+    from hwnas.tables.building import build_table, default_table_path_for, make_backend, plan_build
     from hwnas.config import BuildLutConfig, build_config
 
     request = _request(space, preset, option, image_size, backend,
-                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option))
+                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision))
     if out is not None:
         request = _with_table(request, out, override=force)
     spec, size, backend_name, options = _defaults(request)
@@ -191,7 +194,7 @@ def show(
 
     Example: hwnas lut show paper-ort.csv
     """
-    from hwnas.backends.table import describe_table, space_of
+    from hwnas.tables.building import describe_table, space_of
     from hwnas.latency import LatencyTable
 
     table = LatencyTable.load(path)
@@ -281,6 +284,7 @@ def profile(
     threads: Optional[int] = ThreadsOpt,
     runs: Optional[int] = RunsOpt,
     warmup: Optional[int] = WarmupOpt,
+    precision: Optional[str] = PrecisionOpt,
     compute_unit: Optional[str] = ComputeUnitOpt,
     target_runtime: Optional[str] = TargetRuntimeOpt,
     mode: Optional[str] = ModeOpt,
@@ -294,7 +298,7 @@ def profile(
 
     Example: hwnas profile --lut paper-ort.csv --random-count 20
     """
-    from hwnas.backends.table import default_table_path_for, make_backend
+    from hwnas.tables.building import default_table_path_for, make_backend
     from hwnas.config import ProfileConfig, build_config
 
     random_flag = ("--random-count", random_count) if random_count is not None else ("--random", random_seed)
@@ -303,7 +307,7 @@ def profile(
         raise HwnasError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE "
                          f"(got {' and '.join(picked) or 'none'}).")
     request = _request(space, preset, option, image_size, backend,
-                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option))
+                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision))
     if lut is not None:
         if not lut.is_file():
             raise HwnasError(f"no latency table at {lut}; build one with `hwnas build-lut --out {lut}`.")
@@ -323,7 +327,7 @@ def profile(
     authorise(lat, _network_jobs(the_space, cfg.image_size, lat) * (cfg.random_count or 1), yes)
     if cfg.random_count is not None:
         return _profile_random(cfg, the_space, lat, table, source, as_json)
-    from hwnas.backends.profile import profile_architecture
+    from hwnas.tables.profiling import profile_architecture
 
     result = profile_architecture(the_space, cfg.image_size, architecture, lat, label=label, table=table,
                                   table_source=source, breakdown=cfg.breakdown)
@@ -344,7 +348,7 @@ def _network_jobs(space, image_size: int, backend) -> int:
 
 
 def _architecture(cfg, space):
-    from hwnas.backends.profile import random_architecture
+    from hwnas.tables.profiling import random_architecture
     from hwnas.space import Architecture
 
     positions = {p.label: p.candidates for p in space.positions(cfg.image_size)}
@@ -398,7 +402,7 @@ def _profile_lines(space, image_size: int, backend, r) -> list[str]:
                      f"{p.total_ms - p.fixed_ms:.2f}; table {p.table})")
         lines.append(f"error         {r.error_pct:+.1f} %  (predicted vs measured)")
     if r.breakdown is not None:
-        from hwnas.backends.breakdown import summarise
+        from hwnas.tables.breakdown import summarise
 
         total = float(r.breakdown["ms"].sum())
         run_ms = r.breakdown.attrs.get("run_ms")
@@ -419,7 +423,7 @@ def _header(space, image_size: int, backend) -> str:
 
 def _profile_random(cfg, space, backend, table, source: str, as_json: bool) -> None:
     """--random-count: N random networks measured in interleaved rounds, each against the table, and the summary."""
-    from hwnas.backends.profile import Fidelity, profile_architectures, random_architectures
+    from hwnas.tables.profiling import Fidelity, profile_architectures, random_architectures
 
     archs = random_architectures(space, cfg.image_size, cfg.random_count, cfg.random or 0)
     with _progress(len(archs), not as_json, f"{backend.name} networks") as on_progress:
@@ -448,7 +452,7 @@ def _profile_random(cfg, space, backend, table, source: str, as_json: bool) -> N
 
 def _profile_onnx(cfg, space, backend, table, source: str, as_json: bool) -> None:
     """--onnx: the file timed with the backend's settings; the table's prediction when the file names its architecture."""
-    from hwnas.backends.profile import profile_onnx
+    from hwnas.tables.profiling import profile_onnx
 
     result = profile_onnx(Path(cfg.onnx), backend, space, cfg.image_size, table=table, table_source=source)
     if as_json:

@@ -341,7 +341,7 @@ def _report(result, as_json: bool) -> None:
         typer.echo(f"  {label:<10} {choice['candidate']:<14} {choice['alpha']:.3f}")
     t = s["latency_table"]
     typer.echo(f"predicted latency {s['predicted_ms']:.2f} ms vs {s['base']} {s['base_ms']:.2f} ms "
-               f"({s['speedup']:.2f}x faster) on {t['device']} ({t['backend']}, {t['image_size']}px)")
+               f"({s['speedup']:.2f}x faster) on {t['device']} ({t['backend']}, {t.get('precision', 'fp32')}, {t['image_size']}px)")
     if s.get("val"):
         scores = ", ".join(f"{k} {v:.3f}" for k, v in s["val"].items())
         typer.echo(f"derived network: {s['params'] / 1e3:.1f}k params; validation {scores} (BatchNorm recalibrated)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hwnas.backends.macs import MacsBackend, MacsOptions
-from hwnas.backends.table import build_table, make_backend
+from hwnas.tables.building import build_table, make_backend
 from hwnas.cost import count_macs
 from hwnas.errors import HwnasError
 from hwnas.plugins import get_backend

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from torch import nn
 
 from hwnas.backends import onnxruntime as ort_backend
-from hwnas.backends.breakdown import attribute, summarise
+from hwnas.tables.breakdown import attribute, summarise
 from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions, _NodeNames, cpu_model
-from hwnas.backends.table import build_table, make_backend
+from hwnas.tables.building import build_table, make_backend
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable, MeasurementError
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace

@@ -67,7 +67,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 @pytest.fixture(scope="module")
 def lut(tmp_path_factory):
     from hwnas.backends.macs import MacsBackend
-    from hwnas.backends.table import build_table
+    from hwnas.tables.building import build_table
     from hwnas.config import SpaceSpec
 
     path = tmp_path_factory.mktemp("lut") / "macs.csv"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hwnas.backends.macs import MacsBackend
-from hwnas.backends.table import build_table
+from hwnas.tables.building import build_table
 from hwnas.checkpoint import load_checkpoint
 from hwnas.config import SearchConfig, SpaceSpec
 from hwnas.errors import HwnasError

@@ -74,7 +74,10 @@ def default_table_path(space: SearchSpace, backend_name: str, device: str, image
 
 
 def default_table_path_for(space: SearchSpace, backend: LatencyBackend, image_size: int) -> Path:
-    return default_table_path(space, backend.name, backend.device, image_size)
+    """The cached table for `backend`; a precision other than fp32 gets its own file beside the float one."""
+    path = default_table_path(space, backend.name, backend.device, image_size)
+    precision = backend.settings().get("precision", "fp32")
+    return path if precision == "fp32" else path.with_name(f"{path.stem}-{_slug(str(precision))}.csv")
 
 
 def open_table(

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from hwnas.backends.table import (
+from hwnas.tables.building import (
     TableRequest,
     build_table,
     default_table_path,

@@ -6,11 +6,11 @@ import pytest
 
 from hwnas.backends.macs import MacsBackend
 from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-from hwnas.backends.profile import (
+from hwnas.tables.profiling import (
     Fidelity, ProfileResult, exported_architecture, profile_architectures, profile_onnx, random_architecture,
     random_architectures,
 )
-from hwnas.backends.table import build_table
+from hwnas.tables.building import build_table
 from hwnas.latency import Measurement
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
 from hwnas.space import Architecture
@@ -31,7 +31,7 @@ def macs_table(tiny, tmp_path_factory):
 
 def result(error_pct: float) -> ProfileResult:
     m = Measurement(name="n", input_shape=(1,), median_ms=100.0, p10_ms=100.0, p90_ms=100.0, runs=1, device="d", runtime="r")
-    from hwnas.backends.profile import Prediction
+    from hwnas.tables.profiling import Prediction
 
     return ProfileResult("n", Architecture(space="s", choices={}), m, Prediction(100.0 + error_pct, 0.0, "t"))
 

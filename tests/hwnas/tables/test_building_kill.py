@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hwnas.backends.table import table_units, unit_key
+from hwnas.tables.building import table_units, unit_key
 from hwnas.latency import LatencyTable
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
 

@@ -41,7 +41,7 @@ class Prediction:
 @dataclass(frozen=True)
 class ProfileResult:
     """A measured network, the table's prediction for it (if a table was given) and,
-    if asked, the per-layer breakdown (`hwnas.backends.breakdown.attribute` columns)."""
+    if asked, the per-layer breakdown (`hwnas.tables.breakdown.attribute` columns)."""
 
     label: str
     architecture: Architecture
@@ -74,7 +74,7 @@ class ProfileResult:
         if self.same_rounds is not None:
             out.update(predicted_same_rounds_ms=self.same_rounds.total_ms, error_same_rounds_pct=self.error_same_rounds_pct)
         if self.breakdown is not None:
-            from hwnas.backends.breakdown import summarise
+            from hwnas.tables.breakdown import summarise
 
             out["breakdown"] = {
                 "by_group": summarise(self.breakdown).to_dict(orient="records"),
@@ -131,7 +131,7 @@ def profile_architecture(
     _warn_if_noisy(ProfileResult(label, arch, measured))
     layers = None
     if breakdown:
-        from hwnas.backends.breakdown import attribute
+        from hwnas.tables.breakdown import attribute
 
         layers = attribute(backend.breakdown(net, shape), net)
     return ProfileResult(label, arch, measured, prediction, layers)
@@ -188,13 +188,13 @@ def profile_architectures(
 
 
 def _table_units(space: SearchSpace, image_size: int) -> list[Unit]:
-    from hwnas.backends.table import table_units
+    from hwnas.tables.building import table_units
 
     return table_units(space, image_size)
 
 
 def _throwaway_table(space: SearchSpace, image_size: int, backend: LatencyBackend, measured: Sequence[Measurement]) -> LatencyTable:
-    from hwnas.backends.table import new_meta
+    from hwnas.tables.building import new_meta
 
     table = LatencyTable(new_meta(space, image_size, backend))
     for m in measured:
