@@ -61,6 +61,10 @@ def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
         cells = [f"{fmt(row[('psnr', d, sg)], 2)} / {fmt(row[('ssim', d, sg)], 4)}" for d, sg in cols]
         rows.append([name, fmt(params / 1e6, 2), fmt(gmacs, 2), int(updates), *cells])
     s.body += [md_table(headers, rows), ""]
+    missing = [n for n in ("searched", "naf-s0", "naf-s1", "naf-wall") if n not in set(df.network)]
+    if missing:
+        s.body += [f"Not trained and scored yet: {', '.join(missing)} (`python benchmarks/bench_paper.py train --networks "
+                   f"{','.join(missing)}`, then `eval` and `report`); verdicts below use the networks above only.", ""]
     drops = _drops(df)
     if drops:
         s.body += ["Relative PSNR drop of the searched network (%; negative: the searched network is better):", "",

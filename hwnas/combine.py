@@ -12,8 +12,10 @@ terms and their weights w_d to the scalar that mu multiplies:
   largest), never above the true maximum and at most T log D below it; with one
   device it is exactly w L.
 
-A combination is any callable `(terms, weights) -> scalar` on 1-D tensors; pass your
-own to `hwnas.objective.Objective` (e.g. a cost in money per device-hour).
+A combination is any callable `(terms, weights) -> scalar` on 1-D tensors (a user's own,
+e.g. a cost in money per device-hour, fits the same signature). The search does not take
+several tables yet, so nothing calls this module today; it is the piece that objective
+will use.
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ def export(
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default), int8 or w8a16: int8/w8a16 write a statically quantised ONNX (QDQ, per-channel 8-bit weights; 8- or 16-bit activations)."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Image folder to calibrate int8/w8a16 activations on (inputs made by the model's task); default: the task's sample images, with a warning."),
     calibration_count: Optional[int] = typer.Option(None, "--calibration-count", help=f"Calibration inputs (default 32). {bounds(ExportConfig, 'calibration_count')}"),
-    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help="Lowest PSNR (dB) between the quantised file's outputs and PyTorch's on held-out inputs; below it nothing is written (default 35)."),
+    min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help=f"Lowest PSNR (dB) between the quantised file's outputs and PyTorch's on held-out inputs; below it nothing is written (default 35). {bounds(ExportConfig, 'min_psnr')}"),
     as_json: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
