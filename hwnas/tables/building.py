@@ -186,6 +186,9 @@ def build_table(
             on_progress(m)
 
     backend.measure_space(space, image_size, todo, on_result)
+    # What the backend learnt only once it finished (e.g. the machine's load over the whole build).
+    table.meta.settings = _merged(table.meta.settings, {**backend.settings(), **backend.protocol()})
+    save()
     table.require(wanted)
     return table
 

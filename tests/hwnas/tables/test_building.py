@@ -14,6 +14,7 @@ from hwnas.tables.building import (
     TableRequest,
     build_table,
     default_table_path,
+    default_table_path_for,
     describe_table,
     dry_run_jobs,
     make_backend,
@@ -291,3 +292,22 @@ def test_describe_table_ratios_and_uniform_totals(tiny, table_path):
     assert report["uniform"]["naf"]["ratio"] == 1.0 and report["uniform"]["cbr"]["ratio"] < 1.0
     without_space = describe_table(table)
     assert without_space["stages"][0]["positions"] == [] and without_space["uniform"] == {}
+
+
+def test_the_sidecar_keeps_what_the_backend_learnt_after_its_last_result(tmp_path):
+    """The onnxruntime backend knows the machine's load over a build only when it ends: the sidecar has it."""
+    from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
+
+    path = tmp_path / "t.csv"
+    build_table(NAFNetUNetSpace.from_options("tiny"), 16, OnnxRuntimeBackend(OnnxRuntimeOptions(runs=3, warmup=0)), path)
+    load = LatencyTable.load(path).meta.settings["load"]
+    assert load["cores"] >= 1 and load["seconds"] > 0 and "load_1min_start" in load
+
+
+def test_a_quantised_table_has_its_own_cache_file():
+    from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
+
+    tiny = NAFNetUNetSpace.from_options("tiny")
+    fp32 = default_table_path_for(tiny, OnnxRuntimeBackend(OnnxRuntimeOptions()), 32)
+    int8 = default_table_path_for(tiny, OnnxRuntimeBackend(OnnxRuntimeOptions(precision="int8")), 32)
+    assert int8 != fp32 and int8.name == fp32.name.replace(".csv", "-int8.csv")
