@@ -473,7 +473,8 @@ def fidelity_builds_section(df, meta: dict, results: Path, out: Path) -> Section
             quiet.append(float(r["seconds"]))
         rows.append([r["run"], f"`{r['lut']}`", r["created"], f"{r['seconds']:.1f}", int(r["units"]), fmt(r.get("runs"), 0),
                      fmt(r.get("load_1min_start")), fmt(r.get("other_cores"), 2), int(r.get("noisy_units", 0) or 0),
-                     fmt(r.get("extra_passes"), 0), "quiet" if is_quiet else "busy"])
+                     fmt(r.get("extra_passes"), 0), "quiet" if is_quiet else
+                     "not recorded" if math.isnan(r.get("other_cores", float("nan"))) else "busy"])
     s.body += ["Each fidelity run's table, built by plain `hwnas build-lut --force` (default settings) right before it; "
                "`other cores`: what other processes kept busy meanwhile; `noisy`: rows whose repeated passes still "
                "disagreed by more than the backend trusts after its extra passes.", "",
