@@ -23,16 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2"]
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def hwnas(capsys, *args):
     """Run the CLI in-process: (exit code, stdout, stderr)."""
     old, sys.argv = sys.argv, ["hwnas", *map(str, args)]
