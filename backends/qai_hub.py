@@ -24,6 +24,16 @@ Two modes:
   summed layer times to the documented total is logged so the assumption can be
   checked. Ops outside every unit (input padding, skip additions) are not counted.
 
+Precision (`precision`, default fp32) follows the client's documented quantisation route:
+the compile job gets `--quantize_full_type float16|int8|w8a16` and `--quantize_io` (the
+units of a deployed network hand each other quantised tensors, so a unit is timed without
+a float conversion at its own input and output), and for the integer precisions
+`calibration_data`: a few seeded random inputs of the unit's input shape. Random data
+sets the quantisation scales, not which kernels run or how fast, so it times a unit as
+real images would (the ONNX Runtime backend calibrates its timing units the same way);
+it is not for accuracy -- `qai_hub_accuracy` checks that on real images. The precision is
+a table setting, and each job's compile options are kept in the job book.
+
 Submitted job ids are kept in the table's job book (`attach`), saved before any
 waiting, so an interrupted build re-attaches to its jobs (`qai_hub.get_job`) instead of
 paying for them again. Failures never become numbers: a failed job raises
@@ -57,6 +67,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hwnas.backends import qai_hub_profile as hub_profile
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyBackend, Measurement, MeasurementError, shape_str, versions
+from hwnas.quantize import QUANTISED
 from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
 from hwnas.tables.attribution import attribute
 
@@ -83,6 +94,10 @@ DEVICE_ALIASES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 UPGRADE = "pip install -U qai-hub"
 
+# hwnas precision -> the value of the compile option `--quantize_full_type` (fp32: no option).
+QUANTIZE_FULL_TYPE = {"fp16": "float16", "int8": "int8", "w8a16": "w8a16"}
+CALIBRATION_INPUTS = 4  # seeded random inputs that set a timing unit's quantisation scales (module docstring)
+
 BACKOFF_S = 10.0  # first wait after a rate limit; doubles each try
 MAX_BACKOFF_S = 120.0
 RECONNECT_S = 2.0  # first wait after a connection error or 5xx; doubles each try, within retry_budget_s
@@ -108,6 +123,18 @@ class QaiHubOptions(BaseModel):
     poll_s: float = Field(10.0, gt=0, description="seconds between job status checks")
     retries: int = Field(5, ge=0, description="retries after rate limiting (10 s, doubling, at most 120 s apart)")
     retry_budget_s: float = Field(60.0, ge=0, description="how long to keep retrying connection errors and 5xx per call")
+    precision: str = Field("fp32", description="fp32, fp16, int8 or w8a16: compiled with --quantize_full_type (module docstring)")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _known_precision(cls, v: str | None) -> str:
+        from hwnas.quantize import PRECISIONS
+
+        if v is None:  # flag not given
+            return "fp32"
+        if v not in PRECISIONS:
+            raise ValueError(f"unknown precision {v!r}; choose one of {', '.join(PRECISIONS)}")
+        return v
 
     @field_validator("device", mode="before")
     @classmethod
@@ -253,8 +280,22 @@ class QaiHubBackend(LatencyBackend):
         tail = " whole-network" if o.mode == "whole-network" else ""
         return f"qai-hub {self.client_version} {o.target_runtime} {o.compute_unit}{tail}"
 
-    def compile_options(self) -> str:
-        return f"--target_runtime {self.options.target_runtime} --compute_unit {self.options.compute_unit}"
+    def compile_options(self, quantize_io: bool = True) -> str:
+        """The compile job's options; a precision other than fp32 adds `--quantize_full_type`, and
+        `--quantize_io` unless the caller feeds and reads float tensors (the accuracy check)."""
+        o = self.options
+        options = f"--target_runtime {o.target_runtime} --compute_unit {o.compute_unit}"
+        if o.precision in QUANTIZE_FULL_TYPE:
+            options += f" --quantize_full_type {QUANTIZE_FULL_TYPE[o.precision]}" + " --quantize_io" * quantize_io
+        return options
+
+    def calibration_data(self, input_shape: Sequence[int]) -> dict[str, list[np.ndarray]] | None:
+        """`calibration_data` of a timing unit's compile job: for int8 and w8a16, CALIBRATION_INPUTS
+        seeded random inputs of its shape under the exported input name `x` (module docstring)."""
+        if self.options.precision not in QUANTISED:
+            return None
+        rng = np.random.default_rng(0)
+        return {"x": [rng.standard_normal(tuple(input_shape), dtype=np.float32) for _ in range(CALIBRATION_INPUTS)]}
 
     def profile_options(self) -> str:
         return f"--compute_unit {self.options.compute_unit} --max_profiler_iterations {self.options.max_profiler_iterations}"
@@ -263,7 +304,7 @@ class QaiHubBackend(LatencyBackend):
         """What changes the numbers (a table refuses a backend that differs in any of them)."""
         o = self.options
         return {"device": self.device, "target_runtime": o.target_runtime, "compute_unit": o.compute_unit, "mode": o.mode,
-                "cold_iterations": o.cold_iterations}
+                "cold_iterations": o.cold_iterations, "precision": o.precision}
 
     def protocol(self) -> dict[str, Any]:
         """How the numbers were taken (recorded in the sidecar, never compared)."""
@@ -279,12 +320,16 @@ class QaiHubBackend(LatencyBackend):
             "names carry its module path, / 1000; median (p10/p90) over positions with the same input shape and, "
             "for fixed parts, over networks; ops outside every unit are not counted; no per-unit peak memory",
         }[o.mode]
-        return {
+        protocol = {
             "hub_device": {"name": name, "attributes": list(attributes)},
             "compile_options": self.compile_options(),
             "profile_options": self.profile_options(),
             "statistic": statistic,
         }
+        if o.precision in QUANTISED:
+            protocol["calibration"] = (f"{CALIBRATION_INPUTS} random normal inputs of each unit's input shape (seed 0): "
+                                       "they set quantisation scales, not kernel speed")
+        return protocol
 
     def tool_versions(self) -> dict[str, str]:
         return versions("hwnas", "qai-hub", "torch", "onnx")
@@ -413,17 +458,18 @@ class QaiHubBackend(LatencyBackend):
     def attach(self, jobs: dict[str, Any], save: Callable[[], None]) -> None:
         """Keep job ids in `jobs` (the table sidecar's book) and `save()` after every change.
 
-        Entries: key -> {compile, profile, setup, state}, and once done (per-unit mode)
+        Entries: key -> {compile, profile, setup, state, compile_options (as sent)}, and once done (per-unit mode)
         `used` (which iterations the row's statistics came from) and `tools` (tool
         versions such as QAIRT, when the profile carries them); `pending` entries whose
-        setup (device, runtime, compute unit, iterations) matches are re-attached, `done`
+        setup (device, runtime, compute unit, iterations, precision) matches are re-attached, `done`
         and `failed` ones are history (a rerun or `--force` submits anew).
         """
         self._jobs, self._save = jobs, save
 
     def _setup(self) -> str:
         o = self.options
-        return f"{self.device}|{o.target_runtime}|{o.compute_unit}|{o.max_profiler_iterations}"
+        tail = "" if o.precision == "fp32" else f"|{o.precision}"  # fp32 keeps the setup books written before precisions
+        return f"{self.device}|{o.target_runtime}|{o.compute_unit}|{o.max_profiler_iterations}{tail}"
 
     def _reattachable(self, key: str | None) -> bool:
         entry = self._jobs.get(key) if key else None
@@ -485,12 +531,13 @@ class QaiHubBackend(LatencyBackend):
 
             t.node_names.update({hub_profile.normalise(n.name): n.name for n in onnx.load(str(path)).graph.node})
         model = self._call(f"uploading {t.label}", hub.upload_model, str(path), name=path.name)
+        options = self.compile_options()
         t.compile = self._call(
             f"submitting the compile job for {t.label}", hub.submit_compile_job, model, device,
             name=f"hwnas {t.label}", input_specs={"x": (tuple(t.input_shape), "float32")},
-            options=self.compile_options(), retry=False, retry_connection=False,
+            options=options, calibration_data=self.calibration_data(t.input_shape), retry=False, retry_connection=False,
         )
-        self._book(t.key, compile=t.compile.job_id, profile=None, setup=self._setup(), state="pending")
+        self._book(t.key, compile=t.compile.job_id, profile=None, setup=self._setup(), state="pending", compile_options=options)
         log.debug("submitted AI Hub compile job %s for %s", t.compile.job_id, t.label)
 
     def _submit_profile(self, hub, t: _Track, device) -> None:
@@ -664,7 +711,15 @@ class QaiHubBackend(LatencyBackend):
         return results
 
 
-    # -- whole networks: end-to-end check and per-layer breakdown ---------------------------------
+    # -- whole networks: on-device accuracy, end-to-end check and per-layer breakdown -------------
+
+    def check_accuracy(self, model, inputs, reference, calibration=None):
+        """PSNR of `model`'s outputs on the device against PyTorch's `reference` outputs on `inputs`
+        (`hwnas.backends.qai_hub_accuracy.check_on_device`): one compile and one inference job."""
+        from hwnas.backends.qai_hub_accuracy import check_on_device
+
+        return check_on_device(self, model, inputs, reference, calibration)
+
 
     def measure_network(self, module: "nn.Module", input_shape: Sequence[int]) -> Measurement:
         """End-to-end latency of `module` profiled whole (kind and name "network"), taken as a

@@ -13,9 +13,9 @@ terms and their weights w_d to the scalar that mu multiplies:
   device it is exactly w L.
 
 A combination is any callable `(terms, weights) -> scalar` on 1-D tensors (a user's own,
-e.g. a cost in money per device-hour, fits the same signature). The search does not take
-several tables yet, so nothing calls this module today; it is the piece that objective
-will use.
+e.g. a cost in money per device-hour, fits the same signature): pass it as
+`hwnas.objective.Objective(devices, mu, combine=...)`, or register it here by name for
+`--combine`.
 """
 
 from __future__ import annotations

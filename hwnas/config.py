@@ -135,6 +135,15 @@ def write_config(config: BaseModel, path: Path) -> None:
     atomic_write_text(Path(path), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
+class TableRef(Frozen):
+    """One device's latency table in a search for several devices (`--lut NAME=PATH`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)  # names a file in the run folder
+    path: str
+    weight: float = Field(1.0, gt=0)
+    target_ms: float | None = Field(None, gt=0)
+
+
 class SearchConfig(Frozen):
     """A differentiable search (`hwnas search`): written resolved to the run's config.yaml.
 
@@ -143,6 +152,10 @@ class SearchConfig(Frozen):
     at the end of warm-up (see `hwnas.objective`); mu defaults to 0.1, or 1.0 with
     `target_ms` (the constraint form). `device` is the latency target recorded in the
     table; `accelerator` is where the search computes.
+
+    Several devices (issue 15): `tables` names each device's table, its weight and
+    (constraint form) its target; `combine` (`hwnas.combine`) makes their latency terms
+    one. `lut`, `backend` and `device` are then the first table's.
     """
 
     spec: SpaceSpec
@@ -150,6 +163,8 @@ class SearchConfig(Frozen):
     backend: str = "onnxruntime"
     device: str | None = None
     lut: str | None = None
+    tables: tuple[TableRef, ...] = ()  # several devices; empty: `lut` alone
+    combine: Literal["sum", "worst"] = "sum"
     accelerator: Literal["cpu", "cuda"] = "cpu"
     task: TaskSpec = TaskSpec()
     epochs: int = Field(10, ge=1)
@@ -183,7 +198,10 @@ class SearchConfig(Frozen):
             return values
         values = dict(values)
         if values.get("latency_weight") is None:
-            values["latency_weight"] = 1.0 if values.get("target_ms") is not None else 0.1
+            targets = [t.get("target_ms") if isinstance(t, Mapping) else getattr(t, "target_ms", None)
+                       for t in values.get("tables") or ()]
+            constrained = values.get("target_ms") is not None or any(t is not None for t in targets)
+            values["latency_weight"] = 1.0 if constrained else 0.1
         epochs = values.get("epochs", 10)
         steps = values.get("steps_per_epoch", 40)
         if not (isinstance(epochs, int) and isinstance(steps, int) and epochs >= 1 and steps >= 1):
@@ -193,6 +211,27 @@ class SearchConfig(Frozen):
         if values.get("arch_lr") is None and isinstance(values["warmup_epochs"], int):
             values["arch_lr"] = auto_arch_lr((epochs - values["warmup_epochs"]) * steps)
         return values
+
+    @model_validator(mode="after")
+    def _tables(self) -> "SearchConfig":
+        """Several tables: distinct names, the first is `lut`, and targets per device or none."""
+        if not self.tables:
+            return self
+        names = [t.name for t in self.tables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two tables are named {next(n for n in names if names.count(n) > 1)!r}; name each "
+                             "with --lut NAME=PATH")
+        if self.lut is not None and Path(self.lut).resolve() != Path(self.tables[0].path).resolve():
+            raise ValueError("lut must be the first of tables")
+        if self.target_ms is not None and len(self.tables) > 1:
+            raise ValueError("one --target-ms for several tables is ambiguous; give one per table, e.g. "
+                             f"--target-ms {names[0]}=12")
+        with_target = [t.name for t in self.tables if t.target_ms is not None]
+        if with_target and len(with_target) != len(self.tables):
+            missing = [n for n in names if n not in with_target]
+            raise ValueError(f"table {missing[0]!r} has no target while {with_target[0]!r} has one; give every table "
+                             f"a target (--target-ms {missing[0]}=MS) or none")
+        return self
 
 
 class SweepConfig(Frozen):
@@ -247,7 +286,24 @@ def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
         if first["type"] == "missing":
             raise HwnasError(f"{flag} is missing; pass it (or set {field} in the --config file).") from None
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check across fields: its message says it all
+            raise HwnasError(f"{message}.") from None
+        if first["loc"][0] == "tables" and len(first["loc"]) == 3:
+            flag = _table_flag(values.get("tables"), *first["loc"][1:])
         raise HwnasError(f"invalid {flag}: {message}.") from None
+
+
+TABLE_FIELD_FLAGS = {"weight": "--lut-weight", "target_ms": "--target-ms", "name": "--lut NAME=PATH", "path": "--lut"}
+
+
+def _table_flag(tables: Any, index: Any, field: Any) -> str:
+    """The flag behind a table's field, naming the table: `--lut-weight of table 'phone'`."""
+    try:
+        entry = tables[index]
+        name = entry["name"] if isinstance(entry, Mapping) else entry.name
+    except (TypeError, LookupError, AttributeError):
+        name = index
+    return f"{TABLE_FIELD_FLAGS.get(str(field), str(field))} of table {name!r}"
 
 
 class TrainConfig(Frozen):

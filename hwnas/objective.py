@@ -15,6 +15,8 @@
   latency is under the target.
 - H_norm = mean over positions of H(alpha) / log K: 0 when every position is
   decisive, 1 when uniform (positions with one candidate are left out).
+- Several devices (one table each, `DeviceLatency`): each gives its own term, and a
+  combination (`hwnas.combine`: weighted sum, or a smooth worst case) makes them one.
 - lambda(t) grows exponentially over the run, planned over its length
   (`hwnas.schedule.EntropyPlan`): the search explores early and commits late.
 """
@@ -28,6 +30,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from hwnas.combine import Combine, weighted_sum
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable, fixed_ms, position_costs
 from hwnas.space import Position, Unit
@@ -104,21 +107,58 @@ class Terms:
 
 
 @dataclass(frozen=True)
+class DeviceLatency:
+    """One device's latency table in the objective (a chip: its table, weight and target).
+
+    Its unweighted term: the normalised expected latency (this device's base network
+    = 1), or with `target_ms` the hinge max(0, E[ms] / target - 1).
+    """
+
+    name: str
+    model: LatencyModel
+    weight: float = 1.0
+    target_ms: float | None = None
+
+    def term(self, alpha: torch.Tensor) -> torch.Tensor:
+        if self.target_ms is not None:
+            return torch.relu(self.model.expected_ms(alpha) / self.target_ms - 1.0)
+        return (alpha * self.model.normalised().to(alpha.device)).sum()
+
+    def to(self, device: torch.device | str) -> "DeviceLatency":
+        return DeviceLatency(self.name, self.model.to(device), self.weight, self.target_ms)
+
+
+@dataclass(frozen=True)
 class Objective:
     """L = L_task / L_ref + mu * L_latency + lambda * H_norm (see the module docstring).
 
-    lambda is passed per call: its schedule belongs to the search (`hwnas.schedule`).
+    L_latency combines the devices' terms (`hwnas.combine`: weighted sum or smooth
+    worst case); with one device it is that device's term. lambda is passed per call:
+    its schedule belongs to the search (`hwnas.schedule`).
     """
 
-    latency: LatencyModel
+    devices: tuple[DeviceLatency, ...]
     latency_weight: float  # mu
-    target_ms: float | None = None
+    combine: Combine = weighted_sum
+
+    @classmethod
+    def single(cls, model: LatencyModel, latency_weight: float, target_ms: float | None = None) -> "Objective":
+        """The one-table objective."""
+        return cls((DeviceLatency("default", model, 1.0, target_ms),), latency_weight)
+
+    @property
+    def latency(self) -> LatencyModel:
+        """The first device's model: what logs and progress bars show."""
+        return self.devices[0].model
 
     def latency_term(self, alpha: torch.Tensor) -> torch.Tensor:
-        """Unweighted L_latency: normalised expected cost, or the hinge over the target."""
-        if self.target_ms is not None:
-            return torch.relu(self.latency.expected_ms(alpha) / self.target_ms - 1.0)
-        return (alpha * self.latency.normalised().to(alpha.device)).sum()
+        """Unweighted L_latency: the devices' terms combined."""
+        terms = torch.stack([d.term(alpha) for d in self.devices])
+        weights = torch.tensor([d.weight for d in self.devices], dtype=terms.dtype, device=terms.device)
+        return self.combine(terms, weights)
+
+    def to(self, device: torch.device | str) -> "Objective":
+        return Objective(tuple(d.to(device) for d in self.devices), self.latency_weight, self.combine)
 
     def __call__(self, task_loss: torch.Tensor, reference_loss: float, alpha: torch.Tensor, lam: float) -> Terms:
         if not (reference_loss > 0 and math.isfinite(reference_loss)):

@@ -11,6 +11,7 @@ Both commands:
 A search adds:
 
     lut.csv, lut.meta.json   the latency table the run used, copied in
+    lut-NAME.csv (+ .meta.json)   several devices: each further device's table
     steps.csv            every step's loss terms (rewritten up to the checkpoint on resume)
     alpha_history.csv    epoch, position, candidate, alpha
     alpha.png, entropy.png
@@ -50,6 +51,10 @@ class RunDir:
     @property
     def lut(self) -> Path:
         return self.root / "lut.csv"
+
+    def device_lut(self, name: str) -> Path:
+        """The copy of a further device's table (the first device's is `lut`)."""
+        return self.root / f"lut-{name}.csv"
 
     @property
     def steps(self) -> Path:

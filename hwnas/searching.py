@@ -51,12 +51,14 @@ from hwnas.checkpoint import load_checkpoint, rng_state, set_rng_state
 from hwnas.commitment import commitment
 from hwnas.compute import compute_for, device_for
 from hwnas.config import SearchConfig, build_config, plain
+from hwnas.devices import Device, check_same_network, devices
 from hwnas.cost import count_params
 from hwnas.errors import HwnasError
 from hwnas.history import plot_alpha, plot_entropy, write_alpha_history
 from hwnas.io import atomic_write_text
 from hwnas.latency import LatencyTable, predict_ms
-from hwnas.objective import Objective, Terms, latency_model, normalised_entropy
+from hwnas.combine import COMBINATIONS
+from hwnas.objective import DeviceLatency, Objective, Terms, latency_model, normalised_entropy
 from hwnas.prefetch import Prefetcher
 from hwnas.rows import write_rows
 from hwnas.run import Progress, Run, guard, read_run_config, stop_if_diverged
@@ -73,7 +75,7 @@ VERSION = 1
 DEFAULT_SPACE = "nafnet-unet"
 QUICK_PRESET = "tiny"  # the preset of a search given none, where the space has it
 MAY_CHANGE_ON_RESUME = {"epochs", "threads", "prefetch"}  # a longer run; compute settings never change results
-IGNORED_ON_RESUME = {"lut", "device"}  # the run keeps its own copy of the table (and the device it records)
+IGNORED_ON_RESUME = {"lut", "tables", "device"}  # the run keeps its own copies of its tables (and the device recorded)
 STEP_COLUMNS = ["global_step", "epoch", "step", "train_loss", "task", "latency", "entropy", "total", "expected_ms"]
 
 
@@ -117,10 +119,14 @@ def lookup_units(space: SearchSpace, image_size: int) -> list[Unit]:
     return [Unit(name, shape, None) for name, shape in sorted(keys)] + fixed
 
 
-def check_table(table: LatencyTable, space: SearchSpace, config: SearchConfig) -> None:
-    """Refuse a table for another space, configuration, size or device, or one lacking entries."""
-    table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=config.device,
-                backend=config.backend)
+def check_table(table: LatencyTable, space: SearchSpace, config: SearchConfig, *, device: bool = True) -> None:
+    """Refuse a table for another space, configuration, size (or, with `device`, the config's
+    backend and device), or one lacking entries. Further devices' tables keep their own backend."""
+    if device:
+        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=config.device,
+                    backend=config.backend)
+    else:
+        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size)
     table.require(lookup_units(space, config.image_size))
 
 
@@ -136,6 +142,11 @@ def resolve_config(fields: Mapping[str, Any]) -> tuple[SearchConfig, LatencyTabl
 
     values = {k: plain(v) for k, v in fields.items() if v is not None}
     spec = dict(values.pop("spec", None) or {})
+    refs = [dict(t) for t in values.pop("tables", None) or ()]
+    if refs:  # several devices: the first table is the run's lut
+        if values.get("lut") is not None and Path(values["lut"]).resolve() != Path(refs[0]["path"]).resolve():
+            raise HwnasError("give the tables either as lut or as tables, not both.")
+        values["lut"] = refs[0]["path"]
     lut = values.get("lut")
     if lut is None:
         space = spec.get("space") or DEFAULT_SPACE
@@ -146,6 +157,10 @@ def resolve_config(fields: Mapping[str, Any]) -> tuple[SearchConfig, LatencyTabl
                            values.get("backend"))
     got = resolve_with_table(table.meta, request, str(lut))
     values.update(image_size=got.image_size, backend=got.backend, lut=str(Path(lut).resolve()))
+    if refs:
+        refs = [{**ref, "path": str(Path(ref["path"]).resolve())} for ref in refs]
+        check_same_network(table, [(ref["name"], LatencyTable.load(ref["path"])) for ref in refs[1:]])
+        values["tables"] = refs
     return build_config(SearchConfig, spec={"space": got.space, "preset": got.preset, "options": got.space_options or {}},
                         **values), table
 
@@ -224,15 +239,19 @@ class Search:
 
     ADVICE: ClassVar[str] = "lower --lr/--arch-lr (or --latency-weight/--entropy-weight) and start a new run with another --out"
 
-    def __init__(self, config: SearchConfig, folder: RunDir, space: SearchSpace, task, table: LatencyTable):
-        self.config, self.folder, self.space, self.task, self.table = config, folder, space, task, table
+    def __init__(self, config: SearchConfig, folder: RunDir, space: SearchSpace, task, table: LatencyTable,
+                 devices_: list[Device] | None = None):
+        self.config, self.folder, self.space, self.task = config, folder, space, task
+        self.devices = devices_ or devices(config, table)
+        self.table = self.devices[0].table  # the first device's: logs and the single-table fields
         self.compute = compute_for(config.accelerator, config.threads)
         self.device = self.compute.device
         self.writer = distributed.is_main()
         self.positions = space.positions(config.image_size)
         self.fixed = space.fixed_units(config.image_size)
-        latency = latency_model(table, self.positions, self.fixed)
-        self.objective = Objective(latency.to(self.device), config.latency_weight, config.target_ms)
+        costs = tuple(DeviceLatency(d.name, latency_model(d.table, self.positions, self.fixed), d.weight, d.target_ms)
+                      for d in self.devices)
+        self.objective = Objective(costs, config.latency_weight, COMBINATIONS[config.combine]).to(self.device)
         torch.manual_seed(config.seed)
         self.net = self.compute.module(to_supernet(space.build(), config.mode, config.temperature))
         self.labels = [p.label for p in self.positions]
@@ -415,11 +434,30 @@ class Search:
         row.update({k: p.means().get(k) for k in ("train_loss", "task", "latency", "entropy", "total")})
         row.update({"alpha_entropy": entropy, "expected_ms": expected,
                     "derived_ms": predict_ms(self.table, self.positions, self.fixed, arch),
-                    **{f"val_{k}": v for k, v in scores.items()}})
+                    **self.device_columns(alpha, arch), **{f"val_{k}": v for k, v in scores.items()}})
         p.metrics.append(row)
         logger.info("epoch %d: entropy %.3f, expected %.4g ms, derived %.4g ms, val %s", p.epoch, entropy, expected,
                     row["derived_ms"], ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
         p.next_epoch()
+
+    def device_columns(self, alpha: torch.Tensor, arch: Architecture) -> dict[str, float]:
+        """Per device (when there are several): expected and derived-network latency in ms."""
+        if len(self.devices) < 2:
+            return {}
+        out = {}
+        for d, cost in zip(self.devices, self.objective.devices):
+            out[f"expected_ms:{d.name}"] = float(cost.model.expected_ms(alpha))
+            out[f"derived_ms:{d.name}"] = predict_ms(d.table, self.positions, self.fixed, arch)
+        return out
+
+    def device_summary(self, arch: Architecture) -> dict[str, dict[str, Any]]:
+        """summary.json's `devices`: per device, its table and the derived network's latency."""
+        out = {}
+        for d, cost in zip(self.devices, self.objective.devices):
+            predicted = predict_ms(d.table, self.positions, self.fixed, arch)
+            out[d.name] = {**d.describe(), "weight": d.weight, "target_ms": d.target_ms, "predicted_ms": predicted,
+                           "base_ms": cost.model.base_ms, "ratio": predicted / cost.model.base_ms}
+        return out
 
     def derived_network(self, arch: Architecture) -> nn.Module:
         """The derived network from a copy of the super-net, BatchNorm recalibrated on training batches."""
@@ -468,6 +506,8 @@ class Search:
             "latency_table": {"backend": self.table.meta.backend, "device": self.table.meta.device,
                               "image_size": self.table.meta.image_size,
                               "precision": self.table.meta.settings.get("precision", "fp32")},
+            "combine": c.combine,
+            "devices": self.device_summary(arch),
         }
 
     def write_outputs(self, plots: bool = True) -> dict[str, Any] | None:
@@ -518,18 +558,23 @@ def run_search(
         if state is not None:
             config = run.resumed_config(config, MAY_CHANGE_ON_RESUME, IGNORED_ON_RESUME)
             table = LatencyTable.load(run.folder.lut)
+            chips = devices(config, table, lambda ref: LatencyTable.load(run.folder.device_lut(ref.name)))
+        elif table is not None:
+            chips = devices(config, table, lambda ref: LatencyTable.load(ref.path))
         elif table is None:
             raise ValueError("a fresh search needs a latency table")
         distributed.local_batch_size(config.batch_size)  # refuse a batch that does not split over the ranks
         config = resolve_task(config)  # what config.yaml records: an old run's task gets its name
         space = config.spec.create()
-        check_table(table, space, config)
+        for chip in chips:
+            check_table(chip.table, space, config, device=chip is chips[0])
+        check_same_network(table, [(d.name, d.table) for d in chips[1:]])
         if config.warmup_epochs >= config.epochs:
             logger.warning("warm-up (%d epochs) >= epochs (%d): the architecture logits never train; "
                            "lower --warmup-epochs or raise --epochs", config.warmup_epochs, config.epochs)
         if task is None:
             task = make_task(config.task, space)  # data errors surface before the run writes anything
-        search = Search(config, run.folder, space, task, table)
+        search = Search(config, run.folder, space, task, table, chips)
         if state is not None:
             search.restore(state)
             if search.progress.epoch > config.epochs:
@@ -538,6 +583,8 @@ def run_search(
         run.start(search, config)
         if run.writer and state is None:
             table.save(run.folder.lut)
+            for chip in chips[1:]:
+                chip.table.save(run.folder.device_lut(chip.name))
         start = time.perf_counter()
         run.drive(search, checkpoint_every=config.checkpoint_every, prefetch=config.prefetch, pin=search.compute.cuda,
                   step_columns=STEP_COLUMNS, on_step=on_step)

@@ -112,7 +112,28 @@ def sweep_rows(results: list[tuple[float, SearchResult]], out: Path, metric: str
     front = pareto_front([(r["predicted_ms"], r.get(metric)) for r in rows])
     for i, row in enumerate(rows):
         row["pareto"] = i in front
+    columns += device_columns(results, rows, metric)
     return [{k: row.get(k) for k in columns} for row in rows], columns
+
+
+def device_columns(results: list[tuple[float, SearchResult]], rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """Several devices: per device, each run's predicted ms, its ratio to that device's base
+    network and whether it is on that device's Pareto front (added to `rows`)."""
+    names = list(results[0][1].summary.get("devices") or {})
+    if len(names) < 2:
+        return []
+    for name in names:
+        for (_, result), row in zip(results, rows):
+            d = result.summary["devices"][name]
+            row[f"predicted_ms:{name}"], row[f"ratio:{name}"] = d["predicted_ms"], d["ratio"]
+        front = pareto_front([(r[f"predicted_ms:{name}"], r.get(metric)) for r in rows])
+        for i, row in enumerate(rows):
+            row[f"pareto:{name}"] = i in front
+    return [f"{c}:{n}" for n in names for c in ("predicted_ms", "ratio", "pareto")]
+
+
+def device_names(rows: list[dict[str, Any]]) -> list[str]:
+    return [k.removeprefix("ratio:") for k in (rows[0] if rows else {}) if k.startswith("ratio:")]
 
 
 def pareto_front(points: list[tuple[float, float | None]]) -> set[int]:
@@ -139,6 +160,9 @@ def plot_pareto(path: Path, rows: list[dict[str, Any]], metric: str) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     scored = [r for r in rows if r[metric] is not None]
+    if device_names(rows):
+        _plot_devices(ax, scored, metric)
+        return _save(fig, ax, path, "predicted latency / the device's base network")
     ax.scatter([r["predicted_ms"] for r in scored], [r[metric] for r in scored], color="C0", zorder=3)
     for r in scored:
         ax.annotate(f"mu={r['latency_weight']:g}", (r["predicted_ms"], r[metric]), textcoords="offset points",
@@ -147,8 +171,24 @@ def plot_pareto(path: Path, rows: list[dict[str, Any]], metric: str) -> None:
     ax.plot([r["predicted_ms"] for r in front], [r[metric] for r in front], color="C1", label="Pareto front")
     if rows:
         ax.axvline(rows[0]["base_ms"], color="grey", linestyle="--", linewidth=1, label="base network")
-    ax.set_xlabel("table-predicted latency (ms)")
+    _save(fig, ax, path, "table-predicted latency (ms)", metric)
+
+
+def _plot_devices(ax, scored: list[dict[str, Any]], metric: str) -> None:
+    """One front per device, on latency relative to that device's base network (so they share an axis)."""
+    for i, name in enumerate(device_names(scored)):
+        x = [r[f"ratio:{name}"] for r in scored]
+        ax.scatter(x, [r[metric] for r in scored], color=f"C{i}", zorder=3, label=name)
+        front = sorted((r for r in scored if r[f"pareto:{name}"]), key=lambda r: r[f"ratio:{name}"])
+        ax.plot([r[f"ratio:{name}"] for r in front], [r[metric] for r in front], color=f"C{i}")
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1, label="base network")
     ax.set_ylabel(f"validation {metric.removeprefix('val_')}")
+
+
+def _save(fig, ax, path: Path, xlabel: str, metric: str | None = None) -> None:
+    ax.set_xlabel(xlabel)
+    if metric is not None:
+        ax.set_ylabel(f"validation {metric.removeprefix('val_')}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -273,7 +273,7 @@ def profile(
     random_count: Optional[int] = typer.Option(None, "--random-count", help=f"Measure N random architectures (seeds 0..N-1, or from --random SEED) in interleaved rounds and sum up the table's fidelity: mean and worst error, how many within +-10%. {bounds(ProfileConfig, 'random_count')}"),
     same_rounds: bool = typer.Option(False, "--same-rounds", help="With --random-count: also time the table's units in each batch's rounds, and show the error with the machine's drift since the table was built taken out (about twice as long)."),
     onnx: Optional[Path] = typer.Option(None, "--onnx", help="Time this ONNX file with the backend's settings (the table's); for a file from `hwnas export` also the table's prediction for the architecture its metadata names, and the error."),
-    lut: Optional[Path] = typer.Option(None, "--lut", help="Table to compare with; space, preset, image size, backend and settings come from its sidecar. Default: the cached table for these settings, if any."),
+    lut: OptionalStrList = typer.Option(None, "--lut", help="Table to compare with; space, preset, image size, backend and settings come from its sidecar. Default: the cached table for these settings, if any. Repeat it (optionally NAME=PATH) to measure an --arch, --uniform or --random network on every table's device."),
     breakdown: bool = typer.Option(False, "--breakdown", help="Also show where the time goes: share per module class and per operator type (from the backend's per-layer profile)."),
     backend: Optional[str] = BackendOpt,
     device: Optional[str] = DeviceOpt,
@@ -297,10 +297,15 @@ def profile(
     The networks are measured the same way as the table's units (same backend and settings, taken from the table's sidecar). --random-count N checks a table against N random architectures at once (mean and worst error, how many within +-10%); --onnx times any ONNX file. --breakdown adds the share of time per module class (e.g. LayerNorm2d, ChannelAttention, Conv2d 3x3 depthwise) and per operator type.
 
     Example: hwnas profile --lut paper-ort.csv --random-count 20
+
+    Several devices: hwnas profile --lut s24=sm8650.csv --lut cpu=ort.csv --arch runs/two/arch.json
     """
     from hwnas.tables.building import default_table_path_for, make_backend
     from hwnas.config import ProfileConfig, build_config
 
+    if lut and len(lut) > 1:
+        return _profile_devices(lut, locals(), as_json)
+    lut = Path(_lut_path(lut[0])) if lut else None
     random_flag = ("--random-count", random_count) if random_count is not None else ("--random", random_seed)
     picked = [flag for flag, v in (("--arch", arch), ("--uniform", uniform), ("--onnx", onnx), random_flag) if v is not None]
     if len(picked) != 1:
@@ -337,6 +342,48 @@ def profile(
         return
     for line in _profile_lines(the_space, cfg.image_size, lat, result):
         typer.echo(line)
+
+
+PROFILE_ARGS = ("arch", "uniform", "random_seed", "random_count", "same_rounds", "onnx", "breakdown", "backend", "device",
+                "space", "preset", "option", "image_size", "threads", "runs", "warmup", "precision", "compute_unit",
+                "target_runtime", "mode", "backend_option", "yes")
+
+
+def _lut_path(text: str) -> str:
+    from hwnas.cli.devices import _lut
+
+    return _lut(text)[1]
+
+
+def _profile_devices(luts: list[str], given: dict, as_json: bool) -> None:
+    """`profile` of one network on the device of every table (--lut NAME=PATH, repeated)."""
+    from hwnas.cli.devices import table_fields
+
+    if given.get("random_count") is not None or given.get("onnx") is not None:
+        raise HwnasError("--random-count and --onnx check one table at a time; pass one --lut (or use --arch, --uniform "
+                         "or --random with several).")
+    tables = table_fields(luts, None, None)["tables"]
+    args = {k: v for k, v in given.items() if k in PROFILE_ARGS}
+    results = {}
+    for t in tables:
+        if not as_json:
+            typer.echo(f"== device {t['name']} ({t['path']})")
+        results[t["name"]] = _captured(lambda: profile(**{**args, "lut": [t["path"]], "as_json": True})) if as_json \
+            else profile(**{**args, "lut": [t["path"]], "as_json": False})
+    if as_json:
+        _echo_json({"devices": results})
+
+
+def _captured(call) -> dict:
+    """The JSON a `profile` call prints, parsed (to nest several devices' results in one document)."""
+    import contextlib
+    import io
+    import json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        call()
+    return json.loads(buf.getvalue())
 
 
 def _network_jobs(space, image_size: int, backend) -> int:

@@ -19,6 +19,7 @@ import typer
 
 from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, TaskOpt, TaskOptionOpt,
                               TorchThreadsOpt, bounds, settings, task_fields)
+from hwnas.cli.devices import CombineOpt, LutsOpt, LutWeightOpt, TargetsOpt, table_fields
 from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.config import SearchConfig, SweepConfig, build_config, parse_options
 from hwnas.errors import HwnasError
@@ -42,7 +43,6 @@ ImageSize = typer.Option(None, "--image-size", help=f"H=W at which latency is me
 Backend = typer.Option(None, "--backend", help=f"Latency backend for the table (see `hwnas backends`). Default {DEFAULT_BACKEND}.")
 Device = typer.Option(None, "--device", help="Latency target as the table records it (e.g. sm8650); default: the backend's.")
 Accelerator = typer.Option(None, "--accelerator", help="Where the search computes: cpu or cuda. Default cpu.")
-Lut = typer.Option(None, "--lut", help="A latency table built earlier (e.g. on AI Hub); space, preset, image size, backend and device come from its sidecar.")
 Data = typer.Option(None, "--data", help="Shorthand for -t data=DIR: the task's training data, e.g. a folder of images (default: the task's; the sample images embedded in scikit-image for denoising).")
 Epochs = typer.Option(None, "--epochs", help=f"Epochs (default 10), each --steps-per-epoch steps. On --resume, a larger value extends the run. {bounds(SearchConfig, 'epochs')}")
 StepsPerEpoch = typer.Option(None, "--steps-per-epoch", help=f"Steps per epoch (default 40). {bounds(SearchConfig, 'steps_per_epoch')}")
@@ -50,7 +50,6 @@ Seed = typer.Option(None, "--seed", help=f"Seed of weights, data order and Gumbe
 Resume = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped (starts fresh, with a warning, if it has no checkpoint).")
 Mode = typer.Option(None, "--mode", help="soft (default) or sampled. " + COSTS)
 LatencyWeight = typer.Option(None, "--latency-weight", help=f"mu, relative to the task loss (default 0.1; 1.0 with --target-ms). 0 searches for quality alone. {bounds(SearchConfig, 'latency_weight')}")
-TargetMs = typer.Option(None, "--target-ms", help=f"Constraint form: penalise only the expected latency above this many ms. {bounds(SearchConfig, 'target_ms')}")
 EntropyWeight = typer.Option(None, "--entropy-weight", help=f"lambda0 of the entropy term (default 0.05); 0 turns it off. {bounds(SearchConfig, 'entropy_weight')}")
 EntropyGrowth = typer.Option(None, "--entropy-growth", help=f"lambda grows exponentially from lambda0 to lambda0 x this factor over the run's architecture steps, whatever its length (default 100). On --resume --epochs N it re-plans from the current lambda to the same end value at the new end. {bounds(SearchConfig, 'entropy_growth')}")
 Warmup = typer.Option(None, "--warmup-epochs", help=f"Weight-only epochs before alpha trains (default: 20% of --epochs, rounded, leaving at least one search epoch). {bounds(SearchConfig, 'warmup_epochs')}")
@@ -67,7 +66,7 @@ CheckpointEvery = typer.Option(None, "--checkpoint-every", help=f"Also checkpoin
 FIELDS = {
     "image_size": "image_size", "backend": "backend", "device": "device", "accelerator": "accelerator",
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "seed": "seed", "mode": "mode",
-    "latency_weight": "latency_weight", "target_ms": "target_ms", "entropy_weight": "entropy_weight",
+    "latency_weight": "latency_weight", "combine": "combine", "entropy_weight": "entropy_weight",
     "entropy_growth": "entropy_growth", "warmup_epochs": "warmup_epochs", "bilevel": "bilevel", "arch_lr": "arch_lr",
     "lr": "lr", "batch_size": "batch_size", "temperature": "temperature",
     "checkpoint_every": "checkpoint_every", "threads": "threads", "prefetch": "prefetch",
@@ -77,11 +76,12 @@ FIELDS = {
 def search(
     space: Optional[str] = Space, preset: Optional[str] = Preset, option: OptionalStrList = OptionOpt,
     image_size: Optional[int] = ImageSize, backend: Optional[str] = Backend, device: Optional[str] = Device,
-    accelerator: Optional[str] = Accelerator, lut: Optional[Path] = Lut, data: Optional[Path] = Data,
+    accelerator: Optional[str] = Accelerator, lut: OptionalStrList = LutsOpt, data: Optional[Path] = Data,
     epochs: Optional[int] = Epochs, steps_per_epoch: Optional[int] = StepsPerEpoch, seed: Optional[int] = Seed,
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/search-<space>-<preset>-<time>)."),
     resume: bool = Resume, as_json: bool = JsonOpt, yes: bool = YesOpt,
-    mode: Optional[str] = Mode, latency_weight: Optional[float] = LatencyWeight, target_ms: Optional[float] = TargetMs,
+    mode: Optional[str] = Mode, latency_weight: Optional[float] = LatencyWeight, target_ms: OptionalStrList = TargetsOpt,
+    lut_weight: OptionalStrList = LutWeightOpt, combine: Optional[str] = CombineOpt,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
     lr: Optional[float] = Lr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
@@ -109,6 +109,8 @@ def search(
 
       hwnas search --out runs/s1 --resume
 
+      hwnas search --lut s24=sm8650.csv --lut cpu=ort.csv --combine worst --out runs/two    (one network for two chips)
+
       hwnas search --config runs/s1/config.yaml --epochs 20 --out runs/s2
 
     Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m hwnas search ... (--batch-size is the global batch; only rank 0 writes and prints).
@@ -131,12 +133,13 @@ def sweep(
     latency_weight: Optional[str] = typer.Option(None, "--latency-weight", help="Comma-separated mu values, e.g. 0,0.1,0.3,1 (or latency_weights in --config)."),
     space: Optional[str] = Space, preset: Optional[str] = Preset, option: OptionalStrList = OptionOpt,
     image_size: Optional[int] = ImageSize, backend: Optional[str] = Backend, device: Optional[str] = Device,
-    accelerator: Optional[str] = Accelerator, lut: Optional[Path] = Lut, data: Optional[Path] = Data,
+    accelerator: Optional[str] = Accelerator, lut: OptionalStrList = LutsOpt, data: Optional[Path] = Data,
     epochs: Optional[int] = Epochs, steps_per_epoch: Optional[int] = StepsPerEpoch, seed: Optional[int] = Seed,
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder: one run per mu plus sweep.csv and pareto.png (default runs/sweep-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Reuse finished searches in --out and continue an interrupted one."),
     as_json: bool = JsonOpt, yes: bool = YesOpt,
-    mode: Optional[str] = Mode, target_ms: Optional[float] = TargetMs,
+    mode: Optional[str] = Mode, target_ms: OptionalStrList = TargetsOpt,
+    lut_weight: OptionalStrList = LutWeightOpt, combine: Optional[str] = CombineOpt,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
     lr: Optional[float] = Lr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
@@ -189,7 +192,8 @@ def register(app: typer.Typer) -> None:
 # -- flags -> config fields --------------------------------------------------------
 
 
-CONFIG_FLAGS = set(FIELDS) | {"space", "preset", "option", "lut"}  # the flags that make a SearchConfig
+CONFIG_FLAGS = set(FIELDS) | {"space", "preset", "option"}  # the flags that make a SearchConfig
+TABLE_FLAGS = ("lut", "lut_weight", "target_ms")  # they make `lut`, `tables` and `target_ms` (hwnas.cli.devices)
 TASK_FLAGS = ("task", "task_option", "data", "crop", "sigma")  # they make its `task` (hwnas.cli.common.task_fields)
 
 
@@ -201,6 +205,7 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
     -t and the shorthands parts of `task`; paths are strings."""
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in CONFIG_FLAGS and v not in (None, [])}
     flags.update(task_fields(**{k: values.get(k) for k in TASK_FLAGS}))
+    flags.update(table_fields(*(values.get(k) for k in TABLE_FLAGS)))
     spec = {key: flags.pop(flag) for flag, key in (("space", "space"), ("preset", "preset")) if flag in flags}
     if "option" in flags:
         spec["options"] = parse_options(flags.pop("option"))
@@ -231,7 +236,7 @@ def _default_out(fields: dict[str, Any]) -> Path:
 
     spec = fields.get("spec") or {}
     space = spec.get("space") or DEFAULT_SPACE
-    preset = spec.get("preset") or ("lut" if fields.get("lut") else _quick_preset(space)) or "default"
+    preset = spec.get("preset") or ("lut" if fields.get("lut") or fields.get("tables") else _quick_preset(space)) or "default"
     name = f"search-{space}-{preset}-{datetime.now():%Y%m%d-%H%M%S}"
     return Path("runs") / name
 
@@ -329,6 +334,7 @@ FILES = ("config.yaml", "lut.csv", "checkpoints/last.pt", "alpha_history.csv", "
 def _report(result, as_json: bool) -> None:
     s, run = result.summary, result.run_dir
     files = {name: str(run / name) for name in FILES}
+    files.update({f"lut-{name}.csv": str(run / f"lut-{name}.csv") for name in list(s.get("devices") or {})[1:]})
     if as_json:
         typer.echo(json.dumps({"run_dir": str(run), "files": files, **s}, indent=2))
         return
@@ -342,6 +348,13 @@ def _report(result, as_json: bool) -> None:
     t = s["latency_table"]
     typer.echo(f"predicted latency {s['predicted_ms']:.2f} ms vs {s['base']} {s['base_ms']:.2f} ms "
                f"({s['speedup']:.2f}x faster) on {t['device']} ({t['backend']}, {t.get('precision', 'fp32')}, {t['image_size']}px)")
+    devices = s.get("devices") or {}
+    if len(devices) > 1:
+        typer.echo(f"per device ({s['combine']} of the weighted terms):")
+        for name, d in devices.items():
+            target = "" if d["target_ms"] is None else f", target {d['target_ms']:g} ms"
+            typer.echo(f"  {name:<12} {d['predicted_ms']:9.2f} ms = {d['ratio']:.3f} x its base {d['base_ms']:.2f} ms "
+                       f"on {d['device']} ({d['backend']}, {d['precision']}; weight {d['weight']:g}{target})")
     if s.get("val"):
         scores = ", ".join(f"{k} {v:.3f}" for k, v in s["val"].items())
         typer.echo(f"derived network: {s['params'] / 1e3:.1f}k params; validation {scores} (BatchNorm recalibrated)")

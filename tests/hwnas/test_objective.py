@@ -52,7 +52,7 @@ def uniform(model):
 
 
 def test_the_base_network_costs_exactly_one(model):
-    objective = Objective(model, latency_weight=1.0)
+    objective = Objective.single(model, latency_weight=1.0)
     assert float(objective.latency_term(one_hot([0, 0, 0, 0]))) == pytest.approx(1.0)
     # all-naf: 4 + 8 + 8 + 4 = 24 ms of blocks; all cheapest: 1 + 2 + 2 + 1 = 6 -> 0.25
     assert float(objective.latency_term(one_hot([3, 3, 3, 1]))) == pytest.approx(6 / 24)
@@ -67,7 +67,7 @@ def test_expected_latency_is_the_alpha_weighted_table_sum(model):
 
 def test_latency_penalty_pushes_alpha_towards_cheaper_candidates(model):
     phi = torch.zeros(4, 4, requires_grad=True)
-    objective = Objective(model, latency_weight=0.1)
+    objective = Objective.single(model, latency_weight=0.1)
     alpha = torch.softmax(phi.masked_fill(~model.mask, -math.inf), dim=1).nan_to_num(0.0)
     objective(torch.tensor(1.0), 1.0, alpha, 0).total.backward()
     g = phi.grad[0]
@@ -76,7 +76,7 @@ def test_latency_penalty_pushes_alpha_towards_cheaper_candidates(model):
 
 def test_target_form_is_free_under_the_target_and_linear_above(model):
     cheap, base = one_hot([3, 3, 3, 1]), one_hot([0, 0, 0, 0])
-    objective = Objective(model, latency_weight=2.0, target_ms=12.25)
+    objective = Objective.single(model, latency_weight=2.0, target_ms=12.25)
     assert float(objective.latency_term(cheap)) == 0.0  # 6.5 ms < 12.25 ms
     assert float(objective.latency_term(base)) == pytest.approx(24.5 / 12.25 - 1)
     terms = objective(torch.tensor(0.5), 0.25, base, 0)
@@ -98,7 +98,7 @@ def test_single_candidate_positions_are_left_out_of_the_entropy():
 
 
 def test_the_first_nonfinite_term_is_named(model):
-    objective = Objective(model, latency_weight=0.1)
+    objective = Objective.single(model, latency_weight=0.1)
     alpha = uniform(model)
     assert objective(torch.tensor(1.0), 1.0, alpha, 0).first_nonfinite() is None
     assert objective(torch.tensor(float("nan")), 1.0, alpha, 0).first_nonfinite() == "task"

@@ -3,8 +3,10 @@
 Only the network boundary is replaced: the REST functions of `qai_hub.public_rest_api`
 that `qai_hub.client.Client` calls (device list, model upload, job creation, job status,
 job results). They answer with the protobuf messages the server sends (`Job`,
-`ProfileDetail` with `LayerDetail` rows, `major_version=1`), so the client's own code
--- job objects, status handling, error translation, profile conversion -- runs as in
+`ProfileDetail` with `LayerDetail` rows, `major_version=1`, and datasets as the h5 files the
+client itself writes and reads), so the client's own code
+-- job objects, status handling, error translation, profile conversion, dataset
+upload and download -- runs as in
 production. Any real HTTP request or `time.sleep` fails the test.
 
 Numbers served here are synthetic responses of the documented shapes, not measurements.
@@ -16,6 +18,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import h5py
 import onnx
 import pytest
 import requests
@@ -23,6 +26,7 @@ from qai_hub import public_api_pb2 as pb
 from qai_hub import public_rest_api as rest
 from qai_hub.client import Client
 from qai_hub.public_rest_api import APIException, ClientConfig
+from qai_hub.util.dataset_entries_converters import dataset_entries_to_h5, h5_to_dataset_entries
 
 from hwnas.backends.qai_hub import QaiHubBackend, QaiHubOptions
 
@@ -42,6 +46,7 @@ TARGET_TYPES = {
     "qnn_context_binary": pb.MODEL_TYPE_QNN_CONTEXT_BINARY, "qnn_dlc": pb.MODEL_TYPE_QNN_DLC,
     "tflite": pb.MODEL_TYPE_TFLITE, "onnx": pb.MODEL_TYPE_ONNX, "precompiled_qnn_onnx": pb.MODEL_TYPE_ONNX,
 }
+QAIRT = "2.31.0.250130"  # the tool version the fake service reports in its profiles
 FOLDED_OPS = {"Constant", "Identity", "Shape"}  # folded away by the converters: no profile row
 
 
@@ -58,6 +63,7 @@ def qnn_name(onnx_name: str) -> str:
 @dataclass
 class FakeHub:
     token = TOKEN  # the fake client's API token, which must never be shown
+    qairt = QAIRT
     api_url = API_URL
     layer_time_us = staticmethod(layer_time_us)
     folded_ops = FOLDED_OPS
@@ -75,6 +81,8 @@ class FakeHub:
     jobs: dict[str, dict] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     profiles: dict[str, pb.ProfileDetail] = field(default_factory=dict)
+    datasets: dict[str, dict] = field(default_factory=dict)  # dataset id -> DatasetEntries (name -> list of arrays)
+    outputs: dict[str, object] = field(default_factory=dict)  # job-name substring -> fn(input entries) -> output entries
     now: float = 0.0
     sleeps: list[float] = field(default_factory=list)
 
@@ -116,6 +124,24 @@ class FakeHub:
         }
         return pb.CreateUpdateResponse(id=model_id)
 
+    def create_and_upload_dataset(self, config, path, name, permanent=False, project_id=None, verbose=None, **_):
+        self._enter("upload_dataset", name)
+        with h5py.File(path, "r") as h5f:  # the h5 file the client wrote, or this fails
+            entries = h5_to_dataset_entries(h5f)
+        dataset_id = f"d{len(self.datasets) + 1:04d}"
+        self.datasets[dataset_id] = entries
+        return pb.CreateUpdateResponse(id=dataset_id)
+
+    def get_dataset(self, config, dataset_id):
+        self._enter("get_dataset", dataset_id)
+        return pb.Dataset(dataset_id=dataset_id, name=f"dataset-{dataset_id}")
+
+    def download_dataset(self, config, dataset_id, file_path, verbose=None, **_):
+        self._enter("download_dataset", dataset_id)
+        with h5py.File(file_path, "w") as h5f:
+            dataset_entries_to_h5(self.datasets[dataset_id], h5f)
+        return file_path
+
     def create_compile_job(self, config, compile_job_pb, project_id=None):
         self._enter("create_compile_job", compile_job_pb.name)
         job_id = f"jc{len(self.jobs) + 1:04d}"
@@ -133,8 +159,9 @@ class FakeHub:
 
     def create_inference_job(self, config, inference_job_pb, project_id=None):
         self._enter("create_inference_job", inference_job_pb.name)
-        assert inference_job_pb.is_profiling_on, "profile jobs are inference jobs with profiling on"
-        job_id = f"jp{len(self.jobs) + 1:04d}"
+        profiling = inference_job_pb.is_profiling_on
+        assert profiling or inference_job_pb.dataset.dataset_id, "an inference job without profiling needs inputs"
+        job_id = f"{'jp' if profiling else 'ji'}{len(self.jobs) + 1:04d}"
         job = pb.InferenceJob()
         job.CopyFrom(inference_job_pb)
         job.inference_job_id = job_id
@@ -143,7 +170,7 @@ class FakeHub:
         failure = self._failure(self.profile_failures, job.name)
         if self.jobs[source["producer"]]["failure"]:
             failure = f"The target model's producer job {source['producer']} failed."
-        self.jobs[job_id] = {"kind": "profile", "pb": job, "polls": 0, "failure": failure}
+        self.jobs[job_id] = {"kind": "profile" if profiling else "inference", "pb": job, "polls": 0, "failure": failure}
         return pb.CreateUpdateResponse(id=job_id)
 
     def get_job(self, config, job_id):
@@ -155,7 +182,8 @@ class FakeHub:
         entry["polls"] += 1
         inner = entry["pb"]
         if self.stall or entry["polls"] < self.polls_to_finish:
-            inner.job_state = pb.JOB_STATE_OPTIMIZING_MODEL if entry["kind"] == "compile" else pb.JOB_STATE_MEASURING_PERFORMANCE
+            inner.job_state = {"compile": pb.JOB_STATE_OPTIMIZING_MODEL, "profile": pb.JOB_STATE_MEASURING_PERFORMANCE,
+                               "inference": pb.JOB_STATE_RUNNING_INFERENCE}[entry["kind"]]
         elif entry["failure"]:
             inner.job_state, inner.failure_reason = pb.JOB_STATE_FAILED, entry["failure"]
         else:
@@ -168,6 +196,8 @@ class FakeHub:
         self._enter("get_job_results", job_id)
         entry = self.jobs[job_id]
         assert entry["pb"].job_state == pb.JOB_STATE_DONE
+        if entry["kind"] == "inference":
+            return pb.JobResult(inference_job_result=pb.InferenceJobResult(inference_job_id=job_id, output_dataset_id=self._outputs(entry["pb"])))
         detail = self.profiles.setdefault(job_id, self._profile(entry["pb"]))
         return pb.JobResult(inference_job_result=pb.InferenceJobResult(inference_job_id=job_id, detail=detail))
 
@@ -182,9 +212,18 @@ class FakeHub:
     def _failure(table: dict[str, str], name: str) -> str | None:
         return next((reason for part, reason in table.items() if part in name), None)
 
+    def _outputs(self, job: pb.InferenceJob) -> str:
+        """The recorded outputs for the job's input dataset, stored as a new dataset; its id."""
+        make = next((fn for part, fn in self.outputs.items() if part in job.name), None)
+        assert make is not None, f"no recorded outputs for inference job {job.name!r}"
+        dataset_id = f"d{len(self.datasets) + 1:04d}"
+        self.datasets[dataset_id] = make(self.datasets[job.dataset.dataset_id])
+        return dataset_id
+
     def _profile(self, job: pb.InferenceJob) -> pb.ProfileDetail:
         model = self.models[job.model.model_id]
         detail = pb.ProfileDetail(major_version=1, minor_version=8)
+        detail.tool_versions.add(name="QAIRT", version=QAIRT)  # sent by the server; the 0.56 converter drops it
         total = 0
         for i, (name, op_type) in enumerate(n for n in model["nodes"] if n[1] not in FOLDED_OPS):
             t = layer_time_us(op_type)
@@ -226,7 +265,7 @@ def no_network(monkeypatch):
 def fake_hub(monkeypatch, no_network) -> FakeHub:
     hub = FakeHub()
     for function in ("get_device_list", "create_and_upload_model", "create_compile_job", "create_inference_job",
-                     "get_job", "get_job_results"):
+                     "get_job", "get_job_results", "create_and_upload_dataset", "get_dataset", "download_dataset"):
         monkeypatch.setattr(rest, function, getattr(hub, function))
     return hub
 
@@ -243,6 +282,15 @@ def make_backend(fake_hub, hub_client):
         return QaiHubBackend(QaiHubOptions(**options), client=hub_client, sleep=fake_hub.sleep, clock=fake_hub.clock)
 
     return make
+
+
+@pytest.fixture
+def configured(tmp_path, monkeypatch, fake_hub):
+    """A client configuration file for the fake, as `qai-hub configure` writes it (for the CLI's own client)."""
+    ini = tmp_path / "client.ini"
+    ini.write_text(f"[api]\napi_token = {fake_hub.token}\napi_url = {fake_hub.api_url}\nweb_url = {fake_hub.api_url}\n")
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+    fake_hub.polls_to_finish = 1  # finished when first read: the CLI's backend would really sleep between polls
 
 
 @pytest.fixture(scope="session")

@@ -421,7 +421,7 @@ def test_breakdown_maps_converted_layer_names_back_to_the_export(make_backend, f
 def test_settings_hold_what_changes_numbers_and_protocol_the_rest(make_backend):
     backend = make_backend(device="SM8650", max_profiler_iterations=50)
     assert backend.settings() == {"device": "sm8650", "target_runtime": "qnn_context_binary", "compute_unit": "npu", "mode": "per-unit",
-                                  "cold_iterations": 1}
+                                  "cold_iterations": 1, "precision": "fp32"}
     protocol = backend.protocol()
     assert protocol["profile_options"] == "--compute_unit npu --max_profiler_iterations 50"
     assert protocol["hub_device"] == {"name": "Samsung Galaxy S24 (Family)", "attributes": ["chipset:qualcomm-snapdragon-8gen3"]}

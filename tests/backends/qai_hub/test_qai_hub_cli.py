@@ -13,14 +13,6 @@ from hwnas.cli import main
 from hwnas.latency import LatencyTable, sidecar_path
 
 
-@pytest.fixture
-def configured(tmp_path, monkeypatch, fake_hub):
-    ini = tmp_path / "client.ini"
-    ini.write_text(f"[api]\napi_token = {fake_hub.token}\napi_url = {fake_hub.api_url}\nweb_url = {fake_hub.api_url}\n")
-    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
-    fake_hub.polls_to_finish = 1  # finished when first read: the CLI's backend would really sleep between polls
-
-
 def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["hwnas", *args])
     try:
