@@ -258,7 +258,7 @@ def open_lut(
             f"--preset {space.preset} --image-size {image_size}` (or pass --lut FILE)."
         )
     table = LatencyTable.load(path)
-    table.check(space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
+    table.check(space=space.name, fingerprint=space.fingerprint(), units=space.layout(image_size).unit_fingerprints, image_size=image_size, device=backend.device,
                 backend=backend.name, settings=backend.settings())
     copy = Path(results_dir) / "lut" / path.name
     if copy.resolve() != path.resolve():

@@ -5,7 +5,9 @@
   drop, parameters, GMACs and the measured end-to-end latency ratio of every repeat,
   beside the paper's 2x / 0.7% / 12% fewer parameters;
 - `paper_commit.csv`: does a sampled paper-preset search commit, and after how many steps;
-- `throughput.csv`: training and search step time under each compute option vs eager.
+- `throughput.csv`: training and search step time under each compute option vs eager;
+- `precision_*.csv` (bench_precision.py): int8 vs fp32 per candidate, end to end, and the
+  PSNR the trained networks keep after post-training int8 quantisation.
 
 Goals are judged on quiet measurements only (1-minute load average at most QUIET_LOAD
 on the machine's 2 cores, the benchmark's own threads included); measurements under
@@ -188,5 +190,88 @@ def throughput_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-SECTIONS = {"paper": paper_section, "paper_latency": paper_latency_section, "paper_commit": paper_commit_section,
+# -- deployment precision (bench_precision.py) ------------------------------------------------------
+
+PRECISION_SPEEDUP, PRECISION_LOSS_DB = 3.0, 0.3  # int8 searched vs fp32 all-naf; dB lost to quantisation
+
+
+def precision_units_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("int8 vs fp32 per candidate and stage, ONNX Runtime CPU (precision_units.csv)")
+    s.body += ["Two plain `hwnas build-lut --preset paper --image-size 256` tables, fp32 and `--precision int8` "
+               "(every unit statically quantised, QDQ, per-channel weights); speed-up = fp32 ms / int8 ms. Built one "
+               "after the other, so each carries its own moment of the machine (load in the provenance below).", ""]
+    cand = df[df.kind == "candidate"]
+    shapes = list(dict.fromkeys(cand.input_shape))
+    rows = []
+    for name, g in cand.groupby("name", sort=False):
+        by = dict(zip(g.input_shape, g.speedup))
+        rows.append([name, *(fmt(by.get(sh, float("nan")), 2) for sh in shapes), fmt(g.speedup.median(), 2)])
+    s.body += [md_table(["candidate", *shapes, "median"], rows), ""]
+    fixed = df[df.kind != "candidate"]
+    if not fixed.empty:
+        s.body += ["Fixed parts: " + ", ".join(f"{r.name} {fmt(r.speedup, 2)}x" for r in fixed.itertuples()) + ".", ""]
+    return s
+
+
+def precision_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("int8 vs fp32 end to end at the paper preset (precision_latency.csv)")
+    s.body += ["Whole networks at 256x256, ONNX Runtime CPU, 2 threads; the networks of one precision interleaved in "
+               "each repeat (int8: quantised like the table's units). Every repeat:", ""]
+    pivot = df.pivot_table(index=["repeat", "network"], columns="precision", values="median_ms", sort=False)
+    loads = df.groupby("repeat").load_1min.max()
+    rows = [[int(rep), net, fmt(r.get("fp32", float("nan")), 1), fmt(r.get("int8", float("nan")), 1),
+             fmt(r.get("fp32", float("nan")) / r.get("int8", float("nan")), 2), loads.get(rep, "")]
+            for (rep, net), r in pivot.iterrows()]
+    s.body += [md_table(["repeat", "network", "fp32 ms", "int8 ms", "int8 speed-up", "load (1 min)"], rows), ""]
+    return s
+
+
+def precision_quality_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("PSNR after post-training int8 quantisation (precision_quality.csv)")
+    s.body += ["The trained networks of the paper benchmark exported in fp32 and with `hwnas export --precision int8 "
+               "--calibration CBSD432` (ONNX Runtime's static QDQ quantisation, MinMax, 32 crops of 128 px), both scored "
+               "by `hwnas eval` at sigma 25 (same noise). `export check` = the export's own PSNR between the int8 file's "
+               "outputs and PyTorch's on held-out inputs.", ""]
+    rows, loss = [], {}
+    for (net, dataset), g in df.groupby(["network", "dataset"], sort=False):
+        by = {r.precision: r for r in g.itertuples()}
+        if "fp32" in by and "int8" in by:
+            drop = float(by["fp32"].psnr) - float(by["int8"].psnr)
+            loss[(net, dataset)] = drop
+            w = by.get("w8a16")
+            rows.append([net, dataset, fmt(by["fp32"].psnr, 2), fmt(by["int8"].psnr, 2), fmt(drop, 2),
+                         fmt(float(by["fp32"].psnr) - float(w.psnr), 2) if w is not None else "",
+                         fmt(by["fp32"].ssim, 4), fmt(by["int8"].ssim, 4), by["int8"].quant_psnr_db])
+    s.body += [md_table(["network", "data set", "fp32 PSNR", "int8 PSNR", "int8 dB lost", "w8a16 dB lost", "fp32 SSIM",
+                         "int8 SSIM", "int8 export check dB"], rows), ""]
+    lat = _read(results / "precision_latency.csv")
+    s.goals.append(_precision_goal(lat, loss))
+    return s
+
+
+def _precision_goal(lat, loss: dict) -> Goal:
+    what = (f"int8 searched >= {PRECISION_SPEEDUP}x faster than fp32 all-naf on this CPU, <= {PRECISION_LOSS_DB} dB lost "
+            "to quantisation (CBSD68 s=25)")
+    drop = next((v for (net, d), v in loss.items() if net == "searched" and "68" in str(d)), None)
+    if lat is None or lat.empty or drop is None:
+        return Goal("precision", what, "-", None)
+    ratios = []
+    for _, g in lat.groupby("repeat"):
+        naf = g[(g.network == "all-naf") & (g.precision == "fp32")].median_ms
+        searched = g[(g.network == "searched") & (g.precision == "int8")].median_ms
+        if len(naf) and len(searched):
+            ratios.append(float(naf.iloc[0]) / float(searched.iloc[0]))
+    if not ratios:
+        return Goal("precision", what, "-", None)
+    met = min(ratios) >= PRECISION_SPEEDUP and drop <= PRECISION_LOSS_DB
+    cause = "" if met else "; ".join(part for part in (
+        f"speed-up {min(ratios):.2f}x in the worst repeat" if min(ratios) < PRECISION_SPEEDUP else "",
+        f"{drop:.2f} dB lost to int8 (MinMax calibration of ReLU activations)" if drop > PRECISION_LOSS_DB else "") if part)
+    return Goal("precision", what, f"{', '.join(f'{r:.2f}x' for r in ratios)} (every repeat), {drop:.2f} dB lost", met,
+                cause)
+
+
+SECTIONS = {"precision_units": precision_units_section, "precision_latency": precision_latency_section,
+            "precision_quality": precision_quality_section,
+            "paper": paper_section, "paper_latency": paper_latency_section, "paper_commit": paper_commit_section,
             "throughput": throughput_section}

@@ -211,8 +211,12 @@ def evaluate(config: EvalConfig | None = None, *, on_folder: Callable[[str], Non
     return EvalResult(config.model, model.runtime, summary, rows, out, per_sample)
 
 
-def export(config: ExportConfig | None = None, **fields: Any) -> ExportResult:
-    """Export a trained network to ONNX (`hwnas export`): BatchNorm folded, checked against PyTorch with ONNX Runtime."""
+def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Approve | None = None,
+           **fields: Any) -> ExportResult:
+    """Export a trained network to ONNX (`hwnas export`): BatchNorm folded, checked against PyTorch with ONNX Runtime.
+
+    With `check_on` (a backend such as qai-hub) the written file also runs on that
+    backend's device (`hwnas.device_check`); its jobs are submitted as `build_table`'s are."""
     from hwnas.cost import count_macs, count_params
     from hwnas.inference import onnx_metadata, space_align
     from hwnas.modelfile import load_model
@@ -224,6 +228,11 @@ def export(config: ExportConfig | None = None, **fields: Any) -> ExportResult:
         raise HwnasError(f"--out {config.out} is a folder; give a file name such as {Path(config.out) / 'model.onnx'}.")
     check_distinct(config.out, "--out", {"model given with --model": config.model})
     model_file = load_model(config.model)
+    device = None
+    if config.check_on is not None:  # refused or approved before anything is written
+        from hwnas.device_check import device_backend, device_check
+
+        device = device_backend(config, approve or _approver(yes))
     space, net = model_file.build()
     align = space_align(space)
     channels = space.example_input(8).shape[1]
@@ -244,6 +253,8 @@ def export(config: ExportConfig | None = None, **fields: Any) -> ExportResult:
     size = config.cost_size
     report.update(params=count_params(net), gmacs=count_macs(net, (1, channels, size, size)) / 1e9, cost_size=size,
                   batchnorm_modules=count_batchnorm(net))
+    if device is not None:
+        report["device_check"] = device_check(device, net, model_file, space, config)
     return ExportResult(Path(config.out), config.static, config.tolerance, report)
 
 

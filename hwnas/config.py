@@ -382,6 +382,9 @@ class ExportConfig(Frozen):
     calibration: str | None = None  # image folder for int8/w8a16; None: the task's sample images
     calibration_count: int = Field(32, ge=1, le=4096)
     min_psnr: float = Field(35.0, gt=0)  # dB between the quantised file and PyTorch (hwnas.quantized_export)
+    check_on: str | None = None  # a backend that runs the written file on its device (qai-hub): PSNR vs PyTorch
+    check_device: str | None = None  # its device (default: the backend's)
+    check_images: int = Field(4, ge=1, le=64)  # inputs the device check runs
 
     @model_validator(mode="after")
     def _positive_static(self) -> "ExportConfig":

@@ -10,6 +10,12 @@ by (kind, name, input shape), with a metadata sidecar that says what it was meas
 for (space + fingerprint, preset, image size, backend, device, settings, versions).
 Positions map to rows through their input shape, so positions that share a shape
 share a row.
+
+Each row also keeps its unit's structural fingerprint (`hwnas.layout`), so a table is
+checked row by row: rows whose unit is unchanged are used whatever else the space
+gained or lost, a newly added candidate's rows are simply missing, and a row whose
+block changed is stale. Tables written before the column existed are checked against
+the whole space's fingerprint, as they always were.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import math
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,6 +45,13 @@ def shape_str(shape: Sequence[int]) -> str:
 
 def parse_shape(text: str) -> Shape:
     return tuple(int(d) for d in str(text).split("x"))
+
+
+Key = tuple[str, str, str]  # (kind, name, input shape) -- a table's row key
+
+
+def unit_key(unit: "Unit | Measurement") -> Key:
+    return (unit.kind, unit.name, shape_str(unit.input_shape))
 
 
 class MeasurementError(HwnasError):
@@ -144,6 +157,14 @@ class LatencyBackend(ABC):
         default measures it as one unit."""
         return self.measure([Unit("network", tuple(input_shape), module, kind="network")])[0]
 
+    def check_accuracy(self, model: str | Path, inputs: np.ndarray, reference: np.ndarray) -> Any:
+        """Run the ONNX file `model` on the backend's device on `inputs` (N x C x H x W) and score
+        its outputs against PyTorch's `reference` by PSNR; returns an object with `as_dict()`
+        (its `overall_psnr_db` at least). Backends that cannot run a model on their device keep
+        this default."""
+        raise HwnasError(f"the {self.name} backend cannot run a model on its device to check its accuracy; "
+                         "use --check-on qai-hub.")
+
     def measure_onnx(self, path: str | Path, input_shape: Sequence[int] | None = None) -> Measurement:
         """End-to-end latency of an ONNX file, taken like `measure_network`; dimensions the
         file leaves free come from `input_shape`. Backends that cannot say keep this default."""
@@ -192,8 +213,9 @@ class TableMeta(BaseModel):
             raise HwnasError(f"{side} is not an hwnas table sidecar; rebuild the table with `hwnas build-lut`.") from None
 
 
+FINGERPRINT = "fingerprint"  # the column of each row's unit fingerprint (absent from tables before it existed)
 COLUMNS = ["kind", "name", "input_shape", "median_ms", "p10_ms", "p90_ms", "runs", "peak_memory_bytes", "device", "runtime",
-           "service_ms", "spread_pct", "noisy"]
+           "service_ms", "spread_pct", "noisy", FINGERPRINT]
 
 
 def sidecar_path(path: Path) -> Path:
@@ -217,7 +239,7 @@ class LatencyTable:
             raise HwnasError(f"no latency table at {path}; build one with `hwnas build-lut --out {path}`.")
         meta = TableMeta.read(path)
         try:
-            frame = pd.read_csv(path, dtype={"input_shape": str, "name": str, "kind": str})
+            frame = pd.read_csv(path, dtype={"input_shape": str, "name": str, "kind": str, FINGERPRINT: str})
         except Exception as err:  # pandas raises many types for malformed files
             raise HwnasError(f"cannot read latency table {path} ({err.__class__.__name__}); rebuild it with `hwnas build-lut`.") from None
         table = cls(meta, frame)
@@ -279,20 +301,53 @@ class LatencyTable:
             )
         return value
 
-    def add(self, m: Measurement) -> None:
-        """Insert or replace the row for `m`'s unit."""
+    def add(self, m: Measurement, fingerprint: str | None = None) -> None:
+        """Insert or replace the row for `m`'s unit; `fingerprint` is the unit's (`hwnas.layout`)."""
         key = shape_str(m.input_shape)
         keep = ~((self.frame["kind"] == m.kind) & (self.frame["name"] == m.name) & (self.frame["input_shape"] == key))
-        row = m.model_dump()
-        row["input_shape"] = key
+        row = {**m.model_dump(), "input_shape": key, FINGERPRINT: fingerprint}
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         self.frame = new if not keep.any() else pd.concat([self.frame[keep], new], ignore_index=True)
+
+    # -- unit fingerprints ---------------------------------------------------------------
+
+    @property
+    def fingerprinted(self) -> bool:
+        """True when every row knows its unit's fingerprint: the table is then checked row by row."""
+        return FINGERPRINT in self.frame.columns and bool(self.frame[FINGERPRINT].notna().all())
+
+    def _fingerprints(self) -> dict[Key, str | None]:
+        column = self.frame[FINGERPRINT] if FINGERPRINT in self.frame.columns else [None] * len(self.frame)
+        return {(k, n, s): (None if pd.isna(f) else str(f))
+                for k, n, s, f in zip(self.frame["kind"], self.frame["name"], self.frame["input_shape"], column)}
+
+    def stale(self, units: Mapping[Key, str]) -> list[Key]:
+        """Rows of `units` (key -> the space's unit fingerprint) measured for another structure."""
+        known = self._fingerprints()
+        return [key for key, fp in units.items() if known.get(key) not in (None, fp)]
+
+    def matching(self, units: Mapping[Key, str]) -> list[Key]:
+        """Rows of `units` whose recorded fingerprint is the space's: the usable ones."""
+        known = self._fingerprints()
+        return [key for key, fp in units.items() if known.get(key) == fp]
+
+    def drop(self, keys: Iterable[Key]) -> None:
+        gone = set(keys)
+        keep = [(k, n, s) not in gone for k, n, s in zip(self.frame["kind"], self.frame["name"], self.frame["input_shape"])]
+        self.frame = self.frame[keep].reset_index(drop=True)
+
+    def fill_fingerprints(self, units: Mapping[Key, str]) -> None:
+        """Record `units`' fingerprints on rows that lack one (a table from before the column,
+        once its rows are known to be of these units)."""
+        known = self._fingerprints()
+        self.frame[FINGERPRINT] = [fp if fp is not None else units.get(key) for key, fp in known.items()]
 
     # -- compatibility ---------------------------------------------------------------
 
     def check(
         self, *, space: str, fingerprint: str, image_size: int, device: str | None = None,
         backend: str | None = None, settings: dict[str, Any] | None = None, hint: str | None = None,
+        units: Mapping[Key, str] | None = None,
     ) -> None:
         """Refuse, in one line, a table measured for another space, network, size or target.
 
@@ -301,19 +356,28 @@ class LatencyTable:
         backend's `settings()`) must agree on every key the sidecar also has, and on
         `protocol_version` always (a sidecar without one is version 1). `hint`
         replaces the suggested fix (e.g. "pass --force to re-measure it").
+
+        `units` (the space's unit fingerprints, `Layout.unit_fingerprints`) checks a table
+        whose rows carry fingerprints row by row instead of by the space's `fingerprint`:
+        it is refused when a row of the space is stale (its block changed) or when no row
+        fits the space at all; rows the space lacks are ignored, and rows the table lacks
+        are left to `require`. Without `units`, or for a table from before row
+        fingerprints, the space's `fingerprint` must match as before.
         """
         m = self.meta
 
         def refuse(problem: str, fix: str) -> None:
             raise HwnasError(f"this latency table was {problem}; {hint or fix}.")
 
+        def refuse_configuration() -> None:
+            refuse(f"built for another {space} configuration (preset {m.preset!r})",
+                   "pass the same --preset/options or rebuild it with `hwnas build-lut`")
+
         if m.space != space:
             refuse(f"built for space {m.space!r}, not {space!r}", f"build one with `hwnas build-lut --space {space}`")
-        if m.fingerprint != fingerprint:
-            refuse(
-                f"built for another {space} configuration (preset {m.preset!r})",
-                "pass the same --preset/options or rebuild it with `hwnas build-lut`",
-            )
+        by_row = units is not None and self.fingerprinted
+        if not by_row and m.fingerprint != fingerprint:
+            refuse_configuration()
         if m.image_size != image_size:
             refuse(f"measured at {m.image_size}px, not {image_size}px", f"pass --image-size {m.image_size} or rebuild it")
         if backend is not None and m.backend != backend:
@@ -330,6 +394,23 @@ class LatencyTable:
             if key in m.settings and m.settings[key] != value:
                 flag = "--" + key.replace("_", "-")
                 refuse(f"measured with {key}={m.settings[key]}, not {value}", f"pass {flag} {m.settings[key]} or rebuild it")
+        if by_row:
+            self._check_rows(units, m.fingerprint == fingerprint, refuse_configuration)
+
+    def _check_rows(self, units: Mapping[Key, str], same_space: bool, refuse_configuration: Callable[[], None]) -> None:
+        """Refuse stale rows, and a table that shares no row with another space (another width,
+        preset or space): extending it would only pile another table's rows beside its own."""
+        if not same_space and len(self.frame) and not self.matching(units):
+            refuse_configuration()
+        stale = self.stale(units)
+        if stale:
+            names = ", ".join(f"{k} {n}@{s}" for k, n, s in stale[:5])
+            more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+            raise HwnasError(
+                f"the latency table has {len(stale)} stale rows ({names}{more}): their blocks changed since they were "
+                "measured; run `hwnas build-lut` on it, which re-measures only stale and missing rows, or pass --force "
+                "to re-measure everything."
+            )
 
     def require(self, units: Iterable[Unit]) -> None:
         """Raise listing the missing entries, if any."""

@@ -113,20 +113,16 @@ class SearchResult:
 
 def lookup_units(space: SearchSpace, image_size: int) -> list[Unit]:
     """Every table key a search of `space` needs: candidates per position shape, and fixed parts."""
-    keys = {(name, p.input_shape) for p in space.positions(image_size) for name in p.candidates}
-    with torch.device("meta"):  # only the keys matter: no weights allocated
-        fixed = space.fixed_units(image_size)
-    return [Unit(name, shape, None) for name, shape in sorted(keys)] + fixed
+    return list(space.layout(image_size).units)
 
 
 def check_table(table: LatencyTable, space: SearchSpace, config: SearchConfig, *, device: bool = True) -> None:
     """Refuse a table for another space, configuration, size (or, with `device`, the config's
-    backend and device), or one lacking entries. Further devices' tables keep their own backend."""
-    if device:
-        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=config.device,
-                    backend=config.backend)
-    else:
-        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size)
+    backend and device), one whose rows measured other blocks, or one lacking entries.
+    Further devices' tables keep their own backend."""
+    target = {"device": config.device, "backend": config.backend} if device else {}
+    table.check(space=space.name, fingerprint=space.fingerprint(), units=space.layout(config.image_size).unit_fingerprints,
+                image_size=config.image_size, **target)
     table.require(lookup_units(space, config.image_size))
 
 
@@ -187,7 +183,8 @@ def prepare(config: SearchConfig, table: LatencyTable | None, task, cached_table
     if table is None:
         table = distributed.from_main(lambda: LatencyTable.load(config.lut) if config.lut else cached_table(config))
     if config.device is not None:  # given as asked ('cpu') or as recorded ('cpu:<model>'): either must fit the table
-        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=config.device)
+        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=config.device,
+                    units=space.layout(config.image_size).unit_fingerprints)
     return config.model_copy(update={"device": table.meta.device}), table, task
 
 

@@ -19,13 +19,16 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from hwnas.errors import HwnasError
+
+if TYPE_CHECKING:
+    from hwnas.layout import Layout
 
 Shape = tuple[int, ...]
 
@@ -228,7 +231,8 @@ class SearchSpace(ABC):
 
     def __init__(self, config: BaseModel):
         self.config = config
-        self._positions: dict[int, tuple[Position, ...]] = {}  # the config is frozen, so shapes are too
+        self._layouts: dict[int, Layout] = {}  # by image size; the config is frozen, so layouts are too
+        self._fingerprint: str | None = None
 
     @classmethod
     def from_options(cls, preset: str | None = None, **overrides) -> "SearchSpace":
@@ -277,53 +281,34 @@ class SearchSpace(ABC):
     def example_input(self, image_size: int) -> torch.Tensor:
         return torch.zeros(1, self.in_channels, image_size, image_size)
 
+    def layout(self, image_size: int) -> "Layout":
+        """Positions, fixed parts, units and their fingerprints at `image_size` (`hwnas.layout`),
+        traced once per image size: the config is frozen, so the layout is too."""
+        from hwnas.layout import compute_layout
+
+        if image_size not in self._layouts:
+            self._layouts[image_size] = compute_layout(self, image_size)
+        return self._layouts[image_size]
+
     def positions(self, image_size: int) -> list[Position]:
         """Each position's label, candidates and the input shape its candidates see.
 
-        Traced on the meta device (no memory, no compute): the first candidate of every
-        position is frozen in and forward hooks record input shapes.
+        Traced on the meta device (no memory, no compute) with the rest of the layout,
+        once per image size (`hwnas.layout.trace_positions`).
         """
-        if image_size not in self._positions:
-            self._positions[image_size] = self._trace_positions(image_size)
-        return list(self._positions[image_size])
-
-    def _trace_positions(self, image_size: int) -> tuple[Position, ...]:
-        with torch.device("meta"):
-            net = self.build()
-            x = self.example_input(image_size)
-        blocks = choice_blocks(net)
-        first = Architecture(space=self.name, choices={label: b.names[0] for label, (_, b) in blocks.items()})
-        frozen = freeze(net, first)
-        shapes: dict[str, Shape] = {}
-
-        def recorder(label: str):
-            def hook(_module, args):
-                shapes.setdefault(label, tuple(args[0].shape))  # returns None: inputs unchanged
-
-            return hook
-
-        hooks = [frozen.get_submodule(path).register_forward_pre_hook(recorder(label)) for label, (path, _) in blocks.items()]
-        try:
-            with torch.no_grad():
-                frozen(x)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        return tuple(Position(label, path, block.names, shapes[label]) for label, (path, block) in blocks.items())
+        return list(self.layout(image_size).positions)
 
     def candidate_units(self, image_size: int, net: nn.Module | None = None) -> list[Unit]:
         """One unit per distinct (candidate, input shape), modules taken from `net`."""
-        net = net if net is not None else self.build()
-        blocks = choice_blocks(net)
-        units: dict[tuple[str, Shape], Unit] = {}
-        for pos in self.positions(image_size):
-            block = blocks[pos.label][1]
-            for name in pos.candidates:
-                units.setdefault((name, pos.input_shape), Unit(name, pos.input_shape, block.candidates[name]))
-        return list(units.values())
+        return units_at(self.positions(image_size), net if net is not None else self.build())
 
     def fingerprint(self) -> str:
-        """Changes when the space's definition (name, options, candidates) changes."""
+        """Changes when the space's definition (name, options, candidates) changes (computed once)."""
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
         with torch.device("meta"):
             net = self.build()
         config = self.config.model_dump(mode="json")
@@ -336,3 +321,14 @@ class SearchSpace(ABC):
             "modules": hashlib.sha256(repr(net).encode()).hexdigest(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def units_at(positions: Sequence[Position], net: nn.Module) -> list[Unit]:
+    """One unit per distinct (candidate, input shape) of `positions`, modules taken from `net`."""
+    blocks = choice_blocks(net)
+    units: dict[tuple[str, Shape], Unit] = {}
+    for pos in positions:
+        block = blocks[pos.label][1]
+        for name in pos.candidates:
+            units.setdefault((name, pos.input_shape), Unit(name, pos.input_shape, block.candidates[name]))
+    return list(units.values())

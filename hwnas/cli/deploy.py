@@ -17,6 +17,7 @@ import typer
 
 from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TaskOpt,
                               TaskOptionOpt, TorchThreadsOpt, bounds, settings, task_fields)
+from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.config import EvalConfig, ExportConfig, InferConfig, TrainConfig
 from hwnas.errors import HwnasError
 
@@ -207,6 +208,10 @@ def export(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Image folder to calibrate int8/w8a16 activations on (inputs made by the model's task); default: the task's sample images, with a warning."),
     calibration_count: Optional[int] = typer.Option(None, "--calibration-count", help=f"Calibration inputs (default 32). {bounds(ExportConfig, 'calibration_count')}"),
     min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help=f"Lowest PSNR (dB) between the quantised file's outputs and PyTorch's on held-out inputs; below it nothing is written (default 35). {bounds(ExportConfig, 'min_psnr')}"),
+    check_on: Optional[str] = typer.Option(None, "--check-on", help="Also run the written file on this backend's device and print the PSNR of its outputs against PyTorch's: qai-hub (2 jobs: compile and inference on --check-device)."),
+    check_device: Optional[str] = typer.Option(None, "--check-device", help="Device of --check-on (default: the backend's, sm8650 for qai-hub)."),
+    check_images: Optional[int] = typer.Option(None, "--check-images", help=f"Held-out inputs the device check runs (default 4). {bounds(ExportConfig, 'check_images')}"),
+    yes: bool = YesOpt,
     as_json: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -215,14 +220,18 @@ def export(
     Example: hwnas export --model runs/ft/model.pt --out model.onnx --static 256x256
 
     Quantised: hwnas export --model runs/ft/model.pt --out model-int8.onnx --precision int8 --calibration photos/
+
+    Checked on a phone: ... --static 256x256 --precision int8 --check-on qai-hub --check-device sm8650
     """
     import hwnas
 
     fields = settings(config, ExportConfig, _given(dict(model=model, out=out, static=_parse_hw(static), tolerance=tolerance,
                                                         opset=opset, precision=precision,
                                                         calibration=str(calibration) if calibration else None,
-                                                        calibration_count=calibration_count, min_psnr=min_psnr)))
-    result = hwnas.export(**fields)
+                                                        calibration_count=calibration_count, min_psnr=min_psnr,
+                                                        check_on=check_on, check_device=check_device,
+                                                        check_images=check_images)))
+    result = hwnas.export(**fields, approve=lambda backend, jobs: authorise(backend, jobs, yes))
     report = result.report
     shape = "dynamic HxW" if result.static is None else f"static {result.static[0]}x{result.static[1]}"
     size = report["cost_size"]
@@ -235,7 +244,17 @@ def export(
         f"on {', '.join('x'.join(map(str, s[2:])) for s in report['checked_shapes'])}"
         + (" (the float file, before quantisation)" if report["precision"] != "fp32" else ""),
         *_quantised_lines(report),
+        *_device_lines(report),
     ])
+
+
+def _device_lines(report: dict) -> list[str]:
+    check = report.get("device_check")
+    if not check:
+        return []
+    return [f"on {check['device']} ({check['backend']}, {check['precision']}) vs PyTorch: output PSNR "
+            f"{check['overall_psnr_db']:.2f} dB on {check['images']} held-out inputs "
+            f"(jobs {check['compile_job']}, {check['inference_job']})"]
 
 
 def _quantised_lines(report: dict) -> list[str]:

@@ -33,7 +33,7 @@ DeviceOpt = typer.Option(None, "--device", help="Latency target: cpu (onnxruntim
 # Backend flags: their ranges are the backend's Options (validated there; importing it here would load torch).
 ThreadsOpt = typer.Option(None, "--threads", help="onnxruntime: intra-op threads (default 2). (1 to 256)")
 RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 60, in 3 passes). (>= 1)")
-PrecisionOpt = typer.Option(None, "--precision", help="Precision the table times: fp32 (default) or int8 for onnxruntime (each unit statically quantised, QDQ); a table of one precision is refused where another is asked for.")
+PrecisionOpt = typer.Option(None, "--precision", help="Precision the table times: fp32 (default) or int8 for onnxruntime (each unit statically quantised, QDQ); fp16, int8 or w8a16 for qai-hub (compiled with --quantize_full_type); a table of one precision is refused where another is asked for.")
 WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds first (default 3). (>= 0)")
 ComputeUnitOpt = typer.Option(None, "--compute-unit", help="qai-hub: npu, gpu, cpu or all.")
 TargetRuntimeOpt = typer.Option(None, "--target-runtime", help="qai-hub: e.g. qnn_context_binary, tflite, onnx.")
@@ -422,7 +422,7 @@ def _table(cfg, space, backend, cached: Path):
         return None, ""
     try:
         table = LatencyTable.load(path)
-        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=cfg.image_size, device=backend.device,
+        table.check(space=space.name, fingerprint=space.fingerprint(), units=space.layout(cfg.image_size).unit_fingerprints, image_size=cfg.image_size, device=backend.device,
                     backend=backend.name, settings=backend.settings())
     except HwnasError as err:
         if cfg.lut:

@@ -7,6 +7,13 @@ fixed parts -- and saves the table atomically after each measurement, so a kille
 resumes where it stopped and loses nothing. When nothing is missing it returns without
 building real modules, exporting anything or importing a runtime.
 
+Rows are checked by their unit's fingerprint (`hwnas.layout`): adding a candidate to a
+space makes its rows missing, so the next build measures only those and keeps every
+other row as it was; a row whose block changed is stale and re-measured. A table from
+before row fingerprints gets them filled in when the space it was built for can still be
+rebuilt from its sidecar with the same fingerprint (then its rows provably are of that
+space's units); otherwise it is checked against the whole space, as before.
+
 `default_table_path` is the per-user cache that commands use when no `--lut` is given;
 `resolve_with_table` gives a command its space/backend settings from a table's sidecar
 (an explicit flag that contradicts the table is refused).
@@ -22,27 +29,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwnas.errors import HwnasError
+from hwnas.latency import Key, unit_key  # noqa: F401 -- the row key lives in hwnas.latency; kept importable from here
 from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str
 from hwnas.space import SearchSpace, Unit
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str, str]  # (kind, name, input shape) -- the table's row key
-
-
-def unit_key(unit: Unit | Measurement) -> Key:
-    return (unit.kind, unit.name, shape_str(unit.input_shape))
-
 
 def table_units(space: SearchSpace, image_size: int, *, meta: bool = False) -> list[Unit]:
     """Every unit a complete table of `space` holds: candidates per distinct input shape,
     then fixed parts. With `meta=True` the modules live on the meta device (keys only:
-    no memory, no weights), which is all a completeness check needs."""
-    import torch
-
+    no memory, no weights) -- the space's layout, traced once -- which is all a
+    completeness check needs."""
     if meta:
-        with torch.device("meta"):
-            return space.candidate_units(image_size, space.build()) + space.fixed_units(image_size)
+        return list(space.layout(image_size).units)
     return space.candidate_units(image_size) + space.fixed_units(image_size)
 
 
@@ -86,16 +86,69 @@ def open_table(
     """The table at `path`, checked against `space`, size and `backend`; a new empty one
     if there is none (or if `force`: a forced build starts over)."""
     path = Path(path)
-    if force or not path.exists():
+    if force:
         return LatencyTable(new_meta(space, image_size, backend))
+    if not path.exists():
+        return _from_cached_sibling(space, image_size, backend, path) or LatencyTable(new_meta(space, image_size, backend))
     table = LatencyTable.load(path)
+    units = space.layout(image_size).unit_fingerprints
+    if not table.fingerprinted:
+        _fill_fingerprints(table, space)
+    stale = table.stale(units) if table.fingerprinted else []
+    if stale:  # their blocks changed: measured again, like missing rows
+        log.warning("re-measuring %d stale rows of %s (their blocks changed): %s", len(stale), path,
+                    ", ".join(f"{k} {n}@{s}" for k, n, s in stale))
+        table.drop(stale)
     table.check(
         space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
-        backend=backend.name, settings=backend.settings(),
+        backend=backend.name, settings=backend.settings(), units=units,
         hint=f"choose another --out, or pass --force to re-measure {path} from scratch",
     )
     _warn_on_new_versions(table.meta, backend)
     return table
+
+
+def _from_cached_sibling(space: SearchSpace, image_size: int, backend: LatencyBackend, path: Path) -> LatencyTable | None:
+    """A new cached table started from the newest cached one of the same space, preset, backend,
+    device, size and precision under another space fingerprint (e.g. before a candidate was
+    added): its rows whose unit fingerprints still match are kept, so only what changed is
+    measured. None when there is no such table, or it is not checked row by row."""
+    if path.parent != cache_dir():
+        return None
+    pattern = path.name.replace(_slug(space.fingerprint()), "*", 1)
+    units = space.layout(image_size).unit_fingerprints
+    for other in sorted(path.parent.glob(pattern), key=lambda f: f.stat().st_mtime, reverse=True):
+        try:
+            old = LatencyTable.load(other)
+            keep = set(old.matching(units)) if old.fingerprinted else set()
+            old.drop([key for key in zip(old.frame["kind"], old.frame["name"], old.frame["input_shape"]) if key not in keep])
+            if not keep:
+                continue
+            old.check(space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
+                      backend=backend.name, settings=backend.settings(), units=units)
+        except HwnasError:  # another backend setting or an unreadable file: not a start
+            continue
+        table = LatencyTable(new_meta(space, image_size, backend), old.frame.copy())
+        log.info("starting %s from %d matching rows of %s", path.name, len(keep), other.name)
+        return table
+    return None
+
+
+def _fill_fingerprints(table: LatencyTable, space: SearchSpace) -> None:
+    """Give a table from before row fingerprints its rows' fingerprints, when the space it was
+    built for is rebuilt from its sidecar with the recorded fingerprint (then every row is of
+    that space's units); otherwise it stays checked against the whole space."""
+    same = (table.meta.space, table.meta.fingerprint) == (space.name, space.fingerprint())
+    built_for = space if same else space_of(table.meta)  # rebuilds the space from the sidecar; None unless its fingerprint is the table's
+    if built_for is not None:
+        table.fill_fingerprints(built_for.layout(table.meta.image_size).unit_fingerprints)
+
+
+def _describe_space(meta: TableMeta, space: SearchSpace) -> None:
+    """Let the sidecar name the space the table now completes (kept for information, and so
+    `--lut` rebuilds that space); only a table checked row by row may change spaces."""
+    meta.fingerprint, meta.preset = space.fingerprint(), space.preset
+    meta.space_config = space.config.model_dump(mode="json")
 
 
 def _warn_on_new_versions(meta: TableMeta, backend: LatencyBackend) -> None:
@@ -168,6 +221,9 @@ def build_table(
         log.debug("%s is complete (%d units); nothing to measure", path, len(wanted))
         return table
     todo = [u for u in table_units(space, image_size) if unit_key(u) in missing]
+    fingerprints = space.layout(image_size).unit_fingerprints
+    if table.fingerprinted:
+        _describe_space(table.meta, space)
 
     def save() -> None:
         table.save(path)
@@ -179,7 +235,7 @@ def build_table(
     def on_result(m: Measurement) -> None:
         if unit_key(m) not in missing:
             raise MeasurementError(f"backend {backend.name} returned {m.kind} {m.name}@{shape_str(m.input_shape)}, which was not asked for.")
-        table.add(m)
+        table.add(m, fingerprints[unit_key(m)])
         table.meta.settings = _merged(table.meta.settings, {**backend.settings(), **backend.protocol()})
         save()
         if on_progress:
@@ -337,10 +393,7 @@ def describe_table(table: LatencyTable, space: SearchSpace | None = None, refere
         "noisy": _noisy_rows(frame),
     }
     if space is not None:
-        import torch
-
-        with torch.device("meta"):
-            wanted = space.candidate_units(table.meta.image_size, space.build()) + space.fixed_units(table.meta.image_size)
+        wanted = space.layout(table.meta.image_size).units
         out["missing"] = [f"{u.kind} {u.name}@{shape_str(u.input_shape)}" for u in table.missing(wanted)]
         if not out["missing"]:
             def uniform_ms(name: str) -> float:  # `name` wherever offered, else the position's first candidate
