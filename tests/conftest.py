@@ -13,3 +13,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The `hwnas` command in this process: `cli(*args) -> (exit code, stdout, stderr)`."""
+    import sys
+
+    from hwnas.cli import main
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["hwnas", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -35,15 +35,6 @@ CHIPS = {
 }
 
 
-def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["hwnas", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -191,31 +182,31 @@ def test_the_summary_reports_every_device(joint, tables):
     assert {"expected_ms:gen3", "derived_ms:gen3", "expected_ms:gen2", "derived_ms:gen2"} <= set(header)
 
 
-def test_a_resumed_run_reads_its_own_copies(joint, tables, monkeypatch, capsys, tmp_path):
+def test_a_resumed_run_reads_its_own_copies(joint, tables, cli, tmp_path):
     out, _ = joint
-    code, stdout, err = hwnas(monkeypatch, capsys, "search", "--out", out, "--resume", "--epochs", "3")
+    code, stdout, err = cli("search", "--out", out, "--resume", "--epochs", "3")
     assert code == 0, err
     assert "per device (worst" in stdout and "gen2" in stdout and "Galaxy S23" in stdout
 
 
-def test_tables_of_different_networks_are_refused(tables, monkeypatch, capsys, tmp_path):
+def test_tables_of_different_networks_are_refused(tables, cli, tmp_path):
     other = LatencyTable.load(tables["gen2"])
     other.meta = other.meta.model_copy(update={"image_size": 64})
     other.save(tmp_path / "big.csv")
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--lut", f"a={tables['gen3']}", "--lut", f"b={tmp_path / 'big.csv'}",
+    code, _, err = cli("search", "--lut", f"a={tables['gen3']}", "--lut", f"b={tmp_path / 'big.csv'}",
                          *FAST, "--out", tmp_path / "run")
     assert code != 0 and err.startswith("error: ") and "image size" in err and "same network" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_a_missing_table_is_named(tables, monkeypatch, capsys, tmp_path):
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--lut", f"a={tables['gen3']}", "--lut", f"b={tmp_path / 'nope.csv'}",
+def test_a_missing_table_is_named(tables, cli, tmp_path):
+    code, _, err = cli("search", "--lut", f"a={tables['gen3']}", "--lut", f"b={tmp_path / 'nope.csv'}",
                          *FAST, "--out", tmp_path / "run")
     assert code != 0 and "nope.csv" in err and len(err.strip().splitlines()) == 1
 
 
-def test_sweep_has_one_front_per_device(tables, monkeypatch, capsys, tmp_path):
-    code, out, err = hwnas(monkeypatch, capsys, "sweep", "--latency-weight", "0,3", "--lut", f"gen3={tables['gen3']}",
+def test_sweep_has_one_front_per_device(tables, cli, tmp_path):
+    code, out, err = cli("sweep", "--latency-weight", "0,3", "--lut", f"gen3={tables['gen3']}",
                            "--lut", f"gen2={tables['gen2']}", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "1",
                            "--epochs", "2", "--warmup-epochs", "1", "--out", tmp_path / "sweep", "--json")
     assert code == 0, err
@@ -225,16 +216,16 @@ def test_sweep_has_one_front_per_device(tables, monkeypatch, capsys, tmp_path):
     assert (tmp_path / "sweep" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_profile_measures_an_architecture_on_every_tables_device(tmp_path, monkeypatch, capsys):
+def test_profile_measures_an_architecture_on_every_tables_device(tmp_path, cli):
     space = SpaceSpec(space="nafnet-unet", preset="tiny").create()
     build_table(space, SIZE, MacsBackend(), tmp_path / "a.csv")
     build_table(space, SIZE, MacsBackend(), tmp_path / "b.csv")
-    code, out, err = hwnas(monkeypatch, capsys, "profile", "--lut", f"x={tmp_path / 'a.csv'}", "--lut", f"y={tmp_path / 'b.csv'}",
+    code, out, err = cli("profile", "--lut", f"x={tmp_path / 'a.csv'}", "--lut", f"y={tmp_path / 'b.csv'}",
                            "--uniform", "cbr", "--json")
     assert code == 0, err
     report = json.loads(out)
     assert set(report["devices"]) == {"x", "y"}
-    code, _, err = hwnas(monkeypatch, capsys, "profile", "--lut", f"x={tmp_path / 'a.csv'}", "--lut", f"y={tmp_path / 'b.csv'}",
+    code, _, err = cli("profile", "--lut", f"x={tmp_path / 'a.csv'}", "--lut", f"y={tmp_path / 'b.csv'}",
                          "--random-count", "2")
     assert code == 2 or code == 1
     assert "one table at a time" in err

@@ -17,17 +17,6 @@ from hwnas.quantize import output_psnr
 OFFSET = 0.01  # the recorded device outputs: PyTorch's plus this -> PSNR 40 dB
 
 
-def hwnas_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from hwnas.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["hwnas", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +46,8 @@ def device_outputs(fake_hub, model):
     fake_hub.outputs["accuracy check"] = outputs
 
 
-def test_export_checks_the_file_on_the_device(model, tmp_path, monkeypatch, capsys, configured, fake_hub, device_outputs):
-    code, out, err = hwnas_cli(monkeypatch, capsys, "export", "--model", model, "--out", tmp_path / "m.onnx", "--static", "32x32",
+def test_export_checks_the_file_on_the_device(model, tmp_path, cli, configured, fake_hub, device_outputs):
+    code, out, err = cli("export", "--model", model, "--out", tmp_path / "m.onnx", "--static", "32x32",
                                "--check-on", "qai-hub", "--check-images", "2", "--yes", "--json")
     assert code == 0, err
     check = json.loads(out)["device_check"]
@@ -69,14 +58,14 @@ def test_export_checks_the_file_on_the_device(model, tmp_path, monkeypatch, caps
     assert kinds == ["compile", "inference"]
 
 
-def test_without_yes_and_no_terminal_nothing_is_submitted(model, tmp_path, monkeypatch, capsys, configured, fake_hub):
-    code, _, err = hwnas_cli(monkeypatch, capsys, "export", "--model", model, "--out", tmp_path / "m.onnx", "--static", "32x32",
+def test_without_yes_and_no_terminal_nothing_is_submitted(model, tmp_path, cli, configured, fake_hub):
+    code, _, err = cli("export", "--model", model, "--out", tmp_path / "m.onnx", "--static", "32x32",
                              "--check-on", "qai-hub")
     assert code != 0 and "pass --yes" in err and not fake_hub.jobs
     assert not (tmp_path / "m.onnx").exists()  # refused before anything was written
 
 
-def test_a_backend_that_cannot_run_models_is_one_sentence(model, tmp_path, monkeypatch, capsys):
-    code, _, err = hwnas_cli(monkeypatch, capsys, "export", "--model", model, "--out", tmp_path / "m.onnx", "--check-on", "macs")
+def test_a_backend_that_cannot_run_models_is_one_sentence(model, tmp_path, cli):
+    code, _, err = cli("export", "--model", model, "--out", tmp_path / "m.onnx", "--check-on", "macs")
     assert code != 0 and "cannot run a model on its device" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.onnx").exists()
