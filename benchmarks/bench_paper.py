@@ -333,7 +333,8 @@ def stage_report(args, runner: Runner) -> None:
         path.unlink(missing_ok=True)
         for row in rows:
             common.append_row(path, row)
-    meta = common.read_meta(NAME, args.results)
+    # Inside `record_run` (main), its own record is what gets written at the end: update that one.
+    meta = getattr(args, "record", None) or common.read_meta(NAME, args.results)
     meta.setdefault("settings", {}).update({
         "search": {"mode": "sampled", "epochs": SEARCH_EPOCHS, "steps_per_epoch": SEARCH_STEPS, "crop": CROP,
                    "batch": BATCH, "target_ms": s["target_ms"], "target_fraction": TARGET_FRACTION,
@@ -364,7 +365,8 @@ def main() -> None:
     runner = Runner(args.workdir)
     stages = list(STAGES) if args.stage == "all" else [args.stage]
     settings = {"space": SPACE, "preset": PRESET, "image_size": IMAGE_SIZE, "crop": CROP, "batch": BATCH}
-    with common.record_run(NAME, settings=settings, results_dir=args.results):
+    with common.record_run(NAME, settings=settings, results_dir=args.results) as record:
+        args.record = record
         for stage in stages:
             logger.info("stage %s", stage)
             STAGES[stage](args, runner)

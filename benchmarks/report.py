@@ -616,16 +616,23 @@ KNOWN: dict[str, Callable] = {"latency": latency_section, "fidelity": fidelity_s
                               "fidelity_builds": fidelity_builds_section, "search_cost": search_cost_section}
 
 
+SECTION_MODULES = ("report_paper", "report_devices")  # modules beside this one with more sections
+
+
 def _paper_sections() -> dict[str, Callable]:
-    """The paper-scale benchmarks' sections, from their own module beside this one (which
-    takes Goal, Section and the formatting helpers from here, whatever this module is named)."""
+    """The sections of the paper-scale benchmarks and the others in SECTION_MODULES, from their
+    own modules beside this one (which take Goal, Section and the formatting helpers from here,
+    whatever this module is named)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("report_paper", HERE / "report_paper.py")
-    module = importlib.util.module_from_spec(spec)
-    module.report = sys.modules[__name__]
-    spec.loader.exec_module(module)
-    return module.SECTIONS
+    sections: dict[str, Callable] = {}
+    for name in SECTION_MODULES:
+        spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        module.report = sys.modules[__name__]
+        spec.loader.exec_module(module)
+        sections.update(module.SECTIONS)
+    return sections
 
 
 def section_for(path: Path, results: Path, out: Path) -> Section:
@@ -658,7 +665,8 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 # -- the page --------------------------------------------------------------------------------------------
 
 
-ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "search_cost", "throughput"]
+ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "search_cost", "throughput",
+         "precision_quality", "precision_latency", "precision_units", "devices", "devices_measured"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:
