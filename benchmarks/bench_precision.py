@@ -16,6 +16,10 @@ NAFNet? At the paper preset (NAFNet-w32), ONNX Runtime on the CPU, 2 threads, 25
    and Kodak24 at sigma 25, the same protocol and noise for both files:
    `results/precision_quality.csv` (PSNR/SSIM, and the int8 file's drop from fp32; w8a16
    beside it, 16-bit activations, says how much of the loss is the activations').
+4. `fidelity`: `--count` random paper-preset networks quantised whole against the int8
+   table, and against its units timed again in the networks' rounds (issue 14 item 5:
+   quantise/dequantise pairs at unit boundaries may cost what a whole network does not):
+   `results/precision_fidelity.csv`.
 
 Every stage skips what its results already hold. Run from the repository root:
 
@@ -49,13 +53,14 @@ PTQ_PRECISIONS = ("fp32", "int8", "w8a16")  # w8a16 (16-bit activations) tells w
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("tables", "latency", "ptq", "all"))
+    p.add_argument("stage", choices=("tables", "latency", "ptq", "fidelity", "all"))
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "precision")
     p.add_argument("--paper-work", type=Path, default=ROOT / "benchmarks" / "work" / "paper",
                    help="the paper benchmark's work folder (search/arch.json, train/<name>/model.pt)")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     p.add_argument("--repeats", type=int, default=3, help="latency repeats (default 3)")
     p.add_argument("--runs", type=int, default=10, help="timed rounds per latency repeat (default 10)")
+    p.add_argument("--count", type=int, default=10, help="random networks of the fidelity stage (default 10)")
     return p.parse_args(argv)
 
 
@@ -181,7 +186,36 @@ def _quant_psnr(args, name: str, precision: str) -> float | str:
         return ""
 
 
-STAGES = {"tables": stage_tables, "latency": stage_latency, "ptq": stage_ptq}
+# -- stage 4: the int8 table against whole int8 networks --------------------------------------
+
+def stage_fidelity(args, runner: Runner) -> None:
+    """`--count` random paper-preset networks, quantised whole, against the int8 table (and its
+    units timed again in the networks' rounds): the path `hwnas profile --random-count --same-rounds` takes."""
+    import torch
+
+    from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
+    from hwnas.latency import LatencyTable
+    from hwnas.plugins import get_space
+    from hwnas.tables.profiling import profile_architectures, random_architectures
+
+    path = args.results / f"{NAME}_fidelity.csv"
+    if path.exists():
+        return
+    torch.set_num_threads(THREADS)
+    space = get_space(SPACE).from_options(PRESET)
+    table = LatencyTable.load(table_path(args, "int8"))
+    backend = OnnxRuntimeBackend(OnnxRuntimeOptions(threads=THREADS, precision="int8"))
+    load = common.load_average()
+    archs = random_architectures(space, IMAGE_SIZE, args.count)
+    for r in profile_architectures(space, IMAGE_SIZE, archs, backend, table=table, same_rounds=True):
+        logger.info("%s: predicted %.1f ms, measured %.1f ms (%+.1f%%; same rounds %+.1f%%)", r.label, r.prediction.total_ms,
+                    r.measured.median_ms, r.error_pct, r.error_same_rounds_pct)
+        common.append_row(path, {"network": r.label, "predicted_ms": r.prediction.total_ms, "measured_ms": r.measured.median_ms,
+                                 "error_pct": r.error_pct, "predicted_same_rounds_ms": r.same_rounds.total_ms,
+                                 "error_same_rounds_pct": r.error_same_rounds_pct, "load_1min": load[0] if load else ""})
+
+
+STAGES = {"tables": stage_tables, "latency": stage_latency, "ptq": stage_ptq, "fidelity": stage_fidelity}
 
 
 def main() -> None:

@@ -666,7 +666,7 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 
 
 ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "search_cost", "throughput",
-         "precision_quality", "precision_latency", "precision_units", "devices", "devices_measured"]
+         "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:

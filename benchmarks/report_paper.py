@@ -271,7 +271,20 @@ def _precision_goal(lat, loss: dict) -> Goal:
                 cause)
 
 
-SECTIONS = {"precision_units": precision_units_section, "precision_latency": precision_latency_section,
+def precision_fidelity_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("The int8 table against whole int8 networks (precision_fidelity.csv)")
+    err, again = df.error_pct.astype(float), df.error_same_rounds_pct.astype(float)
+    s.body += ["Random paper-preset networks at 256x256, each quantised whole (QDQ) and timed end to end, against the "
+               "int8 table's sum and against its units timed again in the networks' own rounds (drift removed):", "",
+               md_table(["network", "predicted ms", "measured ms", "error %", "same-rounds error %", "load"],
+                        [[r.network, fmt(r.predicted_ms, 1), fmt(r.measured_ms, 1), fmt(r.error_pct, 1),
+                          fmt(r.error_same_rounds_pct, 1), r.load_1min] for r in df.itertuples()]), "",
+               f"Mean |error| {fmt(err.abs().mean(), 1)}% ({int((err.abs() <= 10).sum())}/{len(df)} within +-10%); "
+               f"same rounds {fmt(again.abs().mean(), 1)}% ({int((again.abs() <= 10).sum())}/{len(df)}).", ""]
+    return s
+
+
+SECTIONS = {"precision_units": precision_units_section, "precision_fidelity": precision_fidelity_section, "precision_latency": precision_latency_section,
             "precision_quality": precision_quality_section,
             "paper": paper_section, "paper_latency": paper_latency_section, "paper_commit": paper_commit_section,
             "throughput": throughput_section}

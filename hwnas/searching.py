@@ -554,18 +554,11 @@ def run_search(
         state = run.saved_state()
         if state is not None:
             config = run.resumed_config(config, MAY_CHANGE_ON_RESUME, IGNORED_ON_RESUME)
-            table = LatencyTable.load(run.folder.lut)
-            chips = devices(config, table, lambda ref: LatencyTable.load(run.folder.device_lut(ref.name)))
-        elif table is not None:
-            chips = devices(config, table, lambda ref: LatencyTable.load(ref.path))
-        elif table is None:
-            raise ValueError("a fresh search needs a latency table")
         distributed.local_batch_size(config.batch_size)  # refuse a batch that does not split over the ranks
         config = resolve_task(config)  # what config.yaml records: an old run's task gets its name
         space = config.spec.create()
-        for chip in chips:
-            check_table(chip.table, space, config, device=chip is chips[0])
-        check_same_network(table, [(d.name, d.table) for d in chips[1:]])
+        chips = run_devices(config, space, table, run.folder if state is not None else None)
+        table = chips[0].table
         if config.warmup_epochs >= config.epochs:
             logger.warning("warm-up (%d epochs) >= epochs (%d): the architecture logits never train; "
                            "lower --warmup-epochs or raise --epochs", config.warmup_epochs, config.epochs)
@@ -581,7 +574,7 @@ def run_search(
         if run.writer and state is None:
             table.save(run.folder.lut)
             for chip in chips[1:]:
-                chip.table.save(run.folder.device_lut(chip.name))
+                chip.table.save(run.folder.device_lut(chip.name))  # a resumed run reads these copies
         start = time.perf_counter()
         run.drive(search, checkpoint_every=config.checkpoint_every, prefetch=config.prefetch, pin=search.compute.cuda,
                   step_columns=STEP_COLUMNS, on_step=on_step)
@@ -591,6 +584,22 @@ def run_search(
         if run.writer:
             atomic_write_text(run.folder.summary, json.dumps(summary, indent=2) + "\n")
         return SearchResult(run.folder.root, derive(search.net, space.name), summary)
+
+
+def run_devices(config: SearchConfig, space: SearchSpace, table: LatencyTable | None, resumed: RunDir | None) -> list[Device]:
+    """The devices of a run, their tables checked: a resumed run's own copies, else `table` and
+    the files `config.tables` names."""
+    if resumed is not None:
+        table = LatencyTable.load(resumed.lut)
+        chips = devices(config, table, lambda ref: LatencyTable.load(resumed.device_lut(ref.name)))
+    elif table is None:
+        raise ValueError("a fresh search needs a latency table")
+    else:
+        chips = devices(config, table, lambda ref: LatencyTable.load(ref.path))
+    for chip in chips:
+        check_table(chip.table, space, config, device=chip is chips[0])
+    check_same_network(table, [(d.name, d.table) for d in chips[1:]])
+    return chips
 
 
 def derived_params(net: nn.Module, arch: Architecture) -> int:
