@@ -9,7 +9,6 @@ import sys
 import pandas as pd
 import pytest
 
-from hwnas.cli import main
 from hwnas.latency import TableMeta, sidecar_path
 
 TINY = ["--preset", "tiny", "--image-size", "32"]
@@ -18,23 +17,6 @@ TINY = ["--preset", "tiny", "--image-size", "32"]
 def hwnas(*args):
     """The real entry point in a subprocess (stdout, stderr and exit code as a user sees them)."""
     return subprocess.run([sys.executable, "-m", "hwnas", *args], capture_output=True, text=True)
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """The same entry point in-process (faster): returns (exit code, stdout, stderr)."""
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["hwnas", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as done:
-            code = done.code
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 
 import json
 import logging
-import sys
 
 import matplotlib.font_manager  # noqa: F401 -- font cache found before XDG_CACHE_HOME moves (else rebuilt: seconds)
 import numpy as np
 import pytest
 
-from hwnas.cli import main
 from hwnas.cli.search import FILES
 
 FAST = ["--preset", "tiny", "--image-size", "32", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2",
@@ -16,17 +14,6 @@ FAST = ["--preset", "tiny", "--image-size", "32", "--crop", "16", "--batch-size"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["hwnas", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +28,12 @@ def env(monkeypatch, cache):
 
 
 @pytest.fixture
-def searched(env, monkeypatch, capsys, caplog, cache):
+def searched(env, monkeypatch, capsys, caplog, cache, cli):
     """One CLI search with the default table flow (built into the cache), --resume on a fresh folder, --json."""
     run = cache / "run"
     if not run.exists():
         with caplog.at_level(logging.INFO):
-            code, out, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--out", run, "--resume", "--json")
+            code, out, err = cli("search", "--backend", "macs", *FAST, "--out", run, "--resume", "--json")
         assert code == 0, err
         assert "starting a fresh search" in caplog.text and "building the macs latency table" in caplog.text
         (cache / "stdout.json").write_text(out)
@@ -63,66 +50,66 @@ def test_search_writes_the_whole_run_directory_and_only_json_on_stdout(searched,
     assert list((cache / "hwnas" / "luts").glob("nafnet-unet-tiny-*-macs-analytic-32.csv"))
 
 
-def test_the_terminal_summary_names_choices_latency_and_files(searched, monkeypatch, capsys):
+def test_the_terminal_summary_names_choices_latency_and_files(searched, monkeypatch, capsys, cli):
     run, _ = searched
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume")  # already complete: report again
+    code, out, err = cli("search", "--out", run, "--resume")  # already complete: report again
     assert code == 0, err
     assert "enc0.0" in out and "predicted latency" in out and "all-naf" in out and str(run / "arch.json") in out
 
 
-def test_resuming_with_a_contradicting_flag_is_refused(searched, monkeypatch, capsys):
+def test_resuming_with_a_contradicting_flag_is_refused(searched, monkeypatch, capsys, cli):
     run, _ = searched
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume", "--mode", "sampled")
+    code, out, err = cli("search", "--out", run, "--resume", "--mode", "sampled")
     assert code == 2 and out == ""
     assert err.startswith("error: ") and "--mode soft, not sampled" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_fresh_search_over_a_run_is_refused(searched, monkeypatch, capsys):
+def test_a_fresh_search_over_a_run_is_refused(searched, monkeypatch, capsys, cli):
     run, _ = searched
     before = (run / "arch.json").read_bytes()
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--out", run)
+    code, _, err = cli("search", "--backend", "macs", *FAST, "--out", run)
     assert code == 2 and "pass --resume" in err
     assert (run / "arch.json").read_bytes() == before
 
 
-def test_a_lut_flag_that_contradicts_the_table_is_refused(searched, monkeypatch, capsys, tmp_path):
+def test_a_lut_flag_that_contradicts_the_table_is_refused(searched, monkeypatch, capsys, tmp_path, cli):
     run, _ = searched
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--lut", run / "lut.csv", "--preset", "paper", "--out", tmp_path / "x")
+    code, _, err = cli("search", "--lut", run / "lut.csv", "--preset", "paper", "--out", tmp_path / "x")
     assert code == 2 and "--preset paper contradicts the latency table" in err
     assert not (tmp_path / "x").exists()
 
 
-def test_a_table_for_another_space_is_refused(searched, monkeypatch, capsys, tmp_path):
+def test_a_table_for_another_space_is_refused(searched, monkeypatch, capsys, tmp_path, cli):
     run, _ = searched
     (tmp_path / "t.csv").write_bytes((run / "lut.csv").read_bytes())
     meta = json.loads((run / "lut.meta.json").read_text())
     (tmp_path / "t.meta.json").write_text(json.dumps({**meta, "space": "other-space"}))
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--space", "nafnet-unet", "--lut", tmp_path / "t.csv", "--out", tmp_path / "x")
+    code, _, err = cli("search", "--space", "nafnet-unet", "--lut", tmp_path / "t.csv", "--out", tmp_path / "x")
     assert code == 2 and "contradicts the latency table" in err and "other-space" in err
     assert not (tmp_path / "x").exists()
 
 
-def test_a_data_folder_without_usable_images_is_one_line_and_writes_nothing(env, monkeypatch, capsys, tmp_path):
+def test_a_data_folder_without_usable_images_is_one_line_and_writes_nothing(env, monkeypatch, capsys, tmp_path, cli):
     from skimage.io import imsave
 
     data = tmp_path / "data"
     data.mkdir()
     imsave(data / "small.png", np.zeros((8, 8, 3), dtype=np.uint8), check_contrast=False)
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--data", data, "--out", tmp_path / "run")
+    code, out, err = cli("search", "--backend", "macs", *FAST, "--data", data, "--out", tmp_path / "run")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "smaller than the 16-pixel crop" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_an_invalid_value_names_its_flag(env, monkeypatch, capsys, tmp_path):
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--mode", "greedy", "--out", tmp_path / "r")
+def test_an_invalid_value_names_its_flag(env, monkeypatch, capsys, tmp_path, cli):
+    code, _, err = cli("search", "--backend", "macs", *FAST, "--mode", "greedy", "--out", tmp_path / "r")
     assert code == 2 and err.startswith("error: invalid --mode")
     assert not (tmp_path / "r").exists()
 
 
-def test_sweep_writes_its_table_and_pareto_plot(searched, monkeypatch, capsys, tmp_path):
+def test_sweep_writes_its_table_and_pareto_plot(searched, monkeypatch, capsys, tmp_path, cli):
     run, _ = searched
-    code, out, err = hwnas(monkeypatch, capsys, "sweep", "--latency-weight", "0,5", "--lut", run / "lut.csv", "--crop", "16",
+    code, out, err = cli("sweep", "--latency-weight", "0,5", "--lut", run / "lut.csv", "--crop", "16",
                            "--batch-size", "2", "--steps-per-epoch", "2", "--epochs", "2", "--warmup-epochs", "1",
                            "--arch-lr", "0.3", "--out", tmp_path / "sweep", "--json")
     assert code == 0, err
@@ -138,21 +125,21 @@ def test_sweep_writes_its_table_and_pareto_plot(searched, monkeypatch, capsys, t
     assert any(r["pareto"] for r in report["runs"])
 
 
-def test_sweep_resume_reuses_finished_runs_and_finishes_the_rest(searched, monkeypatch, capsys, tmp_path):
+def test_sweep_resume_reuses_finished_runs_and_finishes_the_rest(searched, monkeypatch, capsys, tmp_path, cli):
     """`sweep --resume` once raised KeyError: names imported inside sweep() were taken for flags."""
     run, _ = searched
     args = ["sweep", "--lut", run / "lut.csv", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "1",
             "--epochs", "1", "--warmup-epochs", "0", "--out", tmp_path / "sweep", "--json"]
-    code, _, err = hwnas(monkeypatch, capsys, *args, "--latency-weight", "0")
+    code, _, err = cli(*args, "--latency-weight", "0")
     assert code == 0, err
-    code, out, err = hwnas(monkeypatch, capsys, *args, "--latency-weight", "0,1", "--resume")
+    code, out, err = cli(*args, "--latency-weight", "0,1", "--resume")
     assert code == 0, err
     assert [r["latency_weight"] for r in json.loads(out)["runs"]] == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("command", ["search", "sweep"])
-def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, command):
-    code, out, _ = hwnas(monkeypatch, capsys, command, "--help")
+def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, command, cli):
+    code, out, _ = cli(command, "--help")
     assert code == 0
     text = " ".join(out.split())
     assert f"hwnas {command} --" in text
@@ -167,7 +154,7 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypat
 
     real_step, calls = Search.step, []
 
-    def step_then_ctrl_c(self):
+    def step_then_ctrl_c(self, cli):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)
@@ -175,29 +162,29 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypat
 
     monkeypatch.setattr(Search, "step", step_then_ctrl_c)
     run = tmp_path / "run"
-    code, _, err = hwnas(monkeypatch, capsys, "search", "--backend", "macs", *FAST, "--out", run)
+    code, _, err = cli("search", "--backend", "macs", *FAST, "--out", run)
     assert code == 130 and "interrupted." in err
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "alpha.png").is_file()  # outputs written on the stop
     monkeypatch.setattr(Search, "step", real_step)
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--out", run, "--resume", "--json")
+    code, out, err = cli("search", "--out", run, "--resume", "--json")
     assert code == 0, err
     assert json.loads(out)["epochs_done"] == 2
 
 
-def test_a_run_s_own_config_yaml_starts_the_same_search_and_flags_override_it(searched, monkeypatch, capsys, tmp_path):
+def test_a_run_s_own_config_yaml_starts_the_same_search_and_flags_override_it(searched, monkeypatch, capsys, tmp_path, cli):
     run, report = searched
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--config", run / "config.yaml", "--out", tmp_path / "again", "--json")
+    code, out, err = cli("search", "--config", run / "config.yaml", "--out", tmp_path / "again", "--json")
     assert code == 0, err
     for name in ("arch.json", "steps.csv", "metrics.csv"):
         assert (tmp_path / "again" / name).read_bytes() == (run / name).read_bytes(), name
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--config", run / "config.yaml", "--epochs", "1", "--warmup-epochs", "0",
+    code, out, err = cli("search", "--config", run / "config.yaml", "--epochs", "1", "--warmup-epochs", "0",
                            "--out", tmp_path / "short", "--json")
     assert code == 0, err
     assert json.loads(out)["epochs_done"] == 1
 
 
-def test_a_config_file_with_an_unknown_setting_is_refused_in_one_line(env, monkeypatch, capsys, tmp_path):
+def test_a_config_file_with_an_unknown_setting_is_refused_in_one_line(env, monkeypatch, capsys, tmp_path, cli):
     (tmp_path / "c.yaml").write_text("epochs: 2\nepoch: 3\n")
-    code, out, err = hwnas(monkeypatch, capsys, "search", "--config", tmp_path / "c.yaml", "--out", tmp_path / "x")
+    code, out, err = cli("search", "--config", tmp_path / "c.yaml", "--out", tmp_path / "x")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "unknown setting 'epoch'" in err and not (tmp_path / "x").exists()

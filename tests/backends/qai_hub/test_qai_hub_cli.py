@@ -9,37 +9,25 @@ import sys
 
 import pytest
 
-from hwnas.cli import main
 from hwnas.latency import LatencyTable, sidecar_path
 
 
-def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["hwnas", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_build_lut_writes_a_table_and_a_finished_job_book(tmp_path, monkeypatch, capsys, fake_hub, configured):
+def test_build_lut_writes_a_table_and_a_finished_job_book(tmp_path, monkeypatch, capsys, fake_hub, configured, cli):
     out = tmp_path / "tiny-hub.csv"
     mode, jobs = "per-unit", 48
     args = ["build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16", "--out", str(out), "--json"]
     for flags, planned in ((["--mode", "whole-network"], 8), (["--mode", mode], jobs)):
-        code, stdout, stderr = hwnas(monkeypatch, capsys, *args, *flags, "--dry-run")
+        code, stdout, stderr = cli(*args, *flags, "--dry-run")
         assert code == 0 and json.loads(stdout)["jobs"] == planned and not out.exists()
     args += ["--mode", mode]
 
-    code, stdout, stderr = hwnas(monkeypatch, capsys, *args)  # no terminal to ask on: refused, with the count
+    code, stdout, stderr = cli(*args)  # no terminal to ask on: refused, with the count
     assert code == 2 and stdout == "" and not out.exists() and not fake_hub.created("create_compile_job")
     assert stderr.strip().splitlines() == [f"error: this would submit {jobs} qai-hub jobs on sm8650; pass --yes to submit "
                                            "them (stdin is not a terminal, so hwnas cannot ask)."]
     args += ["--yes"]
 
-    code, stdout, stderr = hwnas(monkeypatch, capsys, *args)
+    code, stdout, stderr = cli(*args)
     assert code == 0, stderr
     report = json.loads(stdout)  # nothing but JSON on stdout
     assert report["measured"] == 24 and report["device"] == "sm8650"
@@ -49,15 +37,15 @@ def test_build_lut_writes_a_table_and_a_finished_job_book(tmp_path, monkeypatch,
     assert table.meta.jobs and all(entry["state"] == "done" for entry in table.meta.jobs.values())
     assert fake_hub.token not in stdout + stderr + sidecar_path(out).read_text()
 
-    code, stdout, _ = hwnas(monkeypatch, capsys, *args)  # complete: nothing submitted again
+    code, stdout, _ = cli(*args)  # complete: nothing submitted again
     assert code == 0 and json.loads(stdout)["measured"] == 0
     assert len(fake_hub.created("create_compile_job")) + len(fake_hub.created("create_inference_job")) == jobs
 
 
-def test_build_lut_without_configuration_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, no_network):
+def test_build_lut_without_configuration_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, no_network, cli):
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "missing.ini"))
     out = tmp_path / "t.csv"
-    code, stdout, stderr = hwnas(monkeypatch, capsys, "build-lut", "--backend", "qai-hub", "--preset", "tiny", "--out", str(out))
+    code, stdout, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--out", str(out))
     assert code == 2 and stdout == ""
     assert stderr.strip().splitlines() == [
         "error: AI Hub is not configured: run `qai-hub configure --api_token YOUR_TOKEN` (see https://app.aihub.qualcomm.com/account)."
@@ -65,10 +53,10 @@ def test_build_lut_without_configuration_is_one_line_and_writes_nothing(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failed_job_is_one_line_and_keeps_the_other_rows(tmp_path, monkeypatch, capsys, fake_hub, configured):
+def test_failed_job_is_one_line_and_keeps_the_other_rows(tmp_path, monkeypatch, capsys, fake_hub, configured, cli):
     fake_hub.compile_failures["'cbr' at 1x64x2x2"] = "Failed to compile: out of memory"
     out = tmp_path / "t.csv"
-    code, stdout, stderr = hwnas(monkeypatch, capsys, "build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
+    code, stdout, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
                                  "--out", str(out), "--yes")
     assert code == 2
     [line] = [line for line in stderr.splitlines() if line.startswith("error:")]
@@ -76,9 +64,9 @@ def test_failed_job_is_one_line_and_keeps_the_other_rows(tmp_path, monkeypatch, 
     assert len(LatencyTable.load(out).frame) == 23  # every other row kept; the failure is no number
 
 
-def test_dry_run_needs_no_token(tmp_path, monkeypatch, capsys, no_network):
+def test_dry_run_needs_no_token(tmp_path, monkeypatch, capsys, no_network, cli):
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "missing.ini"))
-    code, stdout, stderr = hwnas(monkeypatch, capsys, "build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
+    code, stdout, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
                                  "--out", str(tmp_path / "t.csv"), "--dry-run")
     assert code == 0, stderr
     assert stdout.startswith("would measure 24 of 24 units (48 jobs) with qai-hub on sm8650")
@@ -86,21 +74,21 @@ def test_dry_run_needs_no_token(tmp_path, monkeypatch, capsys, no_network):
 
 
 @pytest.mark.parametrize("answer, code", [("n\n", 1), ("y\n", 0)])
-def test_on_a_terminal_it_asks_before_submitting(tmp_path, monkeypatch, capsys, fake_hub, configured, answer, code):
+def test_on_a_terminal_it_asks_before_submitting(tmp_path, monkeypatch, capsys, fake_hub, configured, answer, code, cli):
     import io
 
     monkeypatch.setattr("hwnas.cli.jobs.interactive", lambda: True)
     monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
     out = tmp_path / "t.csv"
-    got, _, stderr = hwnas(monkeypatch, capsys, "build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
+    got, _, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
                            "--out", str(out))
     assert got == code, stderr
     assert "Submit 48 qai-hub jobs on sm8650? [y/N]" in stderr
     assert out.exists() == (code == 0) and bool(fake_hub.created("create_compile_job")) == (code == 0)
 
 
-def test_profile_asks_for_its_two_jobs(tmp_path, monkeypatch, capsys, fake_hub, configured):
-    code, _, stderr = hwnas(monkeypatch, capsys, "profile", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
+def test_profile_asks_for_its_two_jobs(tmp_path, monkeypatch, capsys, fake_hub, configured, cli):
+    code, _, stderr = cli("profile", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
                             "--uniform", "cbr")
     assert code == 2 and stderr.strip().splitlines()[-1].startswith("error: this would submit 2 qai-hub jobs on sm8650; pass --yes")
     assert not fake_hub.created("upload")

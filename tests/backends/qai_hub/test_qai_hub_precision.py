@@ -20,22 +20,6 @@ from hwnas.quantize import output_psnr
 SIZE = 16
 
 
-def hwnas(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of the `hwnas` command with `args`."""
-    import sys
-
-    from hwnas.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["hwnas", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def unit(tiny_space):
     return next(u for u in tiny_space.candidate_units(SIZE) if u.name == "cbr")
@@ -115,18 +99,18 @@ def test_a_bad_precision_is_one_sentence():
 
 
 @pytest.mark.parametrize("flags", [["--precision", "int4"], ["-b", "precision=int4"]])
-def test_the_command_refuses_a_bad_precision_in_one_line(tmp_path, monkeypatch, capsys, no_network, flags):
-    code, stdout, stderr = hwnas(monkeypatch, capsys, "build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size",
+def test_the_command_refuses_a_bad_precision_in_one_line(tmp_path, monkeypatch, capsys, no_network, flags, cli):
+    code, stdout, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size",
                                  "16", "--out", str(tmp_path / "t.csv"), "--dry-run", *flags)
     assert code == 2 and stdout == ""
     assert stderr.strip().splitlines() == [
         "error: invalid --precision for backend qai-hub: unknown precision 'int4'; choose one of fp32, fp16, int8, w8a16."]
 
 
-def test_build_lut_int8_table_says_int8(tmp_path, monkeypatch, capsys, fake_hub, configured):
+def test_build_lut_int8_table_says_int8(tmp_path, monkeypatch, capsys, fake_hub, configured, cli):
     out = tmp_path / "tiny-hub-int8.csv"
     args = ["build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16", "--out", str(out), "--yes"]
-    code, _, stderr = hwnas(monkeypatch, capsys, *args, "--precision", "int8")
+    code, _, stderr = cli(*args, "--precision", "int8")
     assert code == 0, stderr
     table = LatencyTable.load(out)
     assert table.meta.settings["precision"] == "int8" and len(table.frame) == 24
@@ -137,7 +121,7 @@ def test_build_lut_int8_table_says_int8(tmp_path, monkeypatch, capsys, fake_hub,
     assert all(job.calibration_dataset.dataset_id for job in _compile_jobs(fake_hub))
     assert fake_hub.token not in stderr + sidecar_path(out).read_text()
 
-    code, _, stderr = hwnas(monkeypatch, capsys, *args, "--precision", "fp32")  # the int8 table is not an fp32 one
+    code, _, stderr = cli(*args, "--precision", "fp32")  # the int8 table is not an fp32 one
     assert code == 2 and "precision int8, not fp32" in stderr
 
 
