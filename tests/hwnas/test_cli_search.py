@@ -146,7 +146,7 @@ def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, co
     assert "soft" in text and "sampled" in text
 
 
-def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypatch, capsys, tmp_path):
+def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypatch, capsys, tmp_path, cli):
     import os
     import signal
 
@@ -154,7 +154,7 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypat
 
     real_step, calls = Search.step, []
 
-    def step_then_ctrl_c(self, cli):
+    def step_then_ctrl_c(self):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)
