@@ -14,7 +14,7 @@ import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import typer
 
@@ -300,53 +300,80 @@ def profile(
 
     Several devices: hwnas profile --lut s24=sm8650.csv --lut cpu=ort.csv --arch runs/two/arch.json
     """
-    from hwnas.tables.building import default_table_path_for, make_backend
-    from hwnas.config import ProfileConfig, build_config
-
     if lut and len(lut) > 1:
         return _profile_devices(lut, locals(), as_json)
-    lut = Path(_lut_path(lut[0])) if lut else None
-    random_flag = ("--random-count", random_count) if random_count is not None else ("--random", random_seed)
-    picked = [flag for flag, v in (("--arch", arch), ("--uniform", uniform), ("--onnx", onnx), random_flag) if v is not None]
-    if len(picked) != 1:
-        raise HwnasError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE "
-                         f"(got {' and '.join(picked) or 'none'}).")
-    request = _request(space, preset, option, image_size, backend,
-                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision))
-    if lut is not None:
-        if not lut.is_file():
-            raise HwnasError(f"no latency table at {lut}; build one with `hwnas build-lut --out {lut}`.")
-        request = _with_table(request, lut)
-    spec, size, backend_name, options = _defaults(request)
-    cfg = build_config(ProfileConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
-                       lut=str(lut) if lut else None, arch=str(arch) if arch else None, uniform=uniform,
-                       random=random_seed, random_count=random_count, onnx=str(onnx) if onnx else None,
-                       same_rounds=same_rounds, breakdown=breakdown)
-    lat = make_backend(cfg.backend, cfg.backend_options)
-    the_space = cfg.spec.create()
-    if cfg.random_count is None and cfg.onnx is None:
-        architecture, label = _architecture(cfg, the_space)
-    table, source = _table(cfg, the_space, lat, default_table_path_for(the_space, lat, cfg.image_size))
+    job = _prepare(locals(), Path(_lut_path(lut[0])) if lut else None)
+    cfg, the_space, lat = job.cfg, job.space, job.backend
     if cfg.onnx is not None:
-        return _profile_onnx(cfg, the_space, lat, table, source, as_json)
+        return _profile_onnx(cfg, the_space, lat, job.table, job.source, as_json)
     authorise(lat, _network_jobs(the_space, cfg.image_size, lat) * (cfg.random_count or 1), yes)
     if cfg.random_count is not None:
-        return _profile_random(cfg, the_space, lat, table, source, as_json)
-    from hwnas.tables.profiling import profile_architecture
-
-    result = profile_architecture(the_space, cfg.image_size, architecture, lat, label=label, table=table,
-                                  table_source=source, breakdown=cfg.breakdown)
+        return _profile_random(cfg, the_space, lat, job.table, job.source, as_json)
+    result = _measure(job)
     if as_json:
-        _echo_json({"space": the_space.name, "preset": the_space.preset, "image_size": cfg.image_size, "backend": lat.name,
-                    "device": lat.device, "settings": lat.settings(), "protocol": lat.protocol(), **result.to_dict()})
+        _echo_json(_document(job, result))
         return
     for line in _profile_lines(the_space, cfg.image_size, lat, result):
         typer.echo(line)
 
 
-PROFILE_ARGS = ("arch", "uniform", "random_seed", "random_count", "same_rounds", "onnx", "breakdown", "backend", "device",
-                "space", "preset", "option", "image_size", "threads", "runs", "warmup", "precision", "compute_unit",
-                "target_runtime", "mode", "backend_option", "yes")
+class _Job(NamedTuple):
+    """One `profile` request, validated: its config, space, backend and the table it compares with."""
+
+    cfg: object
+    space: object
+    backend: object
+    table: object
+    source: str
+    architecture: object
+    label: str
+
+
+def _prepare(given: dict, lut: Optional[Path]) -> _Job:
+    """The command's flags (`given`) and one table path -> a validated `_Job` (one error sentence otherwise)."""
+    from hwnas.tables.building import default_table_path_for, make_backend
+    from hwnas.config import ProfileConfig, build_config
+
+    g = given
+    random_flag = ("--random-count", g["random_count"]) if g["random_count"] is not None else ("--random", g["random_seed"])
+    picked = [flag for flag, v in (("--arch", g["arch"]), ("--uniform", g["uniform"]), ("--onnx", g["onnx"]), random_flag)
+              if v is not None]
+    if len(picked) != 1:
+        raise HwnasError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE "
+                         f"(got {' and '.join(picked) or 'none'}).")
+    options = _backend_options(g["device"], g["threads"], g["runs"], g["warmup"], g["compute_unit"], g["target_runtime"],
+                               g["mode"], g["backend_option"], g["precision"])
+    request = _request(g["space"], g["preset"], g["option"], g["image_size"], g["backend"], options)
+    if lut is not None:
+        if not lut.is_file():
+            raise HwnasError(f"no latency table at {lut}; build one with `hwnas build-lut --out {lut}`.")
+        request = _with_table(request, lut)
+    spec, size, backend_name, options = _defaults(request)
+    arch, onnx = g["arch"], g["onnx"]
+    cfg = build_config(ProfileConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
+                       lut=str(lut) if lut else None, arch=str(arch) if arch else None, uniform=g["uniform"],
+                       random=g["random_seed"], random_count=g["random_count"], onnx=str(onnx) if onnx else None,
+                       same_rounds=g["same_rounds"], breakdown=g["breakdown"])
+    lat = make_backend(cfg.backend, cfg.backend_options)
+    the_space = cfg.spec.create()
+    architecture, label = (None, "") if cfg.random_count is not None or cfg.onnx is not None else _architecture(cfg, the_space)
+    table, source = _table(cfg, the_space, lat, default_table_path_for(the_space, lat, cfg.image_size))
+    return _Job(cfg, the_space, lat, table, source, architecture, label)
+
+
+def _measure(job: _Job):
+    """One architecture measured end to end on the job's backend, with the table's prediction."""
+    from hwnas.tables.profiling import profile_architecture
+
+    return profile_architecture(job.space, job.cfg.image_size, job.architecture, job.backend, label=job.label,
+                                table=job.table, table_source=job.source, breakdown=job.cfg.breakdown)
+
+
+def _document(job: _Job, result) -> dict:
+    """The JSON document of one measured architecture."""
+    lat = job.backend
+    return {"space": job.space.name, "preset": job.space.preset, "image_size": job.cfg.image_size, "backend": lat.name,
+            "device": lat.device, "settings": lat.settings(), "protocol": lat.protocol(), **result.to_dict()}
 
 
 def _lut_path(text: str) -> str:
@@ -363,27 +390,19 @@ def _profile_devices(luts: list[str], given: dict, as_json: bool) -> None:
         raise HwnasError("--random-count and --onnx check one table at a time; pass one --lut (or use --arch, --uniform "
                          "or --random with several).")
     tables = table_fields(luts, None, None)["tables"]
-    args = {k: v for k, v in given.items() if k in PROFILE_ARGS}
+    jobs = {t["name"]: _prepare(given, Path(t["path"])) for t in tables}  # every table checked before anything runs
     results = {}
-    for t in tables:
-        if not as_json:
-            typer.echo(f"== device {t['name']} ({t['path']})")
-        results[t["name"]] = _captured(lambda: profile(**{**args, "lut": [t["path"]], "as_json": True})) if as_json \
-            else profile(**{**args, "lut": [t["path"]], "as_json": False})
+    for name, job in jobs.items():
+        authorise(job.backend, _network_jobs(job.space, job.cfg.image_size, job.backend), given["yes"])
+        result = _measure(job)
+        if as_json:
+            results[name] = _document(job, result)
+            continue
+        typer.echo(f"== device {name} ({job.source})")
+        for line in _profile_lines(job.space, job.cfg.image_size, job.backend, result):
+            typer.echo(line)
     if as_json:
         _echo_json({"devices": results})
-
-
-def _captured(call) -> dict:
-    """The JSON a `profile` call prints, parsed (to nest several devices' results in one document)."""
-    import contextlib
-    import io
-    import json
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        call()
-    return json.loads(buf.getvalue())
 
 
 def _network_jobs(space, image_size: int, backend) -> int:
