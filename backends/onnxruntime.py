@@ -111,14 +111,9 @@ class OnnxRuntimeOptions(BaseModel):
     @field_validator("precision")
     @classmethod
     def _cpu_precisions(cls, v: str) -> str:
-        from hwnas.quantize import PRECISIONS
+        from hwnas.quantize import check_precision
 
-        if v not in PRECISIONS:
-            raise ValueError(f"unknown precision {v!r}; choose one of {', '.join(PRECISIONS)}")
-        if v not in CPU_PRECISIONS:
-            raise ValueError(f"onnxruntime on this CPU times {' and '.join(CPU_PRECISIONS)} only (its CPU kernels have no "
-                             f"{v} path worth timing); for {v} use --backend qai-hub")
-        return v
+        return check_precision(v, CPU_PRECISIONS, "onnxruntime on this CPU", why="its CPU kernels have no other path worth timing")
 
     @field_validator("device")
     @classmethod

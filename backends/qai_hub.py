@@ -128,13 +128,9 @@ class QaiHubOptions(BaseModel):
     @field_validator("precision", mode="before")
     @classmethod
     def _known_precision(cls, v: str | None) -> str:
-        from hwnas.quantize import PRECISIONS
+        from hwnas.quantize import PRECISIONS, check_precision
 
-        if v is None:  # flag not given
-            return "fp32"
-        if v not in PRECISIONS:
-            raise ValueError(f"unknown precision {v!r}; choose one of {', '.join(PRECISIONS)}")
-        return v
+        return "fp32" if v is None else check_precision(v, PRECISIONS, "qai-hub")  # None: flag not given
 
     @field_validator("device", mode="before")
     @classmethod

@@ -378,13 +378,21 @@ class ExportConfig(Frozen):
     tolerance: float = Field(1e-4, gt=0)
     opset: int = Field(17, ge=13)
     cost_size: int = Field(256, ge=8)
-    precision: Literal["fp32", "int8", "w8a16"] = "fp32"  # ONNX Runtime's static QDQ quantisation (hwnas.quantize)
+    precision: str = "fp32"  # ONNX Runtime's static QDQ quantisation (hwnas.quantize)
     calibration: str | None = None  # image folder for int8/w8a16; None: the task's sample images
     calibration_count: int = Field(32, ge=1, le=4096)
     min_psnr: float = Field(35.0, gt=0)  # dB between the quantised file and PyTorch (hwnas.quantized_export)
     check_on: str | None = None  # a backend that runs the written file on its device (qai-hub): PSNR vs PyTorch
     check_device: str | None = None  # its device (default: the backend's)
     check_images: int = Field(4, ge=1, le=64)  # inputs the device check runs
+
+    @field_validator("precision")
+    @classmethod
+    def _export_precision(cls, v: str) -> str:
+        from hwnas.quantize import QUANTISED, check_precision
+
+        return check_precision(v, ("fp32", *QUANTISED), "hwnas export",
+                               fix="export fp32 for fp16: a device's compiler converts it, e.g. --check-on qai-hub")
 
     @model_validator(mode="after")
     def _positive_static(self) -> "ExportConfig":

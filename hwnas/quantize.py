@@ -34,14 +34,23 @@ PRECISIONS = ("fp32", "fp16", "int8", "w8a16")
 QUANTISED = ("int8", "w8a16")  # precisions that need calibration data
 
 
-def check_precision(precision: str, supported: Sequence[str], who: str) -> str:
-    """`precision` if `who` supports it; else one sentence saying what it supports."""
+def check_precision(precision: str, supported: Sequence[str], who: str, why: str = "",
+                    fix: str = "for other precisions use a backend that does, e.g. --backend qai-hub") -> str:
+    """`precision` if `who` supports it; else one sentence saying what it supports.
+
+    The one check behind every precision setting (the backends' options, `hwnas export`);
+    a ValueError, so pydantic validators report it as the field's error.
+    """
     if precision not in PRECISIONS:
-        raise HwnasError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        raise PrecisionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision not in supported:
-        raise HwnasError(f"{who} does not run {precision}; it supports {', '.join(supported)} "
-                         "(for other precisions use a backend that does, e.g. --backend qai-hub).")
+        reason = f" ({why})" if why else ""
+        raise PrecisionError(f"{who} does not run {precision}{reason}; it supports {', '.join(supported)} ({fix})")
     return precision
+
+
+class PrecisionError(HwnasError, ValueError):
+    """A precision a backend or the exporter does not run (a ValueError for pydantic's validators)."""
 
 
 class _Reader:

@@ -41,3 +41,17 @@ def test_precisions_outside_a_backend_s_list_are_refused_in_one_sentence():
 def test_output_psnr_is_infinite_for_identical_outputs():
     a = np.ones((2, 2))
     assert output_psnr(a, a) == float("inf") and output_psnr(a, a + 0.1) == pytest.approx(20.0)
+
+
+def test_every_precision_setting_is_checked_by_the_one_check():
+    """The backends' options and `hwnas export` refuse with check_precision's sentence."""
+    import pydantic
+
+    from backends.onnxruntime import OnnxRuntimeOptions
+    from hwnas.config import ExportConfig
+
+    with pytest.raises(pydantic.ValidationError, match="onnxruntime on this CPU does not run w8a16"):
+        OnnxRuntimeOptions(precision="w8a16")
+    with pytest.raises(pydantic.ValidationError, match="hwnas export does not run fp16"):
+        ExportConfig(model="m.pt", out="m.onnx", precision="fp16")
+    assert ExportConfig(model="m.pt", out="m.onnx", precision="w8a16").precision == "w8a16"
