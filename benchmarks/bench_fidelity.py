@@ -87,7 +87,7 @@ def build(args: argparse.Namespace) -> None:
     append_row(args.results / f"{NAME}_builds.csv", {
         "run": args.run, "lut": Path(args.lut).name, "created": sidecar["created"], "seconds": seconds,
         "units": json.loads(done.stdout)["measured"], "load_1min_start": (load or [float("nan")])[0],
-        "other_cores": recorded.get("other_processes_cores"), "noisy_units": len(sidecar["settings"].get("noisy_units", [])),
+        "other_cores": recorded.get("other_processes_cores"), "steal_pct": recorded.get("steal_pct"), "noisy_units": len(sidecar["settings"].get("noisy_units", [])),
         "extra_passes": sidecar["settings"].get("extra_passes_run"), "runs": sidecar["settings"].get("runs"),
     })
     log.info("built %s in %.1f s", args.lut, seconds)
@@ -120,11 +120,13 @@ def measure(args: argparse.Namespace, space, table, lut: Path) -> None:
             "predicted_same_rounds_ms": result.same_rounds.total_ms if result.same_rounds else None,
             "error_same_rounds_pct": result.error_same_rounds_pct,
             "load_1min": load.get("load_1min_end"), "other_cores": load.get("other_processes_cores"),
+            "steal_pct": load.get("steal_pct"),
             **{f"n_{name}": counts.get(name, 0) for name in candidates},
         })
         same = f", same rounds {result.error_same_rounds_pct:+.1f}%" if result.same_rounds else ""
-        log.info("  %-10s predicted %7.1f ms, measured %7.1f ms: %+.1f%%%s (other processes %.2f cores)", result.label,
-                 result.prediction.total_ms, m.median_ms, result.error_pct, same, load.get("other_processes_cores") or 0)
+        log.info("  %-10s predicted %7.1f ms, measured %7.1f ms: %+.1f%%%s (other processes %.2f cores, steal %.1f%%)",
+                 result.label, result.prediction.total_ms, m.median_ms, result.error_pct, same,
+                 load.get("other_processes_cores") or 0, load.get("steal_pct") or 0)
 
     profile_architectures(space, args.image_size, archs, backend, table=table, table_source=lut.name, batch=args.batch,
                           same_rounds=args.same_rounds, on_result=row)

@@ -70,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=10, help="timed rounds per latency repeat (default 10)")
     p.add_argument("--networks", default=",".join(NETWORKS),
                    help="networks the train and eval stages work on, in order (default: all four)")
+    p.add_argument("--lengths", default=",".join(str(e * n) for e, n in COMMIT_LENGTHS),
+                   help="search lengths (total steps) the commit stage runs, in order (default: all of them)")
     return p.parse_args(argv)
 
 
@@ -280,7 +282,7 @@ def stage_commit(args, runner: Runner) -> None:
     work = args.workdir
     path = args.results / f"{NAME}_commit.csv"
     done = common.done_keys(path, ["steps"])
-    for epochs, steps in COMMIT_LENGTHS:
+    for epochs, steps in commit_lengths(args):
         total = epochs * steps
         if (str(total),) in done:
             continue
@@ -298,6 +300,17 @@ def stage_commit(args, runner: Runner) -> None:
                                  "min_largest_alpha": c["min_largest_alpha"], "alpha_entropy": c["alpha_entropy"],
                                  "argmax_changed_last_quarter": c["argmax_changed_last_quarter"],
                                  "predicted_speedup": s["speedup"], "seconds": s["seconds"]})
+
+
+def commit_lengths(args) -> list[tuple[int, int]]:
+    """The (epochs, steps per epoch) of the lengths named by --lengths, in that order."""
+    by_total = {e * n: (e, n) for e, n in COMMIT_LENGTHS}
+    names = [t.strip() for t in args.lengths.split(",") if t.strip()]
+    unknown = [t for t in names if not t.isdigit() or int(t) not in by_total]
+    if unknown:
+        raise SystemExit(f"error: unknown length(s) {', '.join(unknown)} in --lengths; choose from "
+                         f"{', '.join(map(str, by_total))}.")
+    return [by_total[int(t)] for t in names]
 
 
 # -- stage 6: collecting ------------------------------------------------------------------
