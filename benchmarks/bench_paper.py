@@ -358,6 +358,9 @@ def stage_report(args, runner: Runner) -> None:
         "train_data": "CBSD432", "train_sigma": TRAIN_SIGMA, "test": ["CBSD68", "Kodak24"], "sigmas": SIGMAS,
         "threads": THREADS, "commands": logged_commands(work),
     })
+    if (work / "step_times.json").exists():  # the equal-wall-clock plan, whether or not naf-wall has run
+        meta["settings"]["naf_wall"] = {"steps": equal_wallclock_steps(work), "equal_updates": equal_updates(),
+                                        "step_times": json.loads((work / "step_times.json").read_text())}
     common.write_meta(NAME, meta, args.results)
 
 

@@ -67,6 +67,18 @@ def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
     if missing:
         s.body += [f"Not trained and scored yet: {', '.join(missing)} (`python benchmarks/bench_paper.py train --networks "
                    f"{','.join(missing)}`, then `eval` and `report`); verdicts below use the networks above only.", ""]
+    wall = settings.get("naf_wall")
+    if wall and "naf-wall" in missing:
+        t = wall["step_times"]
+        s.body += [f"naf-wall (all-naf for the searched network's wall-clock) is planned at {wall['steps']} steps, from step "
+                   f"times measured side by side: super-net weight step {t['supernet_weight_step']:.2f} s, architecture step "
+                   f"{t['arch_step']:.2f} s, searched-network step {t['searched_step']:.2f} s, all-naf step "
+                   f"{t['naf_step']:.2f} s. "
+                   + ("That is fewer updates than the equal-updates rows' "
+                      f"{wall['equal_updates']}: at equal wall-clock all-naf would be trained less, so the equal-updates "
+                      "comparison above is the harder test for the searched network." if wall["steps"] < wall["equal_updates"]
+                      else f"That is at least the equal-updates rows' {wall['equal_updates']}: the row is needed to judge "
+                      "the searched network at equal wall-clock."), ""]
     drops = _drops(df)
     if drops:
         s.body += ["Relative PSNR drop of the searched network (%; negative: the searched network is better):", "",
