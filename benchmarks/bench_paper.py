@@ -281,20 +281,23 @@ def stage_latency(args, runner: Runner) -> None:
 def stage_commit(args, runner: Runner) -> None:
     work = args.workdir
     path = args.results / f"{NAME}_commit.csv"
-    done = common.done_keys(path, ["steps"])
+    from hwnas.schedule import ARCH_TRAVEL
+
+    travel = f"{ARCH_TRAVEL:g}"  # the default the searches run with; a change of it is a new series
+    done = common.done_keys(path, ["steps", "arch_travel"])
     for epochs, steps in commit_lengths(args):
         total = epochs * steps
-        if (str(total),) in done:
+        if (str(total), travel) in done:
             continue
-        run = work / "commit" / f"steps{total}"
+        run = work / "commit" / f"travel{travel}" / f"steps{total}"
         if not search_finished(run):
             resume = ["--resume"] if (run / "checkpoints" / "last.pt").exists() else []
             flags = [] if resume else ["--preset", PRESET, "--lut", rel(work / "lut.csv"), "--mode", "sampled", "--crop", CROP,
                                        "--batch-size", BATCH, "--epochs", epochs, "--steps-per-epoch", steps]
-            runner.hwnas("search", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"commit-{total}.log")
+            runner.hwnas("search", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"commit-travel{travel}-{total}.log")
         s = summary(run)
         c = s["commitment"]
-        common.append_row(path, {"steps": total, "epochs": epochs, "steps_per_epoch": steps,
+        common.append_row(path, {"steps": total, "arch_travel": travel, "epochs": epochs, "steps_per_epoch": steps,
                                  "warmup_epochs": s["warmup_epochs"], "arch_lr": s["arch_lr"],
                                  "entropy_growth": s["entropy_growth"], "committed": c["committed"],
                                  "min_largest_alpha": c["min_largest_alpha"], "alpha_entropy": c["alpha_entropy"],

@@ -174,7 +174,7 @@ class Runner:
 
 def rel(path: Path) -> str:
     """`path` relative to the repository root (where the commands run), as a user would type it."""
-    return os.path.relpath(Path(path).resolve(), ROOT)
+    return os.path.relpath(os.path.abspath(path), ROOT)  # a symlinked work folder keeps the path the user gave
 
 
 # -- stages -------------------------------------------------------------------------

@@ -612,8 +612,32 @@ def generic_section(df, meta: dict, results: Path, out: Path, stem: str) -> Sect
     return s
 
 
+def drift_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """How far the machine's speed moves by itself: one network timed round after round (bench_drift.py)."""
+    s = Section("How far this machine's speed moves by itself (drift.csv)")
+    s.body += ["One fixed network (all-naf, paper preset, 256x256, ONNX Runtime 2 threads) timed round after round with "
+               "nothing else changing; per run: the spread of the round medians around their median, and the largest "
+               "change between two rounds at most 5 minutes apart. 'Steal': the share of our CPU time the hypervisor "
+               "gave to other guests. A latency table is a snapshot of one moment, so this bounds what any table can "
+               "promise for networks timed minutes later on this machine.", ""]
+    rows = []
+    for run, part in df.groupby("run", sort=False):
+        mid = float(part.median_ms.median())
+        rel = 100.0 * (part.median_ms / mid - 1)
+        changes = [(max(a, b) / min(a, b) - 1) * 100 for i, (ta, a) in enumerate(zip(part.t_s, part.median_ms))
+                   for tb, b in zip(part.t_s.iloc[i + 1:], part.median_ms.iloc[i + 1:]) if tb - ta <= 300]
+        rows.append([run, len(part), fmt(float(part.t_s.max()) / 60, 1), fmt(mid, 1), f"{rel.min():+.1f}% .. {rel.max():+.1f}%",
+                     f"{int((rel.abs() <= 10).sum())}/{len(part)}", fmt(max(changes, default=0.0), 1) + "%",
+                     f"{fmt(float(part.steal_pct.mean()), 2)}% (max {fmt(float(part.steal_pct.max()), 1)}%)",
+                     fmt(float(part.other_cores.max()), 2)])
+    s.body += [md_table(["run", "rounds", "minutes", "median ms", "round medians vs median", "within +-10%",
+                         "largest change within 5 min", "steal mean (max)", "other cores (max)"], rows), ""]
+    return s
+
+
 KNOWN: dict[str, Callable] = {"latency": latency_section, "fidelity": fidelity_section,
-                              "fidelity_builds": fidelity_builds_section, "search_cost": search_cost_section}
+                              "fidelity_builds": fidelity_builds_section, "drift": drift_section,
+                              "search_cost": search_cost_section}
 
 
 SECTION_MODULES = ("report_paper", "report_devices")  # modules beside this one with more sections
@@ -665,8 +689,8 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 # -- the page --------------------------------------------------------------------------------------------
 
 
-ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "search_cost", "throughput",
-         "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured"]
+ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "drift", "search_cost",
+         "throughput", "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:

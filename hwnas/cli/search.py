@@ -23,6 +23,7 @@ from hwnas.cli.devices import CombineOpt, LutsOpt, LutWeightOpt, TargetsOpt, tab
 from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.config import SearchConfig, SweepConfig, build_config, parse_options
 from hwnas.errors import HwnasError
+from hwnas.schedule import ARCH_TRAVEL, MIN_ARCH_LR
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ EntropyWeight = typer.Option(None, "--entropy-weight", help=f"lambda0 of the ent
 EntropyGrowth = typer.Option(None, "--entropy-growth", help=f"lambda grows exponentially from lambda0 to lambda0 x this factor over the run's architecture steps, whatever its length (default 100). On --resume --epochs N it re-plans from the current lambda to the same end value at the new end. {bounds(SearchConfig, 'entropy_growth')}")
 Warmup = typer.Option(None, "--warmup-epochs", help=f"Weight-only epochs before alpha trains (default: 20% of --epochs, rounded, leaving at least one search epoch). {bounds(SearchConfig, 'warmup_epochs')}")
 Bilevel = typer.Option(None, "--bilevel/--single-level", help="Logits on a held-out split, first-order (default), or both on the training split.")
-ArchLr = typer.Option(None, "--arch-lr", help=f"Adam learning rate of the logits (default: 10 / architecture steps, at least 0.02, so any run length can commit). {bounds(SearchConfig, 'arch_lr')}")
+ArchLr = typer.Option(None, "--arch-lr", help=f"Adam learning rate of the logits (default: {ARCH_TRAVEL:g} / architecture steps, at least {MIN_ARCH_LR:g}, so any run length can commit). {bounds(SearchConfig, 'arch_lr')}")
 Lr = typer.Option(None, "--lr", help=f"AdamW learning rate of the weights (default 0.002). {bounds(SearchConfig, 'lr')}")
 BatchSize = typer.Option(None, "--batch-size", help=f"Crops per step (default 8). {bounds(SearchConfig, 'batch_size')}")
 Crop = typer.Option(None, "--crop", help="Shorthand for -t crop=N: training crop side in input pixels (default: the preset's, 32 for tiny; its range is the task's, see `hwnas tasks`).")

@@ -155,3 +155,16 @@ def test_builds_section_judges_quiet_builds_against_two_minutes(report, tmp_path
     assert report.main(["--results", str(results), "--out", str(page)]) == 0
     goals = page.read_text().split("## 1.")[0]
     assert "| build-lut | paper table built in under 2 minutes (quiet machine) | slowest quiet build 75 s | met |" in goals
+
+
+def test_drift_section_gives_each_run_s_spread_and_largest_change_within_five_minutes(report, tmp_path):
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    results.mkdir()
+    rounds = [(0, 500.0, 0.1), (60, 600.0, 2.0), (120, 450.0, 0.2), (400, 500.0, 0.1)]  # 600 -> 450 within 5 min: +33.3%
+    write_csv(results / "drift.csv", [{"run": "a", "round": i, "t_s": t, "clock": "00:00:00", "median_ms": ms, "p10_ms": ms - 5,
+                                       "p90_ms": ms + 5, "runs": 10, "steal_pct": steal, "other_cores": 0.0, "load_1min": 0.1}
+                                      for i, (t, ms, steal) in enumerate(rounds)])
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "How far this machine's speed moves by itself" in text
+    assert "| a | 4 | 6.7 | 500.0 | -10.0% .. +20.0% | 3/4 | 33.3% | 0.60% (max 2.0%) | 0.00 |" in text
