@@ -279,10 +279,10 @@ def stage_latency(args, runner: Runner) -> None:
 # -- stage 5: the commit study ----------------------------------------------------------
 
 def stage_commit(args, runner: Runner) -> None:
-    work = args.workdir
-    path = args.results / f"{NAME}_commit.csv"
     from hwnas.schedule import ARCH_TRAVEL
 
+    work = args.workdir
+    path = args.results / f"{NAME}_commit.csv"
     travel = f"{ARCH_TRAVEL:g}"  # the default the searches run with; a change of it is a new series
     done = common.done_keys(path, ["steps", "arch_travel"])
     for epochs, steps in commit_lengths(args):

@@ -453,13 +453,9 @@ def _table(cfg, space, backend, cached: Path):
 
 def _profile_lines(space, image_size: int, backend, r) -> list[str]:
     m = r.measured
-    counts: dict[str, int] = {}
-    for name in r.architecture.choices.values():
-        counts[name] = counts.get(name, 0) + 1
-    settings = ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
     lines = [
-        f"{space.name} (preset {space.preset}) at {image_size}x{image_size}, {backend.name} on {backend.device} ({settings})",
-        f"architecture  {r.label}: " + ", ".join(f"{n} x{c}" for n, c in counts.items()),
+        _header(space, image_size, backend),
+        f"architecture  {r.label}: {_blocks(r.architecture)}",
         f"measured      {m.median_ms:.2f} ms  (p10 {m.p10_ms:.2f}, p90 {m.p90_ms:.2f}, {m.runs} runs)",
     ]
     if r.prediction is not None:
@@ -483,8 +479,20 @@ def _profile_lines(space, image_size: int, backend, r) -> list[str]:
 
 
 def _header(space, image_size: int, backend) -> str:
-    settings = ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
-    return f"{space.name} (preset {space.preset}) at {image_size}x{image_size}, {backend.name} on {backend.device} ({settings})"
+    return f"{space.name} (preset {space.preset}) at {image_size}x{image_size}, {backend.name} on {backend.device} ({_settings(backend)})"
+
+
+def _blocks(arch) -> str:
+    """'naf x4, cbr x32': how many positions chose each candidate, in order of first appearance."""
+    counts: dict[str, int] = {}
+    for name in arch.choices.values():
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} x{c}" for n, c in counts.items())
+
+
+def _settings(backend) -> str:
+    """The backend's short settings, as the profile reports show them (nested or long values left out)."""
+    return ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
 
 
 def _profile_random(cfg, space, backend, table, source: str, as_json: bool) -> None:
@@ -526,13 +534,9 @@ def _profile_onnx(cfg, space, backend, table, source: str, as_json: bool) -> Non
                     **result.to_dict()})
         return
     m = result.measured
-    settings = ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
-    lines = [f"{cfg.onnx}: {backend.name} on {backend.device} ({settings}), input {'x'.join(map(str, m.input_shape))}"]
+    lines = [f"{cfg.onnx}: {backend.name} on {backend.device} ({_settings(backend)}), input {'x'.join(map(str, m.input_shape))}"]
     if result.architecture is not None:
-        counts: dict[str, int] = {}
-        for name in result.architecture.choices.values():
-            counts[name] = counts.get(name, 0) + 1
-        lines.append(f"architecture  {result.space_label} (from the file's hwnas metadata): " + ", ".join(f"{n} x{c}" for n, c in counts.items()))
+        lines.append(f"architecture  {result.space_label} (from the file's hwnas metadata): {_blocks(result.architecture)}")
     lines.append(f"measured      {m.median_ms:.2f} ms  (p10 {m.p10_ms:.2f}, p90 {m.p90_ms:.2f}, {m.runs} runs)")
     if result.prediction is not None:
         lines.append(f"predicted     {result.prediction.total_ms:.2f} ms  (table {result.prediction.table})")
