@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def drift():
-    sys.path.insert(0, str(BENCH))  # bench_drift imports its sibling `common`
-    try:
-        spec = importlib.util.spec_from_file_location("bench_drift_under_test", BENCH / "bench_drift.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(BENCH))
+def drift(benchmark_script):
+    return benchmark_script("bench_drift.py")
 
 
 def rows(*rounds):

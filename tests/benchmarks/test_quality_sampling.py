@@ -4,28 +4,16 @@ A small fake table (3 positions x 3 candidates, 27 architectures) whose band of
 architectures within +-5% of a target is known by enumeration.
 """
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
+@pytest.fixture(scope="module")
+def bq(benchmark_script):
+    return benchmark_script("bench_quality.py")
 
-def _load():
-    sys.path.insert(0, str(BENCH))  # bench_quality imports its sibling `common`
-    try:
-        spec = importlib.util.spec_from_file_location("bench_quality_under_test", BENCH / "bench_quality.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-bq = _load()
 
 # ms per candidate per position; candidate "a" is the expensive base block.
 COSTS = {
@@ -42,17 +30,17 @@ def _all_archs():
         yield dict(zip(labels, combo))
 
 
-def _band(target, tol=0.05):
+def _band(bq, target, tol=0.05):
     return [a for a in _all_archs() if abs(bq.predicted(COSTS, FIXED, a) - target) <= tol * target]
 
 
-def test_predicted_sums_fixed_and_chosen_candidates():
+def test_predicted_sums_fixed_and_chosen_candidates(bq):
     assert bq.predicted(COSTS, FIXED, {"p0": "a", "p1": "c", "p2": "b"}) == pytest.approx(1.0 + 4.0 + 0.5 + 1.5)
 
 
-def test_samples_are_distinct_and_within_tolerance():
+def test_samples_are_distinct_and_within_tolerance(bq):
     target = 7.0
-    band = _band(target)
+    band = _band(bq, target)
     assert len(band) >= 3  # the fake table is built so that the band is not trivial
     got = bq.sample_at_latency(COSTS, FIXED, target, len(band), seed=1)
     assert len({tuple(sorted(a.items())) for a in got}) == len(band)
@@ -61,28 +49,28 @@ def test_samples_are_distinct_and_within_tolerance():
     assert sorted(map(lambda a: tuple(sorted(a.items())), got)) == sorted(map(lambda a: tuple(sorted(a.items())), band))
 
 
-def test_exclude_and_determinism():
+def test_exclude_and_determinism(bq):
     target = 7.0
-    band = _band(target)
+    band = _band(bq, target)
     searched = band[0]
     first = bq.sample_at_latency(COSTS, FIXED, target, len(band) - 1, seed=3, exclude=[searched])
     assert searched not in first
     assert first == bq.sample_at_latency(COSTS, FIXED, target, len(band) - 1, seed=3, exclude=[searched])
 
 
-def test_too_many_asked_is_an_error_not_a_short_list():
+def test_too_many_asked_is_an_error_not_a_short_list(bq):
     target = 7.0
     with pytest.raises(ValueError, match="widen the tolerance"):
-        bq.sample_at_latency(COSTS, FIXED, target, len(_band(target)) + 1, seed=0, max_draws=2000)
+        bq.sample_at_latency(COSTS, FIXED, target, len(_band(bq, target)) + 1, seed=0, max_draws=2000)
 
 
-def test_choose_uniform_takes_nearest_non_base_uniform():
+def test_choose_uniform_takes_nearest_non_base_uniform(bq):
     # all-b: 1 + 2 + 2 + 1.5 = 6.5; all-c: 1 + 1 + 0.5 + 1 = 3.5
     assert bq.choose_uniform(COSTS, FIXED, 6.0) == "b"
     assert bq.choose_uniform(COSTS, FIXED, 3.0) == "c"
 
 
-def test_pareto_front_keeps_only_undominated_points():
+def test_pareto_front_keeps_only_undominated_points(bq):
     points = [(1.0, 30.0), (2.0, 29.0), (2.0, 31.0), (3.0, 31.0), (4.0, 32.0)]
     assert bq.pareto(points) == [0, 2, 4]
 
@@ -94,7 +82,7 @@ def _write_cbm3d(work, image, psnr):
                     f'"psnr": {psnr}, "ssim": 0.5, "seconds": 60.0}}\n')
 
 
-def test_cbm3d_is_compared_on_exactly_the_images_it_finished(tmp_path):
+def test_cbm3d_is_compared_on_exactly_the_images_it_finished(bq, tmp_path):
     import argparse
 
     _write_cbm3d(tmp_path, "a.png", 30.0)
