@@ -89,6 +89,11 @@ def base_ms(lut: Path) -> float:
     return latency_model(LatencyTable.load(lut), space.positions(IMAGE_SIZE), fixed).base_ms
 
 
+# The recorded headline search ran before the logits' travel became 20 and the weights' rate a
+# cosine (hwnas.schedule); these flags reproduce it. The commit study runs the current defaults.
+HEADLINE_RATES = ("--arch-lr", "0.02", "--min-lr", "0.002")
+
+
 def stage_search(args, runner: Runner) -> None:
     work = args.workdir
     lut = work / "lut.csv"
@@ -100,7 +105,7 @@ def stage_search(args, runner: Runner) -> None:
         target = round(TARGET_FRACTION * base_ms(lut), 3)
         resume = ["--resume"] if (search / "checkpoints" / "last.pt").exists() else []  # same flags: they agree
         runner.hwnas("search", "--lut", rel(lut), "--mode", "sampled", "--target-ms", target, "--data", rel(TRAIN_DATA),
-                     "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
+                     "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH, *HEADLINE_RATES,
                      "--epochs", SEARCH_EPOCHS, "--steps-per-epoch", SEARCH_STEPS, "--threads", THREADS,
                      "--out", rel(search), *resume, log="search.log")
 
@@ -279,25 +284,28 @@ def stage_latency(args, runner: Runner) -> None:
 # -- stage 5: the commit study ----------------------------------------------------------
 
 def stage_commit(args, runner: Runner) -> None:
+    from hwnas.config import SearchConfig
     from hwnas.schedule import ARCH_TRAVEL
 
     work = args.workdir
     path = args.results / f"{NAME}_commit.csv"
-    travel = f"{ARCH_TRAVEL:g}"  # the default the searches run with; a change of it is a new series
-    done = common.done_keys(path, ["steps", "arch_travel"])
+    # the defaults the searches run with; a change of either is a new series
+    travel, min_lr = f"{ARCH_TRAVEL:g}", f"{SearchConfig.model_fields['min_lr'].default:g}"
+    series = f"travel{travel}_minlr{min_lr}"
+    done = common.done_keys(path, ["steps", "arch_travel", "min_lr"])
     for epochs, steps in commit_lengths(args):
         total = epochs * steps
-        if (str(total), travel) in done:
+        if (str(total), travel, min_lr) in done:
             continue
-        run = work / "commit" / f"travel{travel}" / f"steps{total}"
+        run = work / "commit" / series / f"steps{total}"
         if not search_finished(run):
             resume = ["--resume"] if (run / "checkpoints" / "last.pt").exists() else []
             flags = [] if resume else ["--preset", PRESET, "--lut", rel(work / "lut.csv"), "--mode", "sampled", "--crop", CROP,
                                        "--batch-size", BATCH, "--epochs", epochs, "--steps-per-epoch", steps]
-            runner.hwnas("search", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"commit-travel{travel}-{total}.log")
+            runner.hwnas("search", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"commit-{series}-{total}.log")
         s = summary(run)
         c = s["commitment"]
-        common.append_row(path, {"steps": total, "arch_travel": travel, "epochs": epochs, "steps_per_epoch": steps,
+        common.append_row(path, {"steps": total, "arch_travel": travel, "min_lr": min_lr, "epochs": epochs, "steps_per_epoch": steps,
                                  "warmup_epochs": s["warmup_epochs"], "arch_lr": s["arch_lr"],
                                  "entropy_growth": s["entropy_growth"], "committed": c["committed"],
                                  "min_largest_alpha": c["min_largest_alpha"], "alpha_entropy": c["alpha_entropy"],

@@ -55,6 +55,10 @@ class Bilevel:
         self.weight_opt = torch.optim.AdamW(self.weights, lr=lr, weight_decay=weight_decay)
         self.arch_opt = torch.optim.Adam(self.logits, lr=arch_lr, betas=ARCH_BETAS)
 
+    def set_weight_lr(self, lr: float) -> None:
+        for group in self.weight_opt.param_groups:
+            group["lr"] = lr
+
     def weight_step(self, task_loss: Callable[[], torch.Tensor], check: Check) -> float:
         """1. w <- AdamW(grad_w L_train) with phi fixed; returns L_train."""
         with frozen(self.logits):

@@ -180,6 +180,7 @@ class SearchConfig(Frozen):
     warmup_epochs: int | None = Field(None, ge=0)  # None: WARMUP_FRACTION of the epochs, resolved below
     bilevel: bool = True
     lr: float = Field(2e-3, gt=0)
+    min_lr: float = Field(1e-6, ge=0)  # the weights' rate anneals from lr to this (hwnas.schedule.CosinePlan)
     arch_lr: float | None = Field(None, gt=0)  # None: sized to the run's architecture steps, resolved below
     weight_decay: float = Field(1e-4, ge=0)
     checkpoint_every: int = Field(20, ge=1)

@@ -13,7 +13,7 @@ epoch, its outputs). `Run` does the rest, once for both commands:
   writes;
 - the NaN guard (`guard`): losses at every step, parameters at every checkpoint; a
   NaN or infinity on any rank stops every rank with `Diverged`, the last good
-  checkpoint kept;
+  checkpoint kept; `guard_spike` does the same for a finite blow-up of the training loss;
 - signals: SIGINT and SIGTERM ask the loop to stop after the current step; it writes a
   checkpoint and its outputs, then raises KeyboardInterrupt (a second signal aborts
   at once);
@@ -77,6 +77,7 @@ class Progress:
     sums: dict[str, float] = field(default_factory=dict)  # this epoch's sums of logged numbers
     counts: dict[str, int] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch
+    recent_losses: list[float] = field(default_factory=list)  # the last SPIKE_WINDOW training losses (guard_spike)
 
     def state(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -137,6 +138,28 @@ def guard(values: Iterable[tuple[str, torch.Tensor]], progress: Progress, checkp
         what = f"the {bad[0]} became {float(bad[1])}"
     else:
         what = f"the {bad[0]} became NaN or infinite"
+    stop_if_diverged(what, progress, checkpoints, advice)
+
+
+SPIKE_WINDOW = 50  # steps whose median training loss is the yardstick
+SPIKE_FACTOR = 1000.0  # far above batch-to-batch spread (blind denoising: a few times), far below a blow-up
+
+
+def guard_spike(loss: float, progress: Progress, checkpoints: Path, advice: str) -> None:
+    """Raise `Diverged` if the training loss (a rank mean: the same on every rank) jumped above
+    SPIKE_FACTOR times its median over the last SPIKE_WINDOW steps.
+
+    Why: a blow-up can stay finite for a long time -- a 600-step paper-preset search went from
+    1e-3 to 153 within six steps and trained on for 100 more -- and the NaN guard never sees it.
+    """
+    recent = progress.recent_losses
+    what = None
+    if len(recent) >= SPIKE_WINDOW:
+        median = sorted(recent)[len(recent) // 2]
+        if median > 0 and loss > SPIKE_FACTOR * median:
+            what = (f"the training loss jumped to {loss:.4g}, {loss / median:.3g} times its median over the last "
+                    f"{len(recent)} steps")
+    progress.recent_losses = (recent + [loss])[-SPIKE_WINDOW:]
     stop_if_diverged(what, progress, checkpoints, advice)
 
 

@@ -24,6 +24,13 @@ its architecture steps), never less than `MIN_ARCH_LR`. Travel 10 was not enough
 paper preset in sampled mode: a 300-step search ended with two candidates near-tied at one
 position (largest alpha 0.69; `benchmarks/results/paper_commit.csv`), as the sampled
 gradients keep the logits wandering until the entropy term dominates; 20 commits it.
+
+The weights' learning rate follows a cosine from `lr` to `min_lr` over the run's steps
+(`CosinePlan`), as `hwnas train` does; an extension re-plans from the current rate.
+A constant rate (`min_lr` = `lr`, the only behaviour before) let a 600-step sampled
+paper-preset search diverge at step ~503: the weight gradients had shrunk 50-fold, so had
+Adam's second moments, and the first larger gradients moved the weights by many times
+the rate (`benchmarks/results/paper_commit.csv`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ from dataclasses import dataclass
 WARMUP_FRACTION = 0.2  # share of the epochs that train only weights, by default
 ARCH_TRAVEL = 20.0  # logit units a logit could travel over a run, by default
 MIN_ARCH_LR = 0.02
+
+
+def cosine_lr(progress: float, lr: float, min_lr: float) -> float:
+    """Cosine annealing (Loshchilov & Hutter, SGDR 2017) from lr at progress 0 to min_lr at 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 def auto_warmup_epochs(epochs: int) -> int:
@@ -72,6 +85,34 @@ class EntropyPlan:
         if end_step == self.end_step:
             return self
         return EntropyPlan(arch_step, max(end_step, arch_step + 1), self.at(arch_step), self.end)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"start_step": self.start_step, "end_step": self.end_step, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class CosinePlan:
+    """A learning rate annealed with a cosine from (start_step, start) to (end_step, end)."""
+
+    start_step: int
+    end_step: int
+    start: float
+    end: float
+
+    @classmethod
+    def fresh(cls, lr: float, min_lr: float, steps: int) -> "CosinePlan":
+        return cls(0, max(1, steps), float(lr), float(min_lr))
+
+    def at(self, step: float) -> float:
+        """The rate at `step` (held at the ends outside the planned range)."""
+        span = self.end_step - self.start_step
+        return cosine_lr(1.0 if span <= 0 else (step - self.start_step) / span, self.start, self.end)
+
+    def extended(self, step: int, end_step: int) -> "CosinePlan":
+        """The plan for a run extended to `end_step`: a cosine from the current rate to the same end."""
+        if end_step == self.end_step:
+            return self
+        return CosinePlan(step, max(end_step, step + 1), self.at(step), self.end)
 
     def as_dict(self) -> dict[str, float]:
         return {"start_step": self.start_step, "end_step": self.end_step, "start": self.start, "end": self.end}

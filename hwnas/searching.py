@@ -61,9 +61,9 @@ from hwnas.combine import COMBINATIONS
 from hwnas.objective import DeviceLatency, Objective, Terms, latency_model, normalised_entropy
 from hwnas.prefetch import Prefetcher
 from hwnas.rows import write_rows
-from hwnas.run import Progress, Run, guard, read_run_config, stop_if_diverged
+from hwnas.run import Progress, Run, guard, guard_spike, read_run_config, stop_if_diverged
 from hwnas.rundir import RunDir
-from hwnas.schedule import EntropyPlan
+from hwnas.schedule import CosinePlan, EntropyPlan
 from hwnas.space import Architecture, SearchSpace, Unit, freeze
 from hwnas.supernet import alpha_matrix, alphas, derive, draw_gumbel, mixed_choices, stable_seed, to_supernet
 from hwnas.task import make_task, resolve_task
@@ -224,6 +224,7 @@ class SearchProgress(Progress):
     warmup_count: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: alphas and entropy
     entropy_plan: dict[str, float] | None = None  # hwnas.schedule.EntropyPlan, re-planned when a run is extended
+    lr_plan: dict[str, float] | None = None  # hwnas.schedule.CosinePlan of the weights, re-planned likewise
     argmax_trail: list[tuple[int, list[str]]] = field(default_factory=list)  # (arch step, argmax) at every change
 
 
@@ -254,7 +255,7 @@ class Search:
         self.labels = [p.label for p in self.positions]
         self.bilevel = Bilevel(self.net, lr=config.lr, arch_lr=config.arch_lr, weight_decay=config.weight_decay)
         self.progress = SearchProgress()
-        self.plan_entropy()
+        self.plan()
         self.loader: Prefetcher | None = None
 
     # -- checkpoints -----------------------------------------------------------
@@ -277,7 +278,7 @@ class Search:
         self.bilevel.load(state)
         set_rng_state(state["rng"], self.device)
         self.progress = SearchProgress.from_state(state["progress"])
-        self.plan_entropy()
+        self.plan()
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"network weights": self.bilevel.weights, "architecture logits": self.bilevel.logits}
@@ -286,7 +287,7 @@ class Search:
         """The logits: every rank must derive the same architecture (compared at every checkpoint)."""
         return torch.cat([t.detach() for t in self.bilevel.logits])
 
-    # -- the entropy plan --------------------------------------------------------
+    # -- the plans: entropy weight and the weights' learning rate ---------------
 
     def arch_steps_planned(self) -> int:
         """Architecture steps the run has planned in all (after warm-up)."""
@@ -297,15 +298,20 @@ class Search:
         """Architecture steps done before the current one (t in lambda(t))."""
         return max(0, self.progress.global_step - self.config.warmup_epochs * self.config.steps_per_epoch)
 
-    def plan_entropy(self) -> None:
-        """A fresh plan over the run's length, or, for an extended run, one that continues from the current lambda."""
+    def plan(self) -> None:
+        """Fresh plans over the run's length, or, for an extended run, ones that continue from the current values."""
         c, p = self.config, self.progress
         if p.entropy_plan is None:
-            plan = EntropyPlan.fresh(c.entropy_weight, c.entropy_growth, self.arch_steps_planned())
+            entropy = EntropyPlan.fresh(c.entropy_weight, c.entropy_growth, self.arch_steps_planned())
         else:
-            plan = EntropyPlan(**p.entropy_plan).extended(self.arch_steps_done(), self.arch_steps_planned())
-        p.entropy_plan = plan.as_dict()
-        self.entropy = plan
+            entropy = EntropyPlan(**p.entropy_plan).extended(self.arch_steps_done(), self.arch_steps_planned())
+        total = c.epochs * c.steps_per_epoch
+        if p.lr_plan is None:
+            lr = CosinePlan.fresh(c.lr, c.min_lr, total)
+        else:
+            lr = CosinePlan(**p.lr_plan).extended(p.global_step, total)
+        p.entropy_plan, p.lr_plan = entropy.as_dict(), lr.as_dict()
+        self.entropy, self.weight_lr = entropy, lr
 
     def lam(self) -> float:
         """lambda for the current architecture step."""
@@ -383,6 +389,7 @@ class Search:
         p, c = self.progress, self.config
         searching = p.epoch >= c.warmup_epochs
         terms = None
+        self.bilevel.set_weight_lr(self.weight_lr.at(p.global_step))
         if searching and not c.bilevel:
             train_loss, terms = self.joint_step()
         else:
@@ -392,6 +399,7 @@ class Search:
         distributed.average_buffers(self.net)  # BatchNorm statistics: the same on every rank
         local = [train_loss] + ([] if terms is None else [float(v.detach()) for _, v in terms.items()])
         train_loss, *term_values = distributed.mean(local)  # what is logged: the mean over ranks
+        guard_spike(train_loss, p, self.folder.checkpoints, self.ADVICE)
         p.add("train_loss", train_loss)
         if not searching and p.epoch == c.warmup_epochs - 1:
             p.warmup_sum += train_loss
@@ -427,7 +435,7 @@ class Search:
         arch = derive(self.net, self.space.name)
         scores = self.validate(arch)
         row = {"epoch": p.epoch, "searching": int(p.epoch >= c.warmup_epochs),
-               "lambda": self.lam() if p.epoch >= c.warmup_epochs else 0.0}
+               "lambda": self.lam() if p.epoch >= c.warmup_epochs else 0.0, "lr": self.weight_lr.at(p.global_step - 1)}
         row.update({k: p.means().get(k) for k in ("train_loss", "task", "latency", "entropy", "total")})
         row.update({"alpha_entropy": entropy, "expected_ms": expected,
                     "derived_ms": predict_ms(self.table, self.positions, self.fixed, arch),
@@ -487,6 +495,8 @@ class Search:
             "entropy_weight": c.entropy_weight,
             "entropy_growth": c.entropy_growth,
             "arch_lr": c.arch_lr,
+            "lr": c.lr,
+            "min_lr": c.min_lr,
             "warmup_epochs": c.warmup_epochs,
             "epochs_done": p.epoch,
             "epochs": c.epochs,

@@ -35,7 +35,6 @@ Run folder (`--out`, `hwnas.rundir`):
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +51,9 @@ from hwnas.errors import HwnasError
 from hwnas.modelfile import CHECKPOINT_FORMAT, ModelFile, from_payload, load_weights, save_model
 from hwnas.prefetch import Prefetcher
 from hwnas.rows import write_rows
-from hwnas.run import Progress, Run, guard, read_run_config, resume_config
+from hwnas.run import Progress, Run, guard, guard_spike, read_run_config, resume_config
 from hwnas.rundir import RunDir
+from hwnas.schedule import cosine_lr
 from hwnas.space import Architecture, SearchSpace, freeze, position_names
 from hwnas.task import Task, make_task, resolve_task, resolved
 
@@ -199,12 +199,6 @@ def inherit(run_dir: str | Path, arch: Architecture) -> nn.Module:
 
 # -- the loop ----------------------------------------------------------------------------
 
-def cosine_lr(progress: float, lr: float, min_lr: float) -> float:
-    """Cosine annealing (Loshchilov & Hutter, SGDR 2017) from lr at progress 0 to min_lr at 1."""
-    progress = min(max(progress, 0.0), 1.0)
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
 @dataclass
 class TrainProgress(Progress):
     """The training run's own part of the progress record (see `hwnas.run.Progress`)."""
@@ -325,6 +319,7 @@ class Trainer:
         self.opt.step()
         distributed.average_buffers(self.net)
         value = distributed.mean([float(loss.item())])[0]
+        guard_spike(value, p, self.folder.checkpoints, self.ADVICE)
         p.elapsed_s += distributed.maximum(time.perf_counter() - start)
         p.add("train_loss", value)
         return StepInfo(p.epoch, p.step + 1, p.global_step + 1, self.total_steps, p.elapsed_s, self.budget_s, value, lr)

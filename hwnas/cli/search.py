@@ -56,7 +56,8 @@ EntropyGrowth = typer.Option(None, "--entropy-growth", help=f"lambda grows expon
 Warmup = typer.Option(None, "--warmup-epochs", help=f"Weight-only epochs before alpha trains (default: 20% of --epochs, rounded, leaving at least one search epoch). {bounds(SearchConfig, 'warmup_epochs')}")
 Bilevel = typer.Option(None, "--bilevel/--single-level", help="Logits on a held-out split, first-order (default), or both on the training split.")
 ArchLr = typer.Option(None, "--arch-lr", help=f"Adam learning rate of the logits (default: {ARCH_TRAVEL:g} / architecture steps, at least {MIN_ARCH_LR:g}, so any run length can commit). {bounds(SearchConfig, 'arch_lr')}")
-Lr = typer.Option(None, "--lr", help=f"AdamW learning rate of the weights (default 0.002). {bounds(SearchConfig, 'lr')}")
+Lr = typer.Option(None, "--lr", help=f"AdamW learning rate of the weights at the start (default 0.002); a cosine takes it to --min-lr at the run's end. {bounds(SearchConfig, 'lr')}")
+MinLr = typer.Option(None, "--min-lr", help=f"The weights' learning rate at the run's end (default 1e-6); --min-lr equal to --lr keeps it constant. On --resume --epochs N the cosine re-plans from the current rate. {bounds(SearchConfig, 'min_lr')}")
 BatchSize = typer.Option(None, "--batch-size", help=f"Crops per step (default 8). {bounds(SearchConfig, 'batch_size')}")
 Crop = typer.Option(None, "--crop", help="Shorthand for -t crop=N: training crop side in input pixels (default: the preset's, 32 for tiny; its range is the task's, see `hwnas tasks`).")
 Sigma = typer.Option(None, "--sigma", help="Shorthand for -t sigma=...: Gaussian noise level in 0-255 units, or a range LOW,HIGH drawn per crop (blind denoising) (default: the task's, 25; >= 0).")
@@ -69,7 +70,7 @@ FIELDS = {
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "seed": "seed", "mode": "mode",
     "latency_weight": "latency_weight", "combine": "combine", "entropy_weight": "entropy_weight",
     "entropy_growth": "entropy_growth", "warmup_epochs": "warmup_epochs", "bilevel": "bilevel", "arch_lr": "arch_lr",
-    "lr": "lr", "batch_size": "batch_size", "temperature": "temperature",
+    "lr": "lr", "min_lr": "min_lr", "batch_size": "batch_size", "temperature": "temperature",
     "checkpoint_every": "checkpoint_every", "threads": "threads", "prefetch": "prefetch",
 }
 
@@ -85,7 +86,7 @@ def search(
     lut_weight: OptionalStrList = LutWeightOpt, combine: Optional[str] = CombineOpt,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
-    lr: Optional[float] = Lr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
+    lr: Optional[float] = Lr, min_lr: Optional[float] = MinLr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
     sigma: Optional[str] = Sigma, temperature: Optional[float] = Temperature,
     checkpoint_every: Optional[int] = CheckpointEvery,
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
@@ -143,7 +144,7 @@ def sweep(
     lut_weight: OptionalStrList = LutWeightOpt, combine: Optional[str] = CombineOpt,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
-    lr: Optional[float] = Lr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
+    lr: Optional[float] = Lr, min_lr: Optional[float] = MinLr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
     sigma: Optional[str] = Sigma, temperature: Optional[float] = Temperature,
     checkpoint_every: Optional[int] = CheckpointEvery,
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,

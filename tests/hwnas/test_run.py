@@ -11,7 +11,7 @@ import torch
 
 from hwnas.config import SearchConfig, SpaceSpec, TrainConfig
 from hwnas.errors import HwnasError
-from hwnas.run import Diverged, Progress, StopRequest, guard, guard_parameters, resume_config
+from hwnas.run import SPIKE_FACTOR, SPIKE_WINDOW, Diverged, Progress, StopRequest, guard, guard_parameters, guard_spike, resume_config
 
 SAVED = SearchConfig(spec=SpaceSpec(preset="tiny", options={"width": 8}), epochs=4, mode="soft", sigma=(0.0, 55.0))
 
@@ -81,3 +81,14 @@ def test_sigint_and_sigterm_ask_to_stop_and_a_second_one_aborts():
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), sig)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+
+
+def test_the_spike_guard_waits_for_a_full_window_then_stops_a_blow_up_not_the_batch_to_batch_spread(tmp_path):
+    p = Progress()
+    for i in range(SPIKE_WINDOW):  # a noisy, falling loss; no yardstick yet for the first ones
+        guard_spike((1e-2 if i == 0 else 1e-3) * (1 + (i % 5)), p, tmp_path, "lower --lr")
+    assert len(p.recent_losses) == SPIKE_WINDOW
+    guard_spike(0.5 * SPIKE_FACTOR * 3e-3, p, tmp_path, "lower --lr")  # large, but within the factor of the median
+    assert len(p.recent_losses) == SPIKE_WINDOW  # the window rolls
+    with pytest.raises(Diverged, match=r"training loss jumped to 153, .* times its median .*no checkpoint.*lower --lr"):
+        guard_spike(153.0, p, tmp_path, "lower --lr")

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from hwnas.config import SearchConfig, SpaceSpec
-from hwnas.schedule import ARCH_TRAVEL, MIN_ARCH_LR, EntropyPlan, auto_arch_lr, auto_warmup_epochs
+from hwnas.schedule import ARCH_TRAVEL, MIN_ARCH_LR, CosinePlan, EntropyPlan, auto_arch_lr, auto_warmup_epochs
 
 
 def test_lambda_grows_exponentially_from_lambda0_to_lambda0_times_growth_over_any_length():
@@ -30,6 +30,18 @@ def test_an_extended_run_continues_from_the_current_lambda_without_a_jump_to_the
     assert longer.at(300) == pytest.approx(5.0)
     assert all(longer.at(s) <= longer.at(s + 1) for s in range(60, 300))
     assert plan.extended(60, 100) is plan  # same length: nothing re-planned
+
+
+def test_the_weights_rate_anneals_from_lr_to_min_lr_and_an_extension_continues_from_the_current_rate():
+    plan = CosinePlan.fresh(2e-3, 1e-6, 600)
+    assert plan.at(0) == pytest.approx(2e-3) and plan.at(600) == pytest.approx(1e-6) == plan.at(900)
+    assert plan.at(300) == pytest.approx((2e-3 + 1e-6) / 2)
+    assert all(plan.at(s + 1) <= plan.at(s) for s in range(600))
+    longer = plan.extended(450, 1200)
+    assert longer.at(450) == pytest.approx(plan.at(450))  # no jump
+    assert longer.at(1200) == pytest.approx(1e-6)
+    assert all(longer.at(s + 1) <= longer.at(s) for s in range(450, 1200))
+    assert CosinePlan.fresh(2e-3, 2e-3, 600).at(377) == pytest.approx(2e-3)  # min_lr = lr: constant
 
 
 def test_warmup_and_arch_lr_are_sized_to_the_run():

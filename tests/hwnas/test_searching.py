@@ -1,5 +1,6 @@
 """`hwnas.searching`, the search loop on the tiny preset: exact resume, NaN guard, entropy ablation, refusals."""
 
+import csv
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable, TableMeta
 from hwnas.objective import Objective
 from hwnas.rundir import RunDir
+from hwnas import run as run_module
 from hwnas.run import Diverged
 from hwnas.searching import Search, load_supernet, run_search
 from hwnas.space import Architecture, freeze
@@ -27,6 +29,8 @@ BASE = dict(
     epochs=2, warmup_epochs=1, arch_lr=0.1, checkpoint_every=2, recalibration_batches=1,
 )
 
+
+BASE_LR = SearchConfig.model_fields["lr"].default
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -74,12 +78,26 @@ def test_a_run_writes_its_whole_directory(reference):
     assert len(run.steps.read_text().splitlines()) == 1 + 6
 
 
-def test_one_epoch_plus_a_resumed_epoch_equals_two_epochs(tmp_path, reference, table, task, caplog):
+def test_one_epoch_plus_a_resumed_epoch_equals_two_epochs_at_a_constant_rate(tmp_path, table, task, caplog):
+    constant = dict(min_lr=BASE_LR)  # a cosine re-plans when a run is extended (next test); the rest must not differ
+    reference = run_search(config(**constant), tmp_path / "reference", table, task=task).run_dir
     with caplog.at_level(logging.WARNING):  # --resume with nothing to resume: a fresh start, and a warning
-        run_search(config(epochs=1), tmp_path, table, resume=True, task=task)
+        run_search(config(epochs=1, **constant), tmp_path / "run", table, resume=True, task=task)
     assert "no checkpoint" in caplog.text and "starting a fresh search" in caplog.text
+    run_search(config(epochs=2, **constant), tmp_path / "run", None, resume=True, task=task)
+    same_outputs(reference, tmp_path / "run")
+
+
+def test_an_extended_run_anneals_the_weights_rate_on_from_where_it_stopped(tmp_path, table, task):
+    run_search(config(epochs=1), tmp_path, table, task=task)
+    (last_step_lr,) = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))]
+    assert last_step_lr < BASE_LR / 2  # annealing
     run_search(config(epochs=2), tmp_path, None, resume=True, task=task)
-    same_outputs(reference["soft"], tmp_path)
+    plan = load_checkpoint(tmp_path / "checkpoints")["progress"]["lr_plan"]
+    steps = BASE["steps_per_epoch"]
+    min_lr = SearchConfig.model_fields["min_lr"].default
+    assert (plan["start_step"], plan["end_step"]) == (steps, 2 * steps)  # re-planned at the old end ...
+    assert plan["start"] == pytest.approx(min_lr) and plan["end"] == pytest.approx(min_lr)  # ... from its rate: no jump
 
 
 @pytest.mark.parametrize("mode", ["soft", "sampled"])
@@ -105,8 +123,12 @@ class NaNAfter:
     def __getattr__(self, name):
         return getattr(self.task, name)
 
-    def loss(self, output, target):
+    def tick(self) -> int:
         self.calls += 1
+        return self.calls
+
+    def loss(self, output, target):
+        self.tick()
         loss = self.task.loss(output, target)
         return loss * float("nan") if self.calls >= self.n else loss
 
@@ -117,6 +139,17 @@ def test_a_nan_task_loss_stops_names_it_and_keeps_the_last_good_checkpoint(tmp_p
     state = load_checkpoint(tmp_path / "checkpoints")
     assert state["progress"]["global_step"] == 4
     assert all(torch.isfinite(v).all() for v in state["supernet"].values() if v.is_floating_point())
+
+
+def test_a_finite_blow_up_of_the_training_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+        tmp_path, table, task, monkeypatch):
+    monkeypatch.setattr(run_module, "SPIKE_WINDOW", 2)
+    blown = NaNAfter(task, n=6)  # the 6th loss: the weight step of global step 4
+    blown.loss = lambda output, target: task.loss(output, target) * (1e6 if blown.tick() >= 6 else 1.0)
+    with pytest.raises(Diverged, match=r"the training loss jumped to .* times its median over the last 2 steps at "
+                                       r"epoch 1.*last\.pt is kept"):
+        run_search(config(), tmp_path, table, task=blown)
+    assert load_checkpoint(tmp_path / "checkpoints")["progress"]["global_step"] == 4
 
 
 def test_a_nan_latency_term_is_named(tmp_path, table, task, monkeypatch):

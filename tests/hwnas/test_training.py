@@ -16,7 +16,8 @@ from hwnas.errors import HwnasError
 from hwnas.modelfile import load_model
 from hwnas.space import Architecture
 from hwnas.supernet import to_supernet
-from hwnas.training import cosine_lr, inherit, plan, run_training as train
+from hwnas.schedule import cosine_lr
+from hwnas.training import inherit, plan, run_training as train
 
 SPEC = SpaceSpec(preset="tiny")
 FAST = dict(steps_per_epoch=3, batch_size=2, crop=32)
