@@ -163,20 +163,30 @@ def paper_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
 
 
 def paper_commit_section(df, meta: dict, results: Path, out: Path) -> Section:
+    from hwnas.config import SearchConfig
     from hwnas.schedule import ARCH_TRAVEL
+
+    min_lr = SearchConfig.model_fields["min_lr"].default
 
     s = Section("How long a sampled paper-preset search needs to commit (paper_commit.csv)")
     s.body += ["Defaults of `hwnas search --preset paper --mode sampled` (crop 64, batch 8, the embedded sample images), "
                "one search per length; committed = every largest alpha >= 0.8 and mean normalised entropy <= 0.1. "
                "`arch_travel`: the logits' default total travel (`--arch-lr` = travel / architecture steps, "
-               f"`hwnas.schedule.ARCH_TRAVEL`, now {ARCH_TRAVEL:g}); rows of an earlier default are kept as they ran.", ""]
-    cols = ["steps", "arch_travel", "warmup_epochs", "arch_lr", "committed", "min_largest_alpha", "alpha_entropy",
+               f"`hwnas.schedule.ARCH_TRAVEL`, now {ARCH_TRAVEL:g}); `min_lr`: where the weights' rate anneals to "
+               f"(0.002 = `--lr`: constant, the only behaviour before; now a cosine to {min_lr:g}). Rows of an earlier "
+               "default are kept as they ran.", ""]
+    cols = ["steps", "arch_travel", "min_lr", "warmup_epochs", "arch_lr", "committed", "min_largest_alpha", "alpha_entropy",
             "argmax_changed_last_quarter", "predicted_speedup", "seconds"]
     rows = [[fmt(v, 3) if isinstance(v, float) else v for v in r] for r in df[[c for c in cols if c in df]].itertuples(index=False)]
     s.body += [md_table([c for c in cols if c in df], rows), ""]
-    now = df[df.arch_travel.astype(float) == ARCH_TRAVEL] if "arch_travel" in df else df
+    now = df
+    if "arch_travel" in df:
+        now = now[now.arch_travel.astype(float) == ARCH_TRAVEL]
+    if "min_lr" in df:
+        now = now[now.min_lr.astype(float) == min_lr]
     committed = now.committed.astype(str) == "True"
-    s.goals.append(Goal("paper commit", f"a sampled paper-preset search commits at the defaults (travel {ARCH_TRAVEL:g}), "
+    s.goals.append(Goal("paper commit", f"a sampled paper-preset search commits at the defaults (travel {ARCH_TRAVEL:g}, "
+                        f"min-lr {min_lr:g}), "
                         "60 to 600 steps",
                         f"{int(committed.sum())} of {len(now)} lengths committed"
                         + (f" ({', '.join(str(int(v)) for v in now.steps)} steps)" if len(now) else ""),

@@ -153,3 +153,20 @@ def test_drift_section_gives_each_run_s_spread_and_largest_change_within_five_mi
     text = page.read_text()
     assert "How far this machine's speed moves by itself" in text
     assert "| a | 4 | 6.7 | 500.0 | -10.0% .. +20.0% | 3/4 | 33.3% | 0.60% (max 2.0%) | 0.00 |" in text
+
+
+def test_commit_goal_counts_only_the_current_defaults_series(report, tmp_path):
+    from hwnas.config import SearchConfig
+    from hwnas.schedule import ARCH_TRAVEL
+
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    results.mkdir()
+    now = {"arch_travel": f"{ARCH_TRAVEL:g}", "min_lr": f"{SearchConfig.model_fields['min_lr'].default:g}"}
+    row = dict(warmup_epochs=1, arch_lr=0.1, committed=True, min_largest_alpha=0.99, alpha_entropy=0.01,
+               argmax_changed_last_quarter=0, predicted_speedup=1.5, seconds=100.0)
+    write_csv(results / "paper_commit.csv", [
+        {"steps": 600, "arch_travel": now["arch_travel"], "min_lr": "0.002", **row, "committed": False},  # earlier default
+        {"steps": 60, **now, **row}, {"steps": 600, **now, **row}])
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    goals = page.read_text().split("## 1.")[0]
+    assert "| 2 of 2 lengths committed (60, 600 steps) | met |" in goals
