@@ -36,7 +36,7 @@ the rate (`benchmarks/results/paper_commit.csv`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 WARMUP_FRACTION = 0.2  # share of the epochs that train only weights, by default
 ARCH_TRAVEL = 20.0  # logit units a logit could travel over a run, by default
@@ -60,59 +60,53 @@ def auto_arch_lr(arch_steps: int) -> float:
 
 
 @dataclass(frozen=True)
-class EntropyPlan:
-    """lambda as an exponential in the architecture step, from (start_step, start) to (end_step, end)."""
+class Plan:
+    """A value planned over a run's steps, from (start_step, start) to (end_step, end), held at the
+    ends outside that range; an extended run re-plans from the current value to the same end."""
 
     start_step: int
     end_step: int
     start: float
     end: float
 
-    @classmethod
-    def fresh(cls, lambda0: float, growth: float, arch_steps: int) -> "EntropyPlan":
-        return cls(0, max(1, arch_steps), float(lambda0), float(lambda0) * float(growth))
-
-    def at(self, arch_step: float) -> float:
-        """lambda at `arch_step` (held at the ends outside the planned range)."""
-        if self.start <= 0 or self.end <= 0:
-            return 0.0
+    def fraction(self, step: float) -> float:
         span = self.end_step - self.start_step
-        frac = 1.0 if span <= 0 else min(1.0, max(0.0, (arch_step - self.start_step) / span))
-        return self.start * math.exp(frac * math.log(self.end / self.start))
+        return 1.0 if span <= 0 else min(1.0, max(0.0, (step - self.start_step) / span))
 
-    def extended(self, arch_step: int, end_step: int) -> "EntropyPlan":
-        """The plan for a run extended to `end_step`: from the current lambda to the same end value."""
+    def at(self, step: float) -> float:
+        raise NotImplementedError
+
+    def extended(self, step: int, end_step: int) -> "Plan":
+        """The plan for a run extended to `end_step`: from the current value to the same end -- no jump."""
         if end_step == self.end_step:
             return self
-        return EntropyPlan(arch_step, max(end_step, arch_step + 1), self.at(arch_step), self.end)
+        return replace(self, start_step=step, end_step=max(end_step, step + 1), start=self.at(step))
 
     def as_dict(self) -> dict[str, float]:
         return {"start_step": self.start_step, "end_step": self.end_step, "start": self.start, "end": self.end}
 
 
 @dataclass(frozen=True)
-class CosinePlan:
-    """A learning rate annealed with a cosine from (start_step, start) to (end_step, end)."""
+class EntropyPlan(Plan):
+    """lambda as an exponential in the architecture step."""
 
-    start_step: int
-    end_step: int
-    start: float
-    end: float
+    @classmethod
+    def fresh(cls, lambda0: float, growth: float, arch_steps: int) -> "EntropyPlan":
+        return cls(0, max(1, arch_steps), float(lambda0), float(lambda0) * float(growth))
+
+    def at(self, arch_step: float) -> float:
+        if self.start <= 0 or self.end <= 0:
+            return 0.0
+        return self.start * math.exp(self.fraction(arch_step) * math.log(self.end / self.start))
+
+
+@dataclass(frozen=True)
+class CosinePlan(Plan):
+    """A learning rate annealed with a cosine in the step."""
 
     @classmethod
     def fresh(cls, lr: float, min_lr: float, steps: int) -> "CosinePlan":
         return cls(0, max(1, steps), float(lr), float(min_lr))
 
     def at(self, step: float) -> float:
-        """The rate at `step` (held at the ends outside the planned range)."""
-        span = self.end_step - self.start_step
-        return cosine_lr(1.0 if span <= 0 else (step - self.start_step) / span, self.start, self.end)
-
-    def extended(self, step: int, end_step: int) -> "CosinePlan":
-        """The plan for a run extended to `end_step`: a cosine from the current rate to the same end."""
-        if end_step == self.end_step:
-            return self
-        return CosinePlan(step, max(end_step, step + 1), self.at(step), self.end)
-
-    def as_dict(self) -> dict[str, float]:
-        return {"start_step": self.start_step, "end_step": self.end_step, "start": self.start, "end": self.end}
+        return cosine_lr(self.fraction(step), self.start, self.end)
