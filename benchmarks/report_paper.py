@@ -68,9 +68,10 @@ def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
         s.body += [f"Not trained and scored yet: {', '.join(missing)} (`python benchmarks/bench_paper.py train --networks "
                    f"{','.join(missing)}`, then `eval` and `report`); verdicts below use the networks above only.", ""]
     wall = settings.get("naf_wall")
-    if wall and "naf-wall" in missing:
+    if wall:
         t = wall["step_times"]
-        s.body += [f"naf-wall (all-naf for the searched network's wall-clock) is planned at {wall['steps']} steps, from step "
+        s.body += [f"naf-wall (all-naf for the searched network's wall-clock) "
+                   f"{'is planned at' if 'naf-wall' in missing else 'trained for'} {wall['steps']} steps, from step "
                    f"times measured side by side: super-net weight step {t['supernet_weight_step']:.2f} s, architecture step "
                    f"{t['arch_step']:.2f} s, searched-network step {t['searched_step']:.2f} s, all-naf step "
                    f"{t['naf_step']:.2f} s. "
