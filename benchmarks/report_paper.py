@@ -178,7 +178,12 @@ def paper_commit_section(df, meta: dict, results: Path, out: Path) -> Section:
                "default are kept as they ran.", ""]
     cols = ["steps", "arch_travel", "min_lr", "warmup_epochs", "arch_lr", "committed", "min_largest_alpha", "alpha_entropy",
             "argmax_changed_last_quarter", "predicted_speedup", "seconds"]
-    rows = [[fmt(v, 3) if isinstance(v, float) else v for v in r] for r in df[[c for c in cols if c in df]].itertuples(index=False)]
+    shown = df.copy()
+    if "min_lr" in shown:  # a rate, not a 3-decimal number; series together, shortest first
+        shown["min_lr"] = [f"{float(v):g}" for v in shown.min_lr]
+        shown = shown.sort_values(["arch_travel", "min_lr", "steps"], key=lambda c: c.astype(float), ascending=[True, False, True], kind="stable")
+    rows = [[fmt(v, 3) if isinstance(v, float) else v for v in r]
+            for r in shown[[c for c in cols if c in shown]].itertuples(index=False)]
     s.body += [md_table([c for c in cols if c in df], rows), ""]
     now = df
     if "arch_travel" in df:
