@@ -84,6 +84,23 @@ def move_task_fields(values: Any) -> Any:
     return values
 
 
+MIN_LR = 1e-6  # where a cosine learning rate ends, by default
+
+
+def default_min_lr(values: Any) -> Any:
+    """min_lr not given: MIN_LR, or lr itself when lr is below it (a constant rate, not a rising one)."""
+    if isinstance(values, dict) and values.get("min_lr") is None:
+        lr = values.get("lr")
+        values = {**values, "min_lr": min(MIN_LR, lr) if isinstance(lr, (int, float)) and lr > 0 else MIN_LR}
+    return values
+
+
+def check_rates(lr: float, min_lr: float) -> None:
+    """A cosine from lr to min_lr must fall: a min_lr given above lr is a typo, not a schedule."""
+    if min_lr > lr:
+        raise ValueError(f"min_lr {min_lr:g} is above lr {lr:g}, so the rate would rise; give --min-lr at most --lr")
+
+
 def parse_options(pairs: list[str] | None, flag: str = "--option", example: str = "width=16") -> dict[str, Any]:
     """`KEY=VALUE` strings -> dict; values are YAML (`width=16`, `enc_blocks=[1,1]`). `flag` names them in errors."""
     out: dict[str, Any] = {}
@@ -180,7 +197,7 @@ class SearchConfig(Frozen):
     warmup_epochs: int | None = Field(None, ge=0)  # None: WARMUP_FRACTION of the epochs, resolved below
     bilevel: bool = True
     lr: float = Field(2e-3, gt=0)
-    min_lr: float = Field(1e-6, ge=0)  # the weights' rate anneals from lr to this (hwnas.schedule.CosinePlan)
+    min_lr: float = Field(MIN_LR, ge=0)  # the weights' rate anneals from lr to this (hwnas.schedule.CosinePlan)
     arch_lr: float | None = Field(None, gt=0)  # None: sized to the run's architecture steps, resolved below
     weight_decay: float = Field(1e-4, ge=0)
     checkpoint_every: int = Field(20, ge=1)
@@ -194,7 +211,7 @@ class SearchConfig(Frozen):
         """Resolve the defaults that depend on other fields, so config.yaml records numbers."""
         from hwnas.schedule import auto_arch_lr, auto_warmup_epochs
 
-        values = move_task_fields(values)
+        values = default_min_lr(move_task_fields(values))
         if not isinstance(values, dict):
             return values
         values = dict(values)
@@ -212,6 +229,11 @@ class SearchConfig(Frozen):
         if values.get("arch_lr") is None and isinstance(values["warmup_epochs"], int):
             values["arch_lr"] = auto_arch_lr((epochs - values["warmup_epochs"]) * steps)
         return values
+
+    @model_validator(mode="after")
+    def _rates(self) -> "SearchConfig":
+        check_rates(self.lr, self.min_lr)
+        return self
 
     @model_validator(mode="after")
     def _tables(self) -> "SearchConfig":
@@ -328,7 +350,7 @@ class TrainConfig(Frozen):
     batch_size: int = Field(8, ge=1)
     seed: int = Field(0, ge=0)
     lr: float = Field(1e-3, gt=0)
-    min_lr: float = Field(1e-6, ge=0)
+    min_lr: float = Field(MIN_LR, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     checkpoint_every: int = Field(50, ge=1)
     recalibration_batches: int = Field(8, ge=0)
@@ -338,13 +360,18 @@ class TrainConfig(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _length(cls, values: Any) -> Any:
-        values = move_task_fields(values)
+        values = default_min_lr(move_task_fields(values))
         if isinstance(values, dict):
             if values.get("epochs") is not None and values.get("time_budget") is not None:
                 raise ValueError("give either --epochs or --time-budget, not both")
             if values.get("epochs") is None and values.get("time_budget") is None:
                 values = {**values, "epochs": 10}
         return values
+
+    @model_validator(mode="after")
+    def _rates(self) -> "TrainConfig":
+        check_rates(self.lr, self.min_lr)
+        return self
 
     def architecture(self):
         """`arch` as an `hwnas.space.Architecture`."""

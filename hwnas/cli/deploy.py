@@ -71,6 +71,7 @@ def train(
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help=f"Train for this many minutes of training steps instead of --epochs (equal-cost baselines). {bounds(TrainConfig, 'time_budget')}"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Crops per step (default 8). {bounds(TrainConfig, 'batch_size')}"),
     lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate of the cosine schedule (default 1e-3). {bounds(TrainConfig, 'lr')}"),
+    min_lr: Optional[float] = typer.Option(None, "--min-lr", help=f"Learning rate at the run's end (default 1e-6); --min-lr equal to --lr keeps it constant. {bounds(TrainConfig, 'min_lr')}"),
     seed: Optional[int] = typer.Option(None, "--seed", help=f"Seed for weights and batches (default 0). {bounds(TrainConfig, 'seed')}"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help=f"Steps between checkpoints (default 50; also each epoch). {bounds(TrainConfig, 'checkpoint_every')}"),
     accelerator: Optional[str] = typer.Option(None, "--accelerator", help="Where training computes: cpu or cuda (default cpu)."),
@@ -90,7 +91,7 @@ def train(
     Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m hwnas train ... (--batch-size is the global batch; only rank 0 writes and prints).
     """
     fields = settings(config, TrainConfig, {**_given(dict(
-        epochs=epochs, steps_per_epoch=steps_per_epoch, time_budget=time_budget, batch_size=batch_size, lr=lr, seed=seed,
+        epochs=epochs, steps_per_epoch=steps_per_epoch, time_budget=time_budget, batch_size=batch_size, lr=lr, min_lr=min_lr, seed=seed,
         checkpoint_every=checkpoint_every, accelerator=accelerator, threads=threads, prefetch=prefetch, init_from=init_from)),
         **task_fields(task, task_option, data=data, crop=crop, sigma=sigma)})
     for length, other in (("epochs", "time_budget"), ("time_budget", "epochs")):  # a length flag replaces the file's
