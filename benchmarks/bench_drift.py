@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS_DIR, append_row, record_run, run_main
+from report import largest_change  # one home: the results page computes the same
 
 log = logging.getLogger("bench_drift")
 
@@ -58,17 +59,6 @@ def export_base_network(folder: Path) -> Path:
     with torch.no_grad():
         net = freeze(space, Architecture.uniform(SPACE, positions, BASE)).eval()
         return to_onnx(net, tuple(space.example_input(IMAGE_SIZE).shape), folder / "all-naf.onnx")
-
-
-def largest_change(rows: list[dict], window_s: float) -> float:
-    """The largest |ratio - 1| in % between two round medians at most `window_s` apart."""
-    worst = 0.0
-    for i, a in enumerate(rows):
-        for b in rows[i + 1:]:
-            if b["t_s"] - a["t_s"] > window_s:
-                break
-            worst = max(worst, abs(b["median_ms"] / a["median_ms"] - 1) * 100, abs(a["median_ms"] / b["median_ms"] - 1) * 100)
-    return worst
 
 
 def summary(rows: list[dict], window_min: float) -> dict:

@@ -612,6 +612,18 @@ def generic_section(df, meta: dict, results: Path, out: Path, stem: str) -> Sect
     return s
 
 
+def largest_change(rows: list[dict], window_s: float) -> float:
+    """The largest |ratio - 1| in % between two round medians at most `window_s` apart (rows in time order;
+    bench_drift.py's summary and the drift section both use it)."""
+    worst = 0.0
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if b["t_s"] - a["t_s"] > window_s:
+                break
+            worst = max(worst, abs(b["median_ms"] / a["median_ms"] - 1) * 100, abs(a["median_ms"] / b["median_ms"] - 1) * 100)
+    return worst
+
+
 def drift_section(df, meta: dict, results: Path, out: Path) -> Section:
     """How far the machine's speed moves by itself: one network timed round after round (bench_drift.py)."""
     s = Section("How far this machine's speed moves by itself (drift.csv)")
@@ -624,10 +636,8 @@ def drift_section(df, meta: dict, results: Path, out: Path) -> Section:
     for run, part in df.groupby("run", sort=False):
         mid = float(part.median_ms.median())
         rel = 100.0 * (part.median_ms / mid - 1)
-        changes = [(max(a, b) / min(a, b) - 1) * 100 for i, (ta, a) in enumerate(zip(part.t_s, part.median_ms))
-                   for tb, b in zip(part.t_s.iloc[i + 1:], part.median_ms.iloc[i + 1:]) if tb - ta <= 300]
         rows.append([run, len(part), fmt(float(part.t_s.max()) / 60, 1), fmt(mid, 1), f"{rel.min():+.1f}% .. {rel.max():+.1f}%",
-                     f"{int((rel.abs() <= 10).sum())}/{len(part)}", fmt(max(changes, default=0.0), 1) + "%",
+                     f"{int((rel.abs() <= 10).sum())}/{len(part)}", fmt(largest_change(part[["t_s", "median_ms"]].to_dict("records"), 300), 1) + "%",
                      f"{fmt(float(part.steal_pct.mean()), 2)}% (max {fmt(float(part.steal_pct.max()), 1)}%)",
                      fmt(float(part.other_cores.max()), 2)])
     s.body += [md_table(["run", "rounds", "minutes", "median ms", "round medians vs median", "within +-10%",
