@@ -284,13 +284,13 @@ def stage_latency(args, runner: Runner) -> None:
 # -- stage 5: the commit study ----------------------------------------------------------
 
 def stage_commit(args, runner: Runner) -> None:
-    from hwnas.config import SearchConfig
+    from hwnas.config import MIN_LR
     from hwnas.schedule import ARCH_TRAVEL
 
     work = args.workdir
     path = args.results / f"{NAME}_commit.csv"
     # the defaults the searches run with; a change of either is a new series
-    travel, min_lr = f"{ARCH_TRAVEL:g}", f"{SearchConfig.model_fields['min_lr'].default:g}"
+    travel, min_lr = f"{ARCH_TRAVEL:g}", f"{MIN_LR:g}"
     series = f"travel{travel}_minlr{min_lr}"
     done = common.done_keys(path, ["steps", "arch_travel", "min_lr"])
     for epochs, steps in commit_lengths(args):

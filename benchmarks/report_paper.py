@@ -164,10 +164,8 @@ def paper_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
 
 
 def paper_commit_section(df, meta: dict, results: Path, out: Path) -> Section:
-    from hwnas.config import SearchConfig
+    from hwnas.config import MIN_LR as min_lr
     from hwnas.schedule import ARCH_TRAVEL
-
-    min_lr = SearchConfig.model_fields["min_lr"].default
 
     s = Section("How long a sampled paper-preset search needs to commit (paper_commit.csv)")
     s.body += ["Defaults of `hwnas search --preset paper --mode sampled` (crop 64, batch 8, the embedded sample images), "

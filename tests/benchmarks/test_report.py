@@ -156,12 +156,12 @@ def test_drift_section_gives_each_run_s_spread_and_largest_change_within_five_mi
 
 
 def test_commit_goal_counts_only_the_current_defaults_series(report, tmp_path):
-    from hwnas.config import SearchConfig
+    from hwnas.config import MIN_LR
     from hwnas.schedule import ARCH_TRAVEL
 
     results, page = tmp_path / "results", tmp_path / "RESULTS.md"
     results.mkdir()
-    now = {"arch_travel": f"{ARCH_TRAVEL:g}", "min_lr": f"{SearchConfig.model_fields['min_lr'].default:g}"}
+    now = {"arch_travel": f"{ARCH_TRAVEL:g}", "min_lr": f"{MIN_LR:g}"}
     row = dict(warmup_epochs=1, arch_lr=0.1, committed=True, min_largest_alpha=0.99, alpha_entropy=0.01,
                argmax_changed_last_quarter=0, predicted_speedup=1.5, seconds=100.0)
     write_csv(results / "paper_commit.csv", [

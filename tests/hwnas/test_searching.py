@@ -11,7 +11,7 @@ import torch
 from hwnas.backends.macs import MacsBackend
 from hwnas.tables.building import build_table
 from hwnas.checkpoint import load_checkpoint
-from hwnas.config import SearchConfig, SpaceSpec
+from hwnas.config import MIN_LR, SearchConfig, SpaceSpec
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable, TableMeta
 from hwnas.objective import Objective
@@ -95,9 +95,8 @@ def test_an_extended_run_anneals_the_weights_rate_on_from_where_it_stopped(tmp_p
     run_search(config(epochs=2), tmp_path, None, resume=True, task=task)
     plan = load_checkpoint(tmp_path / "checkpoints")["progress"]["lr_plan"]
     steps = BASE["steps_per_epoch"]
-    min_lr = SearchConfig.model_fields["min_lr"].default
     assert (plan["start_step"], plan["end_step"]) == (steps, 2 * steps)  # re-planned at the old end ...
-    assert plan["start"] == pytest.approx(min_lr) and plan["end"] == pytest.approx(min_lr)  # ... from its rate: no jump
+    assert plan["start"] == pytest.approx(MIN_LR) and plan["end"] == pytest.approx(MIN_LR)  # ... from its rate: no jump
 
 
 @pytest.mark.parametrize("mode", ["soft", "sampled"])
