@@ -16,7 +16,7 @@ import torch
 from hwnas.backends.macs import MacsBackend
 from hwnas.cli import main
 from hwnas.cli.devices import table_fields
-from hwnas.combine import smooth_worst, weighted_sum
+from hwnas.combine import SMOOTH_TEMPERATURE, smooth_worst, weighted_sum
 from hwnas.config import SearchConfig, SpaceSpec, build_config
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyTable
@@ -120,7 +120,18 @@ def test_sum_and_worst_combine_each_devices_normalised_term():
     assert float(summed) == pytest.approx((0.25 + 3 * 4.0) / 4)
     worst = Objective(devices, 1.0, smooth_worst).latency_term(alpha)
     assert float(worst) == pytest.approx(float(smooth_worst(terms, torch.tensor([1.0, 3.0]))))
-    assert 12.0 - 0.05 * 0.7 <= float(worst) <= 12.0
+    assert 12.0 - SMOOTH_TEMPERATURE * 0.7 <= float(worst) <= 12.0
+
+
+def test_the_worst_device_takes_almost_all_of_the_gradient():
+    """A worst case, not a blend: terms as a search ends them (~0.4), one device 0.04 below the other."""
+    terms = torch.tensor([0.40, 0.36], requires_grad=True)
+    smooth_worst(terms, torch.ones(2)).backward()
+    assert float(terms.grad.sum()) == pytest.approx(1.0)
+    assert float(terms.grad[0]) > 0.97 and float(terms.grad[1]) > 0  # the other still gets a (small) gradient
+    tied = torch.tensor([0.40, 0.40], requires_grad=True)
+    smooth_worst(tied, torch.ones(2)).backward()
+    assert tied.grad.tolist() == pytest.approx([0.5, 0.5], abs=1e-5)
 
 
 def test_one_device_is_the_single_table_objective():
