@@ -2,21 +2,32 @@
 
 Two latency tables of the tiny preset at 256x256 whose cost structures differ for real
 on this machine: the ONNX Runtime CPU table in fp32 and the same in int8 (every unit
-statically quantised, QDQ). With the same search budget and the same mu, three kinds of
-search, each with seeds 0, 1, 2:
+statically quantised, QDQ). With the same search budget, three kinds of search, each
+with seeds 0, 1, 2:
 
 - `fp32`:  `hwnas search --lut fp32=fp32.csv`
 - `int8`:  `hwnas search --lut int8=int8.csv`
 - `joint`: `hwnas search --lut fp32=fp32.csv --lut int8=int8.csv --combine worst`
 
-Every derived network (and the all-`naf` base network) is then measured end to end on
-both configurations with `hwnas profile --lut <table> --arch RUN/arch.json --json` (the
-table's backend settings: 2 intra-op threads, int8 quantised like the table's units).
-A network's measured normalised latency on a configuration is its measured ms over the
-measured ms of all-`naf` in the same repeat (all-`naf` is measured at the start and at
-the end of every repeat; the mean of the two is the base). Networks are measured one
-profile call at a time, in an order reversed every other repeat, each network on both
-configurations back to back (which goes first alternates).
+in one of two forms, a *series* each:
+
+- penalty (`mu0.1`, the default): every search at the same mu. A search's pull then
+  depends on its table's spread, so the two single-device kinds trade quality for
+  latency at different rates and the comparison is between points of a trade-off;
+- constraint (`--target-ratio R`, series `targetR`): every device of every search gets
+  the target R x its table's all-`naf` prediction (`--target-ms NAME=MS`), so every kind
+  aims at the same normalised latency on the devices it sees -- the comparison the
+  goal means: shipped to both chips, which network holds the worse of its two?
+
+Every distinct derived architecture of a series and the all-`naf` base network are then
+measured end to end on both configurations, each configuration in one interleaved
+measurement (`hwnas.tables.profiling.profile_architectures` with the table's backend
+settings, as `hwnas profile --lut <table>` measures one: 2 intra-op threads, int8
+quantised like the table's units, 60 timed rounds, every round times every network once
+in random order), so the machine's drift hits all networks of a configuration alike.
+Runs that derived the same architecture share its measurement. A network's measured
+normalised latency on a configuration is its measured ms over all-`naf`'s in the same
+rounds. `--repeats` repeats, the configurations' order alternating.
 
 Goal (issue 15): the joint network's worse-of-two measured ratio is no higher than
 that of either single-device search's network, and its search validation PSNR lies
@@ -28,15 +39,16 @@ checkpoint):
 
     python benchmarks/bench_devices.py                   # all stages
     python benchmarks/bench_devices.py --stage tables    # build the two tables (W/fp32.csv, W/int8.csv)
-    python benchmarks/bench_devices.py --stage search    # 3 kinds x 3 seeds
+    python benchmarks/bench_devices.py --stage search    # 3 kinds x 3 seeds (series mu0.1)
     python benchmarks/bench_devices.py --stage measure   # --repeats repeats of every network on both tables
     python benchmarks/bench_devices.py --stage rows      # (re)write results/devices.csv from the measurements
+    python benchmarks/bench_devices.py --target-ratio 0.5 --latency-weight 0.1   # series target0.5-mu0.1, all stages
 
-W = benchmarks/work/devices (git-ignored): tables and search runs. Results:
+W = benchmarks/work/devices (git-ignored): tables and search runs (`W/runs/SERIES/KIND-sSEED`). Results:
 `results/devices_lut/` (copies of both tables + sidecars: rerun against them with
 `--work` pointing at a folder holding them), `results/devices_measured.csv` (every
-profile call: network, configuration, repeat, measured and predicted ms, load),
-`results/devices.csv` (one row per search kind, seed and repeat), and the sidecar
+network of every measurement: configuration, repeat, measured and predicted ms, load),
+`results/devices.csv` (one row per series, search kind, seed and repeat), and the sidecar
 `results/devices.meta.json` (every command, the machine, load at start and end).
 """
 
@@ -64,10 +76,8 @@ SPACE, PRESET, IMAGE_SIZE = "nafnet-unet", "tiny", 256
 CONFIGS = ("fp32", "int8")  # the two tables: name = precision = file stem
 KINDS = {"fp32": ("fp32",), "int8": ("int8",), "joint": ("fp32", "int8")}
 BASE = "all-naf"
-# mu: hwnas's default. A short look (seed 0, this budget): at 0.1 the fp32 and the int8 search
-# already derive different networks; at 0.03 the int8 search derived a network as light, so a
-# smaller mu does not bring back naf-heavy networks in a search this short (see README).
-DEFAULT_MU = 0.1
+# mu: hwnas's defaults, 0.1 in the penalty form and 1.0 in the constraint form (`hwnas search --help`).
+DEFAULT_MU, DEFAULT_TARGET_MU = 0.1, 1.0
 DEFAULT_EPOCHS, DEFAULT_STEPS = 5, 16  # reduced from the tiny default 10 x 40: 9 searches on a shared 2-core machine
 
 
@@ -77,7 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stage", choices=["all", "tables", "search", "measure", "rows"], default="all")
     p.add_argument("--seeds", default="0,1,2", help="search seeds, comma-separated (default 0,1,2)")
     p.add_argument("--kinds", default=",".join(KINDS), help=f"search kinds (default {','.join(KINDS)})")
-    p.add_argument("--latency-weight", type=float, default=DEFAULT_MU, help=f"mu of every search (default {DEFAULT_MU})")
+    p.add_argument("--target-ratio", type=float, default=None,
+                   help="constraint form: every device's target is this fraction of its table's all-naf prediction "
+                        "(series targetR); not given, the penalty form (series muMU)")
+    p.add_argument("--latency-weight", type=float, default=None,
+                   help=f"mu of every search (default {DEFAULT_MU}; {DEFAULT_TARGET_MU} with --target-ratio)")
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"search epochs (default {DEFAULT_EPOCHS})")
     p.add_argument("--steps-per-epoch", type=int, default=DEFAULT_STEPS, help=f"search steps per epoch (default {DEFAULT_STEPS})")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the searches (default 2)")
@@ -95,7 +109,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown --kinds {', '.join(unknown)}; choose from {', '.join(KINDS)}")
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
+    if args.target_ratio is not None and not 0 < args.target_ratio < 1:
+        p.error(f"--target-ratio is a fraction of all-naf's latency, between 0 and 1 (exclusive), got {args.target_ratio:g}")
+    if args.latency_weight is None:
+        args.latency_weight = DEFAULT_MU if args.target_ratio is None else DEFAULT_TARGET_MU
     return args
+
+
+def series(args: argparse.Namespace) -> str:
+    """The series a run of this benchmark adds to: `muMU` (penalty form) or `targetR` (constraint form; `targetR-muMU`
+    at a mu other than hwnas's default for it)."""
+    if args.target_ratio is None:
+        return f"mu{args.latency_weight:g}"
+    name = f"target{args.target_ratio:g}"
+    return name if args.latency_weight == DEFAULT_TARGET_MU else f"{name}-mu{args.latency_weight:g}"
 
 
 def hwnas(*args: str) -> list[str]:
@@ -125,6 +152,27 @@ def lut_arg(work: Path, config: str) -> str:
 
 def run_name(kind: str, seed: int) -> str:
     return f"{kind}-s{seed}"
+
+
+def run_dir(args: argparse.Namespace, kind: str, seed: int) -> Path:
+    return args.work / "runs" / series(args) / run_name(kind, seed)
+
+
+def base_ms(path: Path) -> float:
+    """The table's prediction of the all-base (all-`naf`) network, in ms: what a target ratio scales."""
+    from hwnas.latency import LatencyTable
+    from hwnas.objective import latency_model
+    from hwnas.plugins import get_space
+
+    space = get_space(SPACE).from_options(PRESET)
+    return latency_model(LatencyTable.load(path), space.positions(IMAGE_SIZE), space.fixed_units(IMAGE_SIZE)).base_ms
+
+
+def target_ms(args: argparse.Namespace, config: str) -> float | None:
+    """The constraint form's target on `config`: --target-ratio x its table's all-naf prediction."""
+    if args.target_ratio is None:
+        return None
+    return round(args.target_ratio * base_ms(args.work / f"{config}.csv"), 3)
 
 
 # -- stage 1: tables ---------------------------------------------------------------------------------
@@ -162,6 +210,9 @@ def search_command(args: argparse.Namespace, kind: str, seed: int, run: Path) ->
         command += ["--lut", lut_arg(args.work, config)]
     if len(KINDS[kind]) > 1:
         command += ["--combine", "worst"]
+    if args.target_ratio is not None:
+        for config in KINDS[kind]:
+            command += ["--target-ms", f"{config}={target_ms(args, config):g}"]
     command += ["--latency-weight", f"{args.latency_weight:g}", "--epochs", str(args.epochs),
                 "--steps-per-epoch", str(args.steps_per_epoch), "--threads", str(args.threads), "--seed", str(seed),
                 "--out", str(run), "--json"]
@@ -174,9 +225,9 @@ def searches(args: argparse.Namespace, meta: dict) -> None:
     for seed in args.seeds:
         for kind in args.kinds:
             name = run_name(kind, seed)
-            run = args.work / "runs" / name
+            run = run_dir(args, kind, seed)
             command = search_command(args, kind, seed, run)
-            book = meta.setdefault("searches", {}).setdefault(name, {})
+            book = meta.setdefault("searches", {}).setdefault(series(args), {}).setdefault(name, {})
             book["command"] = shown(command)
             if (run / "summary.json").is_file() and _finished(run):
                 log.info("search %s done: skipped", name)
@@ -210,56 +261,76 @@ def _counts(summary: dict) -> str:
 # -- stage 3: measurements ---------------------------------------------------------------------------
 
 
-def networks(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """(label, profile flags) of the base network and every finished search's network."""
-    out = []
+def networks(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], dict[str, str]]:
+    """The distinct architectures of the series as (label, arch.json), and each run's label.
+
+    A network is labelled by the first run (seed, then kind) that derived it; runs that
+    derived the same architecture share its measurement, so equal networks compare equal.
+    """
+    distinct, label_of, by_arch = [], {}, {}
     for seed in args.seeds:
         for kind in args.kinds:
-            run = args.work / "runs" / run_name(kind, seed)
-            if not (run / "arch.json").is_file():
-                raise SystemExit(f"no {run / 'arch.json'}: run the search stage first (--stage search)")
-            out.append((run_name(kind, seed), ["--arch", str(run / "arch.json")]))
-    return out
+            name, arch = run_name(kind, seed), run_dir(args, kind, seed) / "arch.json"
+            if not arch.is_file():
+                raise SystemExit(f"no {arch}: run the search stage first (--stage search)")
+            key = json.dumps(json.loads(arch.read_text())["choices"], sort_keys=True)
+            if key not in by_arch:
+                by_arch[key] = name
+                distinct.append((name, arch))
+            label_of[name] = by_arch[key]
+    return distinct, label_of
 
 
 def measure(args: argparse.Namespace, meta: dict) -> None:
-    from hwnas.machine_load import LoadWatch
+    """Per repeat and configuration: all-naf and every distinct network in the same interleaved rounds."""
+    import torch
 
+    from hwnas.latency import LatencyTable
+    from hwnas.machine_load import LoadWatch
+    from hwnas.plugins import get_space
+    from hwnas.space import Architecture
+    from hwnas.tables.building import TableRequest, make_backend, resolve_with_table
+    from hwnas.tables.profiling import profile_architectures
+
+    torch.set_num_threads(2)  # the tables' intra-op threads; export and quantisation beside them
     path = args.results / f"{NAME}_measured.csv"
-    done = done_keys(path, ["repeat", "slot", "network", "config"])
-    searched = networks(args)
+    done = done_keys(path, ["series", "repeat", "config"])
+    searched, label_of = networks(args)
+    space = get_space(SPACE).from_options(PRESET)
+    positions = {p.label: p.candidates for p in space.positions(IMAGE_SIZE)}
+    archs = [(BASE, Architecture.uniform(space.name, positions, "naf")),
+             *((label, Architecture.load(arch)) for label, arch in searched)]
     for repeat in range(args.repeats):
-        order = searched if repeat % 2 == 0 else searched[::-1]
-        plan = [("start", BASE, ["--uniform", "naf"]), *(("searched", n, f) for n, f in order), ("end", BASE, ["--uniform", "naf"])]
-        for i, (slot, label, flags) in enumerate(plan):
-            configs = CONFIGS if (i + repeat) % 2 == 0 else CONFIGS[::-1]
-            for config in configs:
-                if (str(repeat), slot, label, config) in done:
-                    continue
-                command = hwnas("profile", "--lut", str(args.work / f"{config}.csv"), *flags, "--json")
-                watch = LoadWatch().start()
-                result = subprocess.run(command, capture_output=True, text=True)
-                watch.stop()
-                if result.returncode != 0:
-                    sys.stderr.write(result.stderr)
-                    raise SystemExit(f"profile failed (exit {result.returncode}): {shown(command)}")
-                report = json.loads(result.stdout)
-                m = report["measured"]
-                counts = Counter(report["architecture"]["choices"].values())
+        for config in (CONFIGS if repeat % 2 == 0 else CONFIGS[::-1]):
+            if (series(args), str(repeat), config) in done:
+                continue
+            table_path = args.work / f"{config}.csv"
+            table = LatencyTable.load(table_path)
+            request = resolve_with_table(table.meta, TableRequest(), str(table_path))
+            backend = make_backend(request.backend, request.backend_options)
+            watch = LoadWatch().start()
+            results = profile_architectures(space, IMAGE_SIZE, archs, backend, table=table, table_source=str(table_path),
+                                            batch=len(archs))
+            watch.stop()
+            for r in results:
+                m = r.measured
+                counts = Counter(r.architecture.choices.values())
                 append_row(path, {
-                    "repeat": repeat, "slot": slot, "network": label, "config": config,
-                    "precision": report["settings"].get("precision", "fp32"),
-                    "measured_ms": m["median_ms"], "p10_ms": m["p10_ms"], "p90_ms": m["p90_ms"], "runs": m["runs"],
-                    "predicted_ms": report["predicted_ms"], "error_pct": report["error_pct"],
+                    "series": series(args), "repeat": repeat, "config": config, "network": r.label,
+                    "slot": "base" if r.label == BASE else "searched",
+                    "shared_by": " ".join(n for n, lab in label_of.items() if lab == r.label),
+                    "precision": backend.settings().get("precision", "fp32"),
+                    "measured_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "runs": m.runs,
+                    "predicted_ms": r.prediction.total_ms, "error_pct": r.error_pct, "networks_in_rounds": len(archs),
                     "load_1min": watch.load_end, "other_cores": watch.other_cores, "seconds": round(watch.seconds, 1),
-                    "choices": " ".join(report["architecture"]["choices"].values()),
+                    "choices": " ".join(r.architecture.choices.values()),
                     **{f"n_{c}": counts.get(c, 0) for c in candidates()},
-                    "command": shown(command),
                 })
-                log.info("repeat %d %-9s on %s: measured %6.2f ms, predicted %6.2f ms (load %.1f, other cores %.2f)",
-                         repeat, label, config, m["median_ms"], report["predicted_ms"], watch.load_end or 0,
-                         watch.other_cores or 0)
-    meta["settings"]["measured"] = {"repeats": args.repeats, "networks": 1 + len(searched)}
+                log.info("%s repeat %d %-9s on %s: measured %6.2f ms, predicted %6.2f ms", series(args), repeat, r.label,
+                         config, m.median_ms, r.prediction.total_ms)
+            log.info("%s repeat %d on %s: %d networks in %.0f s (load %.1f, other cores %.2f)", series(args), repeat, config,
+                     len(archs), watch.seconds, watch.load_end or 0, watch.other_cores or 0)
+    meta["settings"].setdefault("measured", {})[series(args)] = {"repeats": args.repeats, "networks": len(archs)}
 
 
 def candidates() -> list[str]:
@@ -273,49 +344,47 @@ def candidates() -> list[str]:
 
 
 def rows(args: argparse.Namespace) -> int:
-    """One row of results/devices.csv per (kind, seed, repeat) whose measurements are all there."""
+    """One row of results/devices.csv per (series, kind, seed, repeat) whose measurements are all there."""
     import statistics
 
-    measured = read_rows(args.results / f"{NAME}_measured.csv")
+    name_of_series = series(args)
+    measured = [r for r in read_rows(args.results / f"{NAME}_measured.csv") if r["series"] == name_of_series]
     by = {(r["repeat"], r["slot"], r["network"], r["config"]): r for r in measured}
     path = args.results / f"{NAME}.csv"
-    done = done_keys(path, ["kind", "seed", "repeat"])
+    done = done_keys(path, ["series", "kind", "seed", "repeat"])
+    _, label_of = networks(args)
+    targets = {c: target_ms(args, c) for c in CONFIGS}
     written = 0
     for repeat in sorted({int(r["repeat"]) for r in measured}):
         rep = str(repeat)
-        base = {}
-        for config in CONFIGS:
-            ends = [by.get((rep, slot, BASE, config)) for slot in ("start", "end")]
-            if None in ends:
-                break
-            base[config] = {"measured": statistics.mean(float(e["measured_ms"]) for e in ends),
-                            "predicted": float(ends[0]["predicted_ms"]),
-                            "drift_pct": 100.0 * (float(ends[1]["measured_ms"]) / float(ends[0]["measured_ms"]) - 1)}
+        base = {c: by[(rep, "base", BASE, c)] for c in CONFIGS if (rep, "base", BASE, c) in by}
         if len(base) < len(CONFIGS):
             continue
         for seed in args.seeds:
             for kind in args.kinds:
                 name = run_name(kind, seed)
-                if (kind, str(seed), rep) in done:
+                if (name_of_series, kind, str(seed), rep) in done:
                     continue
-                cells = {c: by.get((rep, "searched", name, c)) for c in CONFIGS}
+                cells = {c: by.get((rep, "searched", label_of[name], c)) for c in CONFIGS}
                 if None in cells.values():
                     continue
-                summary = json.loads((args.work / "runs" / name / "summary.json").read_text())
-                row = {"kind": kind, "seed": seed, "repeat": repeat, "run": name,
-                       "searched_on": "+".join(KINDS[kind]), "latency_weight": summary["latency_weight"],
+                summary = json.loads((run_dir(args, kind, seed) / "summary.json").read_text())
+                row = {"series": name_of_series, "kind": kind, "seed": seed, "repeat": repeat, "run": name,
+                       "measured_as": label_of[name], "searched_on": "+".join(KINDS[kind]),
+                       "latency_weight": summary["latency_weight"], "target_ratio": args.target_ratio or "",
                        "val_psnr": summary["val"]["psnr"], "val_ssim": summary["val"].get("ssim"),
                        "committed": summary["commitment"]["committed"],
                        "min_largest_alpha": summary["commitment"]["min_largest_alpha"]}
                 for config in CONFIGS:
                     c = cells[config]
                     row.update({
+                        f"target_ms_{config}": targets[config] or "",
                         f"predicted_ms_{config}": float(c["predicted_ms"]),
-                        f"predicted_ratio_{config}": float(c["predicted_ms"]) / base[config]["predicted"],
+                        f"predicted_ratio_{config}": float(c["predicted_ms"]) / float(base[config]["predicted_ms"]),
                         f"measured_ms_{config}": float(c["measured_ms"]),
-                        f"base_ms_{config}": base[config]["measured"],
-                        f"measured_ratio_{config}": float(c["measured_ms"]) / base[config]["measured"],
-                        f"base_drift_pct_{config}": base[config]["drift_pct"],
+                        f"base_ms_{config}": float(base[config]["measured_ms"]),
+                        f"base_spread_pct_{config}": _spread_pct(base[config]),
+                        f"measured_ratio_{config}": float(c["measured_ms"]) / float(base[config]["measured_ms"]),
                     })
                 row["worst_predicted_ratio"] = max(row[f"predicted_ratio_{c}"] for c in CONFIGS)
                 row["worst_measured_ratio"] = max(row[f"measured_ratio_{c}"] for c in CONFIGS)
@@ -330,14 +399,23 @@ def rows(args: argparse.Namespace) -> int:
     return written
 
 
+def _spread_pct(row: dict) -> float:
+    """(p90 - p10) / median of a measured row, in percent: how much its rounds disagreed."""
+    return 100.0 * (float(row["p90_ms"]) - float(row["p10_ms"])) / float(row["measured_ms"])
+
+
 def main() -> None:
     args = parse_args()
     settings = {"space": SPACE, "preset": PRESET, "image_size": IMAGE_SIZE, "configs": list(CONFIGS),
                 "kinds": {k: list(v) for k, v in KINDS.items() if k in args.kinds}, "seeds": args.seeds,
-                "latency_weight": args.latency_weight, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+                "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
                 "search_threads": args.threads, "repeats": args.repeats, "combine": "worst",
-                "profile": "hwnas profile --lut W/<config>.csv --arch RUN/arch.json --json (the table's settings)"}
+                "measure": "hwnas.tables.profiling.profile_architectures: per configuration all networks in one interleaved measurement (the table's backend settings)"}
     with record_run(NAME, settings=settings, results_dir=args.results) as meta:
+        # every series run so far keeps its settings (record_run merges the top-level keys only)
+        meta["settings"].setdefault("series", {})[series(args)] = {
+            "latency_weight": args.latency_weight, "target_ratio": args.target_ratio,
+            "target_ms": {c: target_ms(args, c) for c in CONFIGS} if args.stage != "tables" else None}
         if args.stage in ("all", "tables"):
             tables(args, meta)
         if args.stage in ("all", "search"):

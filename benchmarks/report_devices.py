@@ -1,9 +1,11 @@
 """Results-page sections of bench_devices.py: one search for several chips (issue 15).
 
-- `devices.csv`: one row per (search kind, seed, measurement repeat): the derived
+- `devices.csv`: one row per (series, search kind, seed, measurement repeat): the derived
   network's predicted and measured ms and normalised latency (ratio to all-`naf` on
   the same configuration) on ONNX Runtime CPU fp32 and int8, the worse of the two, the
-  search's validation PSNR and the architecture. Goal, per repeat: the joint (worst-case)
+  search's validation PSNR and the architecture. Series: `muMU` (penalty form, one mu for
+  all) and `targetR` (constraint form, every device's target R x its all-naf). Goal, per
+  series and repeat: the joint (worst-case)
   search's worse-of-two measured ratio is no higher than either single-device kind's
   (median over seeds each), and the joint search's PSNR (mean over seeds) lies within
   [min, max] of the better single-device kind's seeds;
@@ -31,17 +33,40 @@ def devices_section(df, meta: dict, results: Path, out: Path) -> Section:
     st = meta.get("settings", {})
     s.body += [
         f"Tiny preset at 256x256. Two latency tables of this machine's CPU (ONNX Runtime, 2 intra-op threads): "
-        f"fp32, and int8 (every unit statically quantised, QDQ). Searches (soft mode, mu {st.get('latency_weight', '?')}, "
-        f"{st.get('epochs', '?')} epochs x {st.get('steps_per_epoch', '?')} steps, {st.get('search_threads', '?')} torch "
-        f"threads, seeds {', '.join(str(x) for x in st.get('seeds', [])) or '?'}): `fp32` and `int8` search one table "
-        "each, `joint` both with `--combine worst`. Every derived network is measured end to end on both configurations "
-        "with `hwnas profile --lut <table> --arch RUN/arch.json`; ratio = measured ms / measured ms of all-naf on the "
-        "same configuration in the same repeat (all-naf measured at the start and end of every repeat, mean of the two; "
-        "drift = end vs start). Worst = the worse of the two ratios. PSNR: the search's own validation score "
+        f"fp32, and int8 (every unit statically quantised, QDQ). Searches (soft mode, {st.get('epochs', '?')} epochs x "
+        f"{st.get('steps_per_epoch', '?')} steps, {st.get('search_threads', '?')} torch threads, seeds "
+        f"{', '.join(str(x) for x in st.get('seeds', [])) or '?'}): `fp32` and `int8` search one table each, `joint` both "
+        "with `--combine worst`. Two series: `muMU`, the penalty form, every search at that mu; `targetR`, the "
+        "constraint form, every device a search sees gets the target R x its table's all-naf prediction "
+        "(`--target-ms NAME=MS`), so every kind aims at the same normalised latency. Every distinct derived network "
+        "and all-naf are measured end to end on each configuration in one interleaved measurement per repeat (the "
+        "table's backend settings, as `hwnas profile --lut <table>`; 60 rounds, each timing every network once in "
+        "random order; runs that derived the same architecture share one measurement); ratio = measured ms / all-naf's "
+        "measured ms in the same rounds. Worst = the worse of the two ratios. PSNR: the search's own validation score "
         "(`summary.json` `val.psnr`, 8 held-out 32-px crops of the embedded sample images, sigma 25).",
         "",
     ]
     s.body += _cost_structure(results)
+    for name, g in sorted(df.groupby("series"), key=lambda x: (not str(x[0]).startswith("mu"), str(x[0]))):
+        s.body += _series_body(name, g, st.get("series", {}).get(name, {}), s.goals)
+    load = report.mean_load(meta)
+    if load is not None and load > 1.0:
+        s.body += [f"The machine was shared (mean load average {load:.1f} on {(meta.get('machine') or {}).get('cores', '?')} "
+                   "cores, see the load column and the runs below): measured ratios carry that noise; differences of a "
+                   "few percent between networks are within it.", ""]
+    return s
+
+
+def _series_body(name: str, df, settings: dict, goals: list[Goal]) -> list[str]:
+    ratio = _target_ratio(df)
+    if ratio is None:
+        head = f"### Series `{name}`: penalty form, mu {float(df.latency_weight.iloc[0]):g} for every search"
+    else:
+        targets = settings.get("target_ms") or {}
+        head = (f"### Series `{name}`: constraint form, every device's target {ratio:g} x its all-naf prediction"
+                + (" (" + ", ".join(f"{c} {fmt(targets[c], 2)} ms" for c in CONFIGS if targets.get(c)) + ")"
+                   if targets else "") + f", mu {float(df.latency_weight.iloc[0]):g}")
+    body = [head, ""]
     rows = []
     for r in df.sort_values(["repeat", "kind", "seed"]).itertuples():
         rows.append([int(r.repeat), r.kind, int(r.seed), fmt(r.val_psnr, 3), str(r.committed),
@@ -50,30 +75,45 @@ def devices_section(df, meta: dict, results: Path, out: Path) -> Section:
                      f"{fmt(r.measured_ratio_fp32, 3)} / {fmt(r.measured_ratio_int8, 3)}",
                      fmt(r.worst_predicted_ratio, 3), f"{fmt(r.worst_measured_ratio, 3)} ({r.worst_measured_config})",
                      r.choices, fmt(r.load_1min, 1)])
-    s.body += [md_table(["repeat", "kind", "seed", "val PSNR", "committed", "measured ms fp32 / int8",
-                         "predicted ratio fp32 / int8", "measured ratio fp32 / int8", "worst predicted",
-                         "worst measured", "architecture (enc0..dec0)", "load"], rows), ""]
-    base = df.drop_duplicates("repeat")[["repeat", "base_ms_fp32", "base_ms_int8", "base_drift_pct_fp32", "base_drift_pct_int8"]]
-    s.body += ["all-naf (the base) per repeat, measured ms (drift end vs start of the repeat):", "",
-               md_table(["repeat", "fp32 ms", "int8 ms"],
-                        [[int(b.repeat), f"{fmt(b.base_ms_fp32, 2)} ({b.base_drift_pct_fp32:+.1f}%)",
-                          f"{fmt(b.base_ms_int8, 2)} ({b.base_drift_pct_int8:+.1f}%)"] for b in base.itertuples()]), ""]
-    summary, verdicts = devices_verdicts(df)
-    s.body += ["Per kind (median over seeds of the worse-of-two ratio; PSNR over seeds):", "",
-               md_table(["repeat", "kind", "worst measured (median)", "worst measured per seed", "worst predicted (median)",
-                         "val PSNR mean [min, max]"], summary), ""]
+    body += [md_table(["repeat", "kind", "seed", "val PSNR", "committed", "measured ms fp32 / int8",
+                       "predicted ratio fp32 / int8", "measured ratio fp32 / int8", "worst predicted",
+                       "worst measured", "architecture (enc0..dec0)", "load"], rows), ""]
+    base = df.drop_duplicates("repeat")[["repeat", "base_ms_fp32", "base_ms_int8", "base_spread_pct_fp32", "base_spread_pct_int8"]]
+    body += ["all-naf (the base) per repeat, measured ms (spread of its rounds, (p90 - p10) / median: how much the "
+             "machine's speed moved during the measurement):", "",
+             md_table(["repeat", "fp32 ms", "int8 ms"],
+                      [[int(b.repeat), f"{fmt(b.base_ms_fp32, 2)} ({b.base_spread_pct_fp32:.0f}%)",
+                        f"{fmt(b.base_ms_int8, 2)} ({b.base_spread_pct_int8:.0f}%)"] for b in base.itertuples()]), ""]
+    summary, verdicts = devices_verdicts(df, name)
+    body += ["Per kind (median over seeds of the worse-of-two ratio; PSNR over seeds):", "",
+             md_table(["repeat", "kind", "worst measured (median)", "worst measured per seed", "worst predicted (median)",
+                       "val PSNR mean [min, max]"], summary), ""]
     pooled = df.groupby("kind").worst_measured_ratio.median()
     if len(set(df.repeat)) > 1:
-        s.body += ["All repeats pooled (median of every seed and repeat), worse-of-two measured ratio: "
-                   + ", ".join(f"{k} {pooled[k]:.3f}" for k in pooled.index) + ".", ""]
-    s.goals += verdicts
-    s.body += report.goal_lines(verdicts)
-    load = report.mean_load(meta)
-    if load is not None and load > 1.0:
-        s.body += [f"The machine was shared (mean load average {load:.1f} on {(meta.get('machine') or {}).get('cores', '?')} "
-                   "cores, see the load column and the runs below): measured ratios carry that noise; differences of a "
-                   "few percent between networks are within it.", ""]
-    return s
+        body += ["All repeats pooled (median of every seed and repeat), worse-of-two measured ratio: "
+                 + ", ".join(f"{k} {pooled[k]:.3f}" for k in pooled.index) + ".", ""]
+    if ratio is not None:
+        body += [_within_targets(df, ratio), ""]
+    goals += verdicts
+    body += report.goal_lines(verdicts)
+    return body
+
+
+def _target_ratio(df) -> float | None:
+    values = [float(v) for v in df.get("target_ratio", []) if str(v) not in ("", "nan")]
+    return values[0] if values else None
+
+
+def _within_targets(df, ratio: float) -> str:
+    """How many networks of each kind hold the target on both configurations (by the tables; measured, per repeat)."""
+    parts = []
+    for kind, k in df.groupby("kind"):
+        nets = k.drop_duplicates("seed")
+        measured = (k.worst_measured_ratio <= ratio).sum()
+        parts.append(f"{kind} {(nets.worst_predicted_ratio <= ratio).sum()} of {len(nets)} by the tables, "
+                     f"{measured} of {len(k)} measured")
+    return (f"Networks within the target ({ratio:g}) on both configurations: " + "; ".join(parts)
+            + " (measured: every seed in every repeat).")
 
 
 def _cost_structure(results: Path) -> list[str]:
@@ -101,8 +141,8 @@ def _cost_structure(results: Path) -> list[str]:
             md_table(["input", "naf ms fp32", "naf ms int8", *(f"{n} fp32 / int8" for n in names)], rows), ""]
 
 
-def devices_verdicts(df) -> tuple[list[list], list[Goal]]:
-    """Per repeat: the summary rows per kind and the goal's verdict."""
+def devices_verdicts(df, series: str = "") -> tuple[list[list], list[Goal]]:
+    """Per repeat of one series: the summary rows per kind and the goal's verdict."""
     summary, goals = [], []
     psnr = df.drop_duplicates(["kind", "seed"]).groupby("kind").val_psnr
     p_mean, p_min, p_max = psnr.mean(), psnr.min(), psnr.max()
@@ -114,7 +154,7 @@ def devices_verdicts(df) -> tuple[list[list], list[Goal]]:
                             ", ".join(f"s{int(x.seed)} {x.worst_measured_ratio:.3f}" for x in k.sort_values("seed").itertuples()),
                             fmt(k.worst_predicted_ratio.median(), 3),
                             f"{fmt(p_mean[kind], 3)} [{fmt(p_min[kind], 3)}, {fmt(p_max[kind], 3)}]"])
-        text = (f"repeat {int(repeat)}: joint's worse-of-two measured ratio <= fp32's and int8's (median of seeds), and "
+        text = ((f"series {series}, " if series else "") + f"repeat {int(repeat)}: joint's worse-of-two measured ratio <= fp32's and int8's (median of seeds), and "
                 "joint's val PSNR (mean of seeds) within [min, max] of the better single-device kind's seeds")
         if JOINT not in worst or any(k not in worst for k in SINGLE):
             goals.append(Goal("devices", text, "not every kind measured", None))
@@ -127,28 +167,30 @@ def devices_verdicts(df) -> tuple[list[list], list[Goal]]:
         pred = g.groupby("kind").worst_predicted_ratio.median()
         pred_ok = all(pred[JOINT] <= pred[k] for k in SINGLE)
         by_tables = "by the tables joint " + f"{pred[JOINT]:.3f} vs " + ", ".join(f"{k} {pred[k]:.3f}" for k in SINGLE)
-        drift = max(abs(g.base_drift_pct_fp32).max(), abs(g.base_drift_pct_int8).max())
+        spread = max(g.base_spread_pct_fp32.max(), g.base_spread_pct_int8.max())
         cause, note = "", ""
         if not lat_ok:
             over = [k for k in SINGLE if worst[JOINT] > worst[k]]
             gap = max(100.0 * (worst[JOINT] / worst[k] - 1) for k in over)
-            cause = (f"measured, joint's worse ratio is {gap:.1f}% above {', '.join(over)}'s (all-naf drifted up to "
-                     f"{drift:.1f}% within the repeat); {by_tables}"
+            cause = (f"measured, joint's worse ratio is {gap:.1f}% above {', '.join(over)}'s (all-naf's rounds spread up "
+                     f"to {spread:.0f}% in the repeat); {by_tables}"
                      + (": the tables agree with the goal, the measurement does not -- a gap within this machine's "
                         "noise or the tables' error on these networks." if pred_ok else
-                        f": the tables predict it too. {_why(g)}"))
+                        f": the tables predict it too. {_why(g) if _target_ratio(g) is None else ''}"))
         elif not pred_ok:
-            note = (f"Met on the measurement only: {by_tables} (joint's worse predicted ratio higher). {_why(g)} "
-                    f"The measured order is within this machine's noise (all-naf drifted up to {drift:.1f}% within "
-                    "the repeat).")
+            note = (f"Met on the measurement only: {by_tables} (joint's worse predicted ratio higher). "
+                    f"{_why(g) if _target_ratio(g) is None else ''} "
+                    f"The measured order is within this machine's noise (all-naf's rounds spread up to {spread:.0f}% "
+                    "in the repeat).")
         if not psnr_ok:
             cause = (cause + " " if cause else "") + (
                 f"joint's mean val PSNR {p_mean[JOINT]:.3f} is outside {better}'s seed range "
                 f"[{p_min[better]:.3f}, {p_max[better]:.3f}] (short searches, scored on 8 crops of 32 px).")
         same = _same_architectures(g)
         if same:
-            alike = (f"Joint derived the same architecture as {', '.join(same)} (same seed): those networks differ "
-                     "only in measurement noise.")
+            alike = (f"Joint derived the same architecture as {', '.join(same)} (same seed)"
+                     + (": those networks share one measurement." if "measured_as" in g else
+                        ": those networks differ only in measurement noise."))
             if cause:
                 cause += " " + alike
             else:
@@ -162,15 +204,19 @@ def _why(g) -> str:
     joint = g[g.kind == JOINT]
     dominant = max(CONFIGS, key=lambda c: (joint[f"predicted_ratio_{c}"] > joint[f"predicted_ratio_{_other(c)}"]).sum())
     other = _other(dominant)
-    if other not in set(g.kind):
+    if other not in set(g.kind) or dominant not in set(g.kind):
         return ""
-    lighter = g[g.kind == other][f"predicted_ratio_{dominant}"].median()
-    own = g[g.kind == dominant][f"predicted_ratio_{dominant}"].median()
-    return (f"The worst-case term follows the device whose normalised latency is the higher one ({dominant} for "
-            f"{(joint[f'predicted_ratio_{dominant}'] >= joint[f'predicted_ratio_{other}']).sum()} of {len(joint)} joint "
-            f"networks), so the joint search trades quality for latency as the {dominant} search does; the {other} "
-            f"search's networks are lighter even on {dominant} (predicted {dominant} ratio {lighter:.3f}, median, vs "
-            f"{own:.3f} for the {dominant} search's own): at this mu its table rewards the light blocks more.")
+    on = f"predicted_ratio_{dominant}"
+    own, theirs, mine = g[g.kind == dominant][on].median(), g[g.kind == other][on].median(), joint[on].median()
+    head = (f"By the tables the joint networks' worse device is {dominant} ({(joint[on] >= joint[f'predicted_ratio_{other}']).sum()} "
+            f"of {len(joint)}), the one whose term the worst case follows")
+    if theirs < own:
+        return (f"{head}; the {other} search's networks are lighter even on {dominant} (predicted {dominant} ratio "
+                f"{theirs:.3f}, median, vs {own:.3f} for the {dominant} search's own): at this mu its table rewards the "
+                "light blocks more.")
+    return (f"{head}; yet their predicted {dominant} ratio ({mine:.3f}, median) is above the {dominant} search's "
+            f"({own:.3f}; the {other} search's {theirs:.3f}): the joint search pulled on {dominant} less than the "
+            f"{dominant} search did.")
 
 
 def _other(config: str) -> str:
@@ -185,15 +231,17 @@ def _same_architectures(g) -> list[str]:
 
 
 def devices_measured_section(df, meta: dict, results: Path, out: Path) -> Section:
-    s = Section("One search for several chips: every profile call (devices_measured.csv)")
-    rows = [[int(r.repeat), r.slot, r.network, r.config, fmt(r.measured_ms, 2), f"{fmt(r.p10_ms, 2)}-{fmt(r.p90_ms, 2)}",
-             fmt(r.predicted_ms, 2), f"{r.error_pct:+.1f}%", fmt(r.load_1min, 1), fmt(r.other_cores, 2)]
+    s = Section("One search for several chips: every measured network (devices_measured.csv)")
+    rows = [[r.series, int(r.repeat), r.config, r.network, r.shared_by if isinstance(r.shared_by, str) else "",
+             fmt(r.measured_ms, 2), f"{fmt(r.p10_ms, 2)}-{fmt(r.p90_ms, 2)}", fmt(r.predicted_ms, 2),
+             f"{r.error_pct:+.1f}%", fmt(r.load_1min, 1), fmt(r.other_cores, 2)]
             for r in df.itertuples()]
-    s.body += ["In the order measured; every row is one `hwnas profile --lut W/<config>.csv (--arch RUN/arch.json | "
-               "--uniform naf) --json` (its table's protocol: 60 timed runs). Other cores: CPU other processes kept busy "
-               "meanwhile (from /proc/stat).", "",
-               md_table(["repeat", "slot", "network", "config", "measured ms", "p10-p90", "predicted ms", "error",
-                         "load", "other cores"], rows), ""]
+    s.body += ["In the order measured; the networks of one (series, repeat, configuration) were timed in the same "
+               "interleaved rounds (`hwnas.tables.profiling.profile_architectures`, the table's backend settings: 60 "
+               "rounds). Error: measured vs the table's prediction. Other cores: CPU other processes kept busy meanwhile "
+               "(from /proc/stat).", "",
+               md_table(["series", "repeat", "config", "network", "runs with this architecture", "measured ms", "p10-p90",
+                         "predicted ms", "error", "load", "other cores"], rows), ""]
     return s
 
 
