@@ -66,6 +66,14 @@ class _Reader:
         pass
 
 
+class _QuantizerChatter(logging.Filter):
+    """Drops ONNX Runtime's quantiser INFO lines ("Created a copy of bias input ...", one per shared bias), which
+    it logs on the root logger: noise in a user's terminal. Its warnings and errors still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "quantization" not in Path(record.pathname).parts
+
+
 def quantize_static_onnx(src: str | Path, dst: str | Path, inputs: Sequence[np.ndarray], precision: str = "int8") -> Path:
     """Quantise the float ONNX model `src` into `dst` (QDQ), calibrated on `inputs`.
 
@@ -89,9 +97,15 @@ def quantize_static_onnx(src: str | Path, dst: str | Path, inputs: Sequence[np.n
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        quantize_static(str(pre), str(dst), _Reader(name, inputs), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        chatter = _QuantizerChatter()
+        logging.getLogger().addFilter(chatter)
+        try:
+            quantize_static(str(pre), str(dst), _Reader(name, inputs), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=activation, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        finally:
+            logging.getLogger().removeFilter(chatter)
     return dst
 
 

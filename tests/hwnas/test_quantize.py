@@ -55,3 +55,19 @@ def test_every_precision_setting_is_checked_by_the_one_check():
     with pytest.raises(pydantic.ValidationError, match="hwnas export does not run fp16"):
         ExportConfig(model="m.pt", out="m.onnx", precision="fp16")
     assert ExportConfig(model="m.pt", out="m.onnx", precision="w8a16").precision == "w8a16"
+
+
+def test_the_quantisers_info_chatter_stays_out_of_the_users_log(tmp_path, caplog):
+    """ONNX Runtime logs one root-logger INFO line per bias shared by two nodes; hwnas drops those, not warnings."""
+    import logging
+
+    a, b = nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 1)
+    b.bias = a.bias  # one initializer, two consumers: the quantiser copies it and says so
+    src = to_onnx(nn.Sequential(a, nn.ReLU(), b).eval(), (1, 3, 16, 16), tmp_path / "f.onnx", opset=17)
+    calib = [np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)]
+    with caplog.at_level(logging.INFO):
+        quantize_static_onnx(src, tmp_path / "q.onnx", calib, "int8")
+        logging.getLogger().info("hwnas's own line")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("Created a copy" in m for m in messages) and "hwnas's own line" in messages
+    assert (tmp_path / "q.onnx").is_file() and logging.getLogger().filters == []
