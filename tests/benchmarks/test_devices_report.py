@@ -72,8 +72,16 @@ def test_each_series_is_judged_on_its_own(report, tmp_path):
     assert "2 of 4 goals missed." in text
     assert text.index("### Series `mu0.1`") < text.index("### Series `target0.4`: constraint form, every device's target "
                                                          "0.4 x its all-naf prediction (fp32 16.00 ms, int8 19.80 ms), mu 1")
-    assert "series target0.4, repeat 1: joint's" in text and "joint's worse ratio is 12.5% above fp32, int8's (all-naf's rounds spread up to 12% in the repeat)" in text
+    assert "series target0.4, repeat 1: joint's worse-of-two measured ratio's excess over the target 0.4 (0 within it)" in text
+    assert "(over 0.4: joint 0.050, fp32 0.000, int8 0.010)" in text
+    assert "joint's worse ratio is 12.5% above fp32, int8's (all-naf's rounds spread up to 12% in the repeat)" in text
     # worst ratios: fp32 kind 0.40 (0.42 for seed 2), int8 0.41, joint 0.45; predicted 0.38 for all
+    within = rows(joint_worst=0.40, joint_psnr=24.42, series="target0.4", target_ratio=0.4)
+    for r in within:
+        r["measured_ratio_int8"] = r["worst_measured_ratio"] = min(r["worst_measured_ratio"], 0.4)
+    write(tmp_path / "w", within)  # every network within the target: nothing to tell them apart by, all equal
+    assert report.main(["--results", str(tmp_path / "w"), "--out", str(tmp_path / "W.md")]) == 0
+    assert "All 2 goals met." in (tmp_path / "W.md").read_text()
     assert ("Networks within the target (0.4) on both configurations: fp32 3 of 3 by the tables, 4 of 6 measured; "
             "int8 3 of 3 by the tables, 0 of 6 measured; joint 3 of 3 by the tables, 0 of 6 measured") in text
 
