@@ -227,7 +227,7 @@ def searches(args: argparse.Namespace, meta: dict) -> None:
             name = run_name(kind, seed)
             run = run_dir(args, kind, seed)
             command = search_command(args, kind, seed, run)
-            book = meta.setdefault("searches", {}).setdefault(series(args), {}).setdefault(name, {})
+            book = meta.setdefault("searches", {}).setdefault(f"{series(args)}/{name}", {})
             book["command"] = shown(command)
             if (run / "summary.json").is_file() and _finished(run):
                 log.info("search %s done: skipped", name)

@@ -79,9 +79,12 @@ def test_each_series_is_judged_on_its_own(report, tmp_path):
     within = rows(joint_worst=0.40, joint_psnr=24.42, series="target0.4", target_ratio=0.4)
     for r in within:
         r["measured_ratio_int8"] = r["worst_measured_ratio"] = min(r["worst_measured_ratio"], 0.4)
+        r["other_cores"] = 0.1
     write(tmp_path / "w", within)  # every network within the target: nothing to tell them apart by, all equal
     assert report.main(["--results", str(tmp_path / "w"), "--out", str(tmp_path / "W.md")]) == 0
-    assert "All 2 goals met." in (tmp_path / "W.md").read_text()
+    quiet = (tmp_path / "W.md").read_text()
+    assert "All 2 goals met." in quiet and "Met by a tie: every kind is within the target 0.4" in quiet and "Quiet: no other process kept more than 0.10 cores busy" in quiet
+    assert "The machine was shared (other processes kept up to 1.00 of its" in text
     assert ("Networks within the target (0.4) on both configurations: fp32 3 of 3 by the tables, 4 of 6 measured; "
             "int8 3 of 3 by the tables, 0 of 6 measured; joint 3 of 3 by the tables, 0 of 6 measured") in text
 
