@@ -11,13 +11,11 @@ with seeds 0, 1, 2:
 
 in one of two forms, a *series* each:
 
-- penalty (`mu0.1`, the default): every search at the same mu. A search's pull then
-  depends on its table's spread, so the two single-device kinds trade quality for
-  latency at different rates and the comparison is between points of a trade-off;
+- penalty (`mu0.1`, the default): every search at the same mu (the issue's setup);
 - constraint (`--target-ratio R`, series `targetR`): every device of every search gets
   the target R x its table's all-`naf` prediction (`--target-ms NAME=MS`), so every kind
-  aims at the same normalised latency on the devices it sees -- the comparison the
-  goal means: shipped to both chips, which network holds the worse of its two?
+  aims at the same normalised latency on the devices it sees; the goal then compares
+  the excess over the target (a latency under it costs nothing in that form).
 
 Every distinct derived architecture of a series and the all-`naf` base network are then
 measured end to end on both configurations, each configuration in one interleaved
@@ -412,12 +410,12 @@ def main() -> None:
                 "search_threads": args.threads, "repeats": args.repeats, "combine": "worst",
                 "measure": "hwnas.tables.profiling.profile_architectures: per configuration all networks in one interleaved measurement (the table's backend settings)"}
     with record_run(NAME, settings=settings, results_dir=args.results) as meta:
-        # every series run so far keeps its settings (record_run merges the top-level keys only)
-        meta["settings"].setdefault("series", {})[series(args)] = {
-            "latency_weight": args.latency_weight, "target_ratio": args.target_ratio,
-            "target_ms": {c: target_ms(args, c) for c in CONFIGS} if args.stage != "tables" else None}
         if args.stage in ("all", "tables"):
             tables(args, meta)
+        if args.stage != "tables":  # every series run so far keeps its settings (record_run merges top-level keys only)
+            meta["settings"].setdefault("series", {})[series(args)] = {
+                "latency_weight": args.latency_weight, "target_ratio": args.target_ratio,
+                "target_ms": {c: target_ms(args, c) for c in CONFIGS}}
         if args.stage in ("all", "search"):
             searches(args, meta)
         if args.stage in ("all", "measure"):
