@@ -296,6 +296,7 @@ def measure(args: argparse.Namespace, meta: dict) -> None:
     searched, label_of = networks(args)
     space = get_space(SPACE).from_options(PRESET)
     positions = {p.label: p.candidates for p in space.positions(IMAGE_SIZE)}
+    names = next(iter(positions.values()))  # every position offers the same candidates
     archs = [(BASE, Architecture.uniform(space.name, positions, "naf")),
              *((label, Architecture.load(arch)) for label, arch in searched)]
     for repeat in range(args.repeats):
@@ -322,20 +323,13 @@ def measure(args: argparse.Namespace, meta: dict) -> None:
                     "predicted_ms": r.prediction.total_ms, "error_pct": r.error_pct, "networks_in_rounds": len(archs),
                     "load_1min": watch.load_end, "other_cores": watch.other_cores, "seconds": round(watch.seconds, 1),
                     "choices": " ".join(r.architecture.choices.values()),
-                    **{f"n_{c}": counts.get(c, 0) for c in candidates()},
+                    **{f"n_{c}": counts.get(c, 0) for c in names},
                 })
                 log.info("%s repeat %d %-9s on %s: measured %6.2f ms, predicted %6.2f ms", series(args), repeat, r.label,
                          config, m.median_ms, r.prediction.total_ms)
             log.info("%s repeat %d on %s: %d networks in %.0f s (load %.1f, other cores %.2f)", series(args), repeat, config,
                      len(archs), watch.seconds, watch.load_end or 0, watch.other_cores or 0)
     meta["settings"].setdefault("measured", {})[series(args)] = {"repeats": args.repeats, "networks": len(archs)}
-
-
-def candidates() -> list[str]:
-    from hwnas.plugins import get_space
-
-    space = get_space(SPACE).from_options(PRESET)
-    return list(space.positions(IMAGE_SIZE)[0].candidates)
 
 
 # -- stage 4: rows ------------------------------------------------------------------------------------

@@ -48,7 +48,9 @@ def devices_section(df, meta: dict, results: Path, out: Path) -> Section:
     ]
     s.body += _cost_structure(results)
     for name, g in sorted(df.groupby("series"), key=lambda x: (not str(x[0]).startswith("mu"), str(x[0]))):
-        s.body += _series_body(name, g, st.get("series", {}).get(name, {}), s.goals)
+        body, goals = _series_body(name, g, st.get("series", {}).get(name, {}))
+        s.body += body
+        s.goals += goals
     others = float(df.other_cores.max())
     if others > 0.25:  # our own measuring process keeps the load average near 1: what matters is anyone else
         s.body += [f"The machine was shared (other processes kept up to {others:.2f} of its "
@@ -61,7 +63,8 @@ def devices_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-def _series_body(name: str, df, settings: dict, goals: list[Goal]) -> list[str]:
+def _series_body(name: str, df, settings: dict) -> tuple[list[str], list[Goal]]:
+    """One series' tables and verdicts."""
     ratio = _target_ratio(df)
     if ratio is None:
         head = f"### Series `{name}`: penalty form, mu {float(df.latency_weight.iloc[0]):g} for every search"
@@ -98,9 +101,8 @@ def _series_body(name: str, df, settings: dict, goals: list[Goal]) -> list[str]:
                  + ", ".join(f"{k} {pooled[k]:.3f}" for k in pooled.index) + ".", ""]
     if ratio is not None:
         body += [_within_targets(df, ratio), ""]
-    goals += verdicts
     body += report.goal_lines(verdicts)
-    return body
+    return body, verdicts
 
 
 def _target_ratio(df) -> float | None:
@@ -145,7 +147,7 @@ def _cost_structure(results: Path) -> list[str]:
             md_table(["input", "naf ms fp32", "naf ms int8", *(f"{n} fp32 / int8" for n in names)], rows), ""]
 
 
-def devices_verdicts(df, series: str = "") -> tuple[list[list], list[Goal]]:
+def devices_verdicts(df, series: str) -> tuple[list[list], list[Goal]]:
     """Per repeat of one series: the summary rows per kind and the goal's verdict.
 
     In the constraint form a latency under the target costs nothing, so what is compared is
@@ -165,7 +167,7 @@ def devices_verdicts(df, series: str = "") -> tuple[list[list], list[Goal]]:
                             fmt(k.worst_predicted_ratio.median(), 3),
                             f"{fmt(p_mean[kind], 3)} [{fmt(p_min[kind], 3)}, {fmt(p_max[kind], 3)}]"])
         what = "worse-of-two measured ratio" if ratio is None else f"worse-of-two measured ratio's excess over the target {ratio:g} (0 within it)"
-        text = ((f"series {series}, " if series else "") + f"repeat {int(repeat)}: joint's {what} <= fp32's and int8's "
+        text = (f"series {series}, repeat {int(repeat)}: joint's {what} <= fp32's and int8's "
                 "(median of seeds), and joint's val PSNR (mean of seeds) within [min, max] of the better single-device "
                 "kind's seeds")
         if JOINT not in worst or any(k not in worst for k in SINGLE):
@@ -206,9 +208,7 @@ def devices_verdicts(df, series: str = "") -> tuple[list[list], list[Goal]]:
                 f"[{p_min[better]:.3f}, {p_max[better]:.3f}] (short searches, scored on 8 crops of 32 px).")
         same = _same_architectures(g)
         if same:
-            alike = (f"Joint derived the same architecture as {', '.join(same)} (same seed)"
-                     + (": those networks share one measurement." if "measured_as" in g else
-                        ": those networks differ only in measurement noise."))
+            alike = f"Joint derived the same architecture as {', '.join(same)} (same seed): those networks share one measurement."
             if cause:
                 cause += " " + alike
             else:
