@@ -115,6 +115,11 @@ def session() -> Iterator[None]:
         logging.root.setLevel(max(previous, logging.WARNING))
     try:
         yield
+        if started:
+            # Every rank leaves together: a rank that tore its gloo connections down while its peer was still
+            # writing the run's outputs aborted once at exit ("terminate called without an active exception").
+            # Not on an error: a failed peer may never arrive, and torchrun stops the others anyway.
+            _dist.barrier()
     finally:
         if quieted:
             logging.root.setLevel(previous)
