@@ -496,29 +496,38 @@ def _settings(backend) -> str:
 
 
 def _profile_random(cfg, space, backend, table, source: str, as_json: bool) -> None:
-    """--random-count: N random networks measured in interleaved rounds, each against the table, and the summary."""
-    from hwnas.tables.profiling import Fidelity, profile_architectures, random_architectures
+    """--random-count: N random networks measured in interleaved rounds, each against the table, and the summary:
+    the absolute error and the scale-free one (one common factor per batch: the machine's drift taken out)."""
+    from hwnas.tables.fidelity import Fidelity, scale_free_errors
+    from hwnas.tables.profiling import profile_architectures, random_architectures
 
     archs = random_architectures(space, cfg.image_size, cfg.random_count, cfg.random or 0)
     with _progress(len(archs), not as_json, f"{backend.name} networks") as on_progress:
         results = profile_architectures(space, cfg.image_size, archs, backend, table=table, table_source=source,
                                         same_rounds=cfg.same_rounds, on_result=lambda r: on_progress(r.measured))
     fidelity = Fidelity.of(results) if table is not None else None
+    scale_free = Fidelity.scale_free(results) if table is not None else None
     again = Fidelity.of(results, same_rounds=True) if cfg.same_rounds else None
+    own = (scale_free_errors([r.prediction.total_ms for r in results], [r.measured.median_ms for r in results],
+                             [r.batch for r in results]) if table is not None else [None] * len(results))
     if as_json:
+        networks = [r.to_dict() | {"scale_free_error_pct": e} for r, e in zip(results, own)]
         _echo_json({"space": space.name, "preset": space.preset, "image_size": cfg.image_size, "backend": backend.name,
                     "device": backend.device, "settings": backend.settings(), "protocol": backend.protocol(), "table": source or None,
-                    "networks": [r.to_dict() for r in results], "fidelity": fidelity.to_dict() if fidelity else None,
+                    "networks": networks, "fidelity": fidelity.to_dict() if fidelity else None,
+                    "fidelity_scale_free": scale_free.to_dict() if scale_free else None,
                     "fidelity_same_rounds": again.to_dict() if again else None})
         return
     typer.echo(_header(space, cfg.image_size, backend))
-    typer.echo(f"  {'network':<14} {'measured ms':>12} {'p10 - p90':>17} {'predicted ms':>13} {'error':>8}")
-    for r in results:
+    typer.echo(f"  {'network':<14} {'batch':>5} {'measured ms':>12} {'p10 - p90':>17} {'predicted ms':>13} {'error':>8} {'scale-free':>10}")
+    for r, e in zip(results, own):
         m = r.measured
         predicted = f"{r.prediction.total_ms:13.2f} {r.error_pct:+7.1f}%" if r.prediction else f"{'-':>13} {'-':>8}"
-        typer.echo(f"  {r.label:<14} {m.median_ms:12.2f} {m.p10_ms:8.2f} - {m.p90_ms:6.2f} {predicted}")
+        free = f"{e:+9.1f}%" if e is not None else f"{'-':>10}"
+        typer.echo(f"  {r.label:<14} {r.batch:>5} {m.median_ms:12.2f} {m.p10_ms:8.2f} - {m.p90_ms:6.2f} {predicted} {free}")
     if fidelity is not None:
         typer.echo(f"fidelity      {fidelity.line()}")
+        typer.echo(f"scale-free    {scale_free.line()}")
         typer.echo(f"table         {source}")
     if again is not None:
         typer.echo(f"same rounds   {again.line()} -- the table's units timed again beside the networks")

@@ -4,9 +4,11 @@ Table-predicted latency (fixed parts + the chosen candidate at every position) i
 useful if it matches the device; tools whose tables miss by 20-35% are the common
 complaint. `profile_architecture` measures one frozen network on the same backend,
 with the same settings and statistic as the table's units, and reports the error;
-`profile_architectures` measures several in the same interleaved rounds and
-`Fidelity` sums them up (mean and worst error, how many within +-10%) -- what
-`hwnas profile --random-count N` prints and `benchmarks/bench_fidelity.py` records.
+`profile_architectures` measures several in the same interleaved rounds, each result
+keeping its batch, and `hwnas.tables.fidelity.Fidelity` sums them up (mean and worst
+error, how many within +-10%; absolute, and scale-free: one common factor per batch
+taken out) -- what `hwnas profile --random-count N` prints and
+`benchmarks/bench_fidelity.py` records.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import logging
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
-
-import numpy as np
 
 from hwnas.latency import LatencyBackend, LatencyTable, Measurement, fixed_ms, predict_ms
 from hwnas.space import Architecture, SearchSpace, Unit, freeze
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOISY_SPREAD = 0.2  # (p90 - p10) / median above this: the runs disagree too much to trust one number
-TOLERANCE_PCT = 10.0  # a network predicted within this is "within tolerance" (the issue's +-10%)
 NETWORK_BATCH = 5  # networks measured together: one paper-size network session holds ~0.4 GB on the CPU
 
 
@@ -49,6 +48,7 @@ class ProfileResult:
     prediction: Prediction | None = None
     breakdown: "pd.DataFrame | None" = None
     same_rounds: Prediction | None = None  # from the table's units timed again in the network's own rounds
+    batch: int | None = None  # which interleaved batch of `profile_architectures` timed it (0, 1, ...)
 
     @property
     def error_pct(self) -> float | None:
@@ -71,6 +71,8 @@ class ProfileResult:
             "table": self.prediction.table if self.prediction else None,
             "error_pct": self.error_pct,
         }
+        if self.batch is not None:
+            out["batch"] = self.batch
         if self.same_rounds is not None:
             out.update(predicted_same_rounds_ms=self.same_rounds.total_ms, error_same_rounds_pct=self.error_same_rounds_pct)
         if self.breakdown is not None:
@@ -179,7 +181,7 @@ def profile_architectures(
         retimed = _throwaway_table(space, image_size, backend, measured[:len(again)]) if same_rounds else None
         for (label, arch), m in zip(part, measured[len(again):]):
             redone = predict(retimed, space, image_size, arch, "same rounds") if retimed is not None else None
-            result = ProfileResult(label, arch, m, predictions.get(label), same_rounds=redone)
+            result = ProfileResult(label, arch, m, predictions.get(label), same_rounds=redone, batch=start // max(1, batch))
             _warn_if_noisy(result)
             results.append(result)
             if on_result:
@@ -209,51 +211,6 @@ def _warn_if_noisy(result: ProfileResult) -> None:
         log.warning("the runs of %s vary by %.0f%% (p10 %.1f ms, p90 %.1f ms): something else is probably using the "
                     "CPU or device; re-run when it is idle before trusting the error", result.label, 100 * spread,
                     m.p10_ms, m.p90_ms)
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """How well a table predicted a set of networks: `errors` are (predicted - measured) /
-    measured in percent, one per network."""
-
-    errors: tuple[float, ...]
-    tolerance_pct: float = TOLERANCE_PCT
-
-    @classmethod
-    def of(cls, results: Sequence[ProfileResult], tolerance_pct: float = TOLERANCE_PCT, same_rounds: bool = False) -> "Fidelity":
-        """Of the table's predictions, or (`same_rounds`) of the units timed in the networks' rounds."""
-        errors = (r.error_same_rounds_pct if same_rounds else r.error_pct for r in results)
-        return cls(tuple(e for e in errors if e is not None), tolerance_pct)
-
-    @property
-    def count(self) -> int:
-        return len(self.errors)
-
-    @property
-    def mean_abs_pct(self) -> float:
-        return float(np.mean(np.abs(self.errors))) if self.errors else float("nan")
-
-    @property
-    def mean_pct(self) -> float:
-        """The signed mean: far from 0 means the table over- (+) or under-predicts (-) them all alike."""
-        return float(np.mean(self.errors)) if self.errors else float("nan")
-
-    @property
-    def worst_pct(self) -> float:
-        """The error of largest magnitude, with its sign."""
-        return max(self.errors, key=abs) if self.errors else float("nan")
-
-    @property
-    def within(self) -> int:
-        return sum(abs(e) <= self.tolerance_pct for e in self.errors)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "mean_abs_error_pct": self.mean_abs_pct, "mean_error_pct": self.mean_pct,
-                "worst_error_pct": self.worst_pct, "within": self.within, "tolerance_pct": self.tolerance_pct}
-
-    def line(self) -> str:
-        return (f"{self.count} networks: mean |error| {self.mean_abs_pct:.1f} %, worst {self.worst_pct:+.1f} %, "
-                f"{self.within} of {self.count} within +-{self.tolerance_pct:g} % (signed mean {self.mean_pct:+.1f} %)")
 
 
 # -- an ONNX file ---------------------------------------------------------------------------------

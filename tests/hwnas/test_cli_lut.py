@@ -91,12 +91,15 @@ def test_profile_random_count_sums_up_the_fidelity(cli, tmp_path, monkeypatch):
     assert code == 0, err
     assert "random-4" in out and "random-6" in out and "random-7" not in out
     assert "fidelity      3 networks: mean |error| 0.0 %, worst +0.0 %, 3 of 3 within +-10 %" in out
+    assert "scale-free    3 networks: mean |error| 0.0 %" in out and "one common factor per batch taken out: +0.0 %" in out
     code, out, err = cli("profile", "--backend", "macs", *TINY, "--random-count", "2", "--same-rounds", "--json")
     assert code == 0, err
     report = json.loads(out)
     assert [n["label"] for n in report["networks"]] == ["random-0", "random-1"]
     assert report["fidelity"]["within"] == 2 and report["fidelity_same_rounds"]["count"] == 2
     assert report["networks"][0]["error_same_rounds_pct"] == pytest.approx(0.0, abs=1e-6)
+    assert report["fidelity_scale_free"]["count"] == 2 and report["networks"][1]["batch"] == 0
+    assert report["networks"][1]["scale_free_error_pct"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_profile_an_onnx_file_with_the_tables_settings(ort_table, cli, tmp_path):

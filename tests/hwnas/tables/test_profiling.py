@@ -6,8 +6,9 @@ import pytest
 
 from hwnas.backends.macs import MacsBackend
 from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
+from hwnas.tables.fidelity import Fidelity
 from hwnas.tables.profiling import (
-    Fidelity, ProfileResult, exported_architecture, profile_architectures, profile_onnx, random_architecture,
+    ProfileResult, exported_architecture, profile_architectures, profile_onnx, random_architecture,
     random_architectures,
 )
 from hwnas.tables.building import build_table
@@ -61,6 +62,8 @@ def test_several_networks_in_batches_against_a_table(tiny, macs_table):
         # MACs add up exactly (the skip additions count 0): the table and its units timed again agree with the network
         assert r.error_pct == pytest.approx(0.0, abs=1e-6) and r.error_same_rounds_pct == pytest.approx(0.0, abs=1e-6)
     assert Fidelity.of(results).within == 5 and Fidelity.of(results, same_rounds=True).count == 5
+    assert [r.batch for r in results] == [0, 0, 1, 1, 2]  # batch=2: the fifth network is timed alone
+    assert Fidelity.scale_free(results).count == 4  # ... so it has no scale-free error
     assert "error_same_rounds_pct" in results[0].to_dict()
 
 
