@@ -20,7 +20,11 @@ with default settings into `--lut`, timed, its sidecar copied to `results/lut/`)
 Networks are measured `--batch` at a time, each batch in interleaved rounds together
 with every unit of the table timed again (unless `--no-same-rounds`): each row also
 holds that throw-away table's prediction (`error_same_rounds_pct`), the per-unit
-method's own error with the machine's drift since the build taken out. Every row
+method's own error with the machine's drift since the build taken out. Each row also
+records its `batch` (numbered on within its run, across resumed invocations): the page
+computes each network's scale-free error from it (`hwnas.tables.fidelity`: its
+predicted/measured ratio over its batch's geometric-mean ratio, the machine's state while
+the batch ran taken out), and this script logs both summaries at the end. Every row
 records the machine's load while its batch ran (1-minute load average, and the cores
 other processes kept busy, from the backend's own record); the results page judges the
 goals on runs where other processes stayed below 0.25 cores and shows the others as
@@ -40,7 +44,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import RESULTS_DIR, append_row, done_keys, load_average, open_lut, record_run, run_main
+from common import RESULTS_DIR, append_row, done_keys, load_average, open_lut, read_rows, record_run, run_main
 
 log = logging.getLogger("bench_fidelity")
 
@@ -97,12 +101,14 @@ def measure(args: argparse.Namespace, space, table, lut: Path) -> None:
     import torch
 
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
+    from hwnas.tables.fidelity import Fidelity
     from hwnas.tables.profiling import profile_architectures, random_architecture
 
     torch.set_num_threads(args.threads)
     csv_path = args.results / f"{NAME}.csv"
     done = {seed for run, seed in done_keys(csv_path, ["run", "seed"]) if run == args.run}
     todo = [seed for seed in range(args.count) if str(seed) not in done]
+    first_batch = next_batch(csv_path, args.run)
     backend = OnnxRuntimeBackend(OnnxRuntimeOptions(threads=args.threads, runs=args.runs))
     candidates = space.positions(args.image_size)[0].candidates
     archs = [(f"random-{seed}", random_architecture(space, args.image_size, seed)) for seed in todo]
@@ -114,7 +120,7 @@ def measure(args: argparse.Namespace, space, table, lut: Path) -> None:
         load = backend.load  # the batch's own record (measure() sets it when the batch is done)
         counts = Counter(result.architecture.choices.values())
         append_row(csv_path, {
-            "run": args.run, "seed": seed, "network": result.label, "lut": lut.name, "lut_created": table.meta.created,
+            "run": args.run, "seed": seed, "batch": first_batch + result.batch, "network": result.label, "lut": lut.name, "lut_created": table.meta.created,
             "predicted_ms": result.prediction.total_ms, "measured_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms,
             "runs": m.runs, "error_pct": result.error_pct,
             "predicted_same_rounds_ms": result.same_rounds.total_ms if result.same_rounds else None,
@@ -128,8 +134,17 @@ def measure(args: argparse.Namespace, space, table, lut: Path) -> None:
                  result.label, result.prediction.total_ms, m.median_ms, result.error_pct, same,
                  load.get("other_processes_cores") or 0, load.get("steal_pct") or 0)
 
-    profile_architectures(space, args.image_size, archs, backend, table=table, table_source=lut.name, batch=args.batch,
-                          same_rounds=args.same_rounds, on_result=row)
+    results = profile_architectures(space, args.image_size, archs, backend, table=table, table_source=lut.name,
+                                    batch=args.batch, same_rounds=args.same_rounds, on_result=row)
+    if results:
+        log.info("run %s, this invocation: absolute %s", args.run, Fidelity.of(results).line())
+        log.info("run %s, this invocation: scale-free %s", args.run, Fidelity.scale_free(results).line())
+
+
+def next_batch(csv_path: Path, run: str) -> int:
+    """The first batch number of this invocation: one past the run's last, so a resumed run's batches stay apart."""
+    numbers = [int(r["batch"]) for r in read_rows(csv_path) if r.get("run") == run and r.get("batch") not in (None, "")]
+    return max(numbers, default=-1) + 1
 
 
 def main() -> None:

@@ -196,6 +196,7 @@ def stage_fidelity(args, runner: Runner) -> None:
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
     from hwnas.latency import LatencyTable
     from hwnas.plugins import get_space
+    from hwnas.tables.fidelity import Fidelity
     from hwnas.tables.profiling import profile_architectures, random_architectures
 
     path = args.results / f"{NAME}_fidelity.csv"
@@ -207,12 +208,15 @@ def stage_fidelity(args, runner: Runner) -> None:
     backend = OnnxRuntimeBackend(OnnxRuntimeOptions(threads=THREADS, precision="int8"))
     load = common.load_average()
     archs = random_architectures(space, IMAGE_SIZE, args.count)
-    for r in profile_architectures(space, IMAGE_SIZE, archs, backend, table=table, same_rounds=True):
+    results = profile_architectures(space, IMAGE_SIZE, archs, backend, table=table, same_rounds=True)
+    for r in results:
         logger.info("%s: predicted %.1f ms, measured %.1f ms (%+.1f%%; same rounds %+.1f%%)", r.label, r.prediction.total_ms,
                     r.measured.median_ms, r.error_pct, r.error_same_rounds_pct)
-        common.append_row(path, {"network": r.label, "predicted_ms": r.prediction.total_ms, "measured_ms": r.measured.median_ms,
+        common.append_row(path, {"network": r.label, "batch": r.batch, "predicted_ms": r.prediction.total_ms, "measured_ms": r.measured.median_ms,
                                  "error_pct": r.error_pct, "predicted_same_rounds_ms": r.same_rounds.total_ms,
                                  "error_same_rounds_pct": r.error_same_rounds_pct, "load_1min": load[0] if load else ""})
+    logger.info("absolute: %s", Fidelity.of(results).line())
+    logger.info("scale-free: %s", Fidelity.scale_free(results).line())
 
 
 STAGES = {"tables": stage_tables, "latency": stage_latency, "ptq": stage_ptq, "fidelity": stage_fidelity}
