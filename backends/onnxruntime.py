@@ -216,6 +216,9 @@ class OnnxRuntimeBackend(LatencyBackend):
         `input_shape` (e.g. the table's image size), and without it are refused.
         """
         path = Path(path)
+        if path.is_dir():  # `hwnas export` writes a file, so advising an export there would be refused
+            raise HwnasError(f"{path} is a folder, not an ONNX file; pass the .onnx file itself (e.g. one written by "
+                             "`hwnas export --out model.onnx`).")
         if not path.is_file():
             raise HwnasError(f"no ONNX file at {path}; export one with `hwnas export --out {path}`.")
         session = self._session(path, None, keep=True)

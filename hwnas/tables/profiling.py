@@ -265,6 +265,31 @@ def exported_architecture(path: Path):
         raise HwnasError(f"{path} has damaged hwnas metadata; export the network again with `hwnas export`.") from None
 
 
+def _how_spaces_differ(file_space: SearchSpace, space: SearchSpace, label: str) -> str:
+    """Why the file's network is not the table's, naming the options that differ (the preset may be the same)."""
+    if file_space.name != space.name:
+        return f"the file is a {label} network, the table is for {space.name} (preset {space.preset})"
+    mine, theirs = file_space.config.model_dump(mode="json"), space.config.model_dump(mode="json")
+    options = [f"{k} {mine.get(k)} (the table's: {theirs.get(k)})" for k in sorted({*mine, *theirs}) if mine.get(k) != theirs.get(k)]
+    if not options:  # same options, other fingerprint: the space's code changed since one of them was made
+        return f"the file's {label} network was built by another version of the space than the table's; export it again"
+    return f"the file's {label} network has {', '.join(options)}"
+
+
+def _check_precision(path: Path, table: LatencyTable, table_source: str) -> None:
+    """Refuse an export of one precision against a table of another: its prediction would be of another network."""
+    import onnx
+
+    from hwnas.errors import HwnasError
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    exported = meta.get("precision", "fp32")  # `hwnas export` marks only quantised files
+    timed = table.meta.settings.get("precision", "fp32")  # tables from before precisions are fp32
+    if exported != timed:
+        raise HwnasError(f"{path} was exported at precision {exported} but the table {table_source} times {timed}; compare "
+                         f"it with a table built with `--precision {exported}`, or profile the {timed} export.")
+
+
 def profile_onnx(
     path: Path, backend: LatencyBackend, space: SearchSpace, image_size: int, *,
     table: LatencyTable | None = None, table_source: str = "",
@@ -274,6 +299,8 @@ def profile_onnx(
     timed at the table's image size, compare it with the table's prediction."""
     shape = tuple(space.example_input(image_size).shape)
     named = exported_architecture(path)
+    if named is not None and table is not None:
+        _check_precision(path, table, table_source)
     measured = backend.measure_onnx(path, shape)
     if named is None:
         return OnnxProfile(str(path), measured, note="the file holds no hwnas metadata naming its architecture")
@@ -283,8 +310,7 @@ def profile_onnx(
     if table is None:
         return OnnxProfile(str(path), measured, arch, label, note="no table to compare with (pass --lut)")
     if file_space.fingerprint() != space.fingerprint():
-        return OnnxProfile(str(path), measured, arch, label,
-                           note=f"the file is a {label} network, the table is for {space.name} (preset {space.preset})")
+        return OnnxProfile(str(path), measured, arch, label, note=_how_spaces_differ(file_space, space, label))
     size = table.meta.image_size
     want = tuple(space.example_input(size).shape)
     if tuple(measured.input_shape) != want:

@@ -101,3 +101,49 @@ def test_an_exported_onnx_file_is_timed_and_predicted(tiny, tmp_path):
     plain = to_onnx(freeze(tiny, arch).eval(), (1, 3, SIZE, SIZE), tmp_path / "plain.onnx")
     bare = profile_onnx(plain, backend, tiny, SIZE, table=table)
     assert bare.architecture is None and bare.prediction is None and "no hwnas metadata" in bare.note
+
+
+def _exported(tiny, path, arch, *, precision=None, **options):
+    """`arch` of the tiny space (with `options` overridden) exported to `path`; marked as `precision` as `hwnas export` does."""
+    import onnx
+
+    from hwnas.config import SpaceSpec
+    from hwnas.inference import onnx_metadata
+    from hwnas.onnx_export import export_model
+    from hwnas.space import freeze
+
+    spec = SpaceSpec(space=tiny.name, preset="tiny", options=options)
+    space = spec.create()
+    export_model(freeze(space, arch).eval(), path, metadata=onnx_metadata(spec, arch, space.multiple), in_channels=3,
+                 align=space.multiple)
+    if precision is not None:
+        model = onnx.load(str(path))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "precision", precision
+        onnx.save(model, str(path))
+    return path
+
+
+def test_an_export_of_another_precision_than_the_table_is_refused_before_timing(tiny, macs_table, tmp_path):
+    from hwnas.errors import HwnasError
+
+    table, _ = macs_table
+    path = _exported(tiny, tmp_path / "net-int8.onnx", random_architecture(tiny, SIZE, 1), precision="int8")
+    with pytest.raises(HwnasError, match=r"exported at precision int8 but the table fp32.csv times fp32; .*--precision int8"):
+        profile_onnx(path, OnnxRuntimeBackend(OnnxRuntimeOptions(runs=1, warmup=0, passes=1)), tiny, SIZE, table=table,
+                     table_source="fp32.csv")
+
+
+def test_a_file_of_the_same_preset_with_another_option_names_the_option(tiny, macs_table, tmp_path):
+    table, _ = macs_table
+    path = _exported(tiny, tmp_path / "w16.onnx", random_architecture(tiny, SIZE, 1), width=16)
+    got = profile_onnx(path, OnnxRuntimeBackend(OnnxRuntimeOptions(runs=1, warmup=0, passes=1)), tiny, SIZE, table=table)
+    assert got.prediction is None and "has width 16 (the table's: 8)" in got.note
+
+
+def test_a_folder_given_as_the_onnx_file_is_named_as_a_folder(tiny, tmp_path):
+    from hwnas.errors import HwnasError
+
+    with pytest.raises(HwnasError, match=r"is a folder, not an ONNX file") as err:
+        profile_onnx(tmp_path, OnnxRuntimeBackend(OnnxRuntimeOptions(runs=1, warmup=0, passes=1)), tiny, SIZE)
+    assert "--out " + str(tmp_path) not in str(err.value)  # no advice to export onto a folder
