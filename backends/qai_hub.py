@@ -65,7 +65,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hwnas.backends import qai_hub_profile as hub_profile
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, ServiceError
 from hwnas.latency import LatencyBackend, Measurement, MeasurementError, shape_str, versions
 from hwnas.quantize import QUANTISED
 from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
@@ -392,11 +392,11 @@ class QaiHubBackend(LatencyBackend):
             self._sleep(delay)
         tries = f"{attempt} {'try' if attempt == 1 else 'tries'} in {self._clock() - started:.0f} s"
         if reason == "rate-limited":
-            raise HwnasError(
+            raise ServiceError(
                 f"AI Hub kept rate-limiting requests while {what} ({tries}); wait a few minutes and run the "
                 "same command again (submitted jobs are re-attached, not paid for twice)."
             )
-        raise HwnasError(
+        raise ServiceError(
             f"cannot reach Qualcomm AI Hub at {self._api_url()} while {what} ({tries}); check the network and the "
             "service status, then run the same command again (submitted jobs are re-attached, not paid for twice)."
         )

@@ -3,8 +3,8 @@
 Every write goes to a temporary file beside the target, is fsynced, then renamed over
 it. When the operating system refuses any step (a full disk, a file-size limit, a
 read-only or unwritable folder), the temporary file is removed, the target and every
-file written before it stay as they were, and one `HwnasError` names the file and
-the reason.
+file written before it stay as they were, and one `RuntimeFailure` (an `HwnasError`)
+names the file and the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from hwnas.errors import HwnasError
+from hwnas.errors import RuntimeFailure
 
 # errno -> what the user can do about it
 FIXES = {
@@ -30,11 +30,11 @@ FIXES = {
 }
 
 
-def write_failure(path: Path, err: OSError) -> HwnasError:
-    """One sentence for an OSError while writing `path`: the file, the reason, the fix."""
+def write_failure(path: Path, err: OSError) -> RuntimeFailure:
+    """One sentence for an OSError while writing `path`: the file, the reason, the fix (exit 1)."""
     reason = err.strerror or str(err) or type(err).__name__
     fix = FIXES.get(err.errno, "check the output path and the disk")
-    return HwnasError(f"cannot write {path} ({reason}); {fix}.")
+    return RuntimeFailure(f"cannot write {path} ({reason}); {fix}.")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], before_replace: Callable[[], None] | None = None) -> None:

@@ -70,21 +70,23 @@ def _run() -> int:
         # Without standalone mode typer returns, not raises, the code of an Exit -- including
         # Ctrl-C, which it turns into Exit(130); pass it on as the process's exit status.
         if isinstance(code, int) and code:
-            if code == 130:
+            if code == exits.INTERRUPTED:
                 typer.echo("interrupted.", err=True)
             return code
         return 0
     except HwnasError as err:
-        typer.echo(f"error: {err}", err=True)
-        return 2
+        return exits.show_error(err)
     except KeyboardInterrupt:
         typer.echo("interrupted.", err=True)
-        return 130
+        return exits.INTERRUPTED
     except typer.Exit as done:
         return done.exit_code
-    except typer.Abort:
+    except typer.Abort as err:
+        if isinstance(err.__context__, KeyboardInterrupt):  # click < 8.2 turns Ctrl-C into Abort
+            typer.echo("interrupted.", err=True)
+            return exits.INTERRUPTED
         typer.echo("aborted.", err=True)
-        return 1
+        return exits.RUNTIME
     except BrokenPipeError:
         return exits.quiet_broken_pipe()
     except OSError as err:  # a full disk, a vanished folder: what the OS said, about which file

@@ -3,11 +3,17 @@
 Contract (tested for every registered command): a user's mistake ends with one line
 `error: <sentence>` as the LAST line on stderr, nothing on stdout, no traceback.
 
-- usage errors (unknown flag, bad value, missing option): the usage line, then the
-  error line; exit 2, as click's own convention;
-- `HwnasError` (a mistake found while running): the error line; exit 2;
-- an operating-system failure nobody turned into an `HwnasError` (a full disk, a
-  folder that vanished): `error: <file>: <reason>`; exit 1.
+Exit statuses, one rule for every command (a script can tell a mistake from bad luck):
+
+- 2 usage: an unknown flag, a bad value, a missing option (the usage line, then the
+  error line, as click's own convention), and any `HwnasError` about what was asked
+  (a file that is not a table, a name that is not installed);
+- 1 runtime and I/O: the operating system refused (`RuntimeFailure`: a full disk, a
+  file-size limit, a read-only folder) or an OS error nobody turned into an
+  `HwnasError` (`error: <file>: <reason>`);
+- 3 service: a remote service failed (`ServiceError`: AI Hub unreachable, rate limits
+  that did not clear); the same command may succeed later;
+- 130 interrupted (Ctrl-C), as shells report SIGINT.
 
 typer (0.2x) vendors click as `typer._click` and no longer installs `click`, while
 older typer uses `click` itself; both keep click's class names, so the usage-error
@@ -21,6 +27,9 @@ import sys
 
 import typer
 
+from hwnas.errors import HwnasError, RuntimeFailure, ServiceError
+
+USAGE, RUNTIME, SERVICE, INTERRUPTED = 2, 1, 3, 130
 
 def _click_class(name: str) -> type:
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
@@ -28,6 +37,20 @@ def _click_class(name: str) -> type:
 
 CLICK_EXCEPTION = _click_class("ClickException")  # base of every error click shows to a user
 USAGE_ERROR = _click_class("UsageError")
+
+
+def status_of(err: HwnasError) -> int:
+    """The exit status of an `HwnasError` (module docstring)."""
+    if isinstance(err, ServiceError):
+        return SERVICE
+    if isinstance(err, RuntimeFailure):
+        return RUNTIME
+    return USAGE
+
+
+def show_error(err: HwnasError) -> int:
+    typer.echo(f"error: {err}", err=True)
+    return status_of(err)
 
 
 def is_help_request(err: BaseException) -> bool:
@@ -53,7 +76,7 @@ def show_click_error(err: BaseException) -> int:
         typer.echo(ctx.get_usage(), err=True)
         message += f"; see `{ctx.command_path} --help`"
     typer.echo(f"error: {message}.", err=True)
-    return int(getattr(err, "exit_code", 2) or 2)
+    return int(getattr(err, "exit_code", USAGE) or USAGE)
 
 
 def show_help(err: BaseException) -> int:
@@ -63,11 +86,11 @@ def show_help(err: BaseException) -> int:
 
 
 def show_os_error(err: OSError) -> int:
-    """`error: <file>: <reason>` for a stray operating-system failure; exit 1."""
+    """`error: <file>: <reason>` for a stray operating-system failure; exit 1 (RUNTIME)."""
     reason = err.strerror or str(err) or type(err).__name__
     where = err.filename if err.filename is not None else None
     typer.echo(f"error: {where}: {reason}." if where is not None else f"error: {reason}.", err=True)
-    return 1
+    return RUNTIME
 
 
 def quiet_broken_pipe() -> int:

@@ -93,7 +93,7 @@ def test_a_usage_error_is_one_last_line_and_exit_2(monkeypatch, capsys, args, na
     lines = err.strip().splitlines()
     assert code == 2 and out == "", err
     assert "Traceback" not in err and len(lines) <= 2, err
-    assert lines[-1].startswith("error: ") and named in lines[-1], err
+    assert lines[-1].startswith("error: ") and named.lower() in lines[-1].lower(), err  # click < 8.2 upper-cases argument names
     assert sum(line.startswith("error:") for line in lines) == 1
     command = [a for a in args if not a.startswith("-") and a not in ("abc", "unexpected-extra") and not a.startswith("arg")]
     assert lines[-1].endswith(f"; see `hwnas {' '.join(command)} --help`.")
@@ -113,6 +113,9 @@ def test_version(monkeypatch, capsys):
 def test_usage_errors_need_no_click_package():
     """typer 0.2x vendors click and does not install it: nothing may import `click`."""
     import subprocess
+
+    if typer.BadParameter.__module__.startswith("click"):
+        pytest.skip("this typer uses the click package (typer < 0.2x; the lowest-versions install, .ci/lowest)")
 
     probe = ("import sys, builtins\nreal = builtins.__import__\n"
              "def guard(name, *a, **k):\n    if name == 'click' or name.startswith('click.'):\n        raise ImportError(name)\n"

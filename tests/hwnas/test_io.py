@@ -57,7 +57,7 @@ def test_a_run_that_hits_a_file_size_limit_ends_in_one_line_and_keeps_what_it_wr
          "--steps-per-epoch", "1", "--batch-size", "1", "--out", str(run)],
         capture_output=True, text=True, preexec_fn=_limited(64 * 1024), timeout=300,
     )
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr  # the OS refused: runtime, not usage
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot write {run / 'checkpoints' / 'last.pt'} (File too large); "), done.stderr
     assert "Traceback" not in done.stderr and sum(line.startswith("error:") for line in done.stderr.splitlines()) == 1

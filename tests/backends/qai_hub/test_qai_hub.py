@@ -16,7 +16,7 @@ import requests
 from qai_hub.public_rest_api import APIException
 
 from hwnas.backends.qai_hub import AUTH_FAILED, NOT_CONFIGURED, QaiHubBackend, QaiHubOptions
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, ServiceError
 from hwnas.latency import MeasurementError, shape_str
 
 SIZE = 16
@@ -172,7 +172,7 @@ def test_rate_limit_is_retried_with_backoff(make_backend, fake_hub, units, capsy
 def test_connection_errors_end_in_one_line_after_bounded_retries(make_backend, fake_hub, units, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     fake_hub.errors["get_device_list"] = [requests.exceptions.ConnectionError("Connection refused")] * 10
-    with pytest.raises(HwnasError) as caught:
+    with pytest.raises(ServiceError) as caught:  # exit 3, not a usage error
         make_backend().measure(units[:1])
     message = str(caught.value)
     assert message.startswith(f"cannot reach Qualcomm AI Hub at {fake_hub.api_url} while looking up device 'sm8650' "
