@@ -70,12 +70,13 @@ def read_rgb(path: Path | str) -> np.ndarray:
     scaled by their bit depth (8-bit by 255, 16-bit by 65535); float images must lie in
     [0, 1]. Transparency is composited over black (rgb * alpha), so opaque images are
     unchanged and transparent areas become dark rather than showing whatever colour
-    the encoder left under them. TIFFs with more than 8 bits per colour channel (which
+    the encoder left under them. An EXIF orientation (phone photos) is applied, so the
+    image comes out upright as viewers show it. TIFFs with more than 8 bits per colour channel (which
     Pillow would reduce to 8) and float colour TIFFs are read with tifffile. A
     multi-frame file, an unsupported pixel type or a file that cannot be decoded
     raises `HwnasError`.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
@@ -89,6 +90,7 @@ def read_rgb(path: Path | str) -> np.ndarray:
                 if _deep_colour_tiff(image):
                     return _array_to_rgb(_read_tiff(path), path)
                 image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # a phone photo stores its pixels sideways plus an orientation tag
                 return _pil_to_rgb(image, path)
     except HwnasError:
         raise

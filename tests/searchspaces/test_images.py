@@ -90,6 +90,19 @@ def test_read_rgb_16_bit(tmp_path):
     np.testing.assert_array_equal(read_rgb(tmp_path / "c16.tif")[0, 0], [0, 1, 0])
 
 
+@pytest.mark.parametrize("orientation,turn", [(1, lambda a: a), (3, lambda a: a[::-1, ::-1]), (6, lambda a: np.rot90(a, -1)),
+                                              (8, lambda a: np.rot90(a, 1))])
+def test_read_rgb_applies_the_exif_orientation(tmp_path, orientation, turn):
+    from PIL import Image
+
+    stored = np.zeros((4, 6, 3), np.uint8)
+    stored[0, 0] = 255  # one white corner shows where the top left went
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)  # PNG: lossless, so pixels compare exactly
+    np.testing.assert_array_equal(read_rgb(tmp_path / "phone.png"), turn(stored).astype(np.float32) / 255)
+
+
 def test_read_rgb_tiny_image(tmp_path):
     assert read_rgb(save(tmp_path / "t.png", rgb(1, 1))).shape == (1, 1, 3)
 
