@@ -90,7 +90,8 @@ def read_payload(path: str | Path, what: str = "model file") -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the unpickler raises many types for foreign bytes (KeyError, UnpicklingError, ...)
-        raise HwnasError(f"{path} is not a readable hwnas {what} ({_load_failure(err)}); pass a model.pt written by `hwnas train`.") from None
+        reason = "it is an ONNX file, already exported" if path.suffix.lower() == ".onnx" else _load_failure(err)
+        raise HwnasError(f"{path} is not a readable hwnas {what} ({reason}); pass a model.pt written by `hwnas train`.") from None
     if not isinstance(payload, dict):
         raise HwnasError(f"{path} is not an hwnas {what}; pass a model.pt written by `hwnas train`.")
     return payload
@@ -99,7 +100,7 @@ def read_payload(path: str | Path, what: str = "model file") -> dict[str, Any]:
 def _load_failure(err: Exception) -> str:
     """A short reason for a failed torch.load (its own messages are long, multi-line advice)."""
     text = str(err)
-    if "Weights only load failed" in text:
+    if "Unsupported global" in text:  # the weights-only unpickler met a class; other bytes are "Unsupported operand"
         return "it holds Python objects, not only tensors and plain values; hwnas never loads those"
     if isinstance(err, OSError):
         return err.strerror or "cannot read it"

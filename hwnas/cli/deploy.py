@@ -309,6 +309,8 @@ def infer(
 
     cfg = build_config(InferConfig, **settings(config, InferConfig, _given(dict(
         model=model, input=input, output=output, tile=tile, overlap=overlap, accelerator=accelerator, threads=threads))))
+    if Path(cfg.input).is_dir():  # a folder may carry an image's name; "does not exist" would send the user looking elsewhere
+        raise HwnasError(f"input image {cfg.input} is a folder; pass one image file (`hwnas eval --data FOLDER` scores a folder).")
     if not Path(cfg.input).is_file():
         raise HwnasError(f"input image {cfg.input} does not exist; check the path.")
     check_distinct(cfg.output, "the output", {"input image": cfg.input, "model given with --model": cfg.model})

@@ -158,6 +158,8 @@ def test_model_for_another_space_refused(capsys, trained, workspace):
     (["eval", "--model", "{model}", "--data", "{ws}/test", "--out", "{model}"], "is the model given with --model"),
     (["eval", "--model", "{model}", "--data", "{ws}/test", "--save-images", "{ws}/test/shown"], "lies in the data folder"),
     (["denoise", "--model", "{model}", "{ws}/test/e0.png", "{ws}/test/./e0.png"], "is the input image"),
+    (["denoise", "--model", "{model}", "{ws}/folder.png", "{ws}/out.png"], "folder.png is a folder; pass one image file"),
+    (["export", "--model", "{ws}/given.onnx", "--out", "{ws}/x.onnx"], "(it is an ONNX file, already exported)"),
     (["train", "--preset", "tiny", "--uniform", "naf", "--epochs", "1", "--out", "{ws}/test"], "not an hwnas run (e0.png, e1.png)"),
     (["train", "--init-from", "{run}", "--epochs", "1", "--out", "{search_run}"], "holds an hwnas search run, not a training run"),
 ])
@@ -165,6 +167,8 @@ def test_bad_input_is_one_line(capsys, trained, workspace, args, fragment):
     tiny = workspace / "tiny_images"
     tiny.mkdir(exist_ok=True)
     skimage.io.imsave(tiny / "s.png", np.zeros((12, 12, 3), np.uint8), check_contrast=False)
+    (workspace / "folder.png").mkdir(exist_ok=True)
+    (workspace / "given.onnx").write_bytes(b"\x08\x07\x12\x05hwnas")  # ONNX's protobuf, as torch.load meets it
     search_run = workspace / "search_run"
     search_run.mkdir(exist_ok=True)
     (search_run / ".hwnas-run").write_text("search\n")
@@ -188,3 +192,16 @@ def test_a_run_s_config_yaml_trains_again_and_eval_takes_a_config_file(capsys, t
     code, out, err = hwnas(capsys, "eval", "--config", settings, "--seed", "3", "--json")
     assert code == 0, err
     assert [(r["sigma"], r["seed"]) for r in json.loads(out)["summary"]] == [("15", 3)]  # the flag joins the file's options
+
+
+def test_a_phone_photo_comes_out_upright(capsys, trained, workspace):
+    """A JPEG stored sideways with EXIF orientation 6 (as phones write them) is denoised the way viewers show it."""
+    from PIL import Image
+
+    photo = workspace / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(photo, exif=exif)
+    code, _, err = hwnas(capsys, "denoise", "--model", trained, photo, workspace / "upright.png")
+    assert code == 0, err
+    assert skimage.io.imread(workspace / "upright.png").shape == (40, 24, 3)
