@@ -3,9 +3,9 @@
 The engine (this package) knows nothing about any particular network, task or
 device: search spaces, tasks and latency backends are plugins found through the
 entry-point groups ``hwnas.searchspaces``, ``hwnas.tasks`` and ``hwnas.backends``
-(see `hwnas.plugins`). The Python API is six functions -- ``hwnas.build_table``,
-``hwnas.search``, ``hwnas.train``, ``hwnas.evaluate``, ``hwnas.export`` and
-``hwnas.load`` (see `hwnas.api`) -- and the ``hwnas`` command is a thin layer over them.
+(see `hwnas.plugins`). The Python API is seven functions -- ``hwnas.build_table``,
+``hwnas.search``, ``hwnas.train``, ``hwnas.evaluate``, ``hwnas.export``, ``hwnas.load``
+and ``hwnas.predict`` (see `hwnas.api`) -- and the ``hwnas`` command is a thin layer over them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _installed_copies() -> list[str]:
 
 __path__.extend(p for p in _installed_copies() if p not in __path__)  # noqa: F821 -- the package's own __path__
 
-# Public names, imported lazily so that `hwnas --help` does not pay for torch. The six
+# Public names, imported lazily so that `hwnas --help` does not pay for torch. The seven
 # functions of the Python API (`hwnas.api`) share their names with commands, not with
 # modules: the loops they run are `hwnas.searching`, `hwnas.training`, ...
 _EXPORTS = {
@@ -49,6 +49,8 @@ _EXPORTS = {
     "evaluate": "hwnas.api",
     "export": "hwnas.api",
     "load": "hwnas.api",
+    "predict": "hwnas.api",
+    "LatencyPrediction": "hwnas.prediction",
     "Architecture": "hwnas.space",
     "ChoiceBlock": "hwnas.space",
     "Position": "hwnas.space",

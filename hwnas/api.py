@@ -1,4 +1,4 @@
-"""The public Python API: six functions, and the `hwnas` commands are thin layers over them.
+"""The public Python API: seven functions, and the `hwnas` commands are thin layers over them.
 
     import hwnas
 
@@ -8,6 +8,7 @@
     scores = hwnas.evaluate(model=trained.model, data=["photos/"])
     onnx = hwnas.export(model=trained.model, out="ft.onnx")
     net = hwnas.load("ft.onnx")                 # or trained.model; net(x) runs it
+    hwnas.predict("ft.onnx", "tiny.csv").total_ms   # the table's latency of a model, with its per-unit sum
 
 Each function takes its command's validated config (`hwnas.config`: the same fields as
 the command's flags and as a run's own config.yaml), or keywords validated into one --
@@ -26,12 +27,19 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from pydantic import BaseModel
 
 from hwnas.config import BuildLutConfig, EvalConfig, ExportConfig, SearchConfig, TrainConfig, build_config, merged, plain
 from hwnas.errors import HwnasError
+
+if TYPE_CHECKING:  # the result types; importing them at run time would load torch with `import hwnas`
+    from hwnas.inference import LoadedModel
+    from hwnas.latency import LatencyTable
+    from hwnas.prediction import LatencyPrediction, ModelLike
+    from hwnas.searching import SearchResult
+    from hwnas.training import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +94,7 @@ class ExportResult:
         return dict(self.report)
 
 
-# -- the six functions ----------------------------------------------------------------------------------
+# -- the seven functions ----------------------------------------------------------------------------------
 
 
 def build_table(config: BuildLutConfig | None = None, *, on_progress: Callable[[Any, int], None] | None = None,
@@ -120,9 +128,9 @@ def build_table(config: BuildLutConfig | None = None, *, on_progress: Callable[[
     return TableResult(table=table, measured=len(measured), seconds=time.perf_counter() - start, **facts)
 
 
-def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool = False, table=None,
+def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool = False, table: LatencyTable | None = None,
            on_step: Callable[[Any], None] | None = None, on_table_progress: Callable[[Any, int], None] | None = None,
-           yes: bool = False, approve: Approve | None = None, **fields: Any):
+           yes: bool = False, approve: Approve | None = None, **fields: Any) -> SearchResult:
     """Search an architecture into the run folder `out` (`hwnas search`); returns `hwnas.searching.SearchResult`.
 
     Keywords are `SearchConfig` fields; `spec` may be given in part ({"preset": "paper"})
@@ -156,7 +164,8 @@ def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool 
 
 
 def train(config: TrainConfig | None = None, *, out: str | Path, resume: bool = False,
-          on_step: Callable[[Any], None] | None = None, on_epoch: Callable[[dict], None] | None = None, **fields: Any):
+          on_step: Callable[[Any], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
+          **fields: Any) -> TrainResult:
     """Train a derived network into the run folder `out` (`hwnas train`); returns `hwnas.training.TrainResult`.
 
     Keywords: `TrainConfig` fields, where `arch` may also be an `Architecture` or an
@@ -227,6 +236,8 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
     if Path(config.out).is_dir():
         raise HwnasError(f"--out {config.out} is a folder; give a file name such as {Path(config.out) / 'model.onnx'}.")
     check_distinct(config.out, "--out", {"model given with --model": config.model})
+    if config.sensitivity is not None:
+        check_distinct(config.sensitivity, "--sensitivity", {"model given with --model": config.model, "--out file": config.out})
     model_file = load_model(config.model)
     device = None
     if config.check_on is not None:  # refused or approved before anything is written
@@ -247,9 +258,7 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
     else:
         from hwnas.quantized_export import export_quantized
 
-        report = export_quantized(net, model_file, space, Path(config.out), precision=config.precision,
-                                  export_float=export_float, calibration=config.calibration,
-                                  count=config.calibration_count, static=config.static, min_psnr=config.min_psnr)
+        report = export_quantized(net, model_file, space, Path(config.out), config=config, export_float=export_float)
     size = config.cost_size
     report.update(params=count_params(net), gmacs=count_macs(net, (1, channels, size, size)) / 1e9, cost_size=size,
                   batchnorm_modules=count_batchnorm(net))
@@ -259,7 +268,7 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
 
 
 def load(path: str | Path, *, accelerator: str = "cpu", threads: int = 0, tile: int | None = None,
-         overlap: int | None = None):
+         overlap: int | None = None) -> LoadedModel:
     """A ready-to-run model from a model.pt (or a training checkpoint) or an ONNX file from `export`.
 
     Returns `hwnas.inference.LoadedModel`: call it on a 1 x C x H x W float tensor; it
@@ -273,6 +282,19 @@ def load(path: str | Path, *, accelerator: str = "cpu", threads: int = 0, tile: 
     if tile is None and model.static_hw is None:
         return model
     return replace(model, predict=model_predictor(model, tile, overlap))
+
+
+def predict(model: ModelLike, table: str | Path | LatencyTable) -> LatencyPrediction:
+    """The latency table's prediction for `model` on the table's device (`hwnas profile --lut` compares it
+    with a measurement): `LatencyPrediction` with `total_ms` and the per-unit sum (`units`, `by_position()`).
+
+    `model`: an `Architecture` or arch.json of the table's space, a model.pt, an ONNX file from
+    `export`, a model from `load`, or a plain network of the table's space (its candidates are
+    recognised by structure). `table`: a table's path or a `LatencyTable`. Nothing is measured.
+    """
+    from hwnas.prediction import predict as table_predict
+
+    return table_predict(model, table)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------

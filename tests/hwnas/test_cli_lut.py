@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+import hwnas as hwnas_api
 from hwnas.latency import TableMeta, sidecar_path
 
 TINY = ["--preset", "tiny", "--image-size", "32"]
@@ -111,6 +112,9 @@ def test_profile_an_onnx_file_with_the_tables_settings(ort_table, cli, tmp_path)
     code, out, err = cli("profile", "--lut", str(ort_table), "--onnx", str(onnx))
     assert code == 0, err
     assert "measured" in out and "(from the file's hwnas metadata): cbr x7" in out and "error" in out and "input 1x3x32x32" in out
+    code, out, err = cli("profile", "--lut", str(ort_table), "--onnx", str(onnx), "--json")
+    assert code == 0, err
+    assert json.loads(out)["predicted_ms"] == hwnas_api.predict(onnx, ort_table).total_ms  # hwnas.predict: the same sum
     code, out, err = cli("profile", "--lut", str(ort_table), "--onnx", str(onnx), "--json")
     report = json.loads(out)
     assert report["predicted_ms"] > 0 and report["error_pct"] is not None and report["protocol"]["runs"] == 3
