@@ -73,9 +73,9 @@ def test_a_mistake_is_one_sentence_before_anything_is_written(tmp_path):
 
 
 def test_the_functions_are_lazy_and_no_module_shadows_them():
-    for name in ("build_table", "search", "train", "evaluate", "export", "load"):
+    for name in ("build_table", "search", "train", "evaluate", "export", "load", "predict"):
         assert callable(getattr(hwnas, name)) and name in hwnas.__all__
         assert importlib.util.find_spec(f"hwnas.{name}") is None, f"a module hwnas.{name} would shadow the function"
-    probe = "import sys, hwnas; hwnas.search, hwnas.train, hwnas.load; print('torch' in sys.modules)"
+    probe = "import sys, hwnas; hwnas.search, hwnas.train, hwnas.load, hwnas.predict; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr  # `hwnas --help` and `import hwnas` stay light

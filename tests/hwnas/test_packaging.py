@@ -53,3 +53,18 @@ def test_version_is_the_packages():
     from importlib.metadata import version
 
     assert version("hwnas") == hwnas.__version__
+
+
+def test_the_package_ships_its_type_annotations():
+    """PEP 561: `py.typed` in the package, and in what setuptools installs (package-data)."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "py.typed" in tool["package-data"]["hwnas"] and (ROOT / "hwnas" / "py.typed").is_file()
+
+
+def test_the_api_functions_say_what_they_return():
+    import inspect
+
+    from hwnas import api
+
+    for name in ("build_table", "search", "train", "evaluate", "export", "load", "predict"):
+        assert inspect.signature(getattr(api, name)).return_annotation is not inspect.Signature.empty, name
