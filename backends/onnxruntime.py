@@ -36,6 +36,11 @@ with BatchNorm folded by our code -- and timed in an ONNX Runtime session:
   call's own overhead, which a network pays once, not once per block. Not an `Identity`
   model: that copies its input, which is data movement, not overhead;
 - identical (name, kind, input shape) units are measured once;
+- int8 (protocol version 3): each unit quantised alone (QDQ) is timed as a whole int8
+  network runs it, its input already 8-bit and its output left 8-bit
+  (`hwnas.quantised_io`): the quantisation at its input and the dequantisation at its
+  output belong to its neighbours' fused kernels there, not to it. Its overhead probe
+  takes the same 8-bit input. Whole networks keep their float input and output;
 - what else the machine did meanwhile (`hwnas.machine_load`): the load average at the
   start and end and the cores other processes kept busy go to the sidecar, with a
   warning when they were busy.
@@ -73,6 +78,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 PROTOCOL_VERSION = 2  # a settings key: a table timed by another protocol is refused, not completed
+INT8_PROTOCOL_VERSION = 3  # int8 units timed with 8-bit input and output (`hwnas.quantised_io`); fp32 tables stay valid
 GROUP_UNITS = 64  # sessions timed in the same rounds at most; results are saved per group
 GROUP_BYTES = 3 << 30  # and they hold at most about this much more memory than before the group
 FLOOR_MS = ort_rounds.FLOOR_MS
@@ -135,6 +141,7 @@ class _Timed:
     shape: Shape  # its input
     warm: bool  # timed right after an untimed call of itself (units; not whole networks)
     unit: Unit | None = None  # None for an ONNX file
+    dtype: str = "float32"  # its input's: uint8 for an int8 unit (`hwnas.quantised_io`)
 
 
 class OnnxRuntimeBackend(LatencyBackend):
@@ -167,7 +174,7 @@ class OnnxRuntimeBackend(LatencyBackend):
             "allow_spinning": False,
             "provider": "CPUExecutionProvider",
             "opset": OPSET,
-            "protocol_version": PROTOCOL_VERSION,
+            "protocol_version": INT8_PROTOCOL_VERSION if self.options.precision == "int8" else PROTOCOL_VERSION,
             "precision": self.options.precision,
         }
 
@@ -254,20 +261,21 @@ class OnnxRuntimeBackend(LatencyBackend):
         """Export `unit`, load it and call it once."""
         shape = tuple(int(d) for d in unit.input_shape)
         session = self._session(self._export(unit, tmp), unit)
-        call = _call(session, _feed(shape))
+        dtype = _input_dtype(session)
+        call = _call(session, _feed(shape, dtype))
         self._run_once(call, _describe(unit))
-        return _Timed(_describe(unit), call, shape, warm=unit.kind != "network", unit=unit)
+        return _Timed(_describe(unit), call, shape, warm=unit.kind != "network", unit=unit, dtype=dtype)
 
     def _time_group(self, group: list[_Timed], kind: str | None = None, name: str | None = None) -> list[Measurement]:
         """Time `group` with its do-nothing probes in the same rounds; one Measurement per item."""
         calls, warm = [t.call for t in group], [t.warm for t in group]
-        index: dict[tuple[Shape, bool], int] = {}  # a probe per input shape, called as the items it serves
+        index: dict[tuple[Shape, bool, str], int] = {}  # a probe per input shape and type, called as the items it serves
         for t in group:
-            if (t.shape, t.warm) not in index:
-                index[(t.shape, t.warm)] = len(calls)
-                calls.append(self._probe(t.shape))
+            if (t.shape, t.warm, t.dtype) not in index:
+                index[(t.shape, t.warm, t.dtype)] = len(calls)
+                calls.append(self._probe(t.shape, t.dtype))
                 warm.append(t.warm)
-        refs = {i: (index[(t.shape, t.warm)],) for i, t in enumerate(group)}
+        refs = {i: (index[(t.shape, t.warm, t.dtype)],) for i, t in enumerate(group)}
         refs.update({j: () for j in index.values()})  # the probes' own times, for the sidecar
         opts = self.options
         plan = ort_rounds.Plan(warmup=opts.warmup, rounds=max(1, -(-opts.runs // opts.passes)), passes=opts.passes,
@@ -278,8 +286,9 @@ class OnnxRuntimeBackend(LatencyBackend):
             names = ", ".join(t.label for t in group)
             raise MeasurementError(f"onnxruntime failed while timing {names} ({_first_line(err)}).") from None
         self.extra_passes_run = max(self.extra_passes_run, extra)
-        for (shape, warmed), j in index.items():
-            self.overhead_ms[shape_str(shape) + ("" if warmed else " single call")] = round(times[j].median_ms, 6)
+        for (shape, warmed, dtype), j in index.items():
+            label = shape_str(shape) + ("" if dtype == "float32" else f" {dtype}") + ("" if warmed else " single call")
+            self.overhead_ms[label] = round(times[j].median_ms, 6)
         out = [self._measurement(t, times[i], kind, name) for i, t in enumerate(group)]
         noisy = [t.label for i, t in enumerate(group) if times[i].noisy(opts.noisy_pct)]
         if noisy:
@@ -300,8 +309,8 @@ class OnnxRuntimeBackend(LatencyBackend):
             device=self.device, runtime=self.runtime(),
         )
 
-    def _probe(self, shape: Shape) -> Callable[[], object]:
-        call = _call(self._session(_shape_only_model(shape), None), _feed(shape))
+    def _probe(self, shape: Shape, dtype: str = "float32") -> Callable[[], object]:
+        call = _call(self._session(_shape_only_model(shape, dtype), None), _feed(shape, dtype))
         self._run_once(call, f"the overhead probe at {shape_str(shape)}")
         return call
 
@@ -332,7 +341,11 @@ class OnnxRuntimeBackend(LatencyBackend):
     def _quantized(self, path: Path, unit: Unit) -> Path:
         """`path` quantised to the table's precision (QDQ, per-channel weights), calibrated on random
         inputs: activation ranges change which integer kernels run only through their scale,
-        not their speed, so random data times a unit as real images would."""
+        not their speed, so random data times a unit as real images would. A unit (not a whole
+        network) keeps its input and output 8-bit, as a network hands them over (`hwnas.quantised_io`)."""
+        import onnx
+
+        from hwnas.quantised_io import quantised_io
         from hwnas.quantize import quantize_static_onnx
 
         rng = np.random.default_rng(0)
@@ -343,6 +356,14 @@ class OnnxRuntimeBackend(LatencyBackend):
         except Exception as err:  # onnxruntime.quantization raises many types
             raise MeasurementError(f"cannot quantise {_describe(unit)} to {self.options.precision} ({_first_line(err)}).") from None
         path.unlink(missing_ok=True)
+        if unit.kind != "network":
+            model = onnx.load(str(out))
+            cut = quantised_io(model)
+            if not (cut.input and cut.output):
+                log.warning("%s keeps a float %s: its quantised graph does not start with a QuantizeLinear and end with "
+                            "a DequantizeLinear, so it is timed with that boundary", _describe(unit),
+                            " and ".join(side for side, kept in (("input", cut.input), ("output", cut.output)) if not kept))
+            onnx.save(model, str(out))
         return out
 
     def _session_options(self):
@@ -442,8 +463,17 @@ def _rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-def _feed(shape: Shape) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+def _feed(shape: Shape, dtype: str = "float32") -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if dtype == "float32":
+        return rng.standard_normal(shape, dtype=np.float32)
+    return rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+
+
+def _input_dtype(session) -> str:
+    """The numpy type of the session's input: 'tensor(uint8)' -> 'uint8'."""
+    kind = session.get_inputs()[0].type.removeprefix("tensor(").removesuffix(")")
+    return "float32" if kind == "float" else kind
 
 
 def _call(session, x: np.ndarray) -> Callable[[], None]:
@@ -470,11 +500,12 @@ def _onnx_input_shape(inputs, path: Path, given: Sequence[int] | None) -> Shape:
     return tuple(shape)
 
 
-def _shape_only_model(shape: Shape) -> bytes:
-    """A model that takes an input of `shape` and returns its shape: one call's fixed cost."""
+def _shape_only_model(shape: Shape, dtype: str = "float32") -> bytes:
+    """A model that takes an input of `shape` (and `dtype`) and returns its shape: one call's fixed cost."""
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
+    elem = TensorProto.FLOAT if dtype == "float32" else helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    x = helper.make_tensor_value_info("x", elem, list(shape))
     y = helper.make_tensor_value_info("y", TensorProto.INT64, [len(shape)])
     graph = helper.make_graph([helper.make_node("Shape", ["x"], ["y"])], "overhead", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -165,3 +165,22 @@ def test_runtime_names_map_back_to_exported_nodes():
     assert names.original("/blk/Mul_output_0_nchwc", "Conv") == "/blk/conv3/Conv"  # a Conv fused with its Mul
     assert names.original("/blk/sg/Slice_1/GatherSliceToSplitFusion", "Split") == "/blk/sg/Slice_1"
     assert names.original("ReorderOutput_token_7", "ReorderOutput") == "ReorderOutput_token_7"
+
+
+def test_int8_units_are_timed_with_8_bit_boundaries_and_a_protocol_of_their_own(tiny, monkeypatch):
+    """issue 24: an int8 unit's input and output stay 8-bit (its neighbours' kernels quantise them in a
+    network), its overhead probe takes the same 8-bit input, and its table is of protocol 3."""
+    backend = OnnxRuntimeBackend(OnnxRuntimeOptions(runs=3, warmup=1, precision="int8"))
+    sessions = []
+    real_session = ort_backend.OnnxRuntimeBackend._session
+    monkeypatch.setattr(ort_backend.OnnxRuntimeBackend, "_session",
+                        lambda self, model, unit, so=None, keep=False: sessions.append(real_session(self, model, unit, so, keep)) or sessions[-1])
+    unit = tiny.candidate_units(SIZE)[0]
+    assert backend.measure([unit])[0].median_ms > 0
+    timed = lambda: [(s.get_inputs()[0].type, s.get_outputs()[0].type) for s in sessions  # noqa: E731
+                     if s.get_outputs()[0].type != "tensor(int64)"]  # not the Shape-only probes
+    assert timed() == [("tensor(uint8)", "tensor(uint8)")]
+    assert set(backend.protocol()["overhead_ms"]) == {"1x8x32x32 uint8"}
+    assert backend.settings()["protocol_version"] == ort_backend.INT8_PROTOCOL_VERSION != ort_backend.PROTOCOL_VERSION
+    assert backend.measure_network(uniform(tiny, "cbr"), (1, 3, SIZE, SIZE)).median_ms > 0
+    assert timed()[1:] == [("tensor(float)", "tensor(float)")]  # a whole network keeps its float input and output
