@@ -13,10 +13,14 @@ enough to distrust the numbers.
 from __future__ import annotations
 
 import os
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+try:
+    import resource  # POSIX only
+except ImportError:  # Windows: this process's own CPU time only (its children's is unknown there)
+    resource = None
 
 BUSY_CORES = 0.25  # other processes using more than this many cores on average: the numbers are suspect
 BUSY_STEAL_PCT = 5.0  # the hypervisor took more than this share of our CPU time: the numbers are suspect
@@ -51,6 +55,8 @@ def _cpu_seconds() -> tuple[float, float] | None:
 
 
 def _own_seconds() -> float:
+    if resource is None:
+        return time.process_time()
     r = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime

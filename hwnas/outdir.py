@@ -10,10 +10,11 @@ run starts. Runs made before the marker existed are recognised by their
 - a run of another kind, or files hwnas did not write (a home folder, a data set):
   refused, naming what is there, before anything is written.
 
-While a run writes, it holds an exclusive `fcntl.flock` on `.hwnas-lock` in the
-folder. The kernel drops the lock when the process ends, however it ends (kill -9
-included), so a stale lock never blocks the next run; a second run started on the
-same folder meanwhile is refused with the pid of the first.
+While a run writes, it holds an exclusive lock on `.hwnas-lock` in the folder,
+taken through `filelock` (the operating system's file lock, POSIX or Windows), and its pid in
+`.hwnas-pid`. The operating system drops the lock when the process ends, however it
+ends (kill -9 included), so a stale lock never blocks the next run; a second run
+started on the same folder meanwhile is refused with the pid of the first.
 
 `check_distinct` refuses an output path that is one of the command's inputs (an
 `export --out` naming the model, a `denoise` output naming the input image).
@@ -21,18 +22,19 @@ same folder meanwhile is refused with the pid of the first.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
+import filelock
 import yaml
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, RuntimeFailure
 
 MARKER = ".hwnas-run"
 LOCK = ".hwnas-lock"
-BOOKKEEPING = {MARKER, LOCK}
+HOLDER = ".hwnas-pid"  # the pid of the process holding the lock (the lock file itself may be truncated or unreadable to others)
+BOOKKEEPING = {MARKER, LOCK, HOLDER}
 NOUNS = {"search": "search run", "train": "training run", "sweep": "sweep"}  # for messages
 
 T = TypeVar("T")
@@ -134,39 +136,35 @@ class Claim:
 
     def __init__(self, root: Path, kind: str, resume: bool):
         self.root, self.kind, self.resume = Path(root), kind, resume
-        self._fd: int | None = None
+        self._lock: filelock.BaseFileLock | None = None
         self._created: list[Path] = []
 
     def acquire(self) -> None:
         check(self.root, self.kind, self.resume)
         missing = [p for p in (self.root, *self.root.parents) if not p.exists()]
         self._created.extend(reversed(missing))  # outermost first
+        lock = filelock.FileLock(self.root / LOCK, timeout=0)  # timeout 0: one try, never wait
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            lock = self.root / LOCK
-            if not lock.exists():
-                self._created.append(lock)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            if not (self.root / LOCK).exists():
+                self._created.append(self.root / LOCK)
+            lock.acquire()
+        except filelock.Timeout:
+            raise HwnasError(
+                f"{self.root} is in use by another hwnas process (pid {_read_pid(self.root)}); wait for it to finish or "
+                "choose another --out."
+            ) from None
         except OSError as err:
             self._forget()
-            raise HwnasError(f"cannot create --out {self.root} ({err.strerror}); choose a writable folder.") from None
+            raise RuntimeFailure(f"cannot create --out {self.root} ({err.strerror}); choose a writable folder.") from None
+        self._lock = lock
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise HwnasError(
-                f"{self.root} is in use by another hwnas process (pid {holder}); wait for it to finish or choose another --out."
-            ) from None
-        self._fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            from hwnas.io import atomic_write_text
+
+            atomic_write_text(self.root / HOLDER, f"{os.getpid()}\n")
             check(self.root, self.kind, self.resume)
             marker = self.root / MARKER
             if run_kind(self.root) != self.kind or not marker.is_file():
-                from hwnas.io import atomic_write_text
-
                 self._created.append(marker)
                 atomic_write_text(marker, f"{self.kind}\n")
         except BaseException:
@@ -174,12 +172,16 @@ class Claim:
             raise
 
     def release(self, failed: bool = False) -> None:
-        if self._fd is None:
+        if self._lock is None:
             return
+        try:
+            (self.root / HOLDER).unlink(missing_ok=True)
+        except OSError:  # a folder that vanished or turned read-only: the pid goes stale, the lock still drops
+            pass
         if failed and not _entries(self.root):
             self._forget()
-        os.close(self._fd)  # closing the last descriptor drops the lock
-        self._fd = None
+        self._lock.release()
+        self._lock = None
 
     def _forget(self) -> None:
         """Remove what `acquire()` created (newest first); never anything the run or a user wrote."""
@@ -207,10 +209,10 @@ def claim(root: Path, kind: str, resume: bool, via: Callable[[Callable[[], None]
     return held
 
 
-def _read_pid(fd: int) -> str:
+def _read_pid(root: Path) -> str:
+    """The holder's pid; "unknown" if it has not written it yet (or it is unreadable)."""
     try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        text = os.read(fd, 32).decode(errors="replace").strip()
+        text = (root / HOLDER).read_text(errors="replace").strip()
     except OSError:
         text = ""
     return text if text.isdigit() else "unknown"
