@@ -162,9 +162,10 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
         raise HwnasError(f"{path} does not take one image tensor; export it again with `hwnas export`.")
     height, width = inputs[0].shape[2:]
     static = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-    name = inputs[0].name
+    name, (batch, channels) = inputs[0].name, inputs[0].shape[:2]
 
     def predict(x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, batch, channels, path)
         return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().numpy()})[0])
 
     if static is not None:
@@ -181,6 +182,20 @@ def _check_onnx_weights(path: Path) -> None:
 
     graph = onnx.load(str(path)).graph
     check_finite(((t.name, numpy_helper.to_array(t)) for t in graph.initializer), str(path))
+
+
+def _check_input(x: torch.Tensor, batch: int | str, channels: int | str, path: Path) -> None:
+    """Say what the file accepts before ONNX Runtime fails on an input of another shape (a fixed batch
+    dimension: `hwnas export` writes a batch of 1)."""
+    accepts = f"{batch if isinstance(batch, int) else 'N'} x {channels if isinstance(channels, int) else 'C'} x H x W"
+    if x.dim() != 4:
+        raise HwnasError(f"{path.name} takes a {accepts} tensor, not one of shape {tuple(x.shape)}; add the batch "
+                         "dimension (x[None]).")
+    if isinstance(batch, int) and x.shape[0] != batch:
+        raise HwnasError(f"{path.name} takes a batch of {batch} (input {accepts}), not {x.shape[0]}; pass the "
+                         f"images {batch} at a time, e.g. torch.cat([model(x[i:i + {batch}]) for i in range(0, len(x), {batch})]).")
+    if isinstance(channels, int) and x.shape[1] != channels:
+        raise HwnasError(f"{path.name} takes {channels} channels (input {accepts}), not {x.shape[1]}.")
 
 
 def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int, int]:

@@ -118,6 +118,20 @@ def test_onnx_and_torch_models_agree_tiled(tmp_path):
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
+def test_an_onnx_model_says_what_input_it_accepts(tmp_path):
+    space, arch, net = random_net("cbr")
+    export_model(net, tmp_path / "m.onnx", metadata=onnx_metadata(SPEC, arch, 8), in_channels=3, align=8)
+    model = open_model(tmp_path / "m.onnx")
+    assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    cases = {(2, 3, 16, 16): "m.onnx takes a batch of 1 (input 1 x 3 x H x W), not 2; pass the images 1 at a time",
+             (1, 4, 16, 16): "m.onnx takes 3 channels (input 1 x 3 x H x W), not 4.",
+             (3, 16, 16): "m.onnx takes a 1 x 3 x H x W tensor, not one of shape (3, 16, 16); add the batch dimension"}
+    for shape, message in cases.items():
+        with pytest.raises(HwnasError) as err:
+            model(torch.rand(shape))
+        assert message in str(err.value) and "\n" not in str(err.value)
+
+
 def test_static_onnx_is_tiled_at_its_size(tmp_path):
     space, arch, net = random_net("cbr")
     export_model(net, tmp_path / "s.onnx", metadata=onnx_metadata(SPEC, arch, 8), in_channels=3, align=8, static_hw=(64, 64))
