@@ -26,7 +26,7 @@ DEVICE = "analytic"
 class MacsOptions(BaseModel):
     """`ms_per_gmac`: the millisecond value recorded per 10^9 MACs (1 = record GMACs)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # inf passes every bound
 
     device: str = DEVICE
     ms_per_gmac: float = Field(1.0, gt=0)

@@ -103,7 +103,7 @@ class OnnxRuntimeOptions(BaseModel):
     timed rounds in `passes` passes (rounded up to a multiple of `passes`), `noisy_pct` and
     `extra_passes` (module docstring)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # inf passes every bound
 
     device: str = "cpu"
     threads: int = Field(2, ge=1, le=256)

@@ -18,7 +18,8 @@ from hwnas.io import atomic_write_text
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan: an `inf` weight or rate passes every bound (inf >= 0) and only fails as NaN mid-run
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class SpaceSpec(Frozen):
@@ -298,14 +299,17 @@ def merged(values: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+FIELD_FLAGS = {"latency_weights": "--latency-weight"}  # fields whose flag is not their name
+
+
 def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
     """`cls(**values)`, a validation error becoming one `HwnasError` line naming the flag."""
     try:
         return cls(**values)
     except ValidationError as err:
         first = err.errors()[0]
-        field = str(first["loc"][-1]) if first["loc"] else ""
-        flag = f"--{field.replace('_', '-')}" if field else "the options"
+        field = next((str(p) for p in reversed(first["loc"]) if isinstance(p, str)), "")  # an item of a tuple: its field
+        flag = FIELD_FLAGS.get(field) or (f"--{field.replace('_', '-')}" if field else "the options")
         if first["type"] == "missing":
             raise HwnasError(f"{flag} is missing; pass it (or set {field} in the --config file).") from None
         message = first["msg"].removeprefix("Value error, ")

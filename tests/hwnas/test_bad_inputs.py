@@ -96,6 +96,15 @@ CASES = {
     "eval: not a model": (["eval", "--model", "notmodel.pt", "--data", "tinyimgs"], "notmodel.pt"),
     "export: not a model": (["export", "--model", "notmodel.pt", "--out", "o.onnx"], "notmodel.pt"),
     "denoise: not a model": (["denoise", "--model", "notmodel.pt", "notimage.jpg", "o.png"], "notmodel.pt"),
+    # inf passes every bound (inf >= 0): refused up front, before a run folder exists
+    "search: entropy weight inf": ([*SEARCH, "--lut", "lut.csv", "--entropy-weight", "inf", "--out", "o"],
+                                   "invalid --entropy-weight: Input should be a finite number"),
+    "sweep: a latency weight inf": (["sweep", "--lut", "lut.csv", "--latency-weight", "0,inf", "--epochs", "1", "--out", "o"],
+                                    "invalid --latency-weight: Input should be a finite number"),
+    "train: lr nan": (["train", "--preset", "tiny", "--uniform", "naf", "--lr", "nan", "--epochs", "1", "--out", "o"],
+                      "invalid --lr: Input should be a finite number"),
+    "build-lut: backend option inf": (["build-lut", "--backend", "macs", "--preset", "tiny", "--image-size", "32",
+                                       "--backend-option", "ms_per_gmac=inf", "--out", "o.csv"], "finite number"),
 }
 
 
