@@ -14,11 +14,16 @@ Precisions (what an NPU compiler or runtime executes):
 float ops): ONNX Runtime's CPU provider fuses each Q-op-DQ pattern into an integer
 kernel where it has one (Conv, MatMul, Add, ...) and leaves the rest in float, so the
 same file is both what a QDQ-consuming compiler reads and what the CPU times.
-Activations are calibrated with min/max over the calibration inputs.
+Activations are calibrated by one of ONNX Runtime's methods (`CALIBRATION_METHODS`):
+min/max over the calibration inputs, a percentile of their absolute values, or the
+entropy (KL divergence) of their histogram; chosen tensors can keep 16-bit activations
+(`sixteen_bit`, the mixed-precision fallback of `hwnas.sensitivity`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from pathlib import Path
@@ -32,6 +37,9 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8", "w8a16")
 QUANTISED = ("int8", "w8a16")  # precisions that need calibration data
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")  # onnxruntime.quantization.CalibrationMethod's, by our names
+CALIBRATION_STRIDE = 8  # inputs per calibration pass: histogram methods hold every activation of a pass in memory
+# (ONNX Runtime merges the passes: min/max exactly, histograms approximately)
 
 
 def check_precision(precision: str, supported: Sequence[str], who: str, why: str = "",
@@ -54,16 +62,24 @@ class PrecisionError(HwnasError, ValueError):
 
 
 class _Reader:
-    """ONNX Runtime's CalibrationDataReader protocol over a list of input arrays."""
+    """ONNX Runtime's CalibrationDataReader protocol over a list of input arrays, read in ranges
+    (`set_range`), so the calibrator sees a few inputs at a time."""
 
     def __init__(self, name: str, inputs: Iterable[np.ndarray]):
-        self._items = iter([{name: np.ascontiguousarray(x, dtype=np.float32)} for x in inputs])
+        self._feeds = [{name: np.ascontiguousarray(x, dtype=np.float32)} for x in inputs]
+        self._items = iter(self._feeds)
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._items = iter(self._feeds[start_index:end_index])
 
     def get_next(self):
         return next(self._items, None)
 
-    def rewind(self) -> None:  # part of the protocol; calibration reads once
-        pass
+    def rewind(self) -> None:
+        self._items = iter(self._feeds)
 
 
 class _QuantizerChatter(logging.Filter):
@@ -71,19 +87,27 @@ class _QuantizerChatter(logging.Filter):
     it logs on the root logger: noise in a user's terminal. Its warnings and errors still pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "quantization" not in Path(record.pathname).parts
+        if "quantization" not in Path(record.pathname).parts:
+            return True
+        # The opset update to 21 is what 16-bit activations need, asked for: not news to the user.
+        return record.levelno >= logging.WARNING and "Automatically update the model to opset" not in record.getMessage()
 
 
-def quantize_static_onnx(src: str | Path, dst: str | Path, inputs: Sequence[np.ndarray], precision: str = "int8") -> Path:
-    """Quantise the float ONNX model `src` into `dst` (QDQ), calibrated on `inputs`.
+def quantize_static_onnx(src: str | Path, dst: str | Path, inputs: Sequence[np.ndarray], precision: str = "int8", *,
+                         method: str = "minmax", per_channel: bool = True, sixteen_bit: Sequence[str] = (),
+                         cache: str | Path | None = None) -> Path:
+    """Quantise the float ONNX model `src` into `dst` (QDQ), calibrated on `inputs` by `method`.
 
-    int8: QInt8 per-channel weights, QUInt8 activations (the pair ONNX Runtime's CPU
-    integer kernels take); w8a16: QInt8 per-channel weights, QUInt16 activations.
-    The model is first pre-processed as ONNX Runtime recommends (shape inference and
-    graph optimisation, so that BatchNorm and other foldable ops are gone first).
+    int8: QInt8 weights (per output channel unless `per_channel` is False), QUInt8
+    activations (the pair ONNX Runtime's CPU integer kernels take) except the tensors
+    named in `sixteen_bit` (QUInt16); w8a16: QUInt16 activations. The model is first
+    pre-processed as ONNX Runtime recommends (shape inference and graph optimisation, so
+    that BatchNorm and other foldable ops are gone first). `cache`: a file for the
+    calibrated ranges -- read if it exists, else written -- so quantising the same model
+    again (another `sixteen_bit`) skips the calibration.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if precision not in QUANTISED:
@@ -93,20 +117,54 @@ def quantize_static_onnx(src: str | Path, dst: str | Path, inputs: Sequence[np.n
     src, dst = Path(src), Path(dst)
     activation = QuantType.QUInt8 if precision == "int8" else QuantType.QUInt16
     name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    stride = _stride(len(inputs))
+    extra = {"ActivationSymmetric": False, "WeightSymmetric": True, "CalibStridedMinMax": stride,
+             "TensorQuantOverrides": {t: [{"quant_type": QuantType.QUInt16}] for t in sixteen_bit}}
     with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         dst.parent.mkdir(parents=True, exist_ok=True)
         chatter = _QuantizerChatter()
         logging.getLogger().addFilter(chatter)
-        try:
-            quantize_static(str(pre), str(dst), _Reader(name, inputs), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=activation, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        try:  # the histogram calibrators print progress: kept off stdout, where --json output goes
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(str(pre), str(dst), _Reader(name, inputs), quant_format=QuantFormat.QDQ,
+                                per_channel=per_channel, activation_type=activation, weight_type=QuantType.QInt8,
+                                calibrate_method=calibration_method(method), extra_options=extra,
+                                calibration_cache_path=None if cache is None else str(cache))
         finally:
             logging.getLogger().removeFilter(chatter)
     return dst
+
+
+def calibration_method(name: str):
+    """ONNX Runtime's CalibrationMethod for one of CALIBRATION_METHODS."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    if name not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {name!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}[name]
+
+
+def _stride(count: int) -> int:
+    """The largest divisor of `count` up to CALIBRATION_STRIDE (ONNX Runtime needs the passes equal)."""
+    return max(d for d in range(1, min(count, CALIBRATION_STRIDE) + 1) if count % d == 0)
+
+
+def quantised_tensors(model) -> dict[str, tuple[float, int, int]]:
+    """Activation tensors the QDQ `model` (an onnx.ModelProto) quantises: name -> (scale, zero point,
+    ONNX element type), from its QuantizeLinear nodes (weights are stored quantised and have none)."""
+    from onnx import numpy_helper
+
+    consts = {t.name: t for t in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[1] in consts and node.input[2] in consts:
+            scale, zero = numpy_helper.to_array(consts[node.input[1]]), consts[node.input[2]]
+            if scale.size == 1:
+                out[node.input[0]] = (float(scale.reshape(())), int(numpy_helper.to_array(zero).reshape(())), zero.data_type)
+    return out
 
 
 def output_psnr(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> float:
