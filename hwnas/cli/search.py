@@ -162,11 +162,13 @@ def sweep(
     flags = _given(locals())  # first: names imported below would join locals()
     from hwnas.sweep import check_sweep_dir, run_name, run_sweep
 
+    if resume and config is None and out is not None and (out / "sweep.yaml").is_file():
+        config = out / "sweep.yaml"  # the sweep's own settings and weights: resuming asks for nothing again
     base, weights = _sweep_file(config)
     fields = _merged(base, flags)
     weights = _parse_weights(latency_weight) if latency_weight is not None else weights
     if not weights:
-        raise HwnasError("give the latency weights to sweep: --latency-weight 0,0.1,0.3,1 (or latency_weights in --config).")
+        raise HwnasError(_no_weights(out if resume else None))
     run_dir = out or Path("runs") / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
     check_sweep_dir(run_dir, weights, resume)  # before a table is measured
     with _progress(not as_json) as bars:
@@ -241,6 +243,15 @@ def _default_out(fields: dict[str, Any]) -> Path:
     preset = spec.get("preset") or ("lut" if fields.get("lut") or fields.get("tables") else _quick_preset(space)) or "default"
     name = f"search-{space}-{preset}-{datetime.now():%Y%m%d-%H%M%S}"
     return Path("runs") / name
+
+
+def _no_weights(resumed: Optional[Path]) -> str:
+    """The error for a sweep without weights; a resumed one says why its folder did not give them."""
+    if resumed is None or not resumed.is_dir():
+        return "give the latency weights to sweep: --latency-weight 0,0.1,0.3,1 (or latency_weights in --config)."
+    started = sorted(p.name.removeprefix("mu-") for p in resumed.glob("mu-*") if p.is_dir())
+    return (f"{resumed} holds no sweep.yaml (a sweep writes it when it finishes){' but runs for mu ' + ', '.join(started) if started else ''}; "
+            "pass the weights it was started with, e.g. --latency-weight " + (",".join(started) or "0,0.1,0.3,1") + ".")
 
 
 def _parse_weights(text: str) -> list[float]:

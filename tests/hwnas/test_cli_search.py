@@ -137,6 +137,24 @@ def test_sweep_resume_reuses_finished_runs_and_finishes_the_rest(searched, monke
     assert [r["latency_weight"] for r in json.loads(out)["runs"]] == [0.0, 1.0]
 
 
+def test_sweep_resume_takes_the_weights_from_the_folders_sweep_yaml(searched, monkeypatch, capsys, tmp_path, cli):
+    run, _ = searched
+    code, _, err = cli("sweep", "--lut", run / "lut.csv", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "1",
+                       "--epochs", "1", "--warmup-epochs", "0", "--latency-weight", "0,1", "--out", tmp_path / "sweep")
+    assert code == 0, err
+    code, out, err = cli("sweep", "--out", tmp_path / "sweep", "--resume", "--json")  # nothing asked again
+    assert code == 0, err
+    assert [r["latency_weight"] for r in json.loads(out)["runs"]] == [0.0, 1.0]
+
+
+def test_sweep_resume_without_sweep_yaml_names_the_runs_it_found(monkeypatch, capsys, tmp_path, cli):
+    (tmp_path / "sweep" / "mu-0.3").mkdir(parents=True)  # an interrupted sweep: sweep.yaml is written at the end
+    code, _, err = cli("sweep", "--out", tmp_path / "sweep", "--resume")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'sweep'} holds no sweep.yaml (a sweep writes it when it finishes) but runs for mu 0.3; "
+        "pass the weights it was started with, e.g. --latency-weight 0.3.")
+
+
 @pytest.mark.parametrize("command", ["search", "sweep"])
 def test_help_gives_an_example_and_the_cost_of_each_mode(monkeypatch, capsys, command, cli):
     code, out, _ = cli(command, "--help")
