@@ -11,17 +11,20 @@ from hwnas.cli.common import ImageSizeOpt, JsonOpt, OptionalStrList, OptionOpt, 
 from hwnas.config import DescribeConfig, SpaceSpec, build_config, parse_options
 
 
-def spaces() -> None:
+def spaces(as_json: bool = JsonOpt) -> None:
     """List installed search spaces: presets, default task and output scales.
 
-    Example: hwnas spaces
+    Example: hwnas spaces --json
     """
-    from hwnas.plugins import get_space, space_names
+    from hwnas import catalog
 
-    for name in space_names():
-        cls = get_space(name)
-        typer.echo(f"{name}\tpresets: {', '.join(cls.presets) or '-'}\tdefault task: {cls.default_task or '-'}\t"
-                   f"output scales: {', '.join(map(str, cls.scales))}")
+    report = catalog.spaces()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    for space in report:
+        typer.echo(f"{space['name']}\tpresets: {', '.join(space['presets']) or '-'}\tdefault task: {space['default_task'] or '-'}\t"
+                   f"output scales: {', '.join(map(str, space['scales']))}")
 
 
 def tasks(as_json: bool = JsonOpt) -> None:
@@ -60,16 +63,19 @@ def _type_name(annotation) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
-def backends() -> None:
+def backends(as_json: bool = JsonOpt) -> None:
     """List installed latency backends.
 
-    Example: hwnas backends
+    Example: hwnas backends --json
     """
-    from hwnas.plugins import backend_names, get_backend
+    from hwnas import catalog
 
-    for name in backend_names():
-        doc = (get_backend(name).__doc__ or "").strip().splitlines()
-        typer.echo(f"{name}\t{doc[0] if doc else ''}")
+    report = catalog.backends()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    for backend in report:
+        typer.echo(f"{backend['name']}\t{backend['doc']}")
 
 
 def describe(
