@@ -128,6 +128,12 @@ def read_settings(path: str | Path, model: type[BaseModel]) -> dict[str, Any]:
         values = yaml.safe_load(path.read_text())
     except OSError as err:
         raise HwnasError(f"cannot read --config {path} ({err.strerror}); check the path.") from None
+    except yaml.constructor.ConstructorError as err:  # valid YAML with a tag safe_load will not construct
+        if "python/" in str(err.problem):
+            raise HwnasError(f"--config {path} holds a Python tag (!!python/...), which hwnas refuses for safety (it could run "
+                             "code); write plain values, e.g. `epochs: 4`.") from None
+        raise HwnasError(f"--config {path} holds a YAML tag hwnas does not read ({err.problem}); write plain values, "
+                         "e.g. `epochs: 4`.") from None
     except (yaml.YAMLError, UnicodeDecodeError):
         raise HwnasError(f"--config {path} is not a YAML file; write one setting per line, e.g. `epochs: 4`.") from None
     if values is None:

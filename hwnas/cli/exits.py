@@ -23,6 +23,7 @@ class is found through `typer.BadParameter`'s bases instead of importing either.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import typer
@@ -65,6 +66,7 @@ def is_click_error(err: BaseException) -> bool:
 def sentence(message: str) -> str:
     """click's "No such option: --x" -> "no such option: --x" (our lines are lower-case sentences)."""
     message = " ".join(str(message).split()).rstrip(".")
+    message = re.sub(r"\. Did you mean (.+)\?$", r" (did you mean \1?)", message)  # typer's suggestion, before our "; see ..."
     return message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
 
 

@@ -55,6 +55,7 @@ def ws(tmp_path_factory):
     (root / "other.csv").write_text((root / "lut.csv").read_text())
     (root / "other.meta.json").write_text(json.dumps(other))
     (root / "notmodel.pt").write_bytes(b"not a checkpoint")
+    (root / "python_tag.yaml").write_text('epochs: !!python/object/apply:os.system ["echo hi"]\n')
     return root
 
 
@@ -96,6 +97,8 @@ CASES = {
     "eval: not a model": (["eval", "--model", "notmodel.pt", "--data", "tinyimgs"], "notmodel.pt"),
     "export: not a model": (["export", "--model", "notmodel.pt", "--out", "o.onnx"], "notmodel.pt"),
     "denoise: not a model": (["denoise", "--model", "notmodel.pt", "notimage.jpg", "o.png"], "notmodel.pt"),
+    "train: a --config with a Python tag": (["train", "--config", "python_tag.yaml", "--out", "o"],
+                                            "holds a Python tag (!!python/...), which hwnas refuses for safety"),
     # inf passes every bound (inf >= 0): refused up front, before a run folder exists
     "search: entropy weight inf": ([*SEARCH, "--lut", "lut.csv", "--entropy-weight", "inf", "--out", "o"],
                                    "invalid --entropy-weight: Input should be a finite number"),

@@ -160,6 +160,15 @@ def test_commands_validate_flags_through_build_config():
     assert direct == []
 
 
+@pytest.mark.parametrize("args, typo, meant, command", [(["serch"], "serch", "search", "hwnas"),
+                                                        (["lut", "shw"], "shw", "show", "hwnas lut")])
+def test_a_typo_s_suggestion_reads_as_one_sentence(monkeypatch, capsys, args, typo, meant, command):
+    code, _, err = hwnas(monkeypatch, capsys, args)
+    suggested = f"error: no such command '{typo}' (did you mean '{meant}'?); see `{command} --help`."
+    plain = f"error: no such command '{typo}'; see `{command} --help`."  # a typer that suggests nothing
+    assert code == 2 and err.strip().splitlines()[-1] in (suggested, plain), err
+
+
 def test_an_out_of_range_value_is_one_line_naming_the_flag(monkeypatch, capsys):
     code, out, err = hwnas(monkeypatch, capsys, ["describe", "--image-size", "7"])
     assert (code, out) == (2, "") and err.splitlines() == ["error: invalid --image-size: Input should be greater than or equal to 8."]
