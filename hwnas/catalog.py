@@ -24,16 +24,17 @@ SPACE_FIELDS = ("presets", "default_task", "scales")
 
 def spaces() -> list[dict[str, Any]]:
     """One record per installed search space: name, doc, presets, default_task, scales, package."""
-    return [_space(name) for name in plugins.space_names()]
+    found = _entry_points(plugins.SPACE_GROUP)
+    return [_space(name, found.get(name)) for name in plugins.space_names()]
 
 
 def backends() -> list[dict[str, Any]]:
     """One record per installed latency backend: name, doc, package."""
-    return [_backend(name) for name in plugins.backend_names()]
+    found = _entry_points(plugins.BACKEND_GROUP)
+    return [_backend(name, found.get(name)) for name in plugins.backend_names()]
 
 
-def _space(name: str) -> dict[str, Any]:
-    ep = _entry_point(plugins.SPACE_GROUP, name)
+def _space(name: str, ep: EntryPoint | None) -> dict[str, Any]:
     node = _class_node(ep) if ep is not None else None
     fields = {f: _literal(node, f) for f in SPACE_FIELDS} if node is not None else {}
     if node is None or any(value is None for value in fields.values()):
@@ -47,15 +48,18 @@ def _space(name: str) -> dict[str, Any]:
     return {"name": name, "doc": _first_line(doc), **fields, "package": _package(ep)}
 
 
-def _backend(name: str) -> dict[str, Any]:
-    ep = _entry_point(plugins.BACKEND_GROUP, name)
+def _backend(name: str, ep: EntryPoint | None) -> dict[str, Any]:
     node = _class_node(ep) if ep is not None else None
     doc = ast.get_docstring(node) if node is not None else plugins.get_backend(name).__doc__
     return {"name": name, "doc": _first_line(doc), "package": _package(ep)}
 
 
-def _entry_point(group: str, name: str) -> EntryPoint | None:
-    return next((ep for ep in entry_points(group=group) if ep.name == name), None)
+def _entry_points(group: str) -> dict[str, EntryPoint]:
+    """name -> entry point; the first of a name wins, as in `hwnas.plugins`."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=group):
+        found.setdefault(ep.name, ep)
+    return found
 
 
 def _class_node(ep: EntryPoint) -> ast.ClassDef | None:
