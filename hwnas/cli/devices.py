@@ -55,8 +55,14 @@ def table_fields(luts: Optional[list[str]], weights: Optional[list[str]], target
 def _lut(text: str) -> tuple[str | None, str]:
     """(name or None, path) of `--lut [NAME=]PATH`; a path that exists as given is never split."""
     name, sep, path = text.partition("=")
-    if sep and NAME.match(name) and path and not Path(text).exists():
+    if not sep or not path or Path(text).exists():
+        return None, text
+    if NAME.match(name):
         return name, path
+    if Path(path).exists():  # NAME=PATH meant, with a name a table cannot take: reading it all as a path would say "no table"
+        fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "table"
+        raise HwnasError(f"--lut {text!r}: {name!r} is not a table name (letters, digits, '.', '_' and '-', starting with a "
+                         f"letter or digit) and no file {text!r} exists; write e.g. --lut {fixed}={path}.")
     return None, text
 
 

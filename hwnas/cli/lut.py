@@ -198,7 +198,10 @@ def show(
     from hwnas.latency import LatencyTable
 
     table = LatencyTable.load(path)
-    report = describe_table(table, space_of(table.meta), reference)
+    space = space_of(table.meta)
+    if space is not None:
+        _check_rows_fit_sidecar(path, table, space)
+    report = describe_table(table, space, reference)
     if reference and all(reference not in row["candidates"] for row in report["stages"]):
         raise HwnasError(f"the table has no candidate {reference!r}; pass --reference with one of its candidates.")
     if as_json:
@@ -206,6 +209,25 @@ def show(
         return
     for line in _show_lines(path, report):
         typer.echo(line)
+
+
+def _check_rows_fit_sidecar(path: Path, table, space) -> None:
+    """Rows of which not one is a unit of the sidecar's network: the .meta.json belongs to another table
+    (copied beside it), and "N entries missing" would hide that."""
+    import math
+
+    from hwnas.latency import sidecar_path
+
+    m = table.meta
+    wanted = space.layout(m.image_size).units
+    if table.frame.empty or len(table.missing(wanted)) < len(wanted):
+        return
+    sizes = table.frame["input_shape"].map(lambda s: math.prod(int(d) for d in str(s).split("x") if d.isdigit()))
+    row = table.frame.loc[sizes.idxmax()]  # the largest input shows the image size the rows were measured at
+    raise HwnasError(f"{path} does not match its sidecar {sidecar_path(path)}: the sidecar is for {m.space} (preset {m.preset}) "
+                     f"at {m.image_size}px, but none of the table's {len(table.frame)} rows is a unit of that network (e.g. "
+                     f"{row['kind']} {row['name']}@{row['input_shape']}); put the table's own sidecar beside it, or rebuild it "
+                     f"with `hwnas build-lut --out {path} --force`.")
 
 
 def _show_lines(path: Path, r: dict) -> list[str]:

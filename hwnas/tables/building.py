@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from hwnas.errors import HwnasError
 from hwnas.latency import Key, unit_key  # noqa: F401 -- the row key lives in hwnas.latency; kept importable from here
-from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str
+from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str, sidecar_path
 from hwnas.space import SearchSpace, Unit
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,9 @@ def open_table(
         return LatencyTable(new_meta(space, image_size, backend))
     if not path.exists():
         return _from_cached_sibling(space, image_size, backend, path) or LatencyTable(new_meta(space, image_size, backend))
+    if not sidecar_path(path).is_file():  # a file hwnas did not write (or lost its sidecar): never resumed into or overwritten
+        raise HwnasError(f"{path} already exists and is not an hwnas table (it has no sidecar {sidecar_path(path).name}); "
+                         f"choose another --out, or pass --force to replace {path}.")
     table = LatencyTable.load(path)
     units = space.layout(image_size).unit_fingerprints
     if not table.fingerprinted:

@@ -183,6 +183,25 @@ def test_a_broken_sidecar_is_refused(cli, macs_table):
     assert code == 2 and "is not an hwnas table sidecar" in err
 
 
+def test_lut_show_of_a_table_with_another_tables_sidecar_names_the_mismatch(cli, macs_table, tmp_path):
+    other = tmp_path / "t64.csv"
+    assert cli("build-lut", "--backend", "macs", "--preset", "tiny", "--image-size", "64", "--out", str(other))[0] == 0
+    sidecar_path(macs_table).write_text(sidecar_path(other).read_text())  # the 64 px sidecar beside the 32 px rows
+    code, out, err = cli("lut", "show", str(macs_table))
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert (f"{macs_table} does not match its sidecar {sidecar_path(macs_table)}: the sidecar is for nafnet-unet (preset tiny) "
+            "at 64px, but none of the table's 24 rows is a unit of that network (e.g. candidate cbr@1x8x32x32)") in err
+
+
+def test_build_lut_onto_a_users_own_csv_says_it_is_not_a_table(cli, tmp_path):
+    mine = tmp_path / "users.csv"
+    mine.write_text("key,ms\na,1\n")
+    code, _, err = cli("build-lut", "--backend", "macs", *TINY, "--out", str(mine))
+    assert code == 2 and err == (f"error: {mine} already exists and is not an hwnas table (it has no sidecar users.meta.json); "
+                                 f"choose another --out, or pass --force to replace {mine}.\n")
+    assert mine.read_text() == "key,ms\na,1\n" and not sidecar_path(mine).exists()  # the user's file untouched
+
+
 def test_lut_show_handles_a_degenerate_table_and_shows_small_numbers(tmp_path):
     """A reference of 0 ms gives '-' ratios, not a crash; a MACs table shows its tiny numbers, not 0.000."""
     import csv

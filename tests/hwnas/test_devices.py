@@ -86,6 +86,19 @@ def test_flag_mistakes_are_one_sentence(luts, weights, targets, message):
         table_fields(luts, weights, targets)
 
 
+def test_a_lut_path_with_an_equals_sign_is_a_path_and_a_name_it_cannot_take_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my table!=lut.csv").write_text("")
+    assert table_fields(["my table!=lut.csv"], None, None) == {"lut": "my table!=lut.csv"}  # it exists: a path
+    (tmp_path / "my table!=lut.csv").unlink()
+    (tmp_path / "lut.csv").write_text("")
+    with pytest.raises(HwnasError) as err:  # NAME=PATH meant: the name is refused, not the whole text sought as a file
+        table_fields(["my table!=lut.csv"], None, None)
+    assert str(err.value) == ("--lut 'my table!=lut.csv': 'my table!' is not a table name (letters, digits, '.', '_' and '-', "
+                              "starting with a letter or digit) and no file 'my table!=lut.csv' exists; write e.g. "
+                              "--lut my_table=lut.csv.")
+
+
 @pytest.mark.parametrize("tables, extra, message", [
     ([{"name": "a", "path": "x.csv"}, {"name": "a", "path": "y.csv"}], {}, "two tables are named 'a'"),
     ([{"name": "a", "path": "x.csv"}, {"name": "b", "path": "y.csv"}], {"target_ms": 5}, "one per table"),
