@@ -110,3 +110,16 @@ def test_the_readme_test_command_installs_the_example():
     readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert command in readme and "-e examples/superres" in command
+
+
+def test_a_phone_photo_is_read_upright(tmp_path):
+    from PIL import Image
+
+    from hwnas_superres.images import read_rgb
+
+    stored = np.zeros((4, 6, 3), np.uint8)
+    stored[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "phone.png"), np.rot90(stored, -1).astype(np.float32) / 255)

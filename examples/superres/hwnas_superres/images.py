@@ -36,12 +36,14 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An image as float32 H x W x 3 RGB in [0, 1] (grayscale, palette and alpha converted by Pillow)."""
-    from PIL import Image
+    """An image as float32 H x W x 3 RGB in [0, 1] (grayscale, palette and alpha converted by Pillow), upright
+    (its EXIF orientation applied)."""
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255)
+            upright = ImageOps.exif_transpose(image)  # a phone photo stores its pixels sideways plus an orientation tag
+            rgb = np.asarray(upright.convert("RGB"), dtype=np.float32) / np.float32(255)
     except FileNotFoundError:
         raise HwnasError(f"cannot read image {path}: the file does not exist; check the path.") from None
     except Exception as err:  # decoders raise many types
