@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Hardware-aware neural architecture search: search spaces x on-device latency backends.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
 )
 
 info.register(app)

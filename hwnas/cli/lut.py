@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Optional
 
 import typer
 
-from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, bounds
+from hwnas.cli.common import ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, bounds
 from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.config import BuildLutConfig, ProfileConfig
 from hwnas.errors import HwnasError
@@ -78,6 +78,30 @@ def _with_table(request, path: Path, *, override: bool = False):
     return resolve_with_table(meta, request, str(path), refuse=not override)
 
 
+def _with_config(path: Path, request, out: Optional[Path], force: bool, dry_run: bool):
+    """`request`, --out, --force and --dry-run with a --config file's settings (`BuildLutConfig`'s
+    fields) underneath: a flag given wins; space and backend options merge key by key."""
+    from dataclasses import replace
+
+    from hwnas.config import read_settings
+
+    file = read_settings(path, BuildLutConfig)
+    spec, options = file.get("spec") or {}, file.get("backend_options") or {}
+    if not isinstance(spec, dict) or not isinstance(spec.get("options") or {}, dict) or not isinstance(options, dict):
+        raise HwnasError(f"--config {path}: spec, its options and backend_options are mappings; write e.g. "
+                         "`spec: {space: nafnet-unet, preset: tiny}` and `backend_options: {threads: 2}`.")
+    for key in ("force", "dry_run"):
+        if not isinstance(file.get(key, False), bool):
+            raise HwnasError(f"--config {path}: {key} is true or false, not {file[key]!r}.")
+    pick = lambda given, key: given if given is not None else key  # noqa: E731
+    request = replace(request, space=pick(request.space, spec.get("space")), preset=pick(request.preset, spec.get("preset")),
+                      space_options={**(spec.get("options") or {}), **(request.space_options or {})},
+                      image_size=pick(request.image_size, file.get("image_size")), backend=pick(request.backend, file.get("backend")),
+                      backend_options={**options, **(request.backend_options or {})})
+    out = pick(out, Path(str(file["out"])) if file.get("out") is not None else None)
+    return request, out, force or file.get("force", False), dry_run or file.get("dry_run", False)
+
+
 def _defaults(request) -> tuple[Any, int, str, dict[str, Any]]:
     """(SpaceSpec, image size, backend name, backend options) with defaults filled in."""
     from hwnas.config import SpaceSpec
@@ -108,6 +132,7 @@ def _progress(total: int, enabled: bool, what: str):
 
 
 def build_lut(
+    config: Optional[Path] = ConfigOpt,
     backend: Optional[str] = BackendOpt,
     device: Optional[str] = DeviceOpt,
     space: Optional[str] = SpaceOpt,
@@ -135,12 +160,16 @@ def build_lut(
     onnxruntime times each unit alone (exported like `hwnas export`) in interleaved rounds with the per-call overhead subtracted; qai-hub profiles on a phone; macs counts multiply-accumulates.
 
     Example: hwnas build-lut --backend onnxruntime --space nafnet-unet --preset paper --image-size 256 --out paper-ort.csv
+
+    Example: hwnas build-lut --config build.yaml --threads 2  (spec, image_size, backend, backend_options, out in the file)
     """
     from hwnas.tables.building import build_table, default_table_path_for, make_backend, plan_build
     from hwnas.config import BuildLutConfig, build_config
 
     request = _request(space, preset, option, image_size, backend,
                        _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision))
+    if config is not None:  # the file's settings under the flags given
+        request, out, force, dry_run = _with_config(config, request, out, force, dry_run)
     if out is not None:
         request = _with_table(request, out, override=force)
     spec, size, backend_name, options = _defaults(request)
