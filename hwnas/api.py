@@ -247,11 +247,12 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
     space, net = model_file.build()
     align = space_align(space)
     channels = space.example_input(8).shape[1]
-    metadata = onnx_metadata(model_file.spec, model_file.arch, align, task=_task_name(model_file), scale=space.scale)
+    metadata = onnx_metadata(model_file.spec, model_file.arch, align, task=_task_name(model_file), scale=space.scale,
+                             output=space.output)
 
     def export_float(path) -> dict:
         return export_model(net, path, metadata=metadata, in_channels=channels, align=align, static_hw=config.static,
-                            tolerance=config.tolerance, opset=config.opset, scale=space.scale)
+                            tolerance=config.tolerance, opset=config.opset, scale=space.scale, output=space.output)
 
     if config.precision == "fp32":
         report = export_float(config.out) | {"precision": "fp32"}

@@ -19,6 +19,10 @@ inference. Blocks with global pooling (NAFNet's channel attention) see only thei
 window, so their outputs differ slightly from whole-image inference -- as in NAFNet's
 own tiled evaluation (Chu et al., "Improving Image Restoration by Revisiting Global
 Information Aggregation", ECCV 2022).
+
+A network whose output is a vector of scores (`SearchSpace.output == "scores"`: N x K,
+e.g. a classifier) sees its whole input at once: it is never tiled, and a static-shape
+file takes inputs of exactly its size (zero padding would change the scores).
 """
 
 from __future__ import annotations
@@ -37,14 +41,14 @@ from torch import nn
 
 from hwnas.config import SpaceSpec
 from hwnas.errors import HwnasError
-from hwnas.space import Architecture, SearchSpace
+from hwnas.space import DEFAULT_MULTIPLE, OUTPUTS, Architecture, SearchSpace
 
 log = logging.getLogger(__name__)
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
 PRODUCER = "hwnas"
-DEFAULT_ALIGN = 64  # for a space that does not say its input multiple: safe for U-Nets up to 6 levels
+DEFAULT_ALIGN = DEFAULT_MULTIPLE  # files written before the alignment was recorded
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,8 @@ class LoadedModel:
     `spec`, `arch`: space and architecture; `runtime`: "torch" or "onnxruntime";
     `align`: the input multiple tiles are aligned to; `task`: the name of the task it
     was trained for (None: its space's default, in files written before tasks were
-    plugins); `scale`: output size / input size; `module`: the PyTorch network (eval
-    mode) for a model file, None for ONNX.
+    plugins); `scale`: output size / input size; `output`: "image" or "scores" (see the
+    module docstring); `module`: the PyTorch network (eval mode) for a model file, None for ONNX.
     """
 
     predict: Predict
@@ -68,15 +72,19 @@ class LoadedModel:
     module: nn.Module | None = None
     task: str | None = None
     scale: int = 1
+    output: str = "image"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.predict(x)
 
 
 def space_align(space: SearchSpace) -> int:
-    """The input multiple a space's networks pad to (attribute `multiple`), else `DEFAULT_ALIGN`."""
-    multiple = getattr(space, "multiple", None)
-    return int(multiple) if isinstance(multiple, int) and multiple >= 1 else DEFAULT_ALIGN
+    """The input multiple a space's networks pad to, as it declares it (`SearchSpace.multiple`)."""
+    multiple = space.multiple
+    if not isinstance(multiple, int) or multiple < 1:
+        raise HwnasError(f"space {space.name!r} declares the input multiple {multiple!r}, not a whole number >= 1; "
+                         "fix its `multiple`.")
+    return multiple
 
 
 # -- predictors ----------------------------------------------------------------
@@ -114,11 +122,11 @@ def _open_torch(path: Path, accelerator: str) -> LoadedModel:
     model = load_model(path)
     space, net = model.build(device)
     return LoadedModel(torch_predictor(net, device), model.spec, model.arch, "torch", space_align(space), module=net,
-                       task=model.task.name, scale=space.scale)
+                       task=model.task.name, scale=space.scale, output=space.output)
 
 
 def onnx_metadata(spec: SpaceSpec, arch: Architecture, align: int, *, task: str | None = None,
-                  scale: int = 1) -> dict[str, str]:
+                  scale: int = 1, output: str = "image") -> dict[str, str]:
     """The `metadata_props` that mark an ONNX file as ours and say what it computes.
 
     The task's name and the scale are written apart from the space spec so the file
@@ -133,6 +141,7 @@ def onnx_metadata(spec: SpaceSpec, arch: Architecture, align: int, *, task: str 
         "arch": json.dumps(arch.model_dump(), sort_keys=True),
         "align": str(align),
         "scale": str(scale),
+        "output": output,
     }
     if task is not None:
         meta["task"] = task
@@ -155,7 +164,7 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
             "pass a model.pt from `hwnas train` or an ONNX file from `hwnas export`."
         ) from None
     meta = session.get_modelmeta().custom_metadata_map
-    spec, arch, align, scale = _parse_metadata(meta, path)
+    spec, arch, align, scale, output = _parse_metadata(meta, path)
     _check_onnx_weights(path)
     inputs = session.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
@@ -169,8 +178,9 @@ def _open_onnx(path: Path, threads: int) -> LoadedModel:
         return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().numpy()})[0])
 
     if static is not None:
-        predict = fixed_size(predict, static, scale)
-    return LoadedModel(predict, spec, arch, "onnxruntime", align, static, task=meta.get("task"), scale=scale)
+        predict = fixed_size(predict, static, scale, output)
+    return LoadedModel(predict, spec, arch, "onnxruntime", align, static, task=meta.get("task"), scale=scale,
+                       output=output)
 
 
 def _check_onnx_weights(path: Path) -> None:
@@ -198,7 +208,7 @@ def _check_input(x: torch.Tensor, batch: int | str, channels: int | str, path: P
         raise HwnasError(f"{path.name} takes {channels} channels (input {accepts}), not {x.shape[1]}.")
 
 
-def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int, int]:
+def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Architecture, int, int, str]:
     if meta.get("producer") != PRODUCER:
         raise HwnasError(
             f"{path} is an ONNX file that hwnas did not export (no hwnas metadata), so its input range and "
@@ -209,20 +219,26 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Archit
         arch = Architecture.model_validate_json(meta["arch"])
         align = int(meta.get("align", DEFAULT_ALIGN))
         scale = int(meta.get("scale", 1))  # files from before tasks were plugins: image to image
+        output = meta.get("output", "image")  # files from before the output kind was declared: images
+        if output not in OUTPUTS:
+            raise ValueError(output)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         raise HwnasError(f"{path} has damaged hwnas metadata; export the network again with `hwnas export`.") from None
-    return spec, arch, align, scale
+    return spec, arch, align, scale, output
 
 
 # -- input size handling -----------------------------------------------------------
 
-def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1) -> Predict:
+def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1, output: str = "image") -> Predict:
     """Adapt a fixed-shape predictor: zero-pad smaller inputs at the bottom/right, crop the output (to `scale` x the input).
 
     (The U-Net pads to its multiple the same way.) Larger inputs need `tiled` with
-    tile = the fixed size; they are refused here.
+    tile = the fixed size; they are refused here. A scores output takes inputs of
+    exactly `hw` only: padding would change its scores.
     """
     height, width = hw
+    if output == "scores":
+        return _exact_size(predict, hw)
 
     def predict_fixed(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -235,6 +251,16 @@ def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1) -> Predict
         return y[..., :h * scale, :w * scale]
 
     return predict_fixed
+
+
+def _exact_size(predict: Predict, hw: tuple[int, int]) -> Predict:
+    def predict_exact(x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != tuple(hw):
+            raise HwnasError(f"the model takes {hw[0]}x{hw[1]} inputs (static ONNX), the input is "
+                             f"{x.shape[-2]}x{x.shape[-1]}; resize it to {hw[0]}x{hw[1]} or export with dynamic size.")
+        return predict(x)
+
+    return predict_exact
 
 
 def tile_windows(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
@@ -295,8 +321,13 @@ def tiled(predict: Predict, tile: int, overlap: int = 32, align: int = 1, scale:
 def model_predictor(model: LoadedModel, tile: int | None = None, overlap: int | None = None) -> Predict:
     """`model.predict`, tiled when `tile` is given; a static-shape ONNX file is always tiled at its size.
 
-    `overlap` None means min(32, tile // 4) pixels.
+    `overlap` None means min(32, tile // 4) pixels. A scores model is never tiled.
     """
+    if model.output == "scores":
+        if tile is not None:
+            raise HwnasError(f"the model outputs one vector of scores for its whole input, which tiles cannot make; "
+                             f"leave out --tile (it was {tile}).")
+        return model.predict
     if model.static_hw is not None:
         limit = min(model.static_hw)
         if tile is not None and tile > limit:

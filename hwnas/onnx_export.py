@@ -144,16 +144,18 @@ def to_onnx(
 
 
 def _write_onnx(module: nn.Module, input_shape: Sequence[int], path: Path, *, dynamic: bool, opset: int,
-                scale: int = 1) -> None:
+                scale: int = 1, output: str = "image") -> None:
     """`to_onnx` without its atomic write, for callers that write `path` atomically themselves.
 
     `scale`: output size / input size; the output's dynamic axes get their own names
-    when it is not 1 (one name for both would tell the runtime they are equal).
+    when it is not 1 (one name for both would tell the runtime they are equal). A
+    "scores" output (N x K) has no height or width to leave free.
     """
     folded = fold_batchnorm(module)
     x = torch.zeros(tuple(input_shape))
     out_axes = {2: "height", 3: "width"} if scale == 1 else {2: f"height_x{scale}", 3: f"width_x{scale}"}
-    dynamic_axes = {"x": {2: "height", 3: "width"}, "y": out_axes} if dynamic else None
+    axes = {"x": {2: "height", 3: "width"}} | ({"y": out_axes} if output == "image" else {})
+    dynamic_axes = axes if dynamic else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(
@@ -191,11 +193,13 @@ def export_model(
     opset: int = 17,
     seed: int = 0,
     scale: int = 1,
+    output: str = "image",
 ) -> dict:
     """Export `net` (BN folded) to `path` with `metadata` in `metadata_props`, verified by ONNX Runtime.
 
-    `scale` is the output size / input size the network must have (checked on the
-    odd-sized input first: `HwnasError` if it differs, nothing written).
+    `scale` is the output size / input size the network must have, or with `output`
+    "scores" the output is one vector per input (N x K; `hwnas.space.OUTPUTS`) -- checked
+    on the odd-sized input first: `HwnasError` if it differs, nothing written.
 
     Dynamic height and width unless `static_hw` is given (NPU compilers such as AI Hub's
     QNN path need a fixed shape). The file is checked against the unfolded PyTorch
@@ -213,11 +217,12 @@ def export_model(
     else:
         side = max(64, 2 * align)
         shapes = [(1, in_channels, side, side), (1, in_channels, side - 3, side + 5)]  # the second: odd, unaligned
-    _check_scale(net, shapes[-1], scale)
+    _check_output(net, shapes[-1], scale, output)
     report: dict = {}
 
     def write(tmp: Path) -> None:
-        _write_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset, scale=scale)  # the outer write is atomic
+        _write_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset, scale=scale,
+                    output=output)  # the outer write is atomic
         report.update(_add_metadata(tmp, metadata))
         gen = torch.Generator().manual_seed(seed)
         errors = [onnx_max_error(net, tmp, torch.rand(shape, generator=gen)) for shape in shapes]
@@ -233,15 +238,22 @@ def export_model(
     return report
 
 
-def _check_scale(net: nn.Module, shape: Sequence[int], scale: int) -> None:
-    """Refuse a network whose output is not `scale` x its input (the tiler and the task rely on it)."""
+def _check_output(net: nn.Module, shape: Sequence[int], scale: int, output: str) -> None:
+    """Refuse a network whose output is not what its space declares: an image `scale` x its
+    input (the tiler and the task rely on it), or one vector of scores per input."""
     from hwnas.errors import HwnasError
 
     with torch.no_grad():
         out = net(torch.zeros(tuple(shape)))
+    if output == "scores":
+        if out.ndim != 2 or out.shape[0] != shape[0]:
+            raise HwnasError(f"the network maps a {shape[2]}x{shape[3]} input to shape {tuple(out.shape)}, not to one "
+                             "vector of scores (N x K) as its space declares; nothing was written -- report this network.")
+        return
     expected = tuple(d * scale for d in shape[2:])
-    if tuple(out.shape[2:]) != expected:
-        raise HwnasError(f"the network maps a {shape[2]}x{shape[3]} input to {out.shape[2]}x{out.shape[3]}, not to "
+    if out.ndim != 4 or tuple(out.shape[2:]) != expected:
+        got = "x".join(map(str, out.shape[2:] if out.ndim == 4 else out.shape))
+        raise HwnasError(f"the network maps a {shape[2]}x{shape[3]} input to {got}, not to "
                          f"{expected[0]}x{expected[1]} (output scale {scale}); nothing was written -- report this network.")
 
 

@@ -37,22 +37,22 @@ def calibration_inputs(model_file, space, count: int, folder: str | None,
                        static: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, str]:
     """(calibration inputs, held-out check inputs, where they came from), N x C x H x W float32.
 
-    Made by the model's task with its training options and `folder` as its data (None:
-    the task's sample images); crops of `static` (H, W) or CALIBRATION_CROP pixels.
+    Made by the model's task (`Task.calibration_options`, `Task.calibration_batches`):
+    its training options with `folder` as its data (None: the task's own); cut to
+    `static` (H, W) or CALIBRATION_CROP pixels.
     """
     from hwnas.config import TaskSpec
-    from hwnas.task import make_task
+    from hwnas.task import make_task, task_class
 
     h, w = static or (CALIBRATION_CROP, CALIBRATION_CROP)
-    options = {k: v for k, v in model_file.task.options.items() if k not in ("data", "crop")}
-    options.update(data=folder, crop=max(h, w))
     try:
-        task = make_task(TaskSpec(name=model_file.task.name, options=options), space)
+        cls = task_class(model_file.task.name, space.name)
+        options = cls.calibration_options(dict(model_file.task.options), folder, max(h, w))
+        task = make_task(TaskSpec(name=cls.name, options=options), space)
     except HwnasError as err:
         raise HwnasError(f"cannot make calibration inputs from {folder or 'the sample images'}: {err}") from None
-    calib = [task.batch("train", seed=0, epoch=0, step=i, batch_size=1)[0] for i in range(count)]
-    check = [task.batch("arch", seed=1, epoch=0, step=i, batch_size=1)[0] for i in range(max(2, count // 4))]
-    cut = lambda xs: torch.cat(xs)[..., :h, :w].contiguous().numpy().astype(np.float32)  # noqa: E731
+    calib, check = task.calibration_batches(count)
+    cut = lambda x: x[..., :h, :w].contiguous().numpy().astype(np.float32)  # noqa: E731
     return cut(calib), cut(check), folder or "the task's sample images"
 
 

@@ -50,7 +50,7 @@ from hwnas.errors import HwnasError
 from hwnas.prefetch import Prefetcher
 from hwnas.rows import RowLog
 from hwnas.rundir import RunDir
-from hwnas.task import SHORTHANDS
+from hwnas.task import shorthand_options
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ def _setting(path: tuple[str, ...], values: Mapping[str, Any], short: bool = Fal
         return f"{path[2]}={shown}" if short else f"--option {path[2]}={shown}"
     if path == ("task", "name"):
         return shown if short else f"--task {shown}"
-    if path[:2] == ("task", "options") and len(path) > 2 and path[2] not in SHORTHANDS:
+    if path[:2] == ("task", "options") and len(path) > 2 and path[2] not in shorthand_options():
         return f"{path[2]}={shown}" if short else f"-t {path[2]}={shown}"
     flag = "--" + path[-1].replace("_", "-")
     return shown if short else f"{flag} {shown}"

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 
+OUTPUTS = ("image", "scores")  # what a space's networks return (`SearchSpace.output`) and a task trains on
+DEFAULT_MULTIPLE = 64  # input alignment of a space that declares none: safe for U-Nets up to 6 levels
+
 
 class ChoiceBlock(nn.Module):
     """One choice position: a stable label and named candidate modules.
@@ -216,6 +219,15 @@ class SearchSpace(ABC):
     1) and builds the upsampling ending itself -- it is network structure, measured as
     a fixed unit and exported with the network. The engine sets that option from the
     task's `scale`.
+
+    Input and output are declared, so export, inference and the contract tests follow
+    the space instead of assuming an image:
+
+    - `multiple`: the input alignment -- the network pads H and W to a multiple of it
+      (a U-Net: 2^levels) and tiles start on it; undeclared, `DEFAULT_MULTIPLE`.
+    - `output`: "image" (N x C x sH x sW; each output pixel depends on an input region,
+      so inputs may be tiled) or "scores" (N x K: one vector of scores per input, e.g.
+      a classifier's logits, whatever the input size; never tiled, `scale` is 1).
     """
 
     name: ClassVar[str]
@@ -227,6 +239,7 @@ class SearchSpace(ABC):
     scales: ClassVar[tuple[int, ...]] = (1,)
     train_crops: ClassVar[dict[str, int]] = {}  # preset -> a training crop side (input pixels) it is sized for
     in_channels: ClassVar[int] = 3
+    output: ClassVar[str] = "image"  # or "scores" (`OUTPUTS`, see above)
     preset: str | None = None  # the preset it was made from, if any (for sidecars and run configs)
 
     def __init__(self, config: BaseModel):
@@ -267,6 +280,11 @@ class SearchSpace(ABC):
     def fixed_units(self, image_size: int) -> list[Unit]:
         """Parts outside the choice positions (stem, resampling, head), measurable alone."""
         return []
+
+    @property
+    def multiple(self) -> int:
+        """Input alignment: H and W are padded to a multiple of this (a property: it may follow the config)."""
+        return DEFAULT_MULTIPLE
 
     @property
     def scale(self) -> int:

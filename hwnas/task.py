@@ -15,6 +15,10 @@ super-resolution) needs a network that ends in an upsampling. The network is the
 space's, so the space builds that ending (its `scale` option, see
 `hwnas.space.SearchSpace.scales`); the task only declares the scale it needs and the
 engine sets the space's option from it.
+
+Output kind: a task trains networks that return an image (`output = "image"`, the
+default) or one vector of scores per input (`"scores"`, e.g. a classifier); it pairs
+only with spaces that declare the same `SearchSpace.output`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from hwnas.errors import HwnasError
+from hwnas.space import OUTPUTS
 
 if TYPE_CHECKING:
     from hwnas.config import SpaceSpec, TaskSpec
@@ -37,9 +42,6 @@ Predict = Callable[[torch.Tensor], torch.Tensor]  # one input batch -> output (s
 
 SPLITS = ("train", "arch")  # weights train on "train"; architecture logits on held-out "arch"
 
-# Task options the command line also takes as flags of their own (`--data DIR` for
-# `-t data=DIR`). A task lists those it has in `shorthands`; any other is refused.
-SHORTHANDS = ("data", "crop", "sigma")
 
 
 class NoOptions(BaseModel):
@@ -53,9 +55,12 @@ class Task(ABC):
 
     A subclass sets `name` (its registry name), `Options` (a frozen pydantic model,
     extra="forbid"; every field has a default and a `description` that `hwnas tasks`
-    shows), `shorthands` (which of `SHORTHANDS` are `Options` fields it takes as flags),
-    `scale` (output size / input size) and `primary_metric` (the score a higher value
-    improves: the sweep's y axis, the first validation column). The engine builds it as
+    shows), `shorthands` (the `Options` fields it takes as command-line flags of their
+    own, `--data DIR` for `-t data=DIR`; any other shorthand flag is refused),
+    `scale` (output size / input size), `output` (its networks' output kind, one of
+    `OUTPUTS`) and `primary_metric` (the score a higher value improves: the sweep's y
+    axis, the first validation column). A quantised export calibrates on inputs the
+    task makes (`calibration_options`, `calibration_batches`). The engine builds it as
     `cls(options, space)`: validated options and the space whose network it trains
     (for hints such as `space.train_crop`; None when only the file hooks are used).
     """
@@ -64,6 +69,7 @@ class Task(ABC):
     Options: ClassVar[type[BaseModel]] = NoOptions
     shorthands: ClassVar[tuple[str, ...]] = ()
     scale: ClassVar[int] = 1
+    output: ClassVar[str] = "image"  # or "scores": see the module docstring
     primary_metric: ClassVar[str] = "score"
 
     def __init__(self, options: BaseModel | None = None, space: "SearchSpace | None" = None):
@@ -97,6 +103,28 @@ class Task(ABC):
     def infer_file(self, predict: Predict, in_path: str | Path, out_path: str | Path) -> dict:
         """Run `predict` on one input file and write the result to `out_path`; returns facts about it."""
         raise HwnasError(f"the task {self.name or type(self).__name__} does not support running on files.")
+
+    # Calibration of a quantised export (`hwnas export --precision int8 --calibration DIR`).
+
+    @classmethod
+    def calibration_options(cls, options: dict[str, Any], folder: str | None, side: int) -> dict[str, Any]:
+        """Options of the task whose batches calibrate a model trained with `options`.
+
+        `folder` is the user's `--calibration` data (None: the task's own) and `side` the
+        smallest input side wanted. The default keeps the training options and refuses a
+        folder; a task that reads a data folder overrides this to read `folder` instead.
+        """
+        if folder is not None:
+            raise HwnasError(f"task {cls.name} reads no calibration folder; leave out --calibration (its own data "
+                             "calibrates the model).")
+        return dict(options)
+
+    def calibration_batches(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(calibration inputs, held-out check inputs), N x C x H x W: `count` from "train", max(2, count // 4)
+        from "arch" -- inputs like those the model will see, not random tensors."""
+        calib = [self.batch("train", seed=0, epoch=0, step=i, batch_size=1)[0] for i in range(count)]
+        check = [self.batch("arch", seed=1, epoch=0, step=i, batch_size=1)[0] for i in range(max(2, count // 4))]
+        return torch.cat(calib), torch.cat(check)
 
 
 # -- from a TaskSpec to a task -----------------------------------------------------------
@@ -132,7 +160,15 @@ def task_options(cls: type[Task], options: dict[str, Any]) -> BaseModel:
 
 
 def _flag(key: str) -> str:
-    return f"--{key}" if key in SHORTHANDS else f"-t {key}"
+    return f"--{key}" if key in shorthand_options() else f"-t {key}"
+
+
+def shorthand_options() -> set[str]:
+    """Every option some installed task takes as a flag of its own (`Task.shorthands`): the
+    flags a user may have typed, so a message names `--sigma` rather than `-t sigma`."""
+    from hwnas.plugins import get_task, task_names
+
+    return {key for name in task_names() for key in get_task(name).shorthands}
 
 
 def resolve_task(config: S, defaults: bool = False) -> S:
@@ -150,6 +186,7 @@ def resolved(task: "TaskSpec", spec: "SpaceSpec", defaults: bool = False) -> tup
     from hwnas.config import TaskSpec
 
     cls = task_class(task.name, spec.space)
+    check_output(cls, _space_output(spec.space), spec.space)
     options = task_options(cls, task.options).model_dump(mode="json", exclude_unset=not defaults)
     return TaskSpec(name=cls.name, options=options), spec_for_scale(spec, cls)
 
@@ -176,9 +213,26 @@ def spec_for_scale(spec: "SpaceSpec", cls: type[Task]) -> "SpaceSpec":
     return spec.model_copy(update={"options": {**spec.options, "scale": cls.scale}})
 
 
+def _space_output(space: str) -> str:
+    from hwnas.plugins import get_space
+
+    return get_space(space).output
+
+
+def check_output(cls: type[Task], output: str, space: str) -> None:
+    """Refuse a task whose networks' output kind (image or scores) is not the `output` of space `space`."""
+    for who, kind in ((f"space {space!r}", output), (f"task {cls.name}", cls.output)):
+        if kind not in OUTPUTS:
+            raise HwnasError(f"{who} declares output {kind!r}, none of {', '.join(OUTPUTS)}; fix its `output`.")
+    if cls.output != output:
+        raise HwnasError(f"task {cls.name} trains networks that output {cls.output}, but space {space!r} outputs "
+                         f"{output}; pass a --task for {output} or a --space for {cls.output}.")
+
+
 def make_task(task: "TaskSpec", space: "SearchSpace") -> Task:
     """The task of `task` (name None: the space's default) for the networks of `space`."""
     cls = task_class(task.name, space.name)
+    check_output(cls, space.output, space.name)
     if cls.scale != space.scale:
         raise HwnasError(f"task {cls.name} needs output scale {cls.scale}, but this {space.name} network has scale "
                          f"{space.scale}; pass -o scale={cls.scale} or another --task.")

@@ -251,6 +251,11 @@ class GaussianDenoising(Task):
             ssims.append(ssim(clean_u8, out_u8))
         return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
 
+    @classmethod
+    def calibration_options(cls, options: dict, folder: str | None, side: int) -> dict:
+        """The training options with `folder` as the data (None: the sample photographs) and `side`-pixel crops."""
+        return {**options, "data": folder, "crop": side}
+
     # -- whole files (hwnas eval / hwnas denoise); see denoising_eval ----------------
 
     def evaluate_folder(self, predict, folder, *, sigma=(15, 25, 50), seed: int = 0, save_images=None) -> list[dict]:

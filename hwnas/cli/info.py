@@ -43,7 +43,8 @@ def tasks(as_json: bool = JsonOpt) -> None:
         return
     for task in report:
         default = f"; default task of {', '.join(task['default_of'])}" if task["default_of"] else ""
-        typer.echo(f"{task['name']}\t{task['doc']} (output {task['scale']}x input, primary metric "
+        shape = f"{task['scale']}x input" if task["output"] == "image" else task["output"]
+        typer.echo(f"{task['name']}\t{task['doc']} (output {shape}, primary metric "
                    f"{task['primary_metric']}{default})")
         if task["shorthands"]:
             typer.echo(f"  shorthand flags: {', '.join('--' + s for s in task['shorthands'])}")
@@ -55,7 +56,8 @@ def _task_report(cls, name: str, default_of: list[str]) -> dict:
     doc = (cls.__doc__ or "").strip().splitlines()
     options = [{"name": field, "type": _type_name(info.annotation), "default": info.get_default(call_default_factory=True),
                 "help": info.description or ""} for field, info in cls.Options.model_fields.items()]
-    return {"name": name, "doc": doc[0] if doc else "", "scale": cls.scale, "primary_metric": cls.primary_metric,
+    return {"name": name, "doc": doc[0] if doc else "", "scale": cls.scale, "output": cls.output,
+            "primary_metric": cls.primary_metric,
             "shorthands": list(cls.shorthands), "options": options, "default_of": default_of}
 
 

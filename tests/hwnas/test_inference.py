@@ -207,3 +207,44 @@ def test_tiles_of_a_x2_network_land_at_twice_their_input_position():
         tiled(predict, tile=24, overlap=4, align=4, scale=1)(x)
     fixed = fixed_size(predict, (48, 80), scale=2)
     torch.testing.assert_close(fixed(x), whole, atol=1e-6, rtol=0)
+
+
+def scores_net():
+    """A small classifier: its output is one vector of 5 scores per input, whatever its size."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 5)).eval()
+
+
+@pytest.mark.parametrize("static", [None, (32, 32)])
+def test_a_scores_network_exports_and_runs_whole_never_tiled(tmp_path, static):
+    """Export follows the declared output kind; the file says it; the loader refuses tiles and, for a static
+    file, any other input size (padding would change the scores)."""
+    net, arch = scores_net(), Architecture(space="nafnet-unet", choices={})
+    path = tmp_path / "c.onnx"
+    report = export_model(net, path, metadata=onnx_metadata(SPEC, arch, 1, output="scores"), in_channels=3, align=1,
+                          static_hw=static, output="scores")
+    assert report["max_abs_error"] < 1e-4 and report["batchnorm_nodes"] == 0
+    model = open_model(path)
+    x = torch.rand(1, 3, 32, 32)
+    assert model.output == "scores" and model(x).shape == (1, 5)
+    torch.testing.assert_close(model(x), net(x).detach(), atol=1e-4, rtol=0)
+    with pytest.raises(HwnasError, match=r"^the model outputs one vector of scores .* leave out --tile"):
+        model_predictor(model, tile=16)
+    if static is None:
+        assert model(torch.rand(1, 3, 19, 45)).shape == (1, 5)
+    else:
+        assert model_predictor(model)(x).shape == (1, 5)
+        with pytest.raises(HwnasError, match=r"^the model takes 32x32 inputs \(static ONNX\), the input is 16x32; resize"):
+            model(torch.rand(1, 3, 16, 32))
+
+
+def test_export_refuses_a_network_that_is_not_the_declared_output_kind(tmp_path):
+    net, arch = scores_net(), Architecture(space="nafnet-unet", choices={})
+    with pytest.raises(HwnasError, match=r"^the network maps a 61x69 input to 1x5, not to 61x69"):
+        export_model(net, tmp_path / "c.onnx", metadata=onnx_metadata(SPEC, arch, 1), in_channels=3)
+    _, arch, image_net = random_net("cbr")
+    with pytest.raises(HwnasError, match=r"not to one vector of scores \(N x K\) as its space declares"):
+        export_model(image_net, tmp_path / "c.onnx", metadata=onnx_metadata(SPEC, arch, 8), in_channels=3, align=8,
+                     output="scores")
+    assert not (tmp_path / "c.onnx").exists()

@@ -1,5 +1,7 @@
 """Every installed space x every candidate: shape, freeze round-trip, ONNX export; every output
-scale a space builds; every task, and every task x space pair whose scale the space builds.
+scale a space builds; every task, and every task x space pair whose scale and output kind the
+space builds. Shapes follow each space's declared output (`SearchSpace.output`): an image
+`scale` x the input, or one vector of scores per input.
 
 Generated from the plugin registries, so a new space or task plugin is covered by installing it.
 """
@@ -13,8 +15,11 @@ import torch
 from hwnas.config import SpaceSpec, TaskSpec
 from hwnas.onnx_export import onnx_max_error, to_onnx
 from hwnas.plugins import get_space, get_task, space_names, task_names
-from hwnas.space import Architecture, ChoiceBlock, choice_blocks, freeze, position_names
-from hwnas.task import SHORTHANDS, make_task, resolved
+from hwnas.cli.search import TASK_FLAGS
+from hwnas.space import OUTPUTS, Architecture, ChoiceBlock, choice_blocks, freeze, position_names
+from hwnas.task import make_task, resolved
+
+SHORTHAND_FLAGS = set(TASK_FLAGS) - {"task", "task_option"}  # the flags the command line has for task options
 
 
 def small_space(name):
@@ -30,8 +35,19 @@ def cases():
             yield pytest.param(name, candidate, id=f"{name}-{candidate}")
 
 
+def assert_declared_output(space, x, y):
+    """`y = net(x)` is what `space` declares: an image `scale` x the input, or N x K scores."""
+    if space.output == "scores":
+        assert y.ndim == 2 and y.shape[0] == x.shape[0] and y.shape[1] >= 1
+    else:
+        assert y.shape == (*x.shape[:2], *(space.scale * d for d in x.shape[2:]))
+
+
 def uniform(space, net, candidate):
-    return Architecture.uniform(space.name, position_names(net), candidate)
+    """`candidate` at every position that offers it (a skip may fit only where shapes match), the first elsewhere."""
+    positions = position_names(net)
+    return Architecture(space=space.name, choices={label: candidate if candidate in names else names[0]
+                                                   for label, names in positions.items()})
 
 
 def randomise_norm_stats(net):
@@ -52,10 +68,14 @@ def randomise_norm_stats(net):
 def test_forward_shape_odd_sizes(space_name, candidate):
     space = small_space(space_name)
     net = freeze(space, uniform(space, space.build(), candidate)).eval()
+    assert space.output in OUTPUTS and isinstance(space.multiple, int) and space.multiple >= 1
+    outputs = []
     for h, w in [(32, 32), (37, 45), (19, 64)]:
         x = torch.randn(1, space.in_channels, h, w)
         with torch.no_grad():
-            assert net(x).shape == x.shape
+            outputs.append(net(x))
+        assert_declared_output(space, x, outputs[-1])
+    assert space.output == "image" or len({y.shape for y in outputs}) == 1, "scores do not depend on the input size"
 
 
 @pytest.mark.parametrize("space_name,candidate", list(cases()))
@@ -115,7 +135,7 @@ def test_every_scale_a_space_offers_builds_it_and_exports(space_name, scale, tmp
     net.eval()
     x = torch.randn(1, space.in_channels, 37, 45)
     with torch.no_grad():
-        assert net(x).shape[-2:] == (37 * scale, 45 * scale)
+        assert_declared_output(space, x, net(x))
     path = to_onnx(net, (1, space.in_channels, 32, 32), tmp_path / "net.onnx")
     assert onnx_max_error(net, path, torch.randn(1, space.in_channels, 32, 32)) < 1e-4
     if scale == 1:  # scale 1 is the network every space built before it had the option
@@ -125,7 +145,7 @@ def test_every_scale_a_space_offers_builds_it_and_exports(space_name, scale, tmp
 def task_cases():
     for task in task_names():
         for space in space_names():
-            if get_task(task).scale in get_space(space).scales:
+            if get_task(task).scale in get_space(space).scales and get_task(task).output == get_space(space).output:
                 yield pytest.param(space, task, id=f"{space}-{task}")
 
 
@@ -133,13 +153,14 @@ def task_cases():
 def test_a_task_keeps_the_task_contract(task_name):
     cls = get_task(task_name)
     assert cls.name == task_name and isinstance(cls.scale, int) and cls.scale >= 1 and cls.primary_metric
+    assert cls.output in OUTPUTS and (cls.output == "image" or cls.scale == 1)
     config = cls.Options.model_config
     assert config.get("frozen") and config.get("extra") == "forbid"
     cls.Options()  # every option has a default: `hwnas eval` builds the task without any
     fields = cls.Options.model_fields
     assert all(info.description for info in fields.values()), "`hwnas tasks` shows each option's description"
-    assert set(cls.shorthands) <= set(fields) & set(SHORTHANDS)
-    assert set(fields) & set(SHORTHANDS) <= set(cls.shorthands), "an option named like a shorthand flag is one"
+    assert set(cls.shorthands) <= set(fields) & SHORTHAND_FLAGS, "a shorthand is an option and a flag the CLI has"
+    assert set(fields) & SHORTHAND_FLAGS <= set(cls.shorthands), "an option named like a shorthand flag is one"
 
 
 @pytest.mark.parametrize("space_name,task_name", list(task_cases()))
@@ -150,10 +171,10 @@ def test_a_task_trains_and_scores_every_space_that_builds_its_scale(space_name, 
     x, y = task.batch("train", seed=0, epoch=0, step=0, batch_size=2)
     again = task.batch("train", seed=0, epoch=0, step=0, batch_size=2)
     assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # a pure function of its arguments
-    assert y.shape[-2:] == tuple(task.scale * d for d in x.shape[-2:])
     net = freeze(space, first_candidates(space))
     out = net(x)
-    assert out.shape == y.shape
+    assert_declared_output(space, x, out)
+    assert out.shape == y.shape if task.output == "image" else y.shape[0] == out.shape[0]  # scores: one target each
     loss = task.loss(out, y)
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()

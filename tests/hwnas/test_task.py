@@ -101,6 +101,39 @@ def test_a_space_that_cannot_build_the_task_s_scale_refuses_in_one_line():
         resolved(TaskSpec(name="denoising"), SpaceSpec(preset="tiny", options={"scale": 2}))
 
 
+class ScoresSpace(ScaleOneSpace):
+    """A space that declares a vector of scores as its output (a classifier's)."""
+
+    name: ClassVar[str] = "scores-only"
+    output: ClassVar[str] = "scores"
+
+
+def test_a_task_and_a_space_of_different_output_kinds_refuse_in_one_line():
+    register_space(ScoresSpace)
+    with pytest.raises(HwnasError, match=r"^task denoising trains networks that output image, but space 'scores-only' "
+                                         r"outputs scores; pass a --task for scores or a --space for image\.$"):
+        resolved(TaskSpec(name="denoising"), SpaceSpec(space="scores-only"))
+    with pytest.raises(HwnasError, match=r"^task denoising trains networks that output image"):
+        make_task(TaskSpec(name="denoising"), ScoresSpace.from_options())
+
+
+def test_a_task_makes_its_calibration_inputs(data):
+    """A quantised export calibrates on the task's own batches; only a task that reads a folder takes one."""
+    space = SpaceSpec(preset="tiny").create()
+    denoising = task_class("denoising", "nafnet-unet")
+    options = denoising.calibration_options({"data": "/nowhere", "crop": 64, "sigma": 15.0}, str(data), 32)
+    assert options == {"data": str(data), "crop": 32, "sigma": 15.0}  # the training data is not read
+    calib, check = make_task(TaskSpec(name="denoising", options=options), space).calibration_batches(4)
+    assert calib.shape == (4, 3, 32, 32) and check.shape == (2, 3, 32, 32)
+
+    class NoFolder(hwnas.Task):
+        name = "no-folder"
+
+    assert NoFolder.calibration_options({"x": 1}, None, 32) == {"x": 1}
+    with pytest.raises(HwnasError, match=r"^task no-folder reads no calibration folder; leave out --calibration"):
+        NoFolder.calibration_options({}, str(data), 32)
+
+
 # -- the past: runs and model files from before tasks were plugins -------------------------------------
 
 

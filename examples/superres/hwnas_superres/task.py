@@ -153,6 +153,11 @@ class SuperResolution2x(Task):
         return {"psnr": float(np.mean([psnr_y(hr, sr, SCALE) for hr, sr in pairs])),
                 "ssim": float(np.mean([ssim_y(hr, sr, SCALE) for hr, sr in pairs]))}
 
+    @classmethod
+    def calibration_options(cls, options: dict, folder: str | None, side: int) -> dict:
+        """The training options with `folder` as the data (None: the sample photographs) and `side`-pixel crops."""
+        return {**options, "data": folder, "crop": side}
+
     # -- whole files (hwnas eval, hwnas infer) -----------------------------------------------
 
     def evaluate_folder(self, predict, folder, *, save_images=None) -> list[dict]:
