@@ -419,6 +419,10 @@ class ExportConfig(Frozen):
     precision: str = "fp32"  # ONNX Runtime's static QDQ quantisation (hwnas.quantize)
     calibration: str | None = None  # image folder for int8/w8a16; None: the task's sample images
     calibration_count: int = Field(32, ge=1, le=4096)
+    calibration_method: str = "minmax"  # how activation ranges are read from the calibration inputs (hwnas.quantize)
+    per_channel: bool = True  # 8-bit weights per output channel (else one scale per tensor)
+    keep_16bit: int | Literal["auto"] = 0  # int8: the N most sensitive activations at 16 bits; auto: the fewest for min_psnr
+    sensitivity: str | None = None  # CSV of each activation's sensitivity (hwnas.sensitivity)
     min_psnr: float = Field(35.0, gt=0)  # dB between the quantised file and PyTorch (hwnas.quantized_export)
     check_on: str | None = None  # a backend that runs the written file on its device (qai-hub): PSNR vs PyTorch
     check_device: str | None = None  # its device (default: the backend's)
@@ -432,12 +436,38 @@ class ExportConfig(Frozen):
         return check_precision(v, ("fp32", *QUANTISED), "hwnas export",
                                fix="export fp32 for fp16: a device's compiler converts it, e.g. --check-on qai-hub")
 
+    @field_validator("calibration_method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        from hwnas.quantize import CALIBRATION_METHODS
+
+        if v not in CALIBRATION_METHODS:
+            raise ValueError(f"unknown calibration method {v!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+        return v
+
+    @field_validator("keep_16bit", mode="before")
+    @classmethod
+    def _count_or_auto(cls, v: Any) -> Any:
+        text = str(v).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit():  # negative numbers and words alike
+            raise ValueError(f"{v!r} is neither a number of activations (0 or more) nor auto; e.g. --keep-16bit auto")
+        return int(text)
+
     @model_validator(mode="after")
     def _positive_static(self) -> "ExportConfig":
         if self.static is not None and min(self.static) < 1:
             raise ValueError("a static shape needs positive height and width, e.g. --static 256x256")
-        if self.calibration is not None and self.precision == "fp32":
-            raise ValueError("--calibration applies to a quantised export; add --precision int8 (or w8a16)")
+        quantised_only = {"--calibration": self.calibration is not None, "--sensitivity": self.sensitivity is not None,
+                          "--calibration-method": self.calibration_method != type(self).model_fields["calibration_method"].default,
+                          "--per-tensor": not self.per_channel, "--keep-16bit": self.keep_16bit != 0}
+        for flag, given in quantised_only.items():
+            if given and self.precision == "fp32":
+                raise ValueError(f"{flag} applies to a quantised export; add --precision int8 (or w8a16)")
+        if self.keep_16bit != 0 and self.precision != "int8":
+            raise ValueError(f"--keep-16bit keeps int8 activations at 16 bits, and {self.precision} has no 8-bit activations; "
+                             "use it with --precision int8")
         return self
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from hwnas.errors import HwnasError
+from hwnas.quantize import output_psnr, quantised_tensors, quantize_static_onnx
 
 log = logging.getLogger(__name__)
 
@@ -57,54 +58,103 @@ def calibration_inputs(model_file, space, count: int, folder: str | None,
 
 
 def quantize_export(net: torch.nn.Module, float_path: Path, out: Path, precision: str, calib: np.ndarray,
-                    check: np.ndarray, min_psnr: float) -> dict[str, Any]:
-    """Quantise the verified float file `float_path` into `out` (atomically) if its outputs stay
-    within `min_psnr` of PyTorch's on `check`; the report's part about it."""
+                    check: np.ndarray, config) -> dict[str, Any]:
+    """Quantise the verified float file `float_path` into `out` (atomically) as `config` (an ExportConfig)
+    says -- calibration method, per-channel weights, activations kept at 16 bits -- if its outputs stay
+    within `config.min_psnr` of PyTorch's on `check`; the report's part about it. With `config.sensitivity`
+    each activation's sensitivity goes to that CSV (`hwnas.sensitivity`), written with the file."""
     import onnx
-    import onnxruntime as ort
 
     from hwnas.io import atomic_write
-    from hwnas.quantize import output_psnr, quantize_static_onnx
+    from hwnas.sensitivity import choose_sixteen_bit, layer_sensitivity
 
     metadata = {p.key: p.value for p in onnx.load(str(float_path), load_external_data=False).metadata_props}
-    report: dict[str, Any] = {}
+    with torch.no_grad():
+        reference = np.concatenate([net(torch.from_numpy(x[None])).numpy() for x in check])
+    report: dict[str, Any] = {"calibration_method": config.calibration_method, "per_channel": config.per_channel}
+    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
+        files: dict[int, Path] = {}
 
-    def write(tmp: Path) -> None:
-        quantize_static_onnx(float_path, tmp, list(calib[:, None]), precision)
-        model = onnx.load(str(tmp))
+        def quantise(sixteen_bit) -> float:
+            """A quantised file with `sixteen_bit` activations at 16 bits (ranges calibrated once); its PSNR."""
+            path = files[len(sixteen_bit)] = Path(tmp) / f"q{len(sixteen_bit)}.onnx"
+            quantize_static_onnx(float_path, path, list(calib[:, None]), precision, method=config.calibration_method,
+                                 per_channel=config.per_channel, sixteen_bit=sixteen_bit, cache=Path(tmp) / "ranges.json")
+            return output_psnr(reference, _run(path, check))
+
+        psnr = quantise(())
+        report["quant_psnr_8bit_db"] = round(psnr, 2)
+        sixteen: list[str] = []
+        sensitivity = None
+        if config.sensitivity is not None or config.keep_16bit != 0:
+            sensitivity = layer_sensitivity(onnx.load(str(files[0])), check, reference)
+            report.update(weights_psnr_db=round(sensitivity.weights_psnr_db, 2), activations=len(sensitivity.tensors),
+                          most_sensitive=sensitivity.rows()[:5])
+        if config.keep_16bit != 0:
+            auto = config.keep_16bit == "auto"
+            sixteen, psnr, tried = choose_sixteen_bit(sensitivity, quantise, config.min_psnr if auto else None,
+                                                      None if auto else config.keep_16bit)
+            report["keep_16bit_tried"] = [{"keep_16bit": n, "psnr_db": round(p, 2)} for n, p in tried]
+        model = onnx.load(str(files[len(sixteen)]))
+        # ONNX Runtime carries a 16-bit type through ops that keep their input's scale (Slice, Reshape, ...).
+        in_file = [t for t, (_, _, elem) in quantised_tensors(model).items() if elem == onnx.TensorProto.UINT16]
+        report.update(quant_psnr_db=round(psnr, 2), min_psnr=config.min_psnr, sixteen_bit=sixteen,
+                      activations_16bit=len(in_file) if precision == "int8" else None,
+                      quant_nodes=sum(n.op_type == "QuantizeLinear" for n in model.graph.node), nodes=len(model.graph.node))
+        if not psnr >= config.min_psnr:
+            raise HwnasError(_floor_message(precision, psnr, len(check), config, sensitivity))
         del model.metadata_props[:]
-        for key, value in {**metadata, "precision": precision}.items():
+        for key, value in {**metadata, "precision": precision, "calibration_method": config.calibration_method,
+                           "activations_16bit": str(len(in_file))}.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
-        onnx.save(model, str(tmp))
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        with torch.no_grad():
-            reference = np.concatenate([net(torch.from_numpy(x[None])).numpy() for x in check])
-        quantised = np.concatenate([session.run(None, {name: x[None]})[0] for x in check])
-        psnr = output_psnr(reference, quantised)
-        report.update(quant_psnr_db=round(psnr, 2), min_psnr=min_psnr, quant_nodes=sum(
-            n.op_type == "QuantizeLinear" for n in model.graph.node), nodes=len(model.graph.node))
-        if not psnr >= min_psnr:
-            raise HwnasError(f"the {precision} file's outputs are {psnr:.1f} dB from PyTorch's (PSNR on {len(check)} held-out "
-                             f"inputs), below --min-psnr {min_psnr:g}; nothing was written -- calibrate on images like the "
-                             "model's (--calibration DIR), or use --precision w8a16 or fp32.")
-
-    atomic_write(out, write)
+        atomic_write(out, lambda path: onnx.save(model, str(path)))
+    if config.sensitivity is not None:
+        atomic_write(Path(config.sensitivity), lambda path: _write_csv(path, sensitivity.rows()))
+        report["sensitivity"] = config.sensitivity
     return report
 
 
-def export_quantized(net: torch.nn.Module, model_file, space, out: Path, *, precision: str, export_float,
-                     calibration: str | None, count: int, static: tuple[int, int] | None, min_psnr: float) -> dict[str, Any]:
-    """Export `net` in float with `export_float(path) -> report`, then quantise it into `out`."""
-    if calibration is None:
+def _floor_message(precision: str, psnr: float, count: int, config, sensitivity) -> str:
+    """Why the file is refused and what to try, one sentence."""
+    found = f"the {precision} file's outputs are {psnr:.1f} dB from PyTorch's (PSNR on {count} held-out inputs)"
+    if config.keep_16bit == "auto":
+        return (f"{found} even with all {len(sensitivity.tensors)} activations at 16 bits, below --min-psnr "
+                f"{config.min_psnr:g}; nothing was written -- the 8-bit weights alone reach {sensitivity.weights_psnr_db:.1f} "
+                "dB, so lower --min-psnr or export --precision fp32.")
+    return (f"{found}, below --min-psnr {config.min_psnr:g}; nothing was written -- calibrate on images like the "
+            "model's (--calibration DIR), keep the most sensitive activations at 16 bits (--keep-16bit auto), "
+            "or use --precision w8a16 or fp32.")
+
+
+def _run(path: Path, inputs: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[None]})[0] for x in inputs])
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["rank", "tensor", "producer", "op_type", "psnr_db"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def export_quantized(net: torch.nn.Module, model_file, space, out: Path, *, config, export_float) -> dict[str, Any]:
+    """Export `net` in float with `export_float(path) -> report`, then quantise it into `out` as `config`
+    (an ExportConfig) says."""
+    if config.calibration is None:
         log.warning("no --calibration folder: calibrating on the task's sample images; pass --calibration DIR with "
                     "images like those the model will see for activation ranges that fit them")
-    calib, check, source = calibration_inputs(model_file, space, count, calibration, static)
+    calib, check, source = calibration_inputs(model_file, space, config.calibration_count, config.calibration, config.static)
     with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         report = export_float(float_path)
-        report.update(quantize_export(net, float_path, out, precision, calib, check, min_psnr))
-    report.update(path=str(out), precision=precision, calibration=source, calibration_count=len(calib),
+        report.update(quantize_export(net, float_path, out, config.precision, calib, check, config))
+    report.update(path=str(out), precision=config.precision, calibration=source, calibration_count=len(calib),
                   calibration_shape=list(calib.shape[1:]), check_count=len(check))
     return report

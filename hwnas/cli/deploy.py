@@ -208,6 +208,10 @@ def export(
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default), int8 or w8a16: int8/w8a16 write a statically quantised ONNX (QDQ, per-channel 8-bit weights; 8- or 16-bit activations)."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Image folder to calibrate int8/w8a16 activations on (inputs made by the model's task); default: the task's sample images, with a warning."),
     calibration_count: Optional[int] = typer.Option(None, "--calibration-count", help=f"Calibration inputs (default 32). {bounds(ExportConfig, 'calibration_count')}"),
+    calibration_method: Optional[str] = typer.Option(None, "--calibration-method", help="How activation ranges are read from the calibration inputs: minmax (default), percentile (99.999th of absolute values) or entropy (ONNX Runtime's CalibrationMethod)."),
+    per_channel: Optional[bool] = typer.Option(None, "--per-channel/--per-tensor", help="8-bit weights with a scale per output channel (default) or one per tensor."),
+    keep_16bit: Optional[str] = typer.Option(None, "--keep-16bit", help="int8: keep the N most sensitive activations at 16 bits (mixed precision), or auto: the fewest that reach --min-psnr (default 0)."),
+    sensitivity: Optional[Path] = typer.Option(None, "--sensitivity", help="Write each activation's sensitivity to this CSV: the output PSNR with only that tensor quantised, most sensitive first."),
     min_psnr: Optional[float] = typer.Option(None, "--min-psnr", help=f"Lowest PSNR (dB) between the quantised file's outputs and PyTorch's on held-out inputs; below it nothing is written (default 35). {bounds(ExportConfig, 'min_psnr')}"),
     check_on: Optional[str] = typer.Option(None, "--check-on", help="Also run the written file on this backend's device and print the PSNR of its outputs against PyTorch's: qai-hub (2 jobs: compile and inference on --check-device)."),
     check_device: Optional[str] = typer.Option(None, "--check-device", help="Device of --check-on (default: the backend's, sm8650 for qai-hub)."),
@@ -222,6 +226,8 @@ def export(
 
     Quantised: hwnas export --model runs/ft/model.pt --out model-int8.onnx --precision int8 --calibration photos/
 
+    Mixed precision: ... --precision int8 --min-psnr 42 --keep-16bit auto --sensitivity sensitivity.csv
+
     Checked on a phone: ... --static 256x256 --precision int8 --check-on qai-hub --check-device sm8650
     """
     import hwnas
@@ -230,6 +236,8 @@ def export(
                                                         opset=opset, precision=precision,
                                                         calibration=str(calibration) if calibration else None,
                                                         calibration_count=calibration_count, min_psnr=min_psnr,
+                                                        calibration_method=calibration_method, per_channel=per_channel,
+                                                        keep_16bit=keep_16bit, sensitivity=sensitivity,
                                                         check_on=check_on, check_device=check_device,
                                                         check_images=check_images)))
     result = hwnas.export(**fields, approve=lambda backend, jobs: authorise(backend, jobs, yes))
@@ -262,10 +270,20 @@ def _quantised_lines(report: dict) -> list[str]:
     if report["precision"] == "fp32":
         return []
     shape = "x".join(map(str, report["calibration_shape"][1:]))
-    return [f"{report['precision']}: calibrated on {report['calibration_count']} inputs of {shape} from {report['calibration']}; "
-            f"{report['quant_nodes']} QuantizeLinear nodes",
-            f"{report['precision']} vs PyTorch: output PSNR {report['quant_psnr_db']:.2f} dB on {report['check_count']} held-out "
-            f"inputs (--min-psnr {report['min_psnr']:g})"]
+    weights = "per channel" if report["per_channel"] else "per tensor"
+    lines = [f"{report['precision']}: calibrated ({report['calibration_method']}, weights {weights}) on "
+             f"{report['calibration_count']} inputs of {shape} from {report['calibration']}; {report['quant_nodes']} QuantizeLinear nodes"]
+    if "weights_psnr_db" in report:
+        top = ", ".join(f"{r['producer']} {r['psnr_db']:.1f} dB" for r in report["most_sensitive"][:3])
+        lines.append(f"sensitivity of {report['activations']} activations (output PSNR with one quantised): most sensitive "
+                     f"{top}; 8-bit weights alone {report['weights_psnr_db']:.2f} dB"
+                     + (f"; all in {report['sensitivity']}" if "sensitivity" in report else ""))
+    if report["sixteen_bit"]:
+        lines.append(f"kept the {len(report['sixteen_bit'])} most sensitive activations at 16 bits ({report['activations_16bit']} "
+                     f"tensors with those that share their scale; all 8-bit: {report['quant_psnr_8bit_db']:.2f} dB)")
+    lines.append(f"{report['precision']} vs PyTorch: output PSNR {report['quant_psnr_db']:.2f} dB on {report['check_count']} "
+                 f"held-out inputs (--min-psnr {report['min_psnr']:g})")
+    return lines
 
 
 def _parse_hw(text: Optional[str]) -> Optional[tuple[int, int]]:

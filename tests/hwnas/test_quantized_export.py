@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -104,3 +105,63 @@ def test_a_precision_a_backend_cannot_time_is_one_line(tmp_path, precision, back
     assert done.returncode != 0 and not (tmp_path / "t.csv").exists()
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "precision" in last
+
+
+def test_calibration_options_sensitivity_and_16_bit_fallback(trained):
+    """issue 24: --calibration-method, --per-tensor, --sensitivity CSV and --keep-16bit auto in one export."""
+    root, model = trained
+    out, csv_path = root / "mixed.onnx", root / "sensitivity.csv"
+    plain = hwnas("export", "--model", model, "--out", root / "plain.onnx", "--precision", "int8", "--calibration", root / "train",
+                  "--calibration-count", "4", "--static", "32x32", "--min-psnr", "1", "--json")
+    assert plain.returncode == 0, plain.stderr
+    floor = json.loads(plain.stdout)["quant_psnr_db"] + 0.5  # more than all 8-bit gives
+    done = hwnas("export", "--model", model, "--out", out, "--precision", "int8", "--calibration", root / "train",
+                 "--calibration-count", "4", "--static", "32x32", "--calibration-method", "percentile", "--per-tensor",
+                 "--keep-16bit", "auto", "--min-psnr", floor, "--sensitivity", csv_path, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # stdout is the JSON alone: the calibrators' progress went elsewhere
+    assert report["calibration_method"] == "percentile" and report["per_channel"] is False
+    assert report["quant_psnr_db"] >= floor > report["quant_psnr_8bit_db"] and report["sixteen_bit"]
+    rows = list(csv.DictReader(open(csv_path)))
+    assert len(rows) == report["activations"] and [r["tensor"] for r in rows[:len(report["sixteen_bit"])]] == report["sixteen_bit"]
+    graph = onnx.load(str(out))
+    meta = {p.key: p.value for p in graph.metadata_props}
+    zero_types = {t.name: t.data_type for t in graph.graph.initializer}
+    q16 = {n.input[0] for n in graph.graph.node if n.op_type == "QuantizeLinear" and zero_types.get(n.input[2]) == onnx.TensorProto.UINT16}
+    assert set(report["sixteen_bit"]) <= q16 and len(q16) == report["activations_16bit"]  # and what shares their scale
+    assert meta["calibration_method"] == "percentile" and meta["activations_16bit"] == str(len(q16))
+    fixed = hwnas("export", "--model", model, "--out", root / "two.onnx", "--precision", "int8", "--calibration", root / "train",
+                  "--calibration-count", "4", "--static", "32x32", "--keep-16bit", "2", "--min-psnr", "1")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "kept the 2 most sensitive activations at 16 bits" in fixed.stdout and "most sensitive" in fixed.stdout
+
+
+def test_a_floor_even_16_bit_activations_miss_writes_nothing(trained):
+    root, model = trained
+    out, csv_path = root / "never.onnx", root / "never.csv"
+    done = hwnas("export", "--model", model, "--out", out, "--precision", "int8", "--calibration", root / "train",
+                 "--calibration-count", "4", "--static", "32x32", "--keep-16bit", "auto", "--min-psnr", "200",
+                 "--sensitivity", csv_path)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the int8 file's outputs are") and "even with all" in last and "8-bit weights alone" in last
+    assert not out.exists() and not csv_path.exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--calibration-method", "kl"], "unknown calibration method 'kl'; choose one of minmax, percentile, entropy"),
+    (["--precision", "int8", "--keep-16bit", "-1"], "neither a number of activations"),
+    (["--precision", "w8a16", "--keep-16bit", "auto"], "use it with --precision int8"),
+    (["--keep-16bit", "3"], "--keep-16bit applies to a quantised export; add --precision int8"),
+    (["--per-tensor"], "--per-tensor applies to a quantised export"),
+    (["--sensitivity", "s.csv"], "--sensitivity applies to a quantised export"),
+    (["--precision", "int8", "--sensitivity", "IN"], "--sensitivity"),
+])
+def test_calibration_mistakes_are_one_line(trained, flags, message):
+    root, model = trained
+    flags = [str(model) if f == "IN" else f for f in flags]
+    out = root / "bad.onnx"
+    done = hwnas("export", "--model", model, "--out", out, *flags)
+    assert done.returncode != 0 and not out.exists()
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and message in last and "Traceback" not in done.stderr
