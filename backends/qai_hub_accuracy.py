@@ -6,7 +6,8 @@ qai-hub 0.56), with the backend's device, runtime, compute unit and precision:
 - a float model (an `nn.Module`, exported like `hwnas export`, or a float ONNX file) is
   compiled at the backend's precision with `--quantize_full_type` -- AI Hub's own
   post-training quantisation, calibrated (`calibration_data`) on the given calibration
-  images, or on the check images themselves when none are given;
+  images, which must be others than the scored ones: a model calibrated on the images it
+  is scored on looks better than it is, so that is refused;
 - an ONNX file that is already quantised (QuantizeLinear nodes, e.g. from
   `hwnas export --precision int8`) is compiled as it is: the compiler reads its QDQ pairs.
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from hwnas.backends.qai_hub_options import compile_options, qairt_option
 from hwnas.errors import HwnasError
 from hwnas.latency import shape_str
 from hwnas.quantize import QUANTISED, output_psnr
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from hwnas.backends.qai_hub import QaiHubBackend
+    from hwnas.backends.qai_hub_client import HubSession
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +69,34 @@ def check_on_device(
         raise HwnasError(f"the accuracy check got {len(images)} input(s) but {len(expected)} reference output(s); "
                          "give one PyTorch output per input.")
     backend.check_configured()
-    hub = backend._hub()
-    device = backend._resolve_device(hub)
+    session = backend.session
     with tempfile.TemporaryDirectory(prefix="hwnas-qai-hub-check-") as tmp:
         path = _onnx_file(model, images.shape[1:], Path(tmp))
-        name, quantised = _input_name_and_quantised(path)
+        name, quantised = input_name_and_quantised(path)
         precision = _file_precision(path) if quantised else backend.options.precision
-        uploaded = backend._call("uploading the model to check", hub.upload_model, str(path), name=path.name)
-    options = _compile_options(backend, quantised)
-    calib = None
-    if precision in QUANTISED and not quantised:
-        calib = {name: [x[None] for x in (images if calibration is None else _stack(calibration, "calibration input"))]}
+        calib = None
+        if precision in QUANTISED and not quantised:
+            calib = {name: [x[None] for x in _held_out(calibration, images)]}
+        hub = session.client()
+        device = backend.resolve_device()
+        uploaded = session.call("uploading the model to check", hub.upload_model, str(path), name=path.name)
+    options = compile_options(backend.options, quantize_io=False, quantise=not quantised)  # float in and out
     label = f"the {precision} accuracy check at {shape_str((1, *images.shape[1:]))}"
-    compiled = backend._call(
+    compiled = session.call(
         f"submitting the compile job for {label}", hub.submit_compile_job, uploaded, device, name=f"hwnas {label}",
         input_specs={name: ((1, *images.shape[1:]), "float32")}, options=options, calibration_data=calib,
         retry=False, retry_connection=False,
     )
-    _finished(backend, compiled, "compile", label)
+    _finished(session, compiled, "compile", label)
     target = compiled.get_target_model()
-    inference = backend._call(
+    inference = session.call(
         f"submitting the inference job for {label}", hub.submit_inference_job, target, device,
         inputs={name: [x[None] for x in images]}, name=f"hwnas {label}",
-        options=f"--compute_unit {backend.options.compute_unit}", profile=False, retry=False, retry_connection=False,
+        options=f"--compute_unit {backend.options.compute_unit}{qairt_option(backend.options)}", profile=False,
+        retry=False, retry_connection=False,
     )
-    _finished(backend, inference, "inference", label)
-    outputs = backend._call(f"downloading the outputs of job {inference.job_id}", inference.download_output_data)
+    _finished(session, inference, "inference", label)
+    outputs = session.call(f"downloading the outputs of job {inference.job_id}", inference.download_output_data)
     got = _first_output(outputs, inference, len(images), expected.shape)
     per_image = [round(output_psnr(r, o), 2) for r, o in zip(expected, got)]
     overall = round(output_psnr(expected, got), 2)
@@ -122,7 +127,8 @@ def _onnx_file(model, image_shape: Sequence[int], tmp: Path) -> Path:
     return onnx_export.to_onnx(model, (1, *image_shape), tmp / "model.onnx")
 
 
-def _input_name_and_quantised(path: Path) -> tuple[str, bool]:
+def input_name_and_quantised(path: Path) -> tuple[str, bool]:
+    """The model's first input name, and whether it is quantised already (QuantizeLinear nodes)."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -137,23 +143,25 @@ def _file_precision(path: Path) -> str:
     return props.get("precision", "quantised")
 
 
-def _compile_options(backend: "QaiHubBackend", quantised: bool) -> str:
-    """The backend's compile options with float input and output; a quantised file gets no
-    `--quantize_full_type` (it is compiled as it is)."""
-    if quantised:
-        o = backend.options
-        return f"--target_runtime {o.target_runtime} --compute_unit {o.compute_unit}"
-    return backend.compile_options(quantize_io=False)
+def _held_out(calibration, images: np.ndarray) -> np.ndarray:
+    """The calibration inputs, refused when missing or when they include a scored image."""
+    if calibration is None:
+        raise HwnasError("an integer-precision accuracy check needs calibration inputs other than the scored ones "
+                         "(calibrating on the images it scores flatters the result); pass calibration=...")
+    calib = _stack(calibration, "calibration input")
+    shared = sum(any(np.array_equal(c, x) for x in images) for c in calib)
+    if shared:
+        raise HwnasError(f"{shared} of the {len(calib)} calibration input(s) are also scored; calibrate on other "
+                         "images than the ones the check scores.")
+    return calib
 
 
-def _finished(backend: "QaiHubBackend", job, stage: str, label: str) -> None:
+def _finished(session: "HubSession", job, stage: str, label: str) -> None:
     """Wait for `job`; one `HwnasError` sentence with AI Hub's message if it failed."""
-    backend._wait([job])
-    status = backend._call(f"checking job {job.job_id}", job.get_status)
-    if status.failure:
-        message = " ".join((status.message or status.code).split())
-        raise HwnasError(f"AI Hub {stage} job {job.job_id} for {label} failed: {backend._redact(message).rstrip('.')} "
-                         f"(see {job.url}).")
+    session.wait([job])
+    message = session.failure(job)
+    if message:
+        raise HwnasError(f"AI Hub {stage} job {job.job_id} for {label} failed: {message} (see {job.url}).")
 
 
 def _first_output(outputs, job, count: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -30,6 +30,7 @@ from hwnas.latency import Measurement, MeasurementError
 from hwnas.tables.attribution import Attribution, Layer, attribute, exported_name, normalise, op_type_ms, owner  # noqa: F401 (re-exported)
 
 US_PER_MS = 1000.0
+FLOOR_MS = 0.001  # the resolution we record (as the ONNX Runtime backend does)
 COLD_ITERATIONS = 1  # profiler iterations that include first-run effects; dropped from the statistics
 
 
@@ -69,6 +70,7 @@ class Timing:
     p90_us: float
     runs: int
     used: str  # e.g. "iterations 2-20 of 20 (first 1 cold, dropped)" or "service estimate (...)"
+    minimum_us: float = 0.0  # the fastest warm iteration (the statistic of per-layer execution_time)
 
 
 def timing(profile: Mapping[str, Any], what: str, cold: int = COLD_ITERATIONS) -> Timing:
@@ -83,10 +85,10 @@ def timing(profile: Mapping[str, Any], what: str, cold: int = COLD_ITERATIONS) -
         first = cold + 1
         used = (f"iterations {first}-{len(times)} of {len(times)} (first {cold} cold, dropped)" if cold
                 else f"iterations 1-{len(times)} of {len(times)}")
-        return Timing(median, p10, p90, len(warm), used)
+        return Timing(median, p10, p90, len(warm), used, min(warm))
     estimate = inference_time_us(profile, what)
     reason = "no per-iteration times" if not times else f"only {len(times)} iteration time(s), none warm"
-    return Timing(estimate, estimate, estimate, 1, f"service estimate estimated_inference_time ({reason})")
+    return Timing(estimate, estimate, estimate, 1, f"service estimate estimated_inference_time ({reason})", estimate)
 
 
 def tool_versions(profile: Mapping[str, Any]) -> dict[str, str]:
@@ -132,6 +134,19 @@ def measurement(
         p10_ms=t.p10_us / US_PER_MS, p90_ms=t.p90_us / US_PER_MS, runs=t.runs, device=device, runtime=runtime,
         peak_memory_bytes=peak_memory_bytes(profile), service_ms=None if service is None else service / US_PER_MS,
     )
+
+
+def without_overhead(m: Measurement, overhead: Measurement) -> Measurement:
+    """`m` less the per-inference overhead measured by a do-nothing graph at the same input
+    (`overhead`): median, p10 and p90 less its median, `service_ms` less its `service_ms`;
+    never below FLOOR_MS (a unit we cannot tell from the probe is 1 us, not free)."""
+    def less(value: float | None, by: float | None) -> float | None:
+        return None if value is None else max(value - (by or 0.0), FLOOR_MS)
+
+    return m.model_copy(update={
+        "median_ms": less(m.median_ms, overhead.median_ms), "p10_ms": less(m.p10_ms, overhead.median_ms),
+        "p90_ms": less(m.p90_ms, overhead.median_ms), "service_ms": less(m.service_ms, overhead.service_ms),
+    })
 
 
 def layer_time_ratio(profile: Mapping[str, Any]) -> float | None:

@@ -1,7 +1,8 @@
 """`hwnas build-lut`, `hwnas lut show`, `hwnas profile`: latency tables and the end-to-end check.
 
 Backend flags (--device, --threads, --runs, --warmup, --compute-unit, --target-runtime,
---mode, and -b KEY=VALUE for any other field) map onto the chosen backend's Options;
+--mode, --qairt-version, --extra-compile-options, --extra-profile-options, and -b KEY=VALUE
+for any other field) map onto the chosen backend's Options;
 only the flags a user sets are passed, and one the backend does not have is refused.
 Given a table (--lut, or an existing --out for build-lut), space, preset, image size,
 backend and backend settings come from its sidecar; a flag that contradicts it is
@@ -38,16 +39,19 @@ WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds fir
 ComputeUnitOpt = typer.Option(None, "--compute-unit", help="qai-hub: npu, gpu, cpu or all.")
 TargetRuntimeOpt = typer.Option(None, "--target-runtime", help="qai-hub: e.g. qnn_context_binary, tflite, onnx.")
 ModeOpt = typer.Option(None, "--mode", help="qai-hub: per-unit (one job pair per unit) or whole-network (one per candidate).")
+QairtVersionOpt = typer.Option(None, "--qairt-version", help="qai-hub: QAIRT version of the compile and profile jobs: default (AI Hub's current default; the version used is recorded), latest, or e.g. 2.31.")
+ExtraCompileOpt = typer.Option(None, "--extra-compile-options", help="qai-hub: more compile job options, passed as they are, e.g. '--truncate_64bit_io'.")
+ExtraProfileOpt = typer.Option(None, "--extra-profile-options", help="qai-hub: more profile job options, passed as they are.")
 BackendOptionOpt = typer.Option(None, "--backend-option", "-b", help="Any other backend option KEY=VALUE (YAML value), e.g. -b ms_per_gmac=2.")
 
 
 def _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, extra: OptionalStrList,
-                     precision: Optional[str] = None) -> dict[str, Any]:
+                     precision: Optional[str] = None, **more: Optional[str]) -> dict[str, Any]:
     """The backend options the user set (and only those)."""
     from hwnas.config import parse_options
 
     given = {"device": device, "threads": threads, "runs": runs, "warmup": warmup,
-             "compute_unit": compute_unit, "target_runtime": target_runtime, "mode": mode, "precision": precision}
+             "compute_unit": compute_unit, "target_runtime": target_runtime, "mode": mode, "precision": precision, **more}
     options = {k: v for k, v in given.items() if v is not None}
     for key, value in parse_options(extra).items():
         options[key.replace("-", "_")] = value
@@ -147,6 +151,9 @@ def build_lut(
     compute_unit: Optional[str] = ComputeUnitOpt,
     target_runtime: Optional[str] = TargetRuntimeOpt,
     mode: Optional[str] = ModeOpt,
+    qairt_version: Optional[str] = QairtVersionOpt,
+    extra_compile_options: Optional[str] = ExtraCompileOpt,
+    extra_profile_options: Optional[str] = ExtraProfileOpt,
     backend_option: OptionalStrList = BackendOptionOpt,
     force: bool = typer.Option(False, "--force", help="Re-measure every unit (a table for other settings is replaced)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be measured and how many jobs it costs; measure and write nothing (no AI Hub token needed)."),
@@ -167,7 +174,9 @@ def build_lut(
     from hwnas.config import BuildLutConfig, build_config
 
     request = _request(space, preset, option, image_size, backend,
-                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision))
+                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision,
+                                        qairt_version=qairt_version, extra_compile_options=extra_compile_options,
+                                        extra_profile_options=extra_profile_options))
     if config is not None:  # the file's settings under the flags given
         request, out, force, dry_run = _with_config(config, request, out, force, dry_run)
     if out is not None:
@@ -339,6 +348,9 @@ def profile(
     compute_unit: Optional[str] = ComputeUnitOpt,
     target_runtime: Optional[str] = TargetRuntimeOpt,
     mode: Optional[str] = ModeOpt,
+    qairt_version: Optional[str] = QairtVersionOpt,
+    extra_compile_options: Optional[str] = ExtraCompileOpt,
+    extra_profile_options: Optional[str] = ExtraProfileOpt,
     backend_option: OptionalStrList = BackendOptionOpt,
     yes: bool = YesOpt,
     as_json: bool = JsonOpt,
@@ -356,6 +368,7 @@ def profile(
     job = _prepare(locals(), Path(_lut_path(lut[0])) if lut else None)
     cfg, the_space, lat = job.cfg, job.space, job.backend
     if cfg.onnx is not None:
+        authorise(lat, _network_jobs(the_space, cfg.image_size, lat), yes)  # a device backend pays for the file's jobs
         return _profile_onnx(cfg, the_space, lat, job.table, job.source, as_json)
     authorise(lat, _network_jobs(the_space, cfg.image_size, lat) * (cfg.random_count or 1), yes)
     if cfg.random_count is not None:
@@ -393,7 +406,8 @@ def _prepare(given: dict, lut: Optional[Path]) -> _Job:
         raise HwnasError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE "
                          f"(got {' and '.join(picked) or 'none'}).")
     options = _backend_options(g["device"], g["threads"], g["runs"], g["warmup"], g["compute_unit"], g["target_runtime"],
-                               g["mode"], g["backend_option"], g["precision"])
+                               g["mode"], g["backend_option"], g["precision"], qairt_version=g["qairt_version"],
+                               extra_compile_options=g["extra_compile_options"], extra_profile_options=g["extra_profile_options"])
     request = _request(g["space"], g["preset"], g["option"], g["image_size"], g["backend"], options)
     if lut is not None:
         if not lut.is_file():

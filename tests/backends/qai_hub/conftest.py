@@ -47,6 +47,7 @@ TARGET_TYPES = {
     "tflite": pb.MODEL_TYPE_TFLITE, "onnx": pb.MODEL_TYPE_ONNX, "precompiled_qnn_onnx": pb.MODEL_TYPE_ONNX,
 }
 QAIRT = "2.31.0.250130"  # the tool version the fake service reports in its profiles
+QAIRT_RELEASES = {"2.31": QAIRT, "2.32": "2.32.0.250228"}  # --qairt_version -> the release it stands for
 FOLDED_OPS = {"Constant", "Identity", "Shape"}  # folded away by the converters: no profile row
 
 
@@ -63,7 +64,7 @@ def qnn_name(onnx_name: str) -> str:
 @dataclass
 class FakeHub:
     token = TOKEN  # the fake client's API token, which must never be shown
-    qairt = QAIRT
+    qairt: str = QAIRT  # the QAIRT version the service compiles and profiles with now
     api_url = API_URL
     layer_time_us = staticmethod(layer_time_us)
     folded_ops = FOLDED_OPS
@@ -74,6 +75,7 @@ class FakeHub:
     recorded: dict[str, dict] = field(default_factory=dict)  # job-name substring -> summary fields
     errors: dict[str, list] = field(default_factory=dict)  # REST function -> exceptions raised on its next calls
     polls_to_finish: int = 2  # status reads before a job is finished
+    overhead_us: int = 30  # what every inference costs beyond its layers (the runtime's call, input and output)
     stall: bool = False  # jobs never finish
     opaque_layer_names: bool = False  # a runtime that drops the ONNX node names
     untimed_layers: bool = False
@@ -130,7 +132,9 @@ class FakeHub:
             entries = h5_to_dataset_entries(h5f)
         dataset_id = f"d{len(self.datasets) + 1:04d}"
         self.datasets[dataset_id] = entries
-        return pb.CreateUpdateResponse(id=dataset_id)
+        out = pb.CreateUpdateResponse(id=dataset_id)
+        out.expiration_time.seconds = int(time.time()) + 30 * 86400  # the service keeps an upload 30 days
+        return out
 
     def get_dataset(self, config, dataset_id):
         self._enter("get_dataset", dataset_id)
@@ -154,8 +158,14 @@ class FakeHub:
         job.device.CopyFrom(self._select(compile_job_pb.devices.devices[0]))
         # seed_target_model=true: the target model exists from the start, so a profile job can queue behind it
         job.target_model.CopyFrom(pb.Model(model_id=target_id, name=compile_job_pb.name, model_type=TARGET_TYPES[runtime], producer_id=job_id))
-        self.jobs[job_id] = {"kind": "compile", "pb": job, "polls": 0, "failure": self._failure(self.compile_failures, job.name)}
+        self.jobs[job_id] = {"kind": "compile", "pb": job, "polls": 0, "failure": self._failure(self.compile_failures, job.name),
+                             "qairt": self._qairt(compile_job_pb.options)}
         return pb.CreateUpdateResponse(id=job_id)
+
+    def _qairt(self, options: str) -> str:
+        """The QAIRT version a job runs with: the one its --qairt_version names, else the service's default now."""
+        asked = re.search(r"--qairt_version (\S+)", options)
+        return self.qairt if asked is None or asked.group(1) in ("default", "latest") else QAIRT_RELEASES[asked.group(1)]
 
     def create_inference_job(self, config, inference_job_pb, project_id=None):
         self._enter("create_inference_job", inference_job_pb.name)
@@ -170,7 +180,8 @@ class FakeHub:
         failure = self._failure(self.profile_failures, job.name)
         if self.jobs[source["producer"]]["failure"]:
             failure = f"The target model's producer job {source['producer']} failed."
-        self.jobs[job_id] = {"kind": "profile" if profiling else "inference", "pb": job, "polls": 0, "failure": failure}
+        self.jobs[job_id] = {"kind": "profile" if profiling else "inference", "pb": job, "polls": 0, "failure": failure,
+                             "qairt": self._qairt(inference_job_pb.options)}
         return pb.CreateUpdateResponse(id=job_id)
 
     def get_job(self, config, job_id):
@@ -196,6 +207,9 @@ class FakeHub:
         self._enter("get_job_results", job_id)
         entry = self.jobs[job_id]
         assert entry["pb"].job_state == pb.JOB_STATE_DONE
+        if entry["kind"] == "compile":  # the compiler's versions, as the service reports them
+            detail = pb.CompileDetail(tool_versions=[pb.ToolVersion(name="QAIRT", version=entry["qairt"])])
+            return pb.JobResult(compile_job_result=pb.CompileJobResult(compile_job_id=job_id, compile_detail=detail))
         if entry["kind"] == "inference":
             return pb.JobResult(inference_job_result=pb.InferenceJobResult(inference_job_id=job_id, output_dataset_id=self._outputs(entry["pb"])))
         detail = self.profiles.setdefault(job_id, self._profile(entry["pb"]))
@@ -223,7 +237,7 @@ class FakeHub:
     def _profile(self, job: pb.InferenceJob) -> pb.ProfileDetail:
         model = self.models[job.model.model_id]
         detail = pb.ProfileDetail(major_version=1, minor_version=8)
-        detail.tool_versions.add(name="QAIRT", version=QAIRT)  # sent by the server; the 0.56 converter drops it
+        detail.tool_versions.add(name="QAIRT", version=self.jobs[job.inference_job_id]["qairt"])  # the 0.56 converter drops it
         total = 0
         for i, (name, op_type) in enumerate(n for n in model["nodes"] if n[1] not in FOLDED_OPS):
             t = layer_time_us(op_type)
@@ -236,7 +250,8 @@ class FakeHub:
             detail.layer_details.append(row)
         summary = next((fields for part, fields in self.recorded.items() if part in job.name), None) or {
             # the first iteration is the cold one (loading, caches): slower than the service's estimate
-            "execution_time": total + 30, "all_execution_times": [total + 30 + d for d in (400, -3, 0, 2, 9, 40)],
+            "execution_time": total + self.overhead_us,
+            "all_execution_times": [total + self.overhead_us + d for d in (400, -3, 0, 2, 9, 40)],
             "after_execution_peak_memory": 0, "execution_peak": (1_000_000, 2_000_000 + total),
         }
         detail.execution_time = summary["execution_time"]

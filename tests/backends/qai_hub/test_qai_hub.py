@@ -31,13 +31,14 @@ def test_per_unit_submits_everything_then_reads_the_profiles(make_backend, fake_
     backend = make_backend()
     book, saved, delivered = {}, [], []
     backend.attach(book, lambda: saved.append({k: dict(v) for k, v in book.items()}))
-    assert backend.planned_jobs(units) == 2 * len(units)
+    shapes = {shape_str(u.input_shape) for u in units}  # one overhead probe per input shape
+    assert backend.planned_jobs(units) == 2 * (len(units) + len(shapes))
 
     results = backend.measure(units, delivered.append)
 
     assert results == delivered and len(results) == len(units)
     compiles, profiles = fake_hub.created("create_compile_job"), fake_hub.created("create_inference_job")
-    assert len(compiles) == len(profiles) == len(fake_hub.created("upload")) == len(units)
+    assert len(compiles) == len(profiles) == len(fake_hub.created("upload")) == len(units) + len(shapes)
     first_result = next(i for i, (name, _) in enumerate(fake_hub.calls) if name == "get_job_results")
     last_submit = max(i for i, (name, _) in enumerate(fake_hub.calls) if name.startswith("create_"))
     assert last_submit < first_result  # all jobs submitted before any result is read
@@ -45,38 +46,44 @@ def test_per_unit_submits_everything_then_reads_the_profiles(make_backend, fake_
     for m in results:
         job = next(j for j, key in by_profile.items() if key == f"{m.kind}:{m.name}@{shape_str(m.input_shape)}")
         detail = fake_hub.profiles[job]
+        probe = book[f"probe@{shape_str(m.input_shape)}"]  # the do-nothing graph at the unit's input, subtracted
         warm = list(detail.all_execution_times)[1:]  # the first, cold iteration is left out
-        assert (m.p10_ms, m.median_ms, m.p90_ms) == pytest.approx(tuple(np.percentile(warm, [10, 50, 90]) / 1000))
+        expected = np.percentile(warm, [10, 50, 90]) / 1000 - probe["overhead_ms"]
+        assert (m.p10_ms, m.median_ms, m.p90_ms) == pytest.approx(tuple(expected))
         assert m.p10_ms <= m.median_ms <= m.p90_ms and m.runs == len(warm)
-        assert m.service_ms == pytest.approx(detail.execution_time / 1000)  # the service's estimate, in its own column
+        assert m.service_ms == pytest.approx(detail.execution_time / 1000 - probe["service_ms"])  # the service's estimate, alike
         assert m.peak_memory_bytes == detail.execution_memory.peak.upper
         assert (m.device, m.runtime) == ("sm8650", "qai-hub 0.56.0 qnn_context_binary npu")
     assert all(entry["state"] == "done" for entry in book.values())
     assert {entry["used"] for entry in book.values()} == {"iterations 2-6 of 6 (first 1 cold, dropped)"}
+    assert backend.protocol()["overhead_ms"] == {shape: book[f"probe@{shape}"]["overhead_ms"] for shape in shapes}
 
 
 def test_jobs_carry_the_options_and_a_real_export(make_backend, fake_hub, units):
     backend = make_backend(target_runtime="tflite", compute_unit="gpu", max_profiler_iterations=7)
     unit = units[0]
     [m] = backend.measure([unit])
-    compile_job = next(e["pb"] for e in fake_hub.jobs.values() if e["kind"] == "compile")
-    profile_job = next(e["pb"] for e in fake_hub.jobs.values() if e["kind"] == "profile")
+    compile_job = next(e["pb"] for e in fake_hub.jobs.values() if e["kind"] == "compile" and "candidate" in e["pb"].name)
+    profile_job = next(e["pb"] for e in fake_hub.jobs.values() if e["kind"] == "profile" and "candidate" in e["pb"].name)
     assert compile_job.options == "--target_runtime tflite --compute_unit gpu"
     assert profile_job.options == "--compute_unit gpu --max_profiler_iterations 7"
     assert set(fake_hub.created("get_device_list")) == {"Samsung Galaxy S24 (Family)"}  # sm8650 -> the S24
     assert compile_job.device.name == "Samsung Galaxy S24 (Family)"
     assert [d for d in compile_job.tensor_type_list.types[0].tensor_type.shape] == list(unit.input_shape)
-    uploaded = next(iter(fake_hub.models.values()))
+    uploaded = next(m for m in fake_hub.models.values() if "candidate" in m["name"])
     assert uploaded["input"] == list(unit.input_shape) and any(op == "Conv" for _, op in uploaded["nodes"])
+    probe = next(m for m in fake_hub.models.values() if "probe" in m["name"])  # the do-nothing graph: one Relu
+    assert probe["input"] == list(unit.input_shape) and [op for _, op in probe["nodes"]] == ["Relu"]
     assert m.runtime == "qai-hub 0.56.0 tflite gpu"
 
 
 def test_recorded_profile_numbers_are_converted_to_ms(make_backend, fake_hub, units):
     # the summary of the client's own test profile (format 1.8): 3652 us, two iterations
     fake_hub.recorded["intro"] = {"execution_time": 3652, "all_execution_times": [10003, 4205], "after_execution_peak_memory": 166711296}
+    fake_hub.recorded["overhead probe"] = {"execution_time": 152, "all_execution_times": [900, 160]}
     [m] = make_backend().measure([u for u in units if u.name == "intro"])
-    assert m.median_ms == m.p10_ms == m.p90_ms == pytest.approx(4.205) and m.runs == 1  # the warm iteration
-    assert m.service_ms == pytest.approx(3.652) and m.peak_memory_bytes == 166711296
+    assert m.median_ms == m.p10_ms == m.p90_ms == pytest.approx(4.205 - 0.160) and m.runs == 1  # warm, less the probe's
+    assert m.service_ms == pytest.approx(3.652 - 0.152) and m.peak_memory_bytes == 166711296
 
 
 @pytest.mark.parametrize("runtime, names", [("qnn_context_binary", ("naf", "cbr")), ("tflite", ("naf_bn",))])  # QNN rewrites names
@@ -88,22 +95,35 @@ def test_whole_network_attributes_layer_times_to_positions(make_backend, fake_hu
     results = backend.measure_space(tiny_space, SIZE, units)
 
     assert len(results) == len(units) and len(fake_hub.created("create_compile_job")) == candidates
-    networks = {m["name"]: m["nodes"] for m in fake_hub.models.values() if "producer" not in m}
     positions = tiny_space.positions(SIZE)
     fixed = tiny_space.fixed_units(SIZE)
     for m in results:
-        nodes = next(n for name, n in networks.items() if f"-{m.name}-" in name or m.kind == "fixed")
-        if m.kind == "candidate":
-            paths = [p.path for p in positions if p.input_shape == m.input_shape]
-        else:
-            paths = [u.path for u in fixed if (u.name, u.input_shape) == (m.name, m.input_shape)]
-        timed = [(name, op) for name, op in nodes if op not in fake_hub.folded_ops]
-        per_path = [sum(fake_hub.layer_time_us(op) for name, op in timed if name.startswith(_scope(path))) / 1000 for path in paths]
-        assert per_path and all(t > 0 for t in per_path)
-        assert m.median_ms == pytest.approx(float(np.median(per_path))), (m.name, m.input_shape)
+        samples = []
+        for name, nodes, scale in _networks(fake_hub):
+            if m.kind == "candidate" and f"-{m.name}-" not in name:
+                continue
+            if m.kind == "candidate":
+                paths = [p.path for p in positions if p.input_shape == m.input_shape]
+            else:
+                paths = [u.path for u in fixed if (u.name, u.input_shape) == (m.name, m.input_shape)]
+            timed = [(node, op) for node, op in nodes if op not in fake_hub.folded_ops]
+            samples += [scale * sum(fake_hub.layer_time_us(op) for node, op in timed if node.startswith(_scope(path))) / 1000
+                        for path in paths]
+        assert samples and all(t > 0 for t in samples)
+        assert m.median_ms == pytest.approx(float(np.median(samples))), (m.name, m.input_shape)
         assert m.runtime.endswith("whole-network") and m.peak_memory_bytes is None
     enc, dec = (p for p in positions if p.input_shape == (1, 8, SIZE, SIZE))  # enc0.0 and dec0.0 share a row
     assert (enc.label, dec.label) == ("enc0.0", "dec0.0")
+
+
+def _networks(fake_hub):
+    """(uploaded name, nodes, median / fastest warm iteration) of each profiled network: per-layer times are
+    minima over iterations, scaled to the network's median so rows compare with measured networks."""
+    for entry in fake_hub.jobs.values():
+        if entry["kind"] == "profile":
+            model = fake_hub.models[entry["pb"].model.model_id]
+            warm = list(fake_hub.profiles[entry["pb"].inference_job_id].all_execution_times)[1:]
+            yield model["name"], model["nodes"], float(np.median(warm)) / min(warm)
 
 
 def _scope(path: str) -> str:
@@ -139,7 +159,7 @@ def test_failed_compile_job_names_unit_job_and_message(make_backend, fake_hub, u
     assert "compile job" in message and book[failed]["compile"] in message and "naf_bn" in message
     assert "op LayerNorm is not supported by QNN" in message and "\n" not in message
     assert len(delivered) == 3  # the others are kept, never a number for the failure
-    assert sorted(e["state"] for e in book.values()) == ["done"] * 3 + ["failed"]
+    assert sorted(e["state"] for k, e in book.items() if not k.startswith("probe@")) == ["done"] * 3 + ["failed"]
     assert (book[failed]["profile"] is not None) == (polls > 2)  # queued on the seeded target model, then failed
 
 
@@ -165,7 +185,7 @@ def test_rate_limit_is_retried_with_backoff(make_backend, fake_hub, units, capsy
     [m] = make_backend(poll_s=1).measure(units[:1])
     assert m.median_ms > 0
     assert fake_hub.sleeps[:2] == [10.0, 20.0]  # back-off before the job was created
-    assert len(fake_hub.created("create_compile_job")) == 3
+    assert len(fake_hub.created("create_compile_job")) == 3 + 1  # the overhead probe's, tried thrice; the unit's
     assert capsys.readouterr().out == ""  # the client's own retry (which prints) was not used
 
 
@@ -300,7 +320,8 @@ def test_interrupted_build_reattaches_instead_of_resubmitting(make_backend, fake
     with pytest.raises(HwnasError) as caught:
         first.measure(chosen)
     ids = [entry[stage] for entry in book.values() for stage in ("compile", "profile")]
-    assert len(ids) == 6 and all(i in str(caught.value) for i in ids)  # names the jobs to re-attach to
+    assert len(ids) == 8 and all(i in str(caught.value) for i in ids)  # names the jobs to re-attach to (and the
+    # overhead probe's: the three units share one input shape)
     assert "run the same command again" in str(caught.value)
     submitted = len(fake_hub.created("create_compile_job")), len(fake_hub.created("create_inference_job"))
 
@@ -311,9 +332,9 @@ def test_interrupted_build_reattaches_instead_of_resubmitting(make_backend, fake
     results = second.measure(chosen)
     assert len(results) == 3
     assert (len(fake_hub.created("create_compile_job")), len(fake_hub.created("create_inference_job"))) == submitted
-    assert len(fake_hub.created("upload")) == 3  # nothing exported or uploaded again
+    assert len(fake_hub.created("upload")) == 4  # nothing exported or uploaded again
     assert all(entry["state"] == "done" for entry in book.values())
-    # a finished book is history: measuring again (e.g. --force) submits anew
+    # a finished book is history: measuring again (e.g. --force) submits anew; the finished probe is reused
     assert second.planned_jobs(chosen) == 6
 
 
@@ -326,7 +347,7 @@ def test_job_ids_are_saved_before_waiting(make_backend, fake_hub, units):
     first_result = next(i for i, (name, _) in enumerate(fake_hub.calls) if name == "get_job_results")
     before = [s for at, s in snapshots if at <= first_result]
     assert before and all(e["profile"] and e["state"] == "pending" for e in before[-1].values())
-    assert len(before[-1]) == 2
+    assert len(before[-1]) == 3  # the two units and the overhead probe at their input shape
 
 
 def test_changed_settings_do_not_reattach(make_backend, fake_hub, units):
@@ -335,7 +356,7 @@ def test_changed_settings_do_not_reattach(make_backend, fake_hub, units):
     a.attach(book, lambda: None)
     key = f"{units[0].kind}:{units[0].name}@{shape_str(units[0].input_shape)}"
     book[key] = {"compile": "jc0001", "profile": "jp0002", "setup": "sm8650|tflite|npu|20", "state": "pending"}
-    assert a.planned_jobs(units[:1]) == 2
+    assert a.planned_jobs(units[:1]) == 2 + 2  # the unit's pair and the overhead probe's
 
 
 def test_lost_jobs_are_submitted_again(make_backend, fake_hub, units):
@@ -344,12 +365,13 @@ def test_lost_jobs_are_submitted_again(make_backend, fake_hub, units):
     book = {key: {"compile": "jc9999", "profile": "jp9999", "setup": backend._setup(), "state": "pending"}}
     backend.attach(book, lambda: None)
     [m] = backend.measure(units[:1])
-    assert len(fake_hub.created("create_compile_job")) == 1 and book[key]["compile"] != "jc9999"
+    assert len([n for n in fake_hub.created("create_compile_job") if "candidate" in n]) == 1
+    assert book[key]["compile"] != "jc9999"
 
 
 def test_timeout_names_the_jobs(make_backend, fake_hub, units):
     fake_hub.stall = True
-    with pytest.raises(HwnasError, match=r"AI Hub jobs jc0001, jp0002 were still running after 30 s"):
+    with pytest.raises(HwnasError, match=r"AI Hub jobs jc0001, jc0002, jp0003, jp0004 were still running after 30 s"):
         make_backend(timeout_s=30).measure(units[:1])
 
 
@@ -421,9 +443,10 @@ def test_breakdown_maps_converted_layer_names_back_to_the_export(make_backend, f
 def test_settings_hold_what_changes_numbers_and_protocol_the_rest(make_backend):
     backend = make_backend(device="SM8650", max_profiler_iterations=50)
     assert backend.settings() == {"device": "sm8650", "target_runtime": "qnn_context_binary", "compute_unit": "npu", "mode": "per-unit",
-                                  "cold_iterations": 1, "precision": "fp32"}
+                                  "cold_iterations": 1, "precision": "fp32", "qairt_version": "default",
+                                  "extra_compile_options": "", "extra_profile_options": ""}
     protocol = backend.protocol()
-    assert protocol["profile_options"] == "--compute_unit npu --max_profiler_iterations 50"
+    assert protocol["profile_options"] == "--compute_unit npu --max_profiler_iterations 50"  # default QAIRT: no flag
     assert protocol["hub_device"] == {"name": "Samsung Galaxy S24 (Family)", "attributes": ["chipset:qualcomm-snapdragon-8gen3"]}
     assert "warm iterations" in protocol["statistic"] and "without the first 1 (cold)" in protocol["statistic"]
     assert "service_ms = estimated_inference_time" in protocol["statistic"]

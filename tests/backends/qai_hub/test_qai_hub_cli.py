@@ -14,7 +14,7 @@ from hwnas.latency import LatencyTable, sidecar_path
 
 def test_build_lut_writes_a_table_and_a_finished_job_book(tmp_path, monkeypatch, capsys, fake_hub, configured, cli):
     out = tmp_path / "tiny-hub.csv"
-    mode, jobs = "per-unit", 48
+    mode, jobs = "per-unit", 58  # 24 units and 5 overhead probes (one per input shape), 2 jobs each
     args = ["build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16", "--out", str(out), "--json"]
     for flags, planned in ((["--mode", "whole-network"], 8), (["--mode", mode], jobs)):
         code, stdout, stderr = cli(*args, *flags, "--dry-run")
@@ -48,7 +48,8 @@ def test_build_lut_without_configuration_is_one_line_and_writes_nothing(tmp_path
     code, stdout, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--out", str(out))
     assert code == 2 and stdout == ""
     assert stderr.strip().splitlines() == [
-        "error: AI Hub is not configured: run `qai-hub configure --api_token YOUR_TOKEN` (see https://app.aihub.qualcomm.com/account)."
+        "error: AI Hub is not configured: run `qai-hub configure --api_token YOUR_TOKEN` (your token is on "
+        "https://workbench.aihub.qualcomm.com/account/)."
     ]
     assert list(tmp_path.iterdir()) == []
 
@@ -69,7 +70,7 @@ def test_dry_run_needs_no_token(tmp_path, monkeypatch, capsys, no_network, cli):
     code, stdout, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
                                  "--out", str(tmp_path / "t.csv"), "--dry-run")
     assert code == 0, stderr
-    assert stdout.startswith("would measure 24 of 24 units (48 jobs) with qai-hub on sm8650")
+    assert stdout.startswith("would measure 24 of 24 units (58 jobs) with qai-hub on sm8650")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -83,7 +84,7 @@ def test_on_a_terminal_it_asks_before_submitting(tmp_path, monkeypatch, capsys, 
     got, _, stderr = cli("build-lut", "--backend", "qai-hub", "--preset", "tiny", "--image-size", "16",
                            "--out", str(out))
     assert got == code, stderr
-    assert "Submit 48 qai-hub jobs on sm8650? [y/N]" in stderr
+    assert "Submit 58 qai-hub jobs on sm8650? [y/N]" in stderr
     assert out.exists() == (code == 0) and bool(fake_hub.created("create_compile_job")) == (code == 0)
 
 

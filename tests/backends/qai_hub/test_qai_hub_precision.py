@@ -11,6 +11,7 @@ import torch
 from onnx import TensorProto, helper
 from pydantic import ValidationError
 from qai_hub import client as hub_client_module
+from qai_hub import public_api_pb2 as pb
 
 from hwnas.backends.qai_hub import NOT_CONFIGURED, QaiHubBackend, QaiHubOptions
 from hwnas.errors import HwnasError
@@ -26,7 +27,8 @@ def unit(tiny_space):
 
 
 def _compile_jobs(fake_hub):
-    return [e["pb"] for e in fake_hub.jobs.values() if e["kind"] == "compile"]
+    """The compile jobs of the measured models (not of the overhead probes)."""
+    return [e["pb"] for e in fake_hub.jobs.values() if e["kind"] == "compile" and "overhead probe" not in e["pb"].name]
 
 
 # -- timing: precision -> compile options and calibration data ----------------------------------------
@@ -44,11 +46,15 @@ def test_precision_becomes_compile_options_and_calibration_data(make_backend, fa
     [job] = _compile_jobs(fake_hub)
     sent = f"--target_runtime qnn_context_binary --compute_unit npu --quantize_full_type {full_type} --quantize_io"
     assert job.options == sent
-    [entry] = book.values()
+    entry = book[f"candidate:cbr@{'x'.join(map(str, unit.input_shape))}"]
     assert entry["compile_options"] == sent and entry["state"] == "done"  # what was sent, per job
     if calibrated:
         data = fake_hub.datasets[job.calibration_dataset.dataset_id]  # as uploaded, read back from the client's h5 file
         assert list(data) == ["x"] and len(data["x"]) == 4
+        # uploaded once for the input shape: the overhead probe at the same shape reuses it by handle
+        probe = next(e["pb"] for e in fake_hub.jobs.values() if "overhead probe" in e["pb"].name and e["kind"] == "compile")
+        assert probe.calibration_dataset.dataset_id == job.calibration_dataset.dataset_id
+        assert len(fake_hub.created("upload_dataset")) == 1
         rng = np.random.default_rng(0)  # seeded: the same inputs every build
         for got in data["x"]:
             assert got.dtype == np.float32 and np.array_equal(got, rng.standard_normal(unit.input_shape, dtype=np.float32))
@@ -72,24 +78,24 @@ def test_a_pending_job_of_another_precision_is_not_reattached(make_backend, unit
     fp32.attach(book, lambda: None)
     key = f"candidate:cbr@{'x'.join(map(str, unit.input_shape))}"
     book[key] = {"compile": "jc0001", "profile": "jp0002", "setup": "sm8650|qnn_context_binary|npu|20", "state": "pending"}
-    assert fp32.planned_jobs([unit]) == 0  # the setup written before precisions existed is fp32's
+    assert fp32.planned_jobs([unit]) == 2  # the setup written before precisions existed is fp32's: only the probe is new
     int8 = make_backend(precision="int8")
     int8.attach(book, lambda: None)
-    assert int8.planned_jobs([unit]) == 2
+    assert int8.planned_jobs([unit]) == 4
 
 
-def test_quantised_jobs_keep_the_services_tool_versions(make_backend, fake_hub, unit, monkeypatch):
-    """The server sends `tool_versions` in every profile; the 0.56 converter drops them, a newer
-    client keeps them -- then the job book holds them for a quantised unit as for a float one."""
-    convert = hub_client_module._profile_pb_to_python_dict
-    monkeypatch.setattr(hub_client_module, "_profile_pb_to_python_dict", lambda detail: {
-        **convert(detail), "tool_versions": [{"name": t.name, "version": t.version} for t in detail.tool_versions]})
+def test_quantised_jobs_keep_the_services_tool_versions(make_backend, fake_hub, unit):
+    """The server sends `tool_versions` in every job's results; the 0.56 client's profile dict drops
+    them, so they are read from the results themselves -- for a quantised unit as for a float one."""
+    assert "tool_versions" not in hub_client_module._profile_pb_to_python_dict(pb.ProfileDetail(major_version=1))
     backend = make_backend(precision="int8")
     book = {}
     backend.attach(book, lambda: None)
     backend.measure([unit])
-    [entry] = book.values()
-    assert entry["tools"] == {"QAIRT": fake_hub.qairt} and entry["used"].startswith("iterations 2-6")
+    entry = book[f"candidate:cbr@{'x'.join(map(str, unit.input_shape))}"]
+    assert entry["tools"] == {"compile": {"QAIRT": fake_hub.qairt}, "profile": {"QAIRT": fake_hub.qairt}}
+    assert entry["qairt"] == fake_hub.qairt and entry["used"].startswith("iterations 2-6")
+    assert backend.protocol()["qairt"] == backend.tool_versions()["qairt"] == fake_hub.qairt
 
 
 def test_a_bad_precision_is_one_sentence():
@@ -148,6 +154,12 @@ def reference(net, images):
 ERROR = np.array([0.01, 0.02, 0.005], dtype=np.float32)  # the recorded outputs' offset from PyTorch's, per image
 
 
+@pytest.fixture(scope="module")
+def held_out():
+    """Calibration images apart from the scored ones."""
+    return np.random.default_rng(2).random((2, 3, SIZE, SIZE), dtype=np.float32)
+
+
 @pytest.fixture
 def recorded(fake_hub, reference):
     """The device's recorded outputs: PyTorch's plus a known offset per image (the output name
@@ -165,8 +177,8 @@ def recorded(fake_hub, reference):
     ("int8", "--target_runtime qnn_context_binary --compute_unit npu --quantize_full_type int8", True),
 ])
 def test_accuracy_check_scores_the_devices_outputs(make_backend, fake_hub, net, images, reference, recorded, precision, options,
-                                                   calibrated):
-    check = make_backend(precision=precision).check_accuracy(net, images, reference)
+                                                   calibrated, held_out):
+    check = make_backend(precision=precision).check_accuracy(net, images, reference, calibration=held_out)
 
     assert check.psnr_db == [round(p, 2) for p in recorded]
     expected = output_psnr(reference, reference + ERROR[:, None, None, None])
@@ -178,9 +190,9 @@ def test_accuracy_check_scores_the_devices_outputs(make_backend, fake_hub, net, 
                                                                                           inference.inference_job_id)
     sent = fake_hub.datasets[inference.dataset.dataset_id]["x"]
     assert len(sent) == 3 and all(np.array_equal(s[0], x) for s, x in zip(sent, images))
-    if calibrated:  # calibrated on the check images themselves when no others are given
+    if calibrated:  # on the held-out images, never on the scored ones
         calib = fake_hub.datasets[job.calibration_dataset.dataset_id]["x"]
-        assert all(np.array_equal(c[0], x) for c, x in zip(calib, images))
+        assert len(calib) == len(held_out) and all(np.array_equal(c[0], x) for c, x in zip(calib, held_out))
     else:
         assert not job.calibration_dataset.dataset_id
 
@@ -210,7 +222,7 @@ def test_a_failed_accuracy_job_is_one_sentence(make_backend, fake_hub, net, imag
     failures = fake_hub.compile_failures if stage == "compile" else fake_hub.profile_failures
     failures["accuracy check"] = f"Failed to run: out of memory ({fake_hub.token})"
     with pytest.raises(HwnasError) as caught:
-        make_backend(precision="int8").check_accuracy(net, images, reference)
+        make_backend(precision="int8").check_accuracy(net, images, reference, calibration=images[:1] + 0.5)
     message = str(caught.value)
     assert len(message.splitlines()) == 1 and f"AI Hub {stage} job j" in message and "out of memory" in message
     assert "the int8 accuracy check at 1x3x16x16 failed" in message
