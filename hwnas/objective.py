@@ -49,6 +49,11 @@ class LatencyModel:
     def base_blocks_ms(self) -> float:
         return self.base_ms - self.fixed_ms
 
+    @property
+    def cheapest_ms(self) -> float:
+        """fixed + every position's cheapest candidate: the fastest network the table can make."""
+        return self.fixed_ms + float(self.ms.masked_fill(~self.mask, float("inf")).min(dim=1).values.sum())
+
     def normalised(self) -> torch.Tensor:
         """p = ms / (sum over positions of the first candidate's ms): the base network sums to 1."""
         return self.ms / self.base_blocks_ms

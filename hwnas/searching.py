@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from hwnas import distributed
+from hwnas.collapse import collapse_summary, target_warning
 from hwnas.batchnorm import recalibrate
 from hwnas.bilevel import Bilevel
 from hwnas.checkpoint import load_checkpoint, rng_state, set_rng_state
@@ -515,6 +516,7 @@ class Search:
                               "precision": self.table.meta.settings.get("precision", "fp32")},
             "combine": c.combine,
             "devices": self.device_summary(arch),
+            **collapse_summary(arch, self.positions, self.objective.devices[0], c.latency_weight),
         }
 
     def write_outputs(self, plots: bool = True) -> dict[str, Any] | None:
@@ -575,6 +577,9 @@ def run_search(
         if task is None:
             task = make_task(config.task, space)  # data errors surface before the run writes anything
         search = Search(config, run.folder, space, task, table, chips)
+        for device in search.objective.devices:
+            if (warning := target_warning(device)) is not None:
+                logger.warning(warning)
         if state is not None:
             search.restore(state)
             if search.progress.epoch > config.epochs:

@@ -1,4 +1,4 @@
-"""The four candidate blocks of the NAFNet U-Net space.
+"""The candidate blocks of the NAFNet U-Net space: the paper's four, `skip`, and width variants.
 
 `naf` is the block of Chen et al., "Simple Baselines for Image Restoration" (ECCV
 2022). The other three follow the hardware-aware paper's stated mechanism (its exact
@@ -9,9 +9,14 @@ attention (a global pool that must see the whole feature map first).
 - `naf_bn`: BatchNorm instead of LayerNorm -- folds into the following 1x1 conv at export.
 - `naf_bn_lite`: `naf_bn` without the global-pool attention: only local operations.
 - `cbr`: Conv-BN-ReLU inverted residual made only of ops NPUs fuse into single kernels.
+- `skip`: no block (depth becomes a choice); `<block>_e<N>`: that block at inner width N*c
+  instead of 2c (FBNetV2 searches widths; the inner width keeps the U-Net's stage interfaces).
 """
 
 from __future__ import annotations
+
+import re
+from typing import Callable
 
 import torch
 from torch import nn
@@ -112,17 +117,42 @@ def _norm(kind: str, c: int) -> nn.Module:
     return LayerNorm2d(c) if kind == "layer" else nn.BatchNorm2d(c)
 
 
+# The paper's four candidates (the default); `skip` and width variants are space options.
 CANDIDATES = ("naf", "naf_bn", "naf_bn_lite", "cbr")
+
+# name -> constructor(channels, expansion). The expansion is the block's inner width over c
+# (2 as published); a name may end in `_e<N>` for expansion N (e.g. `cbr_e4`, `naf_e1`).
+BLOCKS: dict[str, Callable[[int, int], nn.Module]] = {
+    "naf": lambda c, e: NAFBlock(c, norm="layer", attention=True, expand=e),
+    "naf_bn": lambda c, e: NAFBlock(c, norm="batch", attention=True, expand=e),
+    "naf_bn_lite": lambda c, e: NAFBlock(c, norm="batch", attention=False, expand=e),
+    "cbr": lambda c, e: CBRBlock(c, expand=e),
+    # No block: the search chooses depth per stage (FBNet, ProxylessNAS). Costs nothing.
+    "skip": lambda c, e: nn.Identity(),
+}
+DEFAULT_EXPANSION = 2
+_WIDTH = re.compile(r"^(?P<block>.+)_e(?P<expand>[1-9][0-9]?)$")
+
+
+def parse_candidate(name: str) -> tuple[str, int]:
+    """(block, expansion) of a candidate name (`cbr` -> ("cbr", 2), `cbr_e4` -> ("cbr", 4)); KeyError if unknown."""
+    if name in BLOCKS:
+        return name, DEFAULT_EXPANSION
+    m = _WIDTH.match(name)
+    if m is None or m["block"] not in BLOCKS or m["block"] == "skip":
+        raise KeyError(name)
+    return m["block"], int(m["expand"])
+
+
+def is_candidate(name: str) -> bool:
+    try:
+        parse_candidate(name)
+    except KeyError:
+        return False
+    return True
 
 
 def make_candidate(name: str, c: int) -> nn.Module:
     """The candidate called `name` at `c` channels."""
-    if name == "naf":
-        return NAFBlock(c, norm="layer", attention=True)
-    if name == "naf_bn":
-        return NAFBlock(c, norm="batch", attention=True)
-    if name == "naf_bn_lite":
-        return NAFBlock(c, norm="batch", attention=False)
-    if name == "cbr":
-        return CBRBlock(c)
-    raise KeyError(name)
+    block, expand = parse_candidate(name)
+    return BLOCKS[block](c, expand)

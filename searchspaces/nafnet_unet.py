@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from hwnas.space import ChoiceBlock, SearchSpace, Unit
-from hwnas.searchspaces.nafnet_blocks import CANDIDATES, make_candidate
+from hwnas.searchspaces.nafnet_blocks import BLOCKS, CANDIDATES, is_candidate, make_candidate
 
 
 class NAFNetUNetConfig(BaseModel):
@@ -61,9 +61,12 @@ class NAFNetUNetConfig(BaseModel):
             raise ValueError("block counts cannot be negative")
         if len(self.enc_blocks) > 8:
             raise ValueError("more than 8 levels would shrink any image to nothing")
-        unknown = [c for c in self.candidates if c not in CANDIDATES]
+        unknown = [c for c in self.candidates if not is_candidate(c)]
         if unknown or not self.candidates:
-            raise ValueError(f"unknown candidates {unknown}; choose from {', '.join(CANDIDATES)}")
+            raise ValueError(f"unknown candidates {unknown}; choose from {', '.join(BLOCKS)}, "
+                             "or a block with another inner width as <block>_e<N> (e.g. cbr_e4)")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("a candidate is listed twice; list each once")
         return self
 
 
@@ -181,10 +184,13 @@ class NAFNetUNetSpace(SearchSpace):
         "paper": dict(width=32, enc_blocks=(2, 2, 4, 8), middle_blocks=12, dec_blocks=(2, 2, 2, 2)),
         # Small enough that a 3-epoch search and a 1-epoch training finish in seconds on 2 cores.
         "tiny": dict(width=8, enc_blocks=(1, 1, 1), middle_blocks=1, dec_blocks=(1, 1, 1)),
+        # The paper's four levels at half width and reduced depth (12 positions): trains to a
+        # plateau on 2 CPU cores in minutes (benchmarks/bench_front.py measures where).
+        "small": dict(width=16, enc_blocks=(1, 1, 2, 2), middle_blocks=2, dec_blocks=(1, 1, 1, 1)),
     }
     default_preset: ClassVar[str] = "paper"
     small_preset: ClassVar[str] = "tiny"
-    train_crops: ClassVar[dict[str, int]] = {"paper": 128, "tiny": 32}
+    train_crops: ClassVar[dict[str, int]] = {"paper": 128, "small": 64, "tiny": 32}
     default_task: ClassVar[str] = "denoising"
     scales: ClassVar[tuple[int, ...]] = (1, 2)
 

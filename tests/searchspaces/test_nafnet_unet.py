@@ -64,3 +64,35 @@ def test_bad_options_are_one_line(preset, options, fragment):
     with pytest.raises(HwnasError) as err:
         NAFNetUNetSpace.from_options(preset, **options)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+EXTRA = ("naf", "cbr", "cbr_e4", "naf_bn_lite_e1", "skip")  # width variants and skip: space options for the front
+
+
+@pytest.mark.parametrize("candidate", EXTRA)
+def test_width_variants_and_skip_build_and_run(candidate):
+    space = NAFNetUNetSpace.from_options("tiny", candidates=EXTRA)
+    net = freeze(space, Architecture.uniform(space.name, position_names(space.build()), candidate)).eval()
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+    if candidate == "skip":  # no block: only the fixed parts remain
+        assert count_params(net) == count_params(freeze(space, Architecture.uniform(space.name, position_names(space.build()), "skip")))
+        assert all(u.name != "skip" or count_params(u.module) == 0 for u in space.candidate_units(16))
+
+
+def test_inner_width_scales_parameters():
+    space = NAFNetUNetSpace.from_options("tiny", candidates=("cbr_e1", "cbr", "cbr_e4"))
+    params = {u.name: count_params(u.module) for u in space.candidate_units(16) if u.input_shape[1] == 8}
+    assert params["cbr_e1"] < params["cbr"] < params["cbr_e4"]
+
+
+@pytest.mark.parametrize("candidates, message", [
+    (("cbr", "cbr_x4"), "unknown candidates ['cbr_x4']"),
+    (("skip_e2",), "unknown candidates ['skip_e2']"),
+    (("cbr", "cbr"), "listed twice"),
+])
+def test_bad_candidate_lists_are_refused(candidates, message):
+    with pytest.raises(HwnasError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        NAFNetUNetSpace.from_options("tiny", candidates=candidates)
