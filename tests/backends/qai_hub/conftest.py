@@ -65,6 +65,7 @@ def qnn_name(onnx_name: str) -> str:
 class FakeHub:
     token = TOKEN  # the fake client's API token, which must never be shown
     qairt: str = QAIRT  # the QAIRT version the service compiles and profiles with now
+    releases = QAIRT_RELEASES
     api_url = API_URL
     layer_time_us = staticmethod(layer_time_us)
     folded_ops = FOLDED_OPS

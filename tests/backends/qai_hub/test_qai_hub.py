@@ -443,7 +443,7 @@ def test_breakdown_maps_converted_layer_names_back_to_the_export(make_backend, f
 def test_settings_hold_what_changes_numbers_and_protocol_the_rest(make_backend):
     backend = make_backend(device="SM8650", max_profiler_iterations=50)
     assert backend.settings() == {"device": "sm8650", "target_runtime": "qnn_context_binary", "compute_unit": "npu", "mode": "per-unit",
-                                  "cold_iterations": 1, "precision": "fp32", "qairt_version": "default",
+                                  "cold_iterations": 1, "precision": "fp32",
                                   "extra_compile_options": "", "extra_profile_options": ""}
     protocol = backend.protocol()
     assert protocol["profile_options"] == "--compute_unit npu --max_profiler_iterations 50"  # default QAIRT: no flag
