@@ -34,7 +34,9 @@ def write_failure(path: Path, err: OSError) -> RuntimeFailure:
     """One sentence for an OSError while writing `path`: the file, the reason, the fix (exit 1)."""
     reason = err.strerror or str(err) or type(err).__name__
     fix = FIXES.get(err.errno, "check the output path and the disk")
-    return RuntimeFailure(f"cannot write {path} ({reason}); {fix}.")
+    failure = RuntimeFailure(f"cannot write {path} ({reason}); {fix}.")
+    failure.path, failure.os_error = Path(path), err  # a caller writing scratch files can name the user's file instead
+    return failure
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], before_replace: Callable[[], None] | None = None) -> None:

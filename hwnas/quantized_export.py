@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, RuntimeFailure
+from hwnas.io import write_failure
 from hwnas.quantize import output_psnr, quantised_tensors, quantize_static_onnx
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ def quantize_export(net: torch.nn.Module, float_path: Path, out: Path, precision
     with torch.no_grad():
         reference = np.concatenate([net(torch.from_numpy(x[None])).numpy() for x in check])
     report: dict[str, Any] = {"calibration_method": config.calibration_method, "per_channel": config.per_channel}
-    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="quant-", dir=float_path.parent) as tmp:  # in the export's scratch folder
         files: dict[int, Path] = {}
 
         def quantise(sixteen_bit) -> float:
@@ -144,6 +146,25 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+@contextmanager
+def _scratch(out: Path) -> Iterator[Path]:
+    """A hidden folder beside `out` for the intermediate files (on the output's disk), removed afterwards.
+
+    A write that fails there is reported as a failure to write `out`: the user named that file, not the float
+    file or the candidates behind it."""
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+            yield Path(tmp)
+    except RuntimeFailure as err:  # hwnas.io's atomic writes inside the folder
+        if tmp is None or getattr(err, "os_error", None) is None or Path(tmp) not in (err.path, *err.path.parents):
+            raise
+        raise write_failure(out, err.os_error) from None
+    except OSError as err:  # a raw write by ONNX or ONNX Runtime
+        raise write_failure(out, err) from None
+
+
 def export_quantized(net: torch.nn.Module, model_file, space, out: Path, *, config, export_float) -> dict[str, Any]:
     """Export `net` in float with `export_float(path) -> report`, then quantise it into `out` as `config`
     (an ExportConfig) says."""
@@ -151,8 +172,8 @@ def export_quantized(net: torch.nn.Module, model_file, space, out: Path, *, conf
         log.warning("no --calibration folder: calibrating on the task's sample images; pass --calibration DIR with "
                     "images like those the model will see for activation ranges that fit them")
     calib, check, source = calibration_inputs(model_file, space, config.calibration_count, config.calibration, config.static)
-    with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
-        float_path = Path(tmp) / "float.onnx"
+    with _scratch(out) as tmp:
+        float_path = tmp / "float.onnx"
         report = export_float(float_path)
         report.update(quantize_export(net, float_path, out, config.precision, calib, check, config))
     report.update(path=str(out), precision=config.precision, calibration=source, calibration_count=len(calib),

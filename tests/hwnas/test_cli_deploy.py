@@ -205,3 +205,21 @@ def test_a_phone_photo_comes_out_upright(capsys, trained, workspace):
     code, _, err = hwnas(capsys, "denoise", "--model", trained, photo, workspace / "upright.png")
     assert code == 0, err
     assert skimage.io.imread(workspace / "upright.png").shape == (40, 24, 3)
+
+
+def test_a_full_disk_during_an_int8_export_names_the_output(capsys, trained, workspace, monkeypatch):
+    """The float file and the quantised candidates are scratch files: a failed write is said of the file the user named."""
+    import errno
+    import os
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(onnx, "save_model", full)
+    monkeypatch.setattr(onnx, "save", full)
+    out = workspace / "full-int8.onnx"
+    code, _, err = hwnas(capsys, "export", "--model", trained, "--out", out, "--precision", "int8", "--static", "32x32",
+                         "--calibration-count", "2")
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        f"error: cannot write {out} (No space left on device); free disk space or choose an output on another disk."), err
+    assert not out.exists() and not [p for p in workspace.iterdir() if p.name.startswith(".full-int8")]  # scratch removed
