@@ -21,3 +21,12 @@ class RuntimeFailure(HwnasError):
 
 class ServiceError(HwnasError):
     """A remote service failed (unreachable, 5xx, rate limits that did not clear): try again later."""
+
+
+class ImagesTooSmall(HwnasError):
+    """A task's images are all smaller than the crop it was given. `fact` is the sentence without its fix, so a
+    caller whose crop is not the user's own (export's calibration crop) can give the fix that applies there."""
+
+    def __init__(self, fact: str, fix: str):
+        super().__init__(f"{fact}; {fix}.")
+        self.fact = fact

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError, RuntimeFailure
+from hwnas.errors import HwnasError, ImagesTooSmall, RuntimeFailure
 from hwnas.io import write_failure
 from hwnas.quantize import output_psnr, quantised_tensors, quantize_static_onnx
 
@@ -52,6 +52,10 @@ def calibration_inputs(model_file, space, count: int, folder: str | None,
         cls = task_class(model_file.task.name, space.name)
         options = cls.calibration_options(dict(model_file.task.options), folder, max(h, w))
         task = make_task(TaskSpec(name=cls.name, options=options), space)
+    except ImagesTooSmall as err:  # its fix names the task's crop, which export has no flag for: the crop is ours
+        fits = "a smaller --static HxW" if static else "a fixed input size that fits them (--static HxW)"
+        raise HwnasError(f"cannot make calibration inputs from {folder or 'the sample images'}: {err.fact}; calibrate on "
+                         f"images at least {max(h, w)} pixels on each side (--calibration DIR), or export {fits}.") from None
     except HwnasError as err:
         raise HwnasError(f"cannot make calibration inputs from {folder or 'the sample images'}: {err}") from None
     calib, check = task.calibration_batches(count)

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, ImagesTooSmall
 from hwnas.searchspaces.images import (
     add_gaussian_noise,
     embedded_images,
@@ -315,10 +315,8 @@ def _usable(images: list[_Image], crop: int) -> list[_Image]:
     small = [img for img in images if min(img[2].shape[1:]) < crop]
     if not usable:
         name, _, clean = small[0]
-        raise HwnasError(
-            f"image {name} is {clean.shape[2]}x{clean.shape[1]} pixels, smaller than the {crop}-pixel crop "
-            f"(as are all {len(small)} images); use a smaller crop or larger images."
-        )
+        raise ImagesTooSmall(f"image {name} is {clean.shape[2]}x{clean.shape[1]} pixels, smaller than the {crop}-pixel "
+                             f"crop (as are all {len(small)} images)", "use a smaller crop or larger images")
     for name, _, clean in small:
         logger.warning("skipping image %s: %dx%d pixels is smaller than the %d-pixel crop",
                        name, clean.shape[2], clean.shape[1], crop)

@@ -160,6 +160,9 @@ def test_model_for_another_space_refused(capsys, trained, workspace):
     (["denoise", "--model", "{model}", "{ws}/test/e0.png", "{ws}/test/./e0.png"], "is the input image"),
     (["denoise", "--model", "{model}", "{ws}/folder.png", "{ws}/out.png"], "folder.png is a folder; pass one image file"),
     (["export", "--model", "{ws}/given.onnx", "--out", "{ws}/x.onnx"], "(it is an ONNX file, already exported)"),
+    (["export", "--model", "{model}", "--out", "{ws}/c.onnx", "--precision", "int8", "--calibration", "{tiny_images}"],
+     "smaller than the 128-pixel crop (as are all 1 images); calibrate on images at least 128 pixels on each side "
+     "(--calibration DIR), or export a fixed input size that fits them (--static HxW)."),
     (["train", "--preset", "tiny", "--uniform", "naf", "--epochs", "1", "--out", "{ws}/test"], "not an hwnas run (e0.png, e1.png)"),
     (["train", "--init-from", "{run}", "--epochs", "1", "--out", "{search_run}"], "holds an hwnas search run, not a training run"),
 ])
