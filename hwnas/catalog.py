@@ -12,6 +12,8 @@ point) is imported instead: slower, never wrong.
 from __future__ import annotations
 
 import ast
+import sys
+from importlib.machinery import PathFinder
 from importlib.metadata import EntryPoint, entry_points
 from importlib.util import find_spec
 from pathlib import Path
@@ -36,7 +38,7 @@ def backends() -> list[dict[str, Any]]:
 
 def _space(name: str, ep: EntryPoint | None) -> dict[str, Any]:
     node = _class_node(ep) if ep is not None else None
-    fields = {f: _literal(node, f) for f in SPACE_FIELDS} if node is not None else {}
+    fields = _space_fields(node) if node is not None else {}
     if node is None or any(value is None for value in fields.values()):
         cls = plugins.get_space(name)  # computed, inherited or registered in-process: ask the class
         node, fields = None, {"presets": list(cls.presets), "default_task": cls.default_task, "scales": list(cls.scales)}
@@ -54,6 +56,22 @@ def _backend(name: str, ep: EntryPoint | None) -> dict[str, Any]:
     return {"name": name, "doc": _first_line(doc), "package": _package(ep)}
 
 
+def _space_fields(node: ast.ClassDef) -> dict[str, Any]:
+    """The listed fields a space class sets; one it leaves to `SearchSpace` (its direct base) takes the
+    contract's default, read the same way. None where unknown (another base, a computed value)."""
+    fields = {f: _literal(node, f) for f in SPACE_FIELDS}
+    unset = [f for f in SPACE_FIELDS if _assigned(node, f) is None]
+    if unset and [_name(b) for b in node.bases] == ["SearchSpace"]:
+        base = _class_node(EntryPoint(name="SearchSpace", value="hwnas.space:SearchSpace", group=""))
+        fields.update({f: _literal(base, f) if base is not None else None for f in unset})
+    return fields
+
+
+def _name(node: ast.expr) -> str | None:
+    """`SearchSpace` for both `SearchSpace` and `hwnas.SearchSpace` in a class's bases."""
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
 def _entry_points(group: str) -> dict[str, EntryPoint]:
     """name -> entry point; the first of a name wins, as in `hwnas.plugins`."""
     found: dict[str, EntryPoint] = {}
@@ -67,31 +85,65 @@ def _class_node(ep: EntryPoint) -> ast.ClassDef | None:
     if not ep.attr or "." in ep.attr:
         return None
     try:
-        spec = find_spec(ep.module)  # imports the parent packages only (ours are empty)
+        origin = _module_file(ep.module)
     except (ImportError, ValueError):
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    if not origin or not origin.endswith(".py"):
         return None
     try:
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        tree = ast.parse(Path(origin).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
     return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == ep.attr), None)
 
 
-def _literal(node: ast.ClassDef, field: str) -> Any:
-    """A class attribute's value if the class body sets it to a literal; a dict gives its keys. None otherwise."""
+def _assigned(node: ast.ClassDef, field: str) -> ast.expr | None:
+    """The expression the class body assigns to `field` (the last one), or None."""
+    found = None
     for stmt in node.body:
         target = stmt.target if isinstance(stmt, ast.AnnAssign) else (stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None)
         if isinstance(target, ast.Name) and target.id == field and stmt.value is not None:
-            try:
-                if isinstance(stmt.value, ast.Dict) and None not in stmt.value.keys:
-                    return tuple(ast.literal_eval(k) for k in stmt.value.keys)
-                value = ast.literal_eval(stmt.value)
-            except ValueError:
+            found = stmt.value
+    return found
+
+
+def _module_file(module: str) -> str | None:
+    """The source file of `module`, found without running a package's `__init__` (a plugin's
+    package may import torch there): parents already imported are used as they are, the rest
+    are looked up on their parent's path. Our own subpackages (empty, mapped by the install)
+    may be imported."""
+    parts, path = module.split("."), None
+    for i in range(len(parts)):
+        name, last = ".".join(parts[: i + 1]), i == len(parts) - 1
+        loaded = sys.modules.get(name)
+        if loaded is not None and not last:
+            path = getattr(loaded, "__path__", None)
+        else:
+            spec = find_spec(name) if i == 0 else PathFinder.find_spec(name, path)
+            if spec is None and parts[0] == "hwnas":
+                spec = find_spec(name)
+            if spec is None:
                 return None
-            return "" if value is None else value  # a literal None is known (no default task); "" keeps it apart from unknown
+            if last:
+                return spec.origin
+            path = spec.submodule_search_locations
+        if path is None:
+            return None
     return None
+
+
+def _literal(node: ast.ClassDef, field: str) -> Any:
+    """A class attribute's value if the class body sets it to a literal; a dict gives its keys. None otherwise."""
+    value = _assigned(node, field)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, ast.Dict) and None not in value.keys:
+            return tuple(ast.literal_eval(k) for k in value.keys)
+        value = ast.literal_eval(value)
+    except ValueError:
+        return None
+    return "" if value is None else value  # a literal None is known (no default task); "" keeps it apart from unknown
 
 
 def _first_line(doc: str | None) -> str:
