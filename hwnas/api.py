@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 from pydantic import BaseModel
 
 from hwnas.config import BuildLutConfig, EvalConfig, ExportConfig, SearchConfig, TrainConfig, build_config, merged, plain
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, Setting, naming, setting
 
 if TYPE_CHECKING:  # the result types; importing them at run time would load torch with `import hwnas`
     from hwnas.inference import LoadedModel
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # the result types; importing them at run time would load tor
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+MODEL_GIVEN = Setting("model given as model", "model given with --model")  # an input an output must not overwrite
 Approve = Callable[[Any, int], None]  # (backend, jobs) -> None, or raises to refuse
 
 
@@ -234,8 +235,8 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
 
     config = _config(ExportConfig, config, fields)
     if Path(config.out).is_dir():
-        raise HwnasError(f"--out {config.out} is a folder; give a file name such as {Path(config.out) / 'model.onnx'}.")
-    check_distinct(config.out, "--out", {"model given with --model": config.model})
+        raise naming(f"{{out}} is a folder; give a file name such as {Path(config.out) / 'model.onnx'}.", out=config.out)
+    check_distinct(config.out, setting("out"), {MODEL_GIVEN: config.model})
     if config.sensitivity is not None:
         check_distinct(config.sensitivity, "--sensitivity", {"model given with --model": config.model, "--out file": config.out})
     model_file = load_model(config.model)
@@ -317,7 +318,7 @@ def _approver(yes: bool) -> Approve:
         backend.check_configured()  # a missing token ends here, before anything is submitted
         if jobs > 0 and backend.submits_jobs and not yes:
             raise HwnasError(f"this would submit {jobs} {backend.name} job{'s' if jobs != 1 else ''} on {backend.device}; "
-                             "pass yes=True (--yes) to submit them.")
+                             "pass yes=True (--yes on the command line) to submit them.")
 
     return approve
 
@@ -359,12 +360,12 @@ def _check_eval_outputs(config: EvalConfig) -> None:
     from hwnas.evaluation import per_sample_path
     from hwnas.outdir import check_distinct, check_outside
 
-    inputs = {"model given with --model": config.model, **{f"data folder {d}": d for d in config.data}}
-    check_distinct(config.out, "--out", inputs)
-    check_distinct(per_sample_path(config.out), "the per-image CSV of --out", inputs)
+    inputs = {MODEL_GIVEN: config.model, **{f"data folder {d}": d for d in config.data}}
+    check_distinct(config.out, setting("out"), inputs)
+    check_distinct(per_sample_path(config.out), Setting("the per-image CSV of out", "the per-image CSV of --out"), inputs)
     images = config.task_options.get("save_images")
     if images is not None:
-        check_outside(images, "--save-images", {f"data folder {d}": d for d in config.data})
+        check_outside(images, Setting("task_options['save_images']", "--save-images"), {f"data folder {d}": d for d in config.data})
 
 
 def _task_name(model_file) -> str:

@@ -27,7 +27,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from hwnas.errors import HwnasError
+from hwnas.errors import naming, setting
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,11 @@ def device_for(accelerator: str) -> torch.device:
     (`hwnas.inference`) both resolve it here, before anything is written.
     """
     if accelerator not in ("cpu", "cuda"):
-        raise HwnasError(f"unknown accelerator {accelerator!r}; pass --accelerator cpu or --accelerator cuda.")
+        raise naming(f"unknown accelerator {accelerator!r}; pass {{cpu}} or {{cuda}}.", cpu=setting("accelerator", "cpu"),
+                     cuda=setting("accelerator", "cuda"))
     if accelerator == "cuda" and not torch.cuda.is_available():
-        raise HwnasError("--accelerator cuda was given but PyTorch sees no CUDA GPU; pass --accelerator cpu.")
+        raise naming("{cuda} was given but PyTorch sees no CUDA GPU; pass {cpu}.", cuda=setting("accelerator", "cuda"),
+                     cpu=setting("accelerator", "cpu"))
     return torch.device(accelerator)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, Setting, naming, setting
 from hwnas.io import atomic_write_text
 
 
@@ -309,34 +309,37 @@ FIELD_FLAGS = {"latency_weights": "--latency-weight"}  # fields whose flag is no
 
 
 def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:
-    """`cls(**values)`, a validation error becoming one `HwnasError` line naming the flag."""
+    """`cls(**values)`, a validation error becoming one `HwnasError` line naming the setting: the field
+    (`image_size`) for a Python caller, the flag (`--image-size`) on the command line."""
     try:
         return cls(**values)
     except ValidationError as err:
         first = err.errors()[0]
         field = next((str(p) for p in reversed(first["loc"]) if isinstance(p, str)), "")  # an item of a tuple: its field
-        flag = FIELD_FLAGS.get(field) or (f"--{field.replace('_', '-')}" if field else "the options")
+        named = setting(field, flag=FIELD_FLAGS.get(field)) if field else Setting("the options", "the options")
         if first["type"] == "missing":
-            raise HwnasError(f"{flag} is missing; pass it (or set {field} in the --config file).") from None
+            config_file = Setting(".", f" (or set {field} in the --config file).") if field else Setting(".", ".")
+            raise naming("{field} is missing; pass it{config_file}", field=named, config_file=config_file) from None
         message = first["msg"].removeprefix("Value error, ")
         if not first["loc"]:  # a check across fields: its message says it all
             raise HwnasError(f"{message}.") from None
         if first["loc"][0] == "tables" and len(first["loc"]) == 3:
-            flag = _table_flag(values.get("tables"), *first["loc"][1:])
-        raise HwnasError(f"invalid {flag}: {message}.") from None
+            named = _table_setting(values.get("tables"), *first["loc"][1:])
+        raise naming("invalid {field}: " + message + ".", field=named) from None
 
 
 TABLE_FIELD_FLAGS = {"weight": "--lut-weight", "target_ms": "--target-ms", "name": "--lut NAME=PATH", "path": "--lut"}
 
 
-def _table_flag(tables: Any, index: Any, field: Any) -> str:
-    """The flag behind a table's field, naming the table: `--lut-weight of table 'phone'`."""
+def _table_setting(tables: Any, index: Any, field: Any) -> Setting:
+    """The setting behind a table's field, naming the table: `--lut-weight of table 'phone'` on the command
+    line, `weight of table 'phone' (tables)` from Python."""
     try:
         entry = tables[index]
         name = entry["name"] if isinstance(entry, Mapping) else entry.name
     except (TypeError, LookupError, AttributeError):
         name = index
-    return f"{TABLE_FIELD_FLAGS.get(str(field), str(field))} of table {name!r}"
+    return Setting(f"{field} of table {name!r} (tables)", f"{TABLE_FIELD_FLAGS.get(str(field), str(field))} of table {name!r}")
 
 
 class TrainConfig(Frozen):

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.config import SpaceSpec
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, naming, setting
 from hwnas.space import DEFAULT_MULTIPLE, OUTPUTS, Architecture, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -243,10 +243,8 @@ def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1, output: st
     def predict_fixed(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if h > height or w > width:
-            raise HwnasError(
-                f"the model takes at most {height}x{width} pixels (static ONNX), the input is {h}x{w}; "
-                f"pass --tile {min(height, width)} or export with dynamic size."
-            )
+            raise naming(f"the model takes at most {height}x{width} pixels (static ONNX), the input is {h}x{w}; "
+                         "pass {tile} or export with dynamic size.", tile=min(height, width))
         y = predict(F.pad(x, (0, width - w, 0, height - h)))
         return y[..., :h * scale, :w * scale]
 
@@ -275,10 +273,9 @@ def tile_windows(length: int, tile: int, overlap: int, align: int) -> list[tuple
     margin = math.ceil(overlap / align) * align
     step = (tile - 2 * margin) // align * align
     if step <= 0:
-        raise HwnasError(
-            f"a {tile}-pixel tile leaves no room inside its {margin}-pixel overlap margins (aligned to {align}); "
-            f"pass --tile of at least {2 * margin + align} or a smaller --overlap."
-        )
+        raise naming(f"a {tile}-pixel tile leaves no room inside its {margin}-pixel overlap margins (aligned to {align}); "
+                     f"pass {{tile}} of at least {2 * margin + align} or a smaller {{overlap}}.", tile=setting("tile"),
+                     overlap=setting("overlap"))
     out, core = [], 0
     while core < length:
         end = min(core + step, length)
@@ -297,7 +294,8 @@ def tiled(predict: Predict, tile: int, overlap: int = 32, align: int = 1, scale:
     equals whole-image inference.
     """
     if tile < 1 or overlap < 0:
-        raise HwnasError(f"--tile must be >= 1 and --overlap >= 0 (got {tile} and {overlap}).")
+        raise naming(f"{{tile}} must be >= 1 and {{overlap}} >= 0 (got {tile} and {overlap}).", tile=setting("tile"),
+                     overlap=setting("overlap"))
 
     def predict_tiled(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -331,7 +329,8 @@ def model_predictor(model: LoadedModel, tile: int | None = None, overlap: int | 
     if model.static_hw is not None:
         limit = min(model.static_hw)
         if tile is not None and tile > limit:
-            raise HwnasError(f"--tile {tile} is larger than the static ONNX input {model.static_hw[0]}x{model.static_hw[1]}; pass --tile {limit} or less.")
+            raise naming(f"{{given}} is larger than the static ONNX input {model.static_hw[0]}x{model.static_hw[1]}; "
+                         "pass {tile} or less.", given=setting("tile", tile), tile=limit)
         tile = limit if tile is None else tile
     if tile is None:
         return model.predict

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, Setting, naming, setting
 from hwnas.io import atomic_write, atomic_write_text
 from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
 
@@ -162,25 +162,21 @@ class LatencyBackend(ABC):
         its outputs against PyTorch's `reference` by PSNR; returns an object with `as_dict()`
         (its `overall_psnr_db` at least). Backends that cannot run a model on their device keep
         this default."""
-        raise HwnasError(f"the {self.name} backend cannot run a model on its device to check its accuracy; "
-                         "use --check-on qai-hub.")
+        raise naming(f"the {self.name} backend cannot run a model on its device to check its accuracy; "
+                     "use {check_on}.", check_on=setting("check_on", "qai-hub"))
 
     def measure_onnx(self, path: str | Path, input_shape: Sequence[int] | None = None) -> Measurement:
         """End-to-end latency of an ONNX file, taken like `measure_network`; dimensions the
         file leaves free come from `input_shape`. Backends that cannot say keep this default."""
-        raise HwnasError(
-            f"the {self.name} backend cannot time an ONNX file; choose another --backend (see `hwnas backends`), "
-            "e.g. onnxruntime for this CPU."
-        )
+        raise naming(f"the {self.name} backend cannot time an ONNX file; choose another {{backend}} (see `hwnas backends`), "
+                     "e.g. onnxruntime for this CPU.", backend=setting("backend"))
 
     def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> pd.DataFrame:
         """Per-layer time of one forward pass: a DataFrame with columns `name` (the layer
         or ONNX node name, which carries the module path, e.g. `/enc0/enc0.0/norm1/ReduceMean`),
         `op_type` and `ms` (milliseconds per pass). Backends that cannot say keep this default."""
-        raise HwnasError(
-            f"the {self.name} backend cannot break latency down per layer; choose another --backend "
-            "(see `hwnas backends`) for --breakdown."
-        )
+        raise naming(f"the {self.name} backend cannot break latency down per layer; choose another {{backend}} "
+                     "(see `hwnas backends`) for {breakdown}.", backend=setting("backend"), breakdown=setting("breakdown"))
 
 
 class TableMeta(BaseModel):
@@ -346,7 +342,7 @@ class LatencyTable:
 
     def check(
         self, *, space: str, fingerprint: str, image_size: int, device: str | None = None,
-        backend: str | None = None, settings: dict[str, Any] | None = None, hint: str | None = None,
+        backend: str | None = None, settings: dict[str, Any] | None = None, hint: str | Setting | None = None,
         units: Mapping[Key, str] | None = None,
     ) -> None:
         """Refuse, in one line, a table measured for another space, network, size or target.
@@ -355,7 +351,9 @@ class LatencyTable:
         its backend was asked for (`settings["device"]`, e.g. 'cpu'). `settings` (a
         backend's `settings()`) must agree on every key the sidecar also has, and on
         `protocol_version` always (a sidecar without one is version 1). `hint`
-        replaces the suggested fix (e.g. "pass --force to re-measure it").
+        replaces the suggested fix (a `Setting` where it names settings: its Python and
+        command-line wordings). A fix that names a setting names the parameter from
+        Python and the flag on the command line (`hwnas.errors.naming`).
 
         `units` (the space's unit fingerprints, `Layout.unit_fingerprints`) checks a table
         whose rows carry fingerprints row by row instead of by the space's `fingerprint`:
@@ -366,12 +364,15 @@ class LatencyTable:
         """
         m = self.meta
 
-        def refuse(problem: str, fix: str) -> None:
-            raise HwnasError(f"this latency table was {problem}; {hint or fix}.")
+        def refuse(problem: str, fix: str, **settings: Setting | Any) -> None:
+            if isinstance(hint, Setting):  # the caller's fix, in both wordings
+                raise HwnasError(f"this latency table was {problem}; {hint.python}.", cli=f"this latency table was {problem}; {hint.cli}.")
+            raise naming(f"this latency table was {problem}; " + (hint or fix) + ".", **settings)
 
         def refuse_configuration() -> None:
             refuse(f"built for another {space} configuration (preset {m.preset!r})",
-                   "pass the same --preset/options or rebuild it with `hwnas build-lut`")
+                   "pass the same {preset} or rebuild it with `hwnas build-lut`",
+                   preset=Setting("spec (preset and options)", "--preset/options"))
 
         if m.space != space:
             refuse(f"built for space {m.space!r}, not {space!r}", f"build one with `hwnas build-lut --space {space}`")
@@ -379,21 +380,23 @@ class LatencyTable:
         if not by_row and m.fingerprint != fingerprint:
             refuse_configuration()
         if m.image_size != image_size:
-            refuse(f"measured at {m.image_size}px, not {image_size}px", f"pass --image-size {m.image_size} or rebuild it")
+            refuse(f"measured at {m.image_size}px, not {image_size}px", "pass {image_size} or rebuild it",
+                   image_size=m.image_size)
         if backend is not None and m.backend != backend:
-            refuse(f"measured with backend {m.backend!r}, not {backend!r}", f"pass --backend {m.backend} or rebuild it")
+            refuse(f"measured with backend {m.backend!r}, not {backend!r}", "pass {backend} or rebuild it", backend=m.backend)
         if device is not None and device not in (m.device, m.settings.get("device")):
-            refuse(f"measured on {m.device!r}, not {device!r}", f"pass --device {m.settings.get('device', m.device)} or rebuild it")
+            refuse(f"measured on {m.device!r}, not {device!r}", "pass {device} or rebuild it",
+                   device=m.settings.get("device", m.device))
         for key, value in (settings or {}).items():
             if key == "precision" and m.settings.get(key, "fp32") != value:  # tables from before precisions are fp32
                 refuse(f"measured at precision {m.settings.get(key, 'fp32')}, not {value}",
-                       f"pass --precision {m.settings.get(key, 'fp32')} or build a {value} table")
+                       "pass {precision} or build a " + value + " table", precision=m.settings.get(key, "fp32"))
             if key == "protocol_version" and m.settings.get(key, 1) != value:  # tables from before versions are 1
                 refuse(f"timed by another protocol (version {m.settings.get(key, 1)}, this hwnas times by version {value})",
                        "rebuild it with `hwnas build-lut --force` (add --out for a table outside the cache)")
             if key in m.settings and m.settings[key] != value:
-                flag = "--" + key.replace("_", "-")
-                refuse(f"measured with {key}={m.settings[key]}, not {value}", f"pass {flag} {m.settings[key]} or rebuild it")
+                refuse(f"measured with {key}={m.settings[key]}, not {value}", "pass {key} or rebuild it",
+                       key=setting(key, m.settings[key]))
         if by_row:
             self._check_rows(units, m.fingerprint == fingerprint, refuse_configuration)
 
@@ -406,10 +409,10 @@ class LatencyTable:
         if stale:
             names = ", ".join(f"{k} {n}@{s}" for k, n, s in stale[:5])
             more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
-            raise HwnasError(
+            raise naming(
                 f"the latency table has {len(stale)} stale rows ({names}{more}): their blocks changed since they were "
-                "measured; run `hwnas build-lut` on it, which re-measures only stale and missing rows, or pass --force "
-                "to re-measure everything."
+                "measured; run `hwnas build-lut` on it, which re-measures only stale and missing rows, or pass {force} "
+                "to re-measure everything.", force=setting("force", True)
             )
 
     def require(self, units: Iterable[Unit]) -> None:

@@ -29,7 +29,7 @@ from typing import Callable, Mapping, TypeVar
 import filelock
 import yaml
 
-from hwnas.errors import HwnasError, RuntimeFailure
+from hwnas.errors import RuntimeFailure, Setting, naming, setting
 
 MARKER = ".hwnas-run"
 LOCK = ".hwnas-lock"
@@ -82,7 +82,7 @@ def _entries(root: Path) -> list[Path]:
     try:
         return sorted(p for p in root.iterdir() if p.name not in BOOKKEEPING)
     except OSError as err:
-        raise HwnasError(f"cannot read --out {root} ({err.strerror}); choose a folder you can read and write.") from None
+        raise naming(f"cannot read {{out}} ({err.strerror}); choose a folder you can read and write.", out=str(root)) from None
 
 
 def _listing(entries: list[Path], shown: int = 4) -> str:
@@ -95,11 +95,11 @@ def check(root: Path, kind: str, resume: bool) -> None:
     """Refuse, before anything is written, an --out where a `kind` run cannot start (or resume)."""
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise HwnasError(f"--out {root} is a file, not a folder; choose a folder path for the run.")
+        raise naming(f"{{out}} is a file, not a folder; choose a folder path for the run.", out=str(root))
     for parent in root.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise HwnasError(f"--out {root} lies under the file {parent}; choose a folder path for the run.")
+                raise naming(f"{{out}} lies under the file {parent}; choose a folder path for the run.", out=str(root))
             break
     if not root.exists():
         return
@@ -110,14 +110,14 @@ def check(root: Path, kind: str, resume: bool) -> None:
     noun = NOUNS.get(kind, f"{kind} run")
     if found == kind:
         if not resume:
-            raise HwnasError(f"{root} already holds a {noun}; pass --resume to continue it or choose another --out.")
+            raise naming(f"{root} already holds a {noun}; pass {{resume}} to continue it or choose another {{out}}.",
+                         resume=True, out=setting("out"))
         return
     if found is not None:
-        raise HwnasError(f"{root} holds an hwnas {NOUNS.get(found, f'{found} run')}, not a {noun}; choose another --out.")
-    raise HwnasError(
-        f"--out {root} already holds {len(entries)} file(s) that are not an hwnas run ({_listing(entries)}); "
-        "choose a new or empty folder."
-    )
+        raise naming(f"{root} holds an hwnas {NOUNS.get(found, f'{found} run')}, not a {noun}; choose another {{out}}.",
+                     out=setting("out"))
+    raise naming(f"{{out}} already holds {len(entries)} file(s) that are not an hwnas run ({_listing(entries)}); "
+                 "choose a new or empty folder.", out=str(root))
 
 
 # -- claiming a folder for the lifetime of a run --------------------------------------------
@@ -150,13 +150,12 @@ class Claim:
                 self._created.append(self.root / LOCK)
             lock.acquire()
         except filelock.Timeout:
-            raise HwnasError(
-                f"{self.root} is in use by another hwnas process (pid {_read_pid(self.root)}); wait for it to finish or "
-                "choose another --out."
-            ) from None
+            raise naming(f"{self.root} is in use by another hwnas process (pid {_read_pid(self.root)}); wait for it to "
+                         "finish or choose another {out}.", out=setting("out")) from None
         except OSError as err:
             self._forget()
-            raise RuntimeFailure(f"cannot create --out {self.root} ({err.strerror}); choose a writable folder.") from None
+            raise naming(f"cannot create {{out}} ({err.strerror}); choose a writable folder.", RuntimeFailure,
+                         out=str(self.root)) from None
         self._lock = lock
         try:
             from hwnas.io import atomic_write_text
@@ -232,14 +231,21 @@ def same_path(a: str | Path, b: str | Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def check_distinct(output: str | Path, flag: str, inputs: Mapping[str, str | Path | None]) -> None:
-    """Refuse an output path that is one of the inputs (`inputs`: what it is -> its path)."""
+def _both(text: str | Setting) -> Setting:
+    """A label in both wordings (a plain string reads the same from Python and on the command line)."""
+    return text if isinstance(text, Setting) else Setting(text, text)
+
+
+def check_distinct(output: str | Path, flag: str | Setting, inputs: Mapping[str | Setting, str | Path | None]) -> None:
+    """Refuse an output path that is one of the inputs (`inputs`: what it is -> its path). `flag` and the
+    labels may be `Setting`s: their Python wording in `str(err)`, their flag in `err.cli`."""
     for what, path in inputs.items():
         if path is not None and same_path(output, path):
-            raise HwnasError(f"{flag} {output} is the {what}; writing it would destroy the input, so choose another output path.")
+            raise naming(f"{{flag}} {output} is the {{what}}; writing it would destroy the input, so choose another output path.",
+                         flag=_both(flag), what=_both(what))
 
 
-def check_outside(output: str | Path, flag: str, inputs: Mapping[str, str | Path | None]) -> None:
+def check_outside(output: str | Path, flag: str | Setting, inputs: Mapping[str | Setting, str | Path | None]) -> None:
     """Refuse an output folder that is, or lies inside, an input folder (outputs would mix into the data)."""
     out = Path(output).expanduser().resolve()
     for what, path in inputs.items():
@@ -247,4 +253,5 @@ def check_outside(output: str | Path, flag: str, inputs: Mapping[str, str | Path
             continue
         folder = Path(path).expanduser().resolve()
         if out == folder or folder in out.parents:
-            raise HwnasError(f"{flag} {output} lies in the {what}; outputs would mix with the inputs, so choose a folder outside it.")
+            raise naming(f"{{flag}} {output} lies in the {{what}}; outputs would mix with the inputs, so choose a folder outside it.",
+                         flag=_both(flag), what=_both(what))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, naming, setting
 
 if TYPE_CHECKING:
     from hwnas.latency import LatencyBackend
@@ -60,7 +60,7 @@ def task_names() -> list[str]:
     return _names(TASK_GROUP)
 
 
-def _load(group: str, name: str, kind: str, flag: str) -> type:
+def _load(group: str, name: str, kind: str, parameter: str) -> type:
     if name in _explicit[group]:
         return _explicit[group][name]
     for ep in entry_points(group=group):
@@ -70,19 +70,19 @@ def _load(group: str, name: str, kind: str, flag: str) -> type:
             except ImportError as err:
                 raise HwnasError(f"the {kind} {name!r} is installed but cannot be imported ({err}); reinstall its package.") from None
     known = ", ".join(_names(group)) or "none installed"
-    raise HwnasError(f"unknown {kind} {name!r}; pass {flag} with one of: {known}.")
+    raise naming(f"unknown {kind} {name!r}; pass {{parameter}} with one of: {known}.", parameter=setting(parameter))
 
 
 def get_space(name: str) -> "type[SearchSpace]":
     """The search-space class registered as `name`."""
-    return _load(SPACE_GROUP, name, "search space", "--space")
+    return _load(SPACE_GROUP, name, "search space", "space")
 
 
 def get_backend(name: str) -> "type[LatencyBackend]":
     """The latency-backend class registered as `name`."""
-    return _load(BACKEND_GROUP, name, "latency backend", "--backend")
+    return _load(BACKEND_GROUP, name, "latency backend", "backend")
 
 
 def get_task(name: str) -> "type[Task]":
     """The task class registered as `name`."""
-    return _load(TASK_GROUP, name, "task", "--task")
+    return _load(TASK_GROUP, name, "task", "task")

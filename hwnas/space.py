@@ -25,7 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, Setting, naming
 
 if TYPE_CHECKING:
     from hwnas.layout import Layout
@@ -156,18 +156,15 @@ class Architecture(BaseModel):
     def check(self, space: str, positions: Mapping[str, Sequence[str]]) -> None:
         """Raise a one-line `HwnasError` unless this architecture fits the given positions."""
         if self.space != space:
-            raise HwnasError(
-                f"the architecture is for space {self.space!r}, not {space!r}; "
-                f"pass --space {self.space} or an architecture searched in {space!r}."
-            )
+            raise naming(f"the architecture is for space {self.space!r}, not {space!r}; "
+                         f"pass {{space}} or an architecture searched in {space!r}.", space=self.space)
         unknown = [label for label in self.choices if label not in positions]
         missing = [label for label in positions if label not in self.choices]
         if unknown or missing:
             detail = f"unknown positions {unknown[:3]}" if unknown else f"missing positions {missing[:3]}"
-            raise HwnasError(
-                f"the architecture does not fit this {space} network ({detail}; it has "
-                f"{len(self.choices)} positions, the network {len(positions)}); check --preset and block counts."
-            )
+            raise naming(f"the architecture does not fit this {space} network ({detail}; it has "
+                         f"{len(self.choices)} positions, the network {len(positions)}); check {{preset}} and block counts.",
+                         preset=Setting("the space's preset", "--preset"))
         for label, name in self.choices.items():
             if name not in positions[label]:
                 raise HwnasError(

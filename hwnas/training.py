@@ -47,7 +47,7 @@ from hwnas import distributed, outdir
 from hwnas.checkpoint import rng_state, set_rng_state
 from hwnas.compute import compute_for
 from hwnas.config import SpaceSpec, TaskSpec, TrainConfig, build_config, move_task_fields
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, Setting, naming, setting
 from hwnas.modelfile import CHECKPOINT_FORMAT, ModelFile, from_payload, load_weights, save_model
 from hwnas.prefetch import Prefetcher
 from hwnas.rows import write_rows
@@ -118,7 +118,7 @@ def plan(
     outdir.check(folder.root, "train", resume)  # a file, another run, foreign files: refused before any write
     settings = move_task_fields(settings)
     if sum(x is not None for x in (arch, uniform)) > 1:
-        raise HwnasError("give either --arch or --uniform, not both.")
+        raise naming("give either {arch} or {uniform}, not both.", arch=setting("arch"), uniform=setting("uniform"))
     if init_from is not None:
         init_from = str(Path(init_from).resolve())
     if resume and folder.config.is_file():
@@ -128,15 +128,16 @@ def plan(
         run_spec, run_arch, run_task = search_run_spec(init_from)
         task = task if task.name is not None else task.model_copy(update={"name": run_task.name})
         if spec is not None and spec != run_spec:
-            raise HwnasError(
-                f"--init-from {init_from} was searched in {_describe(run_spec)}, not {_describe(spec)}; "
-                "drop --space/--preset/--option (they come from the run)."
-            )
+            raise naming(f"{{init_from}} was searched in {_describe(run_spec)}, not {_describe(spec)}; "
+                         "drop {spec} (it comes from the run).", init_from=init_from,
+                         spec=Setting("spec", "--space/--preset/--option"))
         spec = run_spec
         if arch is None and uniform is None:
             arch = run_arch
     if arch is None and uniform is None:
-        raise HwnasError("nothing to train: pass --arch arch.json, --uniform CANDIDATE or --init-from SEARCH_RUN.")
+        raise naming("nothing to train: pass {arch}, {uniform} or {init_from}.", arch=setting("arch", python="arch (an arch.json)", flag="--arch arch.json"),
+                     uniform=setting("uniform", python="uniform (a candidate)", flag="--uniform CANDIDATE"),
+                     init_from=setting("init_from", python="init_from (a search run)", flag="--init-from SEARCH_RUN"))
     if spec is None:
         spec = SpaceSpec(space=arch.space) if arch is not None else SpaceSpec()
     task, spec = resolved(task, spec)
@@ -179,7 +180,7 @@ def search_run_spec(run_dir: str | Path) -> tuple[SpaceSpec, Architecture | None
 
     run = RunDir(Path(run_dir))
     if not run.config.is_file():
-        raise HwnasError(f"{run.root} is not a search run (no config.yaml); pass the --out folder of `hwnas search`.")
+        raise naming(f"{run.root} is not a search run (no config.yaml); pass the {{out}} folder of a search.", out=setting("out"))
     config = resolve_task(read_config(run.root))  # a run written before tasks were plugins: its space's default
     return config.spec, (Architecture.load(run.arch) if run.arch.is_file() else None), config.task
 

@@ -50,7 +50,7 @@ def status_of(err: HwnasError) -> int:
 
 
 def show_error(err: HwnasError) -> int:
-    typer.echo(f"error: {err}", err=True)
+    typer.echo(f"error: {err.cli}", err=True)  # the sentence with flags where it names a setting
     return status_of(err)
 
 

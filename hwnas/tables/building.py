@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, Setting, naming, setting, wording
 from hwnas.latency import Key, unit_key  # noqa: F401 -- the row key lives in hwnas.latency; kept importable from here
 from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str, sidecar_path
 from hwnas.space import SearchSpace, Unit
@@ -105,7 +105,8 @@ def open_table(
     table.check(
         space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
         backend=backend.name, settings=backend.settings(), units=units,
-        hint=f"choose another --out, or pass --force to re-measure {path} from scratch",
+        hint=wording(f"choose another {{out}}, or pass {{force}} to re-measure {path} from scratch", out=setting("out"),
+                     force=True),
     )
     _warn_on_new_versions(table.meta, backend)
     return table
@@ -279,7 +280,7 @@ def resolve_with_table(meta: TableMeta, request: TableRequest, source: str, *, r
     """Fill what `request` leaves open from the table's sidecar `meta`.
 
     Space, preset, image size and backend come from the table unless given; given and
-    different, they are refused (HwnasError naming the flag) -- or, with
+    different, they are refused (HwnasError naming the setting) -- or, with
     `refuse=False` (a forced rebuild), they win. Space options come from the table
     unless given (the space's fingerprint then decides). Backend options start from the
     sidecar's settings (the fields the backend's Options has; none if the backend
@@ -288,18 +289,16 @@ def resolve_with_table(meta: TableMeta, request: TableRequest, source: str, *, r
     """
     from hwnas.plugins import get_backend
 
-    def pick(flag: str, given: Any, recorded: Any) -> Any:
+    def pick(name: str, given: Any, recorded: Any) -> Any:
         if refuse and given is not None and recorded is not None and given != recorded:
-            raise HwnasError(
-                f"{flag} {given} contradicts the latency table {source}, which was built for {flag} {recorded}; "
-                "drop the flag or use another table."
-            )
+            raise naming(f"{{given}} contradicts the latency table {source}, which was built for {{recorded}}; "
+                         "drop it or use another table.", given=setting(name, given), recorded=setting(name, recorded))
         return recorded if given is None else given
 
-    space = pick("--space", request.space, meta.space)
-    preset = pick("--preset", request.preset, meta.preset)
-    image_size = pick("--image-size", request.image_size, meta.image_size)
-    backend = pick("--backend", request.backend, meta.backend)
+    space = pick("space", request.space, meta.space)
+    preset = pick("preset", request.preset, meta.preset)
+    image_size = pick("image_size", request.image_size, meta.image_size)
+    backend = pick("backend", request.backend, meta.backend)
     same_space = space == meta.space and preset == meta.preset
     space_options = request.space_options or (dict(meta.space_config) if same_space else {})
     recorded: dict[str, Any] = {}
@@ -311,7 +310,7 @@ def resolve_with_table(meta: TableMeta, request: TableRequest, source: str, *, r
 
 def make_backend(name: str, options: dict[str, Any]) -> LatencyBackend:
     """`get_backend(name)(Options(**options))`; an option the backend lacks or rejects is
-    one HwnasError line naming the flag."""
+    one HwnasError line naming the option (`backend_options` key, or the flag on the command line)."""
     from pydantic import ValidationError
 
     from hwnas.plugins import get_backend
@@ -320,14 +319,15 @@ def make_backend(name: str, options: dict[str, Any]) -> LatencyBackend:
     fields = cls.Options.model_fields
     for key in options:
         if key not in fields:
-            raise HwnasError(f"--{key.replace('_', '-')} does not apply to backend {name}; its options are: {', '.join(fields) or 'none'}.")
+            raise naming(f"{{key}} does not apply to backend {name}; its options are: {', '.join(fields) or 'none'}.",
+                         key=setting(key, python=f"backend_options[{key!r}]"))
     try:
         opts = cls.Options(**options)
     except ValidationError as err:
         first = err.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else ""
-        flag = f"--{key.replace('_', '-')}" if key else "options"
-        raise HwnasError(f"invalid {flag} for backend {name}: {first['msg'].removeprefix('Value error, ')}.") from None
+        named = setting(key, python=f"backend_options[{key!r}]") if key else Setting("options", "options")
+        raise naming(f"invalid {{key}} for backend {name}: {first['msg'].removeprefix('Value error, ')}.", key=named) from None
     return cls(opts)
 
 

@@ -41,5 +41,5 @@ def test_builds_a_complete_table_without_a_device(tiny, tmp_path):
 def test_rejects_a_device_and_a_bad_factor():
     with pytest.raises(HwnasError, match="device-free"):
         make_backend("macs", {"device": "sm8650"})
-    with pytest.raises(HwnasError, match="invalid --ms-per-gmac"):
+    with pytest.raises(HwnasError, match=r"invalid backend_options\['ms_per_gmac'\]"):
         make_backend("macs", {"ms_per_gmac": 0})

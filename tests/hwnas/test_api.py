@@ -63,10 +63,13 @@ def test_keywords_override_a_config_and_resume_takes_the_run_s_own(tmp_path):
 
 
 def test_a_mistake_is_one_sentence_before_anything_is_written(tmp_path):
-    with pytest.raises(HwnasError, match=r"--image-size: Input should be greater than or equal to 8"):
-        hwnas.build_table(backend="macs", image_size=4, out=tmp_path / "t.csv")
-    with pytest.raises(HwnasError, match="--model is missing"):
+    with pytest.raises(HwnasError, match=r"^invalid image_size: Input should be greater than or equal to 8") as err:
+        hwnas.build_table(backend="macs", image_size=4, out=tmp_path / "t.csv")  # the parameter, not the flag
+    assert err.value.cli.startswith("invalid --image-size: Input should be")  # what `hwnas build-lut` prints
+    with pytest.raises(HwnasError, match=r"^model is missing; pass it\.$"):
         hwnas.export(out=tmp_path / "m.onnx")
+    with pytest.raises(HwnasError, match=r"^out='.*' is a folder; give a file name"):
+        hwnas.export(model=tmp_path / "m.pt", out=tmp_path)
     with pytest.raises(HwnasError, match="nothing to train"):
         hwnas.train(out=tmp_path / "run", spec={"preset": "tiny"})
     assert list(tmp_path.iterdir()) == []

@@ -50,7 +50,8 @@ def test_tile_windows_partition_and_align(length, tile, overlap, align):
 def test_tile_too_small_for_overlap_is_one_line():
     with pytest.raises(HwnasError) as err:
         tile_windows(100, 32, 16, 8)
-    assert "--tile" in str(err.value) and "\n" not in str(err.value)
+    assert "pass tile of at least" in str(err.value) and "\n" not in str(err.value)
+    assert "pass --tile of at least" in err.value.cli and "or a smaller --overlap" in err.value.cli
 
 
 @pytest.mark.parametrize("choices", ["cbr", "naf_bn_lite", {"enc0.0": "naf_bn_lite", "enc1.0": "cbr", "enc2.0": "naf_bn_lite",

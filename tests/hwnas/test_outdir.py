@@ -34,10 +34,11 @@ def test_a_claim_writes_the_marker_first_and_is_recognised(tmp_path):
         assert (run / outdir.MARKER).read_text() == "search\n"
         (run / "config.yaml").write_text("anything")
     assert outdir.run_kind(run) == "search"
-    with pytest.raises(HwnasError, match=f"{run} already holds a search run; pass --resume"):
+    with pytest.raises(HwnasError, match=f"{run} already holds a search run; pass resume=True") as err:
         outdir.check(run, "search", resume=False)
+    assert err.value.cli.endswith("pass --resume to continue it or choose another --out.")  # the command line's words
     outdir.check(run, "search", resume=True)
-    with pytest.raises(HwnasError, match="holds an hwnas search run, not a training run; choose another --out"):
+    with pytest.raises(HwnasError, match="holds an hwnas search run, not a training run; choose another out"):
         outdir.check(run, "train", resume=True)
 
 
@@ -65,8 +66,9 @@ def test_a_foreign_folder_is_refused_naming_what_is_there(tmp_path):
     for resume in (False, True):
         with pytest.raises(HwnasError) as err:
             outdir.check(home, "search", resume=resume)
-        assert str(err.value) == (f"--out {home} already holds 6 file(s) that are not an hwnas run "
-                                  "(a.jpg, b.jpg, notes.txt, photos/ and 2 more); choose a new or empty folder.")
+        assert err.value.cli == (f"--out {home} already holds 6 file(s) that are not an hwnas run "
+                                 "(a.jpg, b.jpg, notes.txt, photos/ and 2 more); choose a new or empty folder.")
+        assert str(err.value).startswith(f"out={str(home)!r} already holds 6 file(s)")  # a Python caller's words
     with pytest.raises(HwnasError):
         outdir.claim(home, "train", resume=False)
     assert sorted(p.name for p in home.iterdir()) == ["a.jpg", "b.jpg", "notes.txt", "photos", "thesis.tex", "z.png"]

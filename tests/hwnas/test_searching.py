@@ -204,7 +204,7 @@ def test_a_data_folder_without_images_is_refused_before_anything_is_written(tmp_
 
 def test_a_fresh_run_over_an_existing_one_is_refused(reference, table, task):
     before = (reference["soft"] / "arch.json").read_bytes()
-    with pytest.raises(HwnasError, match="already holds a search run; pass --resume"):
+    with pytest.raises(HwnasError, match="already holds a search run; pass resume=True"):
         run_search(config(), reference["soft"], table, task=task)
     assert (reference["soft"] / "arch.json").read_bytes() == before
 

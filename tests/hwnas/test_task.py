@@ -66,7 +66,7 @@ def test_options_and_shorthands_a_task_lacks_are_refused_in_one_line():
         task_options(cls, {"nope": 1})
     with pytest.raises(HwnasError, match=r"^invalid --sigma for task denoising: .*sigma must be finite and >= 0"):
         task_options(cls, {"sigma": -1})
-    with pytest.raises(HwnasError, match=r"unknown task 'nope'; pass --task with one of: denoising"):
+    with pytest.raises(HwnasError, match=r"unknown task 'nope'; pass task with one of: denoising"):
         resolved(TaskSpec(name="nope"), TINY)
 
 

@@ -86,7 +86,7 @@ def test_resume_is_exact(tmp_path, data, stop_at):
     with pytest.raises(Stop):
         train(cfg, part, on_epoch=on_epoch if stop_at == "epoch" else None, on_step=on_step if stop_at == "step" else None)
     assert not (part / "model.pt").exists()
-    with pytest.raises(HwnasError, match="--resume"):
+    with pytest.raises(HwnasError, match="resume=True"):  # from Python, the parameter (the command line says --resume)
         plan(part, **settings)
     train(plan(part, resume=True), part, resume=True)
     a, b = weights(whole), weights(part)
@@ -172,7 +172,7 @@ def test_unknown_uniform_candidate_and_missing_arch(tmp_path):
         plan(tmp_path / "a", spec=SPEC, uniform="resnet")
     with pytest.raises(HwnasError, match="nothing to train"):
         plan(tmp_path / "b", spec=SPEC)
-    with pytest.raises(HwnasError, match="--preset"):  # a tiny architecture in the paper preset
+    with pytest.raises(HwnasError, match="check the space's preset"):  # a tiny architecture in the paper preset
         plan(tmp_path / "c", arch=arch())
 
 

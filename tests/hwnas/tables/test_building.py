@@ -185,7 +185,7 @@ def test_a_table_for_something_else_is_refused(table_path, space_options, size, 
     other = backend(**options)
     with pytest.raises(HwnasError, match=fragment) as err:
         build_table(space, size, other, path)
-    assert "--force" in str(err.value) and "\n" not in str(err.value)
+    assert "pass force=True" in str(err.value) and "pass --force" in err.value.cli and "\n" not in str(err.value)
     assert other.measured == []
 
 
@@ -264,19 +264,24 @@ def test_a_table_supplies_the_settings_and_refuses_contradictions(tiny, tmp_path
     assert rebuilt.fingerprint() == meta.fingerprint
     given = resolve_with_table(meta, TableRequest(backend_options={"threads": 5}), str(path))
     assert given.backend_options["threads"] == 5  # refused later by the table's check
-    for request, flag in [(TableRequest(preset="paper"), "--preset paper"), (TableRequest(image_size=64), "--image-size 64"),
-                          (TableRequest(backend="macs"), "--backend macs"), (TableRequest(space="other"), "--space other")]:
-        with pytest.raises(HwnasError, match=f"{flag} contradicts the latency table"):
+    for request, python, flag in [(TableRequest(preset="paper"), "preset='paper'", "--preset paper"),
+                                  (TableRequest(image_size=64), "image_size=64", "--image-size 64"),
+                                  (TableRequest(backend="macs"), "backend='macs'", "--backend macs"),
+                                  (TableRequest(space="other"), "space='other'", "--space other")]:
+        with pytest.raises(HwnasError, match=f"{python} contradicts the latency table") as err:  # a Python caller's words
             resolve_with_table(meta, request, str(path))
+        assert err.value.cli.startswith(f"{flag} contradicts the latency table")  # what the command line prints
     forced = resolve_with_table(meta, TableRequest(image_size=64), str(path), refuse=False)
     assert forced.image_size == 64
 
 
 def test_make_backend_refuses_unknown_and_invalid_options():
-    with pytest.raises(HwnasError, match="--threads does not apply to backend macs"):
+    with pytest.raises(HwnasError, match=r"backend_options\['threads'\] does not apply to backend macs") as err:
         make_backend("macs", {"threads": 2})
-    with pytest.raises(HwnasError, match="invalid --ms-per-gmac for backend macs"):
+    assert err.value.cli.startswith("--threads does not apply to backend macs")
+    with pytest.raises(HwnasError, match=r"invalid backend_options\['ms_per_gmac'\] for backend macs") as err:
         make_backend("macs", {"ms_per_gmac": -1})
+    assert err.value.cli.startswith("invalid --ms-per-gmac for backend macs")
     with pytest.raises(HwnasError, match="unknown latency backend 'nope'"):
         make_backend("nope", {})
     assert make_backend("counting", {"threads": 2}).options.threads == 2
