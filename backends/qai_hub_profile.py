@@ -91,21 +91,6 @@ def timing(profile: Mapping[str, Any], what: str, cold: int = COLD_ITERATIONS) -
     return Timing(estimate, estimate, estimate, 1, f"service estimate estimated_inference_time ({reason})", estimate)
 
 
-def tool_versions(profile: Mapping[str, Any]) -> dict[str, str]:
-    """Versions of the tools that produced the profile (e.g. QAIRT) when the profile carries them.
-
-    The server's `ProfileDetail` has `tool_versions` (name, version), which the 0.56 client's
-    converter drops; newer clients may keep it, as a list of {name, version} or a dict."""
-    found = profile.get("tool_versions") or (profile.get("execution_summary") or {}).get("tool_versions") or {}
-    if isinstance(found, Mapping):
-        return {str(k): str(v) for k, v in found.items()}
-    out = {}
-    for entry in found if isinstance(found, (list, tuple)) else []:
-        if isinstance(entry, Mapping) and entry.get("name"):
-            out[str(entry["name"])] = str(entry.get("version", ""))
-    return out
-
-
 def peak_memory_bytes(profile: Mapping[str, Any]) -> int | None:
     """Peak memory during inference: `estimated_inference_peak_memory`, else the upper end of
     `inference_memory_peak_range`; None when the server reported neither."""

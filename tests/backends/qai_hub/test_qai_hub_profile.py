@@ -62,13 +62,6 @@ def test_without_warm_iteration_times_the_service_estimate_is_used_and_said(time
     assert hp.timing(p, "x").used.startswith("service estimate estimated_inference_time (")
 
 
-def test_tool_versions_are_read_when_the_profile_carries_them():
-    assert hp.tool_versions(profile()) == {}  # the 0.56 client's converter drops them
-    listed = {**profile(), "tool_versions": [{"name": "QAIRT", "version": "2.31.0.250130"}, {"name": "QNN", "version": "2.31"}]}
-    assert hp.tool_versions(listed) == {"QAIRT": "2.31.0.250130", "QNN": "2.31"}
-    assert hp.tool_versions({"execution_summary": {"tool_versions": {"QAIRT": "2.30"}}}) == {"QAIRT": "2.30"}
-
-
 def test_peak_memory_falls_back_to_the_range_then_to_none():
     assert measure(profile(peak=0, peak_range=(1000, 5000))).peak_memory_bytes == 5000
     assert measure(profile(peak=0)).peak_memory_bytes is None
