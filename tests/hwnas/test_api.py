@@ -49,6 +49,8 @@ def test_the_readme_example_from_a_table_to_a_loaded_model(tmp_path, photos):
     torch.testing.assert_close(onnx_model(x), torch_model(x), atol=1e-4, rtol=0)
     tiled = hwnas.load(trained.model, tile=24, overlap=8)
     assert tiled(x).shape == x.shape
+    ms = hwnas.predict(onnx.path, tmp_path / "tiny.csv")  # the table's latency of the exported network
+    assert ms.total_ms == pytest.approx(sum(ms.by_position().values()) + ms.fixed_ms) and ms.architecture == torch_model.arch
 
 
 def test_keywords_override_a_config_and_resume_takes_the_run_s_own(tmp_path):
