@@ -99,7 +99,7 @@ def quantize_export(net: torch.nn.Module, float_path: Path, out: Path, precision
         if config.keep_16bit != 0:
             auto = config.keep_16bit == "auto"
             sixteen, psnr, tried = choose_sixteen_bit(sensitivity, quantise, config.min_psnr if auto else None,
-                                                      None if auto else config.keep_16bit)
+                                                      None if auto else config.keep_16bit, known={0: psnr})
             report["keep_16bit_tried"] = [{"keep_16bit": n, "psnr_db": round(p, 2)} for n, p in tried]
         model = onnx.load(str(files[len(sixteen)]))
         # ONNX Runtime carries a 16-bit type through ops that keep their input's scale (Slice, Reshape, ...).

@@ -127,11 +127,13 @@ def only_quantised(model, keep: str | None):
 
 
 def choose_sixteen_bit(sensitivity: Sensitivity, quantise: Callable[[Sequence[str]], float],
-                       floor: float | None, fixed: int | None) -> tuple[list[str], float, list[tuple[int, float]]]:
+                       floor: float | None, fixed: int | None,
+                       known: dict[int, float] | None = None) -> tuple[list[str], float, list[tuple[int, float]]]:
     """The tensors to keep at 16 bits: the `fixed` most sensitive, or (floor given) the fewest
     most sensitive whose quantised file reaches `floor` dB; `quantise(tensors) -> PSNR` makes and
-    checks a file. Returns the tensors, their file's PSNR and every (N, PSNR) tried."""
-    tried: dict[int, float] = {}
+    checks a file (`known`: N -> PSNR of files made already). Returns the tensors, their file's PSNR
+    and every (N, PSNR) tried."""
+    tried: dict[int, float] = dict(known or {})
 
     def attempt(n: int) -> float:
         if n not in tried:

@@ -96,3 +96,5 @@ def test_the_fewest_tensors_that_reach_the_floor_are_found_by_doubling_and_bisec
     assert choose_sixteen_bit(*fake([30, 31, 32])[:2], 35.0, None)[:2] == (["t0", "t1"], 32)  # never: all, and said
     assert choose_sixteen_bit(*fake([30, 31, 32])[:2], None, 1)[:2] == (["t0"], 31)  # a fixed count
     assert choose_sixteen_bit(*fake([30, 31, 32])[:2], None, 9)[:2] == (["t0", "t1"], 32)  # at most all
+    s, quantise, calls = fake([30, 36])
+    assert choose_sixteen_bit(s, quantise, 35.0, None, known={0: 30})[:2] == (["t0"], 36) and calls == [1]  # 0 not redone
