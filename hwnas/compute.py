@@ -12,6 +12,8 @@ one AdamW step; `benchmarks/bench_throughput.py`):
   threads must sleep rather than spin (`OMP_WAIT_POLICY=PASSIVE`, which the `hwnas`
   command sets unless the user did; it has to be set before torch loads): with other
   processes on the cores, spinning made a step 5x slower (17 s vs 3.5 s at load 5).
+  At small steps (the tiny preset) one thread beats two under either policy, so without
+  `--threads` a step below `ONE_THREAD_MACS` runs on one thread (`auto_threads`).
 - CUDA: bf16 autocast (tensor cores; the loss is taken in float32), channels-last,
   `cudnn.benchmark` (fixed crop shapes), batches pinned by the loader and copied
   with `non_blocking`.
@@ -82,6 +84,25 @@ def device_for(accelerator: str) -> torch.device:
         raise naming("{cuda} was given but PyTorch sees no CUDA GPU; pass {cpu}.", cuda=setting("accelerator", "cuda"),
                      cpu=setting("accelerator", "cpu"))
     return torch.device(accelerator)
+
+
+# Below this many forward MACs per training step (batch included) a second CPU thread costs
+# more in hand-overs than it computes, and far more under OpenMP's passive wait policy or
+# beside other work (benchmarks/bench_threads.py: the tiny preset's search iteration, 36 M
+# MACs, ran ~4x faster on one thread than on two with the passive policy, beside another job).
+ONE_THREAD_MACS = 200_000_000
+
+
+def auto_threads(accelerator: str, net: nn.Module, batch_shape: tuple[int, ...]) -> int | None:
+    """Torch threads when --threads is not given: 1 for a small CPU step, else None (every usable core).
+
+    None too on CUDA, and where the user set OMP_NUM_THREADS (torchrun does): their choice stands.
+    """
+    from hwnas.cost import count_macs
+
+    if accelerator != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return 1 if count_macs(net, batch_shape) < ONE_THREAD_MACS else None
 
 
 def compute_for(accelerator: str, threads: int | None = None) -> Compute:

@@ -265,17 +265,32 @@ class SearchConfig(Frozen):
 
 
 class SweepConfig(Frozen):
-    """Several searches that differ only in mu (`hwnas sweep`)."""
+    """Several searches that differ only in mu, latency target or seed (`hwnas sweep`).
+
+    Runs: every mu x every target ratio (none: the penalty form) x every seed (none: the
+    search's own). A target ratio R gives the search `target_ms` = R x the table's base
+    network (every position's first candidate), so one sweep spans the front between
+    the cheapest network and the base one (issue 22)."""
 
     search: SearchConfig
-    latency_weights: tuple[float, ...] = Field(min_length=1)
+    latency_weights: tuple[float, ...] = ()
+    target_ratios: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
 
     @model_validator(mode="after")
     def _distinct(self) -> "SweepConfig":
+        if not self.latency_weights and not self.target_ratios:
+            raise ValueError("give latency weights or target ratios to sweep")
         if any(w < 0 for w in self.latency_weights):
             raise ValueError("latency weights must be >= 0")
-        if len(set(self.latency_weights)) != len(self.latency_weights):
-            raise ValueError("latency weights must be distinct")
+        if any(not 0 < r for r in self.target_ratios):
+            raise ValueError("target ratios must be > 0 (a fraction of the base network's predicted latency)")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError("seeds must be >= 0")
+        for name in ("latency_weights", "target_ratios", "seeds"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name.replace('_', ' ')} must be distinct")
         return self
 
 
@@ -305,7 +320,7 @@ def merged(values: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-FIELD_FLAGS = {"latency_weights": "--latency-weight"}  # fields whose flag is not their name
+FIELD_FLAGS = {"latency_weights": "--latency-weight", "target_ratios": "--target-ratio", "seeds": "--seeds"}  # fields whose flag is not their name
 
 
 def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:

@@ -50,7 +50,7 @@ from hwnas.batchnorm import recalibrate
 from hwnas.bilevel import Bilevel
 from hwnas.checkpoint import load_checkpoint, rng_state, set_rng_state
 from hwnas.commitment import commitment
-from hwnas.compute import compute_for, device_for
+from hwnas.compute import auto_threads, compute_for, device_for
 from hwnas.config import SearchConfig, build_config, plain
 from hwnas.devices import Device, check_same_network, devices
 from hwnas.cost import count_params
@@ -243,10 +243,10 @@ class Search:
         self.config, self.folder, self.space, self.task = config, folder, space, task
         self.devices = devices_ or devices(config, table)
         self.table = self.devices[0].table  # the first device's: logs and the single-table fields
-        self.compute = compute_for(config.accelerator, config.threads)
+        self.positions = space.positions(config.image_size)
+        self.compute = compute_for(config.accelerator, config.threads or self.auto_threads(space, task))
         self.device = self.compute.device
         self.writer = distributed.is_main()
-        self.positions = space.positions(config.image_size)
         self.fixed = space.fixed_units(config.image_size)
         costs = tuple(DeviceLatency(d.name, latency_model(d.table, self.positions, self.fixed), d.weight, d.target_ms)
                       for d in self.devices)
@@ -258,6 +258,13 @@ class Search:
         self.progress = SearchProgress()
         self.plan()
         self.loader: Prefetcher | None = None
+
+    def auto_threads(self, space: SearchSpace, task) -> int | None:
+        """Threads for a search without --threads, from the base network's work per step (`hwnas.compute`)."""
+        with torch.device("meta"):
+            base = freeze(space, Architecture(space=space.name, choices={p.label: p.candidates[0] for p in self.positions}))
+        x = task.batch("train", seed=0, epoch=0, step=0, batch_size=1)[0]
+        return auto_threads(self.config.accelerator, base, (self.config.batch_size, *x.shape[1:]))
 
     # -- checkpoints -----------------------------------------------------------
 

@@ -1,17 +1,21 @@
-"""The latency/quality trade-off: one search per latency weight mu, and their Pareto front.
+"""The latency/quality trade-off: one search per sweep point, and their Pareto front.
 
-`run_sweep` runs `hwnas.searching.run_search` once per mu (each in `<out>/mu-<mu>/`, a
-complete search run directory), then writes
+A point is a latency weight mu, optionally a latency target (a ratio of the base
+network's predicted latency: the constraint form) and a seed (`SweepConfig`).
+`run_sweep` runs `hwnas.searching.run_search` once per point (each in
+`<out>/<point name>/`, e.g. `mu-0.1`, `mu-1-target0.6x-seed1`: a complete search run
+directory), then writes
 
-    sweep.csv    latency_weight, predicted_ms, base_ms, speedup, val_<metric> for each
-                 validation score of the task (its primary metric first: val_psnr,
-                 val_ssim for denoising), params, alpha_entropy, pareto, run
+    sweep.csv    latency_weight, target_ratio, target_ms, seed, predicted_ms, base_ms,
+                 speedup, val_<metric> for each validation score of the task (its
+                 primary metric first: val_psnr, val_ssim for denoising), params,
+                 alpha_entropy, uniform, pareto, run
     pareto.png   table-predicted latency vs the task's primary validation metric of
                  each derived network, the Pareto front (no other point is both faster
-                 and better) joined, each point labelled with its mu.
+                 and better) joined, each point labelled.
 
-The searches share everything but mu (same seed, data, table), so the front shows
-what the latency penalty alone buys. With `resume`, finished searches are reused and
+The searches share everything but the point (same data, table), so the front shows
+what the latency term alone buys. With `resume`, finished searches are reused and
 an interrupted one continues.
 """
 
@@ -32,12 +36,54 @@ from hwnas.searching import SearchResult, StepLog, run_search
 
 logger = logging.getLogger(__name__)
 
-HEAD = ["latency_weight", "predicted_ms", "base_ms", "speedup"]  # then val_<metric> columns (the task's)
-TAIL = ["params", "alpha_entropy", "pareto", "run"]
+HEAD = ["latency_weight", "target_ratio", "target_ms", "seed", "predicted_ms", "base_ms", "speedup"]  # then val_<metric>
+TAIL = ["params", "alpha_entropy", "uniform", "pareto", "run"]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One search of a sweep: its mu, target ratio (None: the penalty form) and seed (None: the search's)."""
+
+    mu: float
+    ratio: float | None = None
+    seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        target = "" if self.ratio is None else f"-target{self.ratio:g}x"
+        seed = "" if self.seed is None else f"-seed{self.seed}"
+        return f"{run_name(self.mu)}{target}{seed}"
+
+    @property
+    def label(self) -> str:
+        parts = [f"mu={self.mu:g}"] + ([] if self.ratio is None else [f"{self.ratio:g}x"])
+        return " ".join(parts + ([] if self.seed is None else [f"s{self.seed}"]))
+
+    def config(self, search: SearchConfig, base_ms: float) -> SearchConfig:
+        """The search of this point: `search` with its mu, target (ratio x `base_ms`) and seed."""
+        update: dict[str, Any] = {"latency_weight": self.mu}
+        if self.ratio is not None:
+            update["target_ms"] = float(f"{self.ratio * base_ms:.6g}")
+        if self.seed is not None:
+            update["seed"] = self.seed
+        return SearchConfig.model_validate(search.model_copy(update=update).model_dump())  # re-validated
 
 
 def run_name(mu: float) -> str:
     return f"mu-{mu:g}"
+
+
+def points(config: SweepConfig) -> list[Point]:
+    """Every point of the sweep (`grid`)."""
+    return grid(config.latency_weights, config.target_ratios, config.seeds, config.search.latency_weight)
+
+
+def grid(latency_weights: Sequence[float], target_ratios: Sequence[float], seeds: Sequence[int],
+         search_mu: float = 0.1) -> list[Point]:
+    """mu x target ratio x seed; a missing axis gives one point without it. Target ratios without
+    latency weights take mu 1, the constraint form's default (`SearchConfig`); else `search_mu`."""
+    weights = latency_weights or ((1.0,) if target_ratios else (search_mu,))
+    return [Point(mu, r, s) for mu in weights for r in (target_ratios or (None,)) for s in (seeds or (None,))]
 
 
 @dataclass(frozen=True)
@@ -49,11 +95,11 @@ class SweepResult:
     metric: str  # the column the front is drawn on: val_<the task's primary metric>
 
 
-def check_sweep_dir(out: Path, latency_weights: Sequence[float], resume: bool) -> None:
+def check_sweep_dir(out: Path, config_points: Sequence[Point], resume: bool) -> None:
     """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming (`hwnas.outdir`)."""
     outdir.check(out, "sweep", resume)
-    for mu in latency_weights:
-        outdir.check(out / run_name(mu), "search", resume)
+    for point in config_points:
+        outdir.check(out / point.name, "search", resume)
 
 
 def run_sweep(
@@ -63,28 +109,29 @@ def run_sweep(
     *,
     task=None,
     resume: bool = False,
-    on_run: Callable[[float, int, int], None] | None = None,
+    on_run: Callable[[Point, int, int], None] | None = None,
     on_step: Callable[[StepLog], None] | None = None,
 ) -> SweepResult:
-    """One search per `config.latency_weights` entry, then sweep.csv and pareto.png in `out`.
+    """One search per point of `config` (`points`), then sweep.csv and pareto.png in `out`.
 
-    `on_run(mu, index, count)` is called before each search starts.
+    `on_run(point, index, count)` is called before each search starts.
     """
     out = Path(out)
-    check_sweep_dir(out, config.latency_weights, resume)
+    check_sweep_dir(out, points(config), resume)
     with outdir.claim(out, "sweep", resume):  # held until the sweep ends; each search holds its own folder too
         return _sweep(config, out, table, task=task, resume=resume, on_run=on_run, on_step=on_step)
 
 
 def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume: bool, on_run, on_step) -> SweepResult:
-    results: list[tuple[float, SearchResult]] = []
-    for i, mu in enumerate(config.latency_weights):
+    results: list[tuple[Point, SearchResult]] = []
+    todo = points(config)
+    base = base_ms(config.search, table) if config.target_ratios else 0.0
+    write_config(config, out / "sweep.yaml")  # first: an interrupted sweep resumes from it
+    for i, point in enumerate(todo):
         if on_run is not None:
-            on_run(mu, i, len(config.latency_weights))
-        search = config.search.model_copy(update={"latency_weight": mu})
-        search = SearchConfig.model_validate(search.model_dump())  # re-validate the copy
-        results.append((mu, run_search(search, out / run_name(mu), table, resume=resume, on_step=on_step, task=task)))
-    write_config(config, out / "sweep.yaml")
+            on_run(point, i, len(todo))
+        search = point.config(config.search, base)
+        results.append((point, run_search(search, out / point.name, table, resume=resume, on_step=on_step, task=task)))
     metric = f"val_{results[0][1].summary.get('primary_metric') or 'score'}"
     rows, columns = sweep_rows(results, out, metric)
     write_rows(out / "sweep.csv", rows, columns)
@@ -92,31 +139,44 @@ def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume:
     return SweepResult(out, rows, out / "sweep.csv", out / "pareto.png", metric)
 
 
-def sweep_rows(results: list[tuple[float, SearchResult]], out: Path, metric: str) -> tuple[list[dict[str, Any]], list[str]]:
+def base_ms(search: SearchConfig, table: LatencyTable) -> float:
+    """The table's prediction of the space's base network (every position's first candidate)."""
+    from hwnas.objective import latency_model
+
+    space = search.spec.create()
+    return latency_model(table, space.positions(search.image_size), space.fixed_units(search.image_size)).base_ms
+
+
+def sweep_rows(results: list[tuple[Point, SearchResult]], out: Path, metric: str) -> tuple[list[dict[str, Any]], list[str]]:
     """(rows, columns): one row per search; `metric` (val_<primary metric>) decides the Pareto front."""
     scores = [metric] + [f"val_{k}" for _, r in results for k in (r.summary.get("val") or {}) if f"val_{k}" != metric]
     columns = HEAD + list(dict.fromkeys(scores)) + TAIL
     rows = []
-    for mu, result in results:
+    for point, result in results:
         s = result.summary
         rows.append({
-            "latency_weight": mu,
+            "latency_weight": point.mu,
+            "target_ratio": point.ratio,
+            "target_ms": s.get("target_ms"),
+            "seed": point.seed,
+            "label": point.label,
             "predicted_ms": s["predicted_ms"],
             "base_ms": s["base_ms"],
             "speedup": s["speedup"],
             **{f"val_{k}": v for k, v in (s.get("val") or {}).items()},
             "params": s["params"],
             "alpha_entropy": s["alpha_entropy"],
+            "uniform": s.get("uniform"),
             "run": str(result.run_dir.relative_to(out)) if result.run_dir.is_relative_to(out) else str(result.run_dir),
         })
     front = pareto_front([(r["predicted_ms"], r.get(metric)) for r in rows])
     for i, row in enumerate(rows):
         row["pareto"] = i in front
     columns += device_columns(results, rows, metric)
-    return [{k: row.get(k) for k in columns} for row in rows], columns
+    return rows, columns
 
 
-def device_columns(results: list[tuple[float, SearchResult]], rows: list[dict[str, Any]], metric: str) -> list[str]:
+def device_columns(results: list[tuple[Point, SearchResult]], rows: list[dict[str, Any]], metric: str) -> list[str]:
     """Several devices: per device, each run's predicted ms, its ratio to that device's base
     network and whether it is on that device's Pareto front (added to `rows`)."""
     names = list(results[0][1].summary.get("devices") or {})
@@ -165,7 +225,7 @@ def plot_pareto(path: Path, rows: list[dict[str, Any]], metric: str) -> None:
         return _save(fig, ax, path, "predicted latency / the device's base network")
     ax.scatter([r["predicted_ms"] for r in scored], [r[metric] for r in scored], color="C0", zorder=3)
     for r in scored:
-        ax.annotate(f"mu={r['latency_weight']:g}", (r["predicted_ms"], r[metric]), textcoords="offset points",
+        ax.annotate(r.get("label") or f"mu={r['latency_weight']:g}", (r["predicted_ms"], r[metric]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     front = sorted((r for r in scored if r["pareto"]), key=lambda r: r["predicted_ms"])
     ax.plot([r["predicted_ms"] for r in front], [r[metric] for r in front], color="C1", label="Pareto front")

@@ -45,7 +45,7 @@ from torch import nn
 
 from hwnas import distributed, outdir
 from hwnas.checkpoint import rng_state, set_rng_state
-from hwnas.compute import compute_for
+from hwnas.compute import auto_threads, compute_for
 from hwnas.config import SpaceSpec, TaskSpec, TrainConfig, build_config, move_task_fields
 from hwnas.errors import HwnasError, Setting, naming, setting
 from hwnas.modelfile import CHECKPOINT_FORMAT, ModelFile, from_payload, load_weights, save_model
@@ -216,9 +216,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, folder: RunDir, space: SearchSpace, task: Task, state: dict | None):
         self.config, self.folder, self.task = config, folder, task
-        self.compute = compute_for(config.accelerator, config.threads)
-        self.device = self.compute.device
         self.arch = config.architecture()
+        self.compute = compute_for(config.accelerator, config.threads or self.auto_threads(space, task))
+        self.device = self.compute.device
         self.budget_s = None if config.time_budget is None else config.time_budget * 60.0
         self.total_steps = None if config.epochs is None else config.epochs * config.steps_per_epoch
         self.progress = TrainProgress()
@@ -239,6 +239,13 @@ class Trainer:
         elif config.init_from is not None:
             self.recalibrate()
         self.net.train()
+
+    def auto_threads(self, space: SearchSpace, task: Task) -> int | None:
+        """Threads for a run without --threads, from the network's work per step (`hwnas.compute`)."""
+        with torch.device("meta"):
+            net = freeze(space, self.arch)
+        x = task.batch("train", seed=0, epoch=0, step=0, batch_size=1)[0]
+        return auto_threads(self.config.accelerator, net, (self.config.batch_size, *x.shape[1:]))
 
     def _from_checkpoint(self, state: dict, space: SearchSpace) -> nn.Module:
         source = str(self.folder.checkpoints / "last.pt")

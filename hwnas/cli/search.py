@@ -133,6 +133,8 @@ def search(
 
 def sweep(
     latency_weight: Optional[str] = typer.Option(None, "--latency-weight", help="Comma-separated mu values, e.g. 0,0.1,0.3,1 (or latency_weights in --config)."),
+    target_ratio: Optional[str] = typer.Option(None, "--target-ratio", help="Comma-separated latency targets as fractions of the base network's predicted latency, e.g. 0.45,0.6,0.75: one constraint-form search each (or target_ratios in --config)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1: every point searched once per seed (or seeds in --config)."),
     space: Optional[str] = Space, preset: Optional[str] = Preset, option: OptionalStrList = OptionOpt,
     image_size: Optional[int] = ImageSize, backend: Optional[str] = Backend, device: Optional[str] = Device,
     accelerator: Optional[str] = Accelerator, lut: OptionalStrList = LutsOpt, data: Optional[Path] = Data,
@@ -151,40 +153,45 @@ def sweep(
     task: Optional[str] = TaskOpt, task_option: OptionalStrList = TaskOptionOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file: a sweep's own sweep.yaml (search settings and latency_weights) or a search's config.yaml; flags given as well override it."),
 ) -> None:
-    """Trade-off sweep: one search per latency weight mu, then predicted latency vs the task's validation score (PSNR for denoising).
+    """Trade-off sweep: one search per latency weight mu, latency target and seed, then predicted latency vs the task's validation score (PSNR for denoising).
 
-    Writes <out>/mu-<mu>/ (a full search run each), sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does.
+    Writes <out>/<point>/ (a full search run each: mu-0.1, mu-1-target0.6x-seed1, ...), sweep.yaml, sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does.
 
-    Example:
+    Examples:
 
       hwnas sweep --space nafnet-unet --latency-weight 0,0.1,0.3,1 --epochs 6 --out runs/sweep
+
+      hwnas sweep --lut small.csv --target-ratio 0.45,0.6,0.75 --seeds 0,1 --out runs/front
     """
     flags = _given(locals())  # first: names imported below would join locals()
-    from hwnas.sweep import check_sweep_dir, run_name, run_sweep
+    from hwnas.sweep import check_sweep_dir, grid as sweep_grid, run_sweep
 
     if resume and config is None and out is not None and (out / "sweep.yaml").is_file():
         config = out / "sweep.yaml"  # the sweep's own settings and weights: resuming asks for nothing again
-    base, weights = _sweep_file(config)
+    base, axes = _sweep_file(config)
     fields = _merged(base, flags)
-    weights = _parse_weights(latency_weight) if latency_weight is not None else weights
-    if not weights:
+    given = {"latency_weights": (latency_weight, "--latency-weight", float, "0,0.1,0.3,1"),
+             "target_ratios": (target_ratio, "--target-ratio", float, "0.45,0.6,0.75"), "seeds": (seeds, "--seeds", int, "0,1")}
+    axes.update({k: _parse_list(*given[k]) for k in given if given[k][0] is not None})
+    if not axes.get("latency_weights") and not axes.get("target_ratios"):
         raise HwnasError(_no_weights(out if resume else None))
     run_dir = out or Path("runs") / f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
-    check_sweep_dir(run_dir, weights, resume)  # before a table is measured
+    grid = sweep_grid(*(axes.get(k, ()) for k in SWEEP_AXES), fields.get("latency_weight", 0.1))
+    check_sweep_dir(run_dir, grid, resume)  # before a table is measured
     with _progress(not as_json) as bars:
-        search, table, task = _sweep_search(run_dir, run_name(weights[0]), {**fields, "latency_weight": weights[0]}, resume,
-                                            bars, yes)
-        sweep_config = build_config(SweepConfig, search=search, latency_weights=tuple(weights))
+        search, table, task = _sweep_search(run_dir, grid[0], {**fields, "latency_weight": grid[0].mu}, resume, bars, yes)
+        sweep_config = build_config(SweepConfig, search=search, **{k: tuple(v) for k, v in axes.items() if v})
         result = run_sweep(sweep_config, run_dir, table, task=task, resume=resume, on_step=bars.on_step, on_run=bars.on_run)
     if as_json:
         typer.echo(json.dumps({"out": str(result.out), "table": str(result.table), "plot": str(result.plot), "runs": result.rows}, indent=2))
         return
     label = result.metric.removeprefix("val_")
-    typer.echo(f"{'mu':>6}  {'predicted ms':>12}  {'speedup':>7}  {'val ' + label:>8}  pareto  run")
+    typer.echo(f"{'point':<18}  {'predicted ms':>12}  {'speedup':>7}  {'val ' + label:>8}  pareto  run")
     for r in result.rows:
         score = "-" if r[result.metric] is None else f"{r[result.metric]:.2f}"
-        typer.echo(f"{r['latency_weight']:>6g}  {r['predicted_ms']:>12.2f}  {r['speedup']:>6.2f}x  {score:>8}  "
-                   f"{'*' if r['pareto'] else ' ':^6}  {r['run']}")
+        uniform = f"  (uniform: all-{r['uniform']})" if r.get("uniform") else ""
+        typer.echo(f"{r['label']:<18}  {r['predicted_ms']:>12.2f}  {r['speedup']:>6.2f}x  {score:>8}  "
+                   f"{'*' if r['pareto'] else ' ':^6}  {r['run']}{uniform}")
     typer.echo(f"table: {result.table}\nplot:  {result.plot}")
 
 
@@ -222,17 +229,20 @@ def _merged(base: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     return merged(base, flags)
 
 
-def _sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], list[float] | None]:
-    """The search settings and latency weights of --config: a sweep's sweep.yaml, or a search's config.yaml."""
+SWEEP_AXES = ("latency_weights", "target_ratios", "seeds")
+
+
+def _sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], dict[str, list]]:
+    """The search settings and sweep axes (mu, target ratios, seeds) of --config: a sweep's sweep.yaml, or a search's config.yaml."""
     from hwnas.config import move_task_fields, read_settings
 
     if path is None:
-        return {}, None
+        return {}, {}
     try:
         values = read_settings(path, SweepConfig)
     except HwnasError:
-        return read_settings(path, SearchConfig), None
-    return dict(move_task_fields(dict(values.get("search") or {}))), values.get("latency_weights")
+        return read_settings(path, SearchConfig), {}
+    return dict(move_task_fields(dict(values.get("search") or {}))), {k: list(values[k]) for k in SWEEP_AXES if values.get(k)}
 
 
 def _default_out(fields: dict[str, Any]) -> Path:
@@ -250,21 +260,25 @@ def _no_weights(resumed: Optional[Path]) -> str:
     if resumed is None or not resumed.is_dir():
         return "give the latency weights to sweep: --latency-weight 0,0.1,0.3,1 (or latency_weights in --config)."
     started = sorted(p.name.removeprefix("mu-") for p in resumed.glob("mu-*") if p.is_dir())
-    return (f"{resumed} holds no sweep.yaml (a sweep writes it when it finishes){' but runs for mu ' + ', '.join(started) if started else ''}; "
+    return (f"{resumed} holds no sweep.yaml (a sweep writes it as it starts){' but runs for mu ' + ', '.join(started) if started else ''}; "
             "pass the weights it was started with, e.g. --latency-weight " + (",".join(started) or "0,0.1,0.3,1") + ".")
 
 
-def _parse_weights(text: str) -> list[float]:
+def _parse_list(text: str, flag: str, kind: type, example: str) -> list:
+    """A comma-separated list of distinct numbers >= 0 (ratios > 0) given to `flag`, or one line naming it."""
     try:
-        weights = [float(part) for part in text.split(",") if part.strip()]
+        values = [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise HwnasError(f"--latency-weight {text!r} is not a comma-separated list of numbers; write e.g. 0,0.1,0.3,1.") from None
-    if not weights or any(w < 0 for w in weights) or len(set(weights)) != len(weights):
-        raise HwnasError(f"--latency-weight {text!r} needs distinct values >= 0; write e.g. 0,0.1,0.3,1.")
-    return weights
+        raise HwnasError(f"{flag} {text!r} is not a comma-separated list of {'whole ' if kind is int else ''}numbers; "
+                         f"write e.g. {example}.") from None
+    low_ok = (lambda v: v > 0) if flag == "--target-ratio" else (lambda v: v >= 0)
+    if not values or not all(low_ok(v) for v in values) or len(set(values)) != len(values):
+        raise HwnasError(f"{flag} {text!r} needs distinct values {'> 0' if flag == '--target-ratio' else '>= 0'}; "
+                         f"write e.g. {example}.")
+    return values
 
 
-def _sweep_search(run_dir: Path, first: str, fields: dict[str, Any], resume: bool, bars: "_progress", yes: bool):
+def _sweep_search(run_dir: Path, first, fields: dict[str, Any], resume: bool, bars: "_progress", yes: bool):
     """(the first search's config, table, task): the run's own when resuming it, else resolved as `hwnas search` does."""
     from hwnas import api
     from hwnas.latency import LatencyTable
@@ -272,7 +286,7 @@ def _sweep_search(run_dir: Path, first: str, fields: dict[str, Any], resume: boo
     from hwnas.rundir import RunDir
     from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, prepare, read_config, resolve_config
 
-    folder = RunDir(run_dir / first)
+    folder = RunDir(run_dir / first.name)
     if resume and folder.has_checkpoint():  # resuming a sweep whose first run holds a checkpoint: its config is the base
         config = resume_config(read_config(folder.root), fields, may_change=MAY_CHANGE_ON_RESUME, ignored=IGNORED_ON_RESUME,
                                root=folder.root)
@@ -312,8 +326,8 @@ class _progress:
             shown.set_postfix_str(f"{m.name}@{'x'.join(map(str, m.input_shape))} {m.median_ms:.3f} ms", refresh=False)
             shown.update(1)
 
-    def on_run(self, mu: float, index: int, count: int) -> None:
-        self.description = f"mu={mu:g} ({index + 1}/{count})"
+    def on_run(self, point, index: int, count: int) -> None:
+        self.description = f"{point.label} ({index + 1}/{count})"
         if self.kind == "steps":
             self.bar.reset()
             self.bar.set_description(self.description)
@@ -375,6 +389,10 @@ def _report(result, as_json: bool) -> None:
         typer.echo(f"mean normalised entropy of alpha: {s['alpha_entropy']:.3f} (0 decisive, 1 uniform)")
     if s.get("commitment"):
         typer.echo(s["commitment"]["verdict"])
+    from hwnas.collapse import summary_line  # here: the listing commands import this module without torch
+
+    if (line := summary_line(s)) is not None:
+        typer.echo(line)
     typer.echo(f"run directory {run}:")
     for name, path in files.items():
         typer.echo(f"  {name:<20} {path}")

@@ -115,7 +115,7 @@ def test_sweep_writes_its_table_and_pareto_plot(searched, monkeypatch, capsys, t
     assert code == 0, err
     report = json.loads(out)
     lines = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
-    assert lines[0].startswith("latency_weight,predicted_ms,") and len(lines) == 3
+    assert lines[0].startswith("latency_weight,target_ratio,target_ms,seed,predicted_ms,") and len(lines) == 3
     assert (tmp_path / "sweep" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert [r["latency_weight"] for r in report["runs"]] == [0.0, 5.0]
     for mu in ("mu-0", "mu-5"):
@@ -148,11 +148,41 @@ def test_sweep_resume_takes_the_weights_from_the_folders_sweep_yaml(searched, mo
 
 
 def test_sweep_resume_without_sweep_yaml_names_the_runs_it_found(monkeypatch, capsys, tmp_path, cli):
-    (tmp_path / "sweep" / "mu-0.3").mkdir(parents=True)  # an interrupted sweep: sweep.yaml is written at the end
+    (tmp_path / "sweep" / "mu-0.3").mkdir(parents=True)  # a sweep from before sweep.yaml was written first
     code, _, err = cli("sweep", "--out", tmp_path / "sweep", "--resume")
     assert code == 2 and err.strip().splitlines()[-1] == (
-        f"error: {tmp_path / 'sweep'} holds no sweep.yaml (a sweep writes it when it finishes) but runs for mu 0.3; "
+        f"error: {tmp_path / 'sweep'} holds no sweep.yaml (a sweep writes it as it starts) but runs for mu 0.3; "
         "pass the weights it was started with, e.g. --latency-weight 0.3.")
+
+
+def test_sweep_over_latency_targets_and_seeds(searched, monkeypatch, capsys, tmp_path, cli):
+    """Issue 22: targets as fractions of the base network's prediction, each searched with two seeds."""
+    run, _ = searched
+    args = ["--lut", run / "lut.csv", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "1", "--epochs", "1",
+            "--warmup-epochs", "0", "--out", tmp_path / "sweep", "--json"]
+    code, out, err = cli("sweep", "--target-ratio", "0.6,0.9", "--seeds", "0,1", *args)
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert [(r["target_ratio"], r["seed"], r["latency_weight"]) for r in runs] == [
+        (0.6, 0, 1.0), (0.6, 1, 1.0), (0.9, 0, 1.0), (0.9, 1, 1.0)]  # mu 1: the constraint form's default
+    for r in runs:
+        assert r["target_ms"] == pytest.approx(r["target_ratio"] * r["base_ms"], rel=1e-5)
+        assert (tmp_path / "sweep" / r["run"] / "arch.json").is_file() and "uniform" in r
+    assert runs[1]["run"] == "mu-1-target0.6x-seed1"
+    assert json.loads((tmp_path / "sweep" / runs[1]["run"] / "summary.json").read_text())["target_ms"] == runs[1]["target_ms"]
+    code, out, err = cli("sweep", "--out", tmp_path / "sweep", "--resume", "--json")  # the axes come from sweep.yaml
+    assert code == 0, err
+    assert len(json.loads(out)["runs"]) == 4
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--target-ratio", "0.5,0"], "--target-ratio '0.5,0' needs distinct values > 0"),
+    (["--latency-weight", "0.1", "--seeds", "0,x"], "--seeds '0,x' is not a comma-separated list of whole numbers"),
+])
+def test_sweep_axes_are_checked_before_anything_runs(flags, message, monkeypatch, capsys, tmp_path, cli):
+    code, _, err = cli("sweep", "--backend", "macs", *FAST, *flags, "--out", tmp_path / "sweep")
+    assert code == 2 and message in err.strip().splitlines()[-1]
+    assert not (tmp_path / "sweep").exists()
 
 
 @pytest.mark.parametrize("command", ["search", "sweep"])
