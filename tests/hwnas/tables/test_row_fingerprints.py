@@ -8,6 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
+import hwnas.searchspaces.nafnet_blocks as nafnet_blocks
 import hwnas.searchspaces.nafnet_unet as nafnet_unet
 from hwnas.backends.macs import MacsBackend
 from hwnas.errors import HwnasError
@@ -54,8 +55,7 @@ def table_path(built, tmp_path):
 @pytest.fixture
 def fifth(monkeypatch):
     """The tiny space with a fifth candidate, as if one were added to `nafnet_blocks`."""
-    monkeypatch.setattr(nafnet_unet, "CANDIDATES", CANDIDATES + (FIFTH,))
-    monkeypatch.setattr(nafnet_unet, "make_candidate", lambda name, c: CBRBlock(c, expand=4) if name == FIFTH else make_candidate(name, c))
+    monkeypatch.setitem(nafnet_blocks.BLOCKS, FIFTH, lambda c, e: CBRBlock(c, expand=4))
     return tiny(candidates=CANDIDATES + (FIFTH,))
 
 
