@@ -53,6 +53,16 @@ def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
             f"steps from the super-net. Training data {settings.get('train_data')}, blind sigma {settings.get('train_sigma')}; "
             "all-naf trained from scratch for the searched network's weight updates (search + fine-tuning; seeds 0 and 1) "
             "and for its wall-clock (naf-wall).", ""]
+        uniform = _uniform(search)
+        if uniform:
+            s.body += [
+                f"**The searched network is the uniform all-{uniform} network** (`{uniform}` at all "
+                f"{len(search['choices'])} positions): the search collapsed onto the cheapest candidate, under a target "
+                f"({fmt(search.get('target_ms', 0), 1)} ms) only {search['target_ms'] / search['predicted_ms']:.2f}x the "
+                f"prediction of all-{uniform} itself ({fmt(search['predicted_ms'], 1)} ms), where no other network was "
+                f"feasible. Below, `searched` is that uniform network; it shows what all-{uniform} (inheriting super-net "
+                "weights) gives, not that searching beats not searching. The latency-quality front "
+                "(`benchmarks/bench_front.py`) is where a search is set beside the networks a user picks without one.", ""]
     pivot = df.pivot_table(index=["network", "params", "gmacs", "weight_updates"], columns=["dataset", "sigma"],
                            values=["psnr", "ssim"], aggfunc="mean", sort=False)
     cols = [(d, sg) for _, d, sg in pivot.columns if _ == "psnr"]
@@ -61,7 +71,9 @@ def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
     for key, row in pivot.iterrows():
         name, params, gmacs, updates = key
         cells = [f"{fmt(row[('psnr', d, sg)], 2)} / {fmt(row[('ssim', d, sg)], 4)}" for d, sg in cols]
-        rows.append([name, fmt(params / 1e6, 2), fmt(gmacs, 2), int(updates), *cells])
+        uniform = _uniform(search) if name == "searched" else None
+        rows.append([f"searched (= uniform all-{uniform})" if uniform else name, fmt(params / 1e6, 2), fmt(gmacs, 2),
+                     int(updates), *cells])
     s.body += [md_table(headers, rows), ""]
     missing = [n for n in ("searched", "naf-s0", "naf-s1", "naf-wall") if n not in set(df.network)]
     if missing:
@@ -108,6 +120,17 @@ def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
+def _collapse_note(meta: dict) -> str:
+    uniform = _uniform(meta.get("settings", {}).get("search", {}))
+    return f"; met by the uniform all-{uniform} network (the search collapsed), not by a mix" if uniform else ""
+
+
+def _uniform(search: dict) -> str | None:
+    """The one candidate of the recorded search's every position, or None for a mix (or no record)."""
+    names = set((search.get("choices") or {}).values())
+    return names.pop() if len(names) == 1 else None
+
+
 def _read(path: Path):
     import pandas as pd
 
@@ -151,7 +174,7 @@ def _paper_goals(df, drops, lat, meta: dict) -> list[Goal]:
         goals.append(Goal("paper", f"searched vs all-naf >= {GOAL_RATIO}x (every repeat >= {GOAL_EVERY}x, quiet) at <= "
                           f"{GOAL_DROP}% PSNR drop (CBSD68 s=25, equal weight updates)",
                           f"{ratio:.2f}x (repeats {', '.join(f'{r:.2f}' for r in quiet.ratio)}), drop {drop:.2f}%"
-                          + (" -- stretch met" if stretch else ""), met, cause))
+                          + (" -- stretch met" if stretch else "") + _collapse_note(meta), met, cause))
     c = meta.get("settings", {}).get("search", {}).get("commitment")
     goals.append(Goal("paper", "paper-preset search ends committed (largest alpha >= 0.8 everywhere, entropy <= 0.1)",
                       "-" if not c else f"lowest largest alpha {c['min_largest_alpha']:.3f}, entropy {c['alpha_entropy']:.3f}",

@@ -207,3 +207,20 @@ def test_commit_goal_counts_only_the_current_defaults_series(report, tmp_path):
     assert report.main(["--results", str(results), "--out", str(page)]) == 0
     goals = page.read_text().split("## 1.")[0]
     assert "| 2 of 2 lengths committed (60, 600 steps) | met |" in goals
+
+
+def test_a_uniform_searched_network_is_named_as_the_uniform_network(report, tmp_path):
+    """Issue 22: the page never calls a collapsed (all-one-candidate) search result just 'searched'."""
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    results.mkdir()
+    write_csv(results / "paper.csv", [
+        {"network": net, "params": p, "gmacs": 1.0, "weight_updates": 100, "dataset": "CBSD68", "sigma": 25,
+         "psnr": v, "ssim": 0.8} for net, p, v in (("searched", 1e6, 30.1), ("naf-s0", 2e6, 30.0))])
+    choices = {f"p{i}": "cbr" for i in range(4)}
+    (results / "paper.meta.json").write_text(json.dumps({"runs": [], "settings": {"search": {
+        "choices": choices, "target_ms": 10.5, "predicted_ms": 10.0, "base_ms": 25.0, "commitment": {}}}}))
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "**The searched network is the uniform all-cbr network** (`cbr` at all 4 positions)" in text
+    assert "only 1.05x the prediction of all-cbr itself" in text
+    assert "| searched (= uniform all-cbr) |" in text
