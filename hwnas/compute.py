@@ -12,7 +12,7 @@ one AdamW step; `benchmarks/bench_throughput.py`):
   threads must sleep rather than spin (`OMP_WAIT_POLICY=PASSIVE`, which the `hwnas`
   command sets unless the user did; it has to be set before torch loads): with other
   processes on the cores, spinning made a step 5x slower (17 s vs 3.5 s at load 5).
-  At small steps (the tiny preset) one thread beats two under either policy, so without
+  At small steps (tiny, small presets) one thread is as fast idle and 2-3x faster busy, so without
   `--threads` a step below `ONE_THREAD_MACS` runs on one thread (`auto_threads`).
 - CUDA: bf16 autocast (tensor cores; the loss is taken in float32), channels-last,
   `cudnn.benchmark` (fixed crop shapes), batches pinned by the loader and copied
@@ -87,10 +87,13 @@ def device_for(accelerator: str) -> torch.device:
 
 
 # Below this many forward MACs per training step (batch included) a second CPU thread costs
-# more in hand-overs than it computes, and far more under OpenMP's passive wait policy or
-# beside other work (benchmarks/bench_threads.py: the tiny preset's search iteration, 36 M
-# MACs, ran ~4x faster on one thread than on two with the passive policy, beside another job).
-ONE_THREAD_MACS = 200_000_000
+# more in hand-overs than it computes, and far more beside other work (benchmarks/bench_threads.py,
+# 2 cores, medians of 2 repeats; s/step one thread / two passive / two active):
+#   tiny search (36 M)  idle 0.067 / 0.088 / 0.076   busy 0.078 / 0.254 / 0.262
+#   small train (808 M) idle 0.270 / 0.239 / 0.205   busy 0.265 / 0.465 / 0.686
+#   paper train (8.1 G) idle 5.62  / 3.55  / 3.15    busy 5.17  / 6.06  / 8.46
+# So one thread up to the small preset; every core (passive) above, where idle it is 1.6x faster.
+ONE_THREAD_MACS = 2_000_000_000
 
 
 def auto_threads(accelerator: str, net: nn.Module, batch_shape: tuple[int, ...]) -> int | None:

@@ -19,8 +19,9 @@ def no_omp_threads(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
 
-def test_a_tiny_step_runs_on_one_thread_and_a_paper_step_on_every_core():
+def test_tiny_and_small_steps_run_on_one_thread_and_a_paper_step_on_every_core():
     assert auto_threads("cpu", base("tiny"), (8, 3, 32, 32)) == 1
+    assert auto_threads("cpu", base("small"), (8, 3, 64, 64)) == 1
     assert auto_threads("cpu", base("paper"), (8, 3, 64, 64)) is None
 
 
