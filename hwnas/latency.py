@@ -387,7 +387,8 @@ class LatencyTable:
         if device is not None and device not in (m.device, m.settings.get("device")):
             refuse(f"measured on {m.device!r}, not {device!r}", "pass {device} or rebuild it",
                    device=m.settings.get("device", m.device))
-        for key, value in (settings or {}).items():
+        # Precision first: an int8 table is also timed by another protocol, and the precision is the user's mistake.
+        for key, value in sorted((settings or {}).items(), key=lambda kv: kv[0] != "precision"):
             if key == "precision" and m.settings.get(key, "fp32") != value:  # tables from before precisions are fp32
                 refuse(f"measured at precision {m.settings.get(key, 'fp32')}, not {value}",
                        "pass {precision} or build a " + value + " table", precision=m.settings.get(key, "fp32"))
