@@ -10,7 +10,13 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
    CBSD68 at sigma 25. B is the shortest length whose doubling gains <= PLATEAU_GAIN dB
    for every network (the run of 2B is a separate run with its own cosine, as a user
    training for 2B would get). Rows: `results/front_plateau.csv`.
-2. `report` (via report.py): the plateau table on the results page.
+2. `uniform`: the space's quality-latency ranking at the front's budget B (FRONT_STEPS):
+   each uniform network in UNIFORM (all-`naf` and all-`cbr` with 2 seeds first) trained
+   for B steps, scored on CBSD68 and Kodak24 at sigma 15/25/50, with its parameters and
+   GMACs (256x256). Two runs at a time (`--jobs`), one thread each. Latency is measured
+   apart (a property of the architecture, not of the weights), on a quiet machine.
+   Rows: `results/front_uniform.csv`.
+3. `report` (via report.py): the plateau table on the results page.
 
 Every training runs with one torch thread (`--threads 1`, see `hwnas.compute`: at the
 small preset one thread is within 1.3x of two, and it leaves the other core to other
@@ -26,7 +32,9 @@ import argparse
 import csv
 import json
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import common
@@ -44,6 +52,15 @@ PLATEAU_STEPS = (3000, 6000, 1500, 12000)  # in the order they run: B candidates
 PLATEAU_NETS = ("naf", "cbr")
 PLATEAU_GAIN = 0.1  # dB: 2B gains at most this much over B
 THREADS = 1
+# The front's budget B: the shortest plateau length at which all-naf is ahead of all-cbr
+# (at 3000 steps the cheaper block still scores higher: the regime issue 22 names).
+FRONT_STEPS = 6000
+SEEDS = (0, 1)
+EVAL_SIGMAS = "15,25,50"
+# (candidate, seed) in the order they run: the four uniform networks of issue 22 first.
+UNIFORM = (("naf", 0), ("cbr", 0), ("naf", 1), ("cbr", 1), ("cbr_e4", 0), ("cbr_e4", 1), ("naf_bn", 0),
+           ("naf_bn_lite", 0))
+ROWS_LOCK = threading.Lock()  # workers append to one results file
 # The front's space: the paper's four candidates (naf first: the base network), a wider cbr and
 # skip -- at the small preset cbr is as good as naf and faster, so without these there is
 # nothing to trade (issue 22, item 2).
@@ -53,12 +70,13 @@ SPACE_OPTIONS = ("-o", f"candidates=[{','.join(CANDIDATES)}]")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("plateau",))
+    p.add_argument("stage", choices=("plateau", "uniform"))
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     p.add_argument("--steps", default=",".join(map(str, PLATEAU_STEPS)),
                    help="plateau lengths (total steps, multiples of 100), in order (default: %(default)s)")
     p.add_argument("--networks", default=",".join(PLATEAU_NETS), help="uniform candidates (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -125,12 +143,60 @@ def stage_plateau(args, runner: Runner) -> None:
                 logger.info("%s %d steps: CBSD68 s25 %.2f dB (%.0f s)", net, steps, s["psnr"], seconds)
 
 
+def size_of(run: Path) -> dict:
+    """Parameters and GMACs (one 3x256x256 image) of a trained run's network."""
+    import hwnas
+    from hwnas.cost import count_macs, count_params
+
+    net = hwnas.load(run / "model.pt").module
+    return {"params": count_params(net), "gmacs": round(count_macs(net, (1, 3, IMAGE_SIZE, IMAGE_SIZE)) / 1e9, 4)}
+
+
+def score_columns(scores: dict) -> dict:
+    """{dataset: {sigma: {psnr, ssim}}} as flat columns: cbsd68_s25_psnr, kodak24_s50_ssim, ..."""
+    return {f"{d.lower()}_s{sigma}_{k}": v for d, by_sigma in scores.items() for sigma, m in by_sigma.items()
+            for k, v in m.items()}
+
+
+def uniform_row(runner: Runner, workdir: Path, candidate: str, seed: int, steps: int) -> dict:
+    """Train and score all-`candidate` (seed) for `steps` steps: its row of front_uniform.csv."""
+    run = workdir / "uniform" / f"{candidate}-{steps}-s{seed}"
+    load0, t0 = common.load_average(), time.time()
+    train_uniform(runner, run, candidate, steps, seed=seed)
+    wall = time.time() - t0
+    n, seconds = train_record(run)
+    scores = score(runner, run, EVAL_SIGMAS, TEST_DATA)
+    return {"network": candidate, "steps": steps, "seed": seed, **size_of(run), **score_columns(scores),
+            "train_steps": n, "train_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
+            "load_start": load0[:1] and load0[0], "load_end": common.load_average()[:1] and common.load_average()[0],
+            "run": rel(run)}
+
+
+def stage_uniform(args, runner: Runner) -> None:
+    path = args.results / f"{NAME}_uniform.csv"
+    settings = {"preset": PRESET, "candidates": CANDIDATES, "crop": CROP, "batch": BATCH, "sigma": TRAIN_SIGMA,
+                "threads": THREADS, "jobs": args.jobs, "steps": FRONT_STEPS, "eval_sigmas": EVAL_SIGMAS}
+    with common.record_run(f"{NAME}_uniform", settings=settings, results_dir=args.results):
+        done = common.done_keys(path, ["network", "steps", "seed"])
+        todo = [(c, s) for c, s in UNIFORM if (c, str(FRONT_STEPS), str(s)) not in done]
+
+        def one(item):
+            row = uniform_row(runner, args.workdir, item[0], item[1], FRONT_STEPS)
+            with ROWS_LOCK:
+                common.append_row(path, row)
+            logger.info("%s s%d: CBSD68 s25 %.2f dB (%.0f s)", item[0], item[1], row["cbsd68_s25_psnr"], row["train_seconds"])
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(one, item) for item in todo]:
+                future.result()
+
+
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(args.workdir)
-    {"plateau": stage_plateau}[args.stage](args, runner)
+    {"plateau": stage_plateau, "uniform": stage_uniform}[args.stage](args, runner)
 
 
 if __name__ == "__main__":
