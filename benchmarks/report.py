@@ -746,7 +746,7 @@ KNOWN: dict[str, Callable] = {"latency": latency_section, "fidelity": fidelity_s
                               "search_cost": search_cost_section}
 
 
-SECTION_MODULES = ("report_paper", "report_devices")  # modules beside this one with more sections
+SECTION_MODULES = ("report_paper", "report_devices", "report_front")  # modules beside this one with more sections
 
 
 def _paper_sections() -> dict[str, Callable]:
@@ -796,7 +796,7 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 
 
 ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "drift", "search_cost",
-         "throughput", "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured"]
+         "throughput", "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured", "front_plateau", "front_uniform"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:
@@ -822,7 +822,13 @@ def render(results: Path, out: Path) -> str:
     if goals:
         lines.append(md_table(["benchmark", "goal", "result", "status"], [[g.benchmark, g.goal, g.result, g.status] for g in goals]))
         missed = [g for g in goals if g.met is False]
-        lines += ["", f"{len(missed)} of {len(goals)} goals missed." if missed else f"All {len(goals)} goals met."]
+        open_ = [g for g in goals if g.met is None]
+        if missed:
+            done = f"{len(missed)} of {len(goals)} goals missed." + (f" {len(open_)} not measured yet." if open_ else "")
+        else:
+            done = f"All {len(goals)} goals met." if not open_ else \
+                f"All {len(goals) - len(open_)} measured goals met; {len(open_)} not measured yet."
+        lines += ["", done]
     else:
         lines.append("No benchmark with a goal has results yet.")
     if not csvs:
