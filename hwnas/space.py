@@ -19,7 +19,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -336,6 +336,21 @@ class SearchSpace(ABC):
             "modules": hashlib.sha256(repr(net).encode()).hexdigest(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    """An optional capability of a space: smaller versions of its networks, as options (issue 22).
+
+    `scaled_variants()` names each way of making a network smaller and lists its
+    variants, largest first, each as the space options that make it, e.g.
+    {"narrower": [{"width": 28}, {"width": 24}], "shallower": [{"middle_blocks": 8}]}.
+    A variant is the space built with these options on top of its own
+    (`from_options(preset, **options, **variant)`). A space without the method has no
+    narrowed networks (`hwnas sweep --baselines` says so).
+    """
+
+    def scaled_variants(self) -> dict[str, list[dict[str, Any]]]: ...
 
 
 def units_at(positions: Sequence[Position], net: nn.Module) -> list[Unit]:

@@ -169,6 +169,25 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple))
 
 
+def shallower(cfg: NAFNetUNetConfig, most: int = 8) -> list[dict]:
+    """Depth variants of `cfg` (see `NAFNetUNetSpace.scaled_variants`): enc_blocks, middle_blocks, dec_blocks each."""
+    levels = len(cfg.enc_blocks)
+    # stages from the deepest out: the middle, then encoder and decoder of each level, deepest level first
+    counts = {"mid": cfg.middle_blocks, **{f"{side}{i}": getattr(cfg, f"{side}_blocks")[i]
+                                          for i in reversed(range(levels)) for side in ("enc", "dec")}}
+    total = sum(counts.values())
+    cuts = sorted({max(1, round(i * (total - 1) / most)) for i in range(1, most + 1)}) if total > 1 else []
+    variants, removed = [], 0
+    for cut in cuts:
+        while removed < cut:
+            stage = max(counts, key=lambda k: counts[k])  # ties: the first, i.e. the deepest
+            counts[stage] -= 1
+            removed += 1
+        variants.append({"enc_blocks": [counts[f"enc{i}"] for i in range(levels)], "middle_blocks": counts["mid"],
+                         "dec_blocks": [counts[f"dec{i}"] for i in range(levels)]})
+    return variants
+
+
 def _stage(prefix: str, n: int, c: int, candidates: tuple[str, ...]) -> nn.Sequential:
     return nn.Sequential(
         *(ChoiceBlock(f"{prefix}.{j}", {name: make_candidate(name, c) for name in candidates}) for j in range(n))
@@ -196,6 +215,14 @@ class NAFNetUNetSpace(SearchSpace):
 
     def build(self) -> NAFNetUNet:
         return NAFNetUNet(self.config)
+
+    def scaled_variants(self) -> dict[str, list[dict]]:
+        """`hwnas.space.Scalable`: narrower (`width` in eighths of it, even, at least 2) and shallower
+        (blocks removed one at a time from the stage holding the most, the deepest first; at most 8
+        variants, evenly spaced, at least one block left) versions of this network, largest first."""
+        cfg = self.config
+        widths = sorted({max(2, 2 * round(cfg.width * k / 16)) for k in range(7, 0, -1)} - {cfg.width}, reverse=True)
+        return {"narrower": [{"width": w} for w in widths], "shallower": shallower(cfg)}
 
     @property
     def multiple(self) -> int:
