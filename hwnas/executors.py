@@ -3,16 +3,27 @@
 A sweep's runs (searches, baselines, fine-tunings) share nothing but their inputs and each
 writes its own run folder, so they can go anywhere that sees the output folder. An
 executor maps a function over run descriptions and returns the results in order.
+
+`ray` (the optional extra, `pip install 'hwnas[ray]'`) runs each item as a Ray task that
+asks for `cpus` CPUs and `gpus` GPUs. It connects to a running cluster when there is one
+(`RAY_ADDRESS`, or a cluster started on this machine with `ray start`), else starts a local
+Ray instance for the map and shuts that down afterwards; a cluster it did not start is only
+disconnected from. When runs fail, the others still finish (their folders stay, for a
+resume), and the error names every failed item with its message.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence, TypeVar
+import os
+from typing import Any, Callable, Protocol, Sequence, TypeVar
+
+from hwnas.errors import HwnasError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "ray")
+INSTALL_RAY = "pip install 'hwnas[ray]'"
 
 
 class Executor(Protocol):
@@ -27,8 +38,157 @@ class LocalExecutor:
         return [fn(item) for item in items]
 
 
+def item_name(item: Any) -> str:
+    """How an error names an item: its `name` (a sweep's run folder) when it has one, else its repr."""
+    name = getattr(item, "name", None)
+    return name if isinstance(name, str) else repr(item)
+
+
+def import_ray():
+    """The `ray` module, or one sentence on how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise HwnasError(f"the ray executor needs Ray, which is not installed: {INSTALL_RAY}") from None
+    return ray
+
+
+class RayExecutor:
+    """Each item a Ray task asking for `cpus` CPUs and `gpus` GPUs; results in order.
+
+    A map connects to Ray if this process is not connected yet and disconnects at its end;
+    within `with RayExecutor() as ex:` the connection (and a local instance it started) lasts
+    until the block ends, so several maps pay Ray's start-up once. A connection this process
+    already had (`ray.init` by the caller) is used and left open."""
+
+    def __init__(self, *, cpus: float = 1, gpus: float = 0):
+        if cpus <= 0 or gpus < 0:
+            raise HwnasError(f"a Ray task asks for CPUs > 0 and GPUs >= 0, not cpus={cpus:g}, gpus={gpus:g}")
+        self.ray = import_ray()
+        self.cpus, self.gpus = cpus, gpus
+        self._connected = False  # whether this executor called ray.init (and so calls ray.shutdown)
+        self._held = False  # inside `with`: keep the connection between maps
+
+    def __enter__(self) -> RayExecutor:
+        self._held = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._held = False
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect, if this executor connected; a local instance it started stops with it."""
+        if self._connected:
+            self._connected = False
+            self.ray.shutdown()  # a driver of a running cluster only disconnects: the cluster stays up
+
+    def connect(self) -> None:
+        """Join the running cluster (RAY_ADDRESS, or `ray start` on this machine), else start a local instance."""
+        ray = self.ray
+        if ray.is_initialized():
+            return
+        address = os.environ.get("RAY_ADDRESS")
+        if address:  # the user named a cluster: join it or say why not, never fall back to a local instance
+            try:
+                ray.init()
+            except ConnectionError as err:
+                raise HwnasError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {err}") from err
+            self._connected = True
+            return
+        try:
+            ray.init(address="auto")  # a cluster started on this machine (`ray start --head`)
+        except ConnectionError:  # none: start a local instance, for this executor only
+            ray.init(include_dashboard=False)
+            self._connected = True
+            self._check_fits()
+        else:
+            self._connected = True
+
+    def _check_fits(self) -> None:
+        """A local instance cannot grow: a task asking more than it has would wait forever, so say so now."""
+        have = self.ray.cluster_resources()
+        for kind, asked, key in (("CPUs", self.cpus, "CPU"), ("GPUs", self.gpus, "GPU")):
+            if asked > have.get(key, 0):
+                self.close()
+                raise HwnasError(f"each run asks for {asked:g} {kind} but the local Ray instance has "
+                                 f"{have.get(key, 0):g}; ask for fewer, or set RAY_ADDRESS to a cluster that has them")
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        items = list(items)
+        if not items:
+            return []
+        ray = self.ray
+        self.connect()
+        try:
+            task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)(fn)
+            refs = [task.remote(item) for item in items]
+            results: list[Any] = []
+            failed: list[tuple[Any, BaseException]] = []
+            try:
+                for item, ref in zip(items, refs):  # in order; every task runs whether or not an earlier one failed
+                    try:
+                        results.append(ray.get(ref))
+                    except ray.exceptions.RayError as err:
+                        results.append(None)
+                        failed.append((item, err))
+            except BaseException:  # interrupted here: stop the tasks still running, not only this driver
+                for ref in refs:
+                    try:
+                        ray.cancel(ref, force=True)
+                    except Exception:  # noqa: BLE001 -- a task that already ended; the interruption is what matters
+                        pass
+                raise
+        finally:
+            if not self._held:
+                self.close()
+        if failed:
+            raise failure(failed, len(items))
+        return results
+
+
+def cause_of(err: BaseException) -> BaseException:
+    """The exception a Ray task raised (a RayTaskError wraps it), or Ray's own error (a worker died)."""
+    cause = getattr(err, "cause", None)
+    return cause if isinstance(cause, BaseException) else err
+
+
+def message(err: BaseException) -> str:
+    if isinstance(err, HwnasError):
+        return str(err)
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def failure(failed: list[tuple[Any, BaseException]], total: int) -> HwnasError:
+    """One error naming every failed item with its message (in both wordings); the `HwnasError` kind of the
+    first failure is kept, so a full disk still exits as one."""
+    causes = [cause_of(err) for _, err in failed]
+
+    def sentence(cli: bool) -> str:
+        said = [cause.cli if cli and isinstance(cause, HwnasError) else message(cause) for cause in causes]
+        if len(failed) == 1:
+            head = f"run {item_name(failed[0][0])} failed: {said[0]}"
+        else:
+            head = f"{len(failed)} of {total} runs failed: " + "; ".join(
+                f"{item_name(item)}: {text}" for (item, _), text in zip(failed, said))
+        if len(failed) < total:
+            head += f" (the other runs finished; {'--resume' if cli else 'resume=True'} redoes only the failed)"
+        return head
+
+    kind = type(causes[0]) if isinstance(causes[0], HwnasError) else HwnasError
+    try:
+        err = kind(sentence(cli=False), cli=sentence(cli=True))
+    except TypeError:  # a subclass with its own constructor
+        err = HwnasError(sentence(cli=False), cli=sentence(cli=True))
+    err.__cause__ = failed[0][1]
+    return err
+
+
 def executor(name: str = "local", *, cpus: float = 1, gpus: float = 0) -> Executor:
     """The executor called `name`; `cpus`/`gpus`: what each run asks of a cluster node."""
     if name == "local":
         return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(cpus=cpus, gpus=gpus)
     raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

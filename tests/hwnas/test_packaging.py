@@ -8,6 +8,7 @@ hand before a release (see the README); these are the fast parts of it.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -30,7 +31,14 @@ def test_the_readme_installs_the_cpu_torch_first_and_plainly():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install torch==2.13.0 ." in readme and "`-e` is for development only" in " ".join(readme.split())
-    assert "pip install -q torch==2.13.0 -e '.[test]'" in ci
+    assert "pip install -q torch==2.13.0 -e '.[test,ray]'" in ci  # the suite tests the Ray executor for real
+
+
+def test_ray_is_an_optional_extra_and_the_lowest_versions_leave_it_out():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("ray")]
+    assert project["optional-dependencies"]["ray"] == ["ray>=2.10"]
+    assert not re.search(r"\bray\b", (ROOT / ".ci" / "lowest").read_text())
 
 
 def test_the_source_tree_finds_the_plugins_of_an_installed_copy(tmp_path):

@@ -1,0 +1,124 @@
+"""Executors: the local loop, and Ray against a real local Ray instance (started once for the module)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hwnas.errors import HwnasError, RuntimeFailure
+from hwnas.executors import LocalExecutor, RayExecutor, executor
+
+
+@dataclass(frozen=True)
+class Item:
+    folder: str
+    n: int
+    fail: str = ""  # "value": raise ValueError; "disk": raise RuntimeFailure
+
+    @property
+    def name(self) -> str:
+        return f"item-{self.n}"
+
+
+def write_one(item: Item) -> tuple[int, dict[str, float]]:
+    """A run: writes its own file, returns its number and the resources Ray gave it (none outside Ray)."""
+    if item.fail == "value":
+        raise ValueError(f"item {item.n} cannot be done")
+    if item.fail == "disk":
+        raise RuntimeFailure("no space left on device")
+    Path(item.folder, f"{item.n}.txt").write_text(str(item.n * item.n))
+    try:
+        import ray
+
+        given = dict(ray.get_runtime_context().get_assigned_resources()) if ray.is_initialized() else {}
+    except ImportError:
+        given = {}
+    return item.n, given
+
+
+def test_local_executor_is_the_default_and_keeps_order(tmp_path):
+    ex = executor()
+    assert isinstance(ex, LocalExecutor)
+    assert [n for n, _ in ex.map(write_one, [Item(str(tmp_path), n) for n in (3, 1, 2)])] == [3, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.txt", "2.txt", "3.txt"]
+
+
+def test_an_unknown_executor_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of local, ray"):
+        executor("dask")
+
+
+def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(HwnasError, match=r"^the ray executor needs Ray, which is not installed: "
+                                         r"pip install 'hwnas\[ray\]'$"):
+        executor("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_running():
+    """A local Ray instance, started the way a sweep starts one (no cluster to join) and stopped after the module."""
+    try:
+        import ray
+    except ImportError:  # not skipped: the suite tests Ray for real (README's test command installs the extra)
+        pytest.fail("the Ray tests need the ray extra: pip install -e '.[test,ray]'")
+    address = os.environ.pop("RAY_ADDRESS", None)
+    starter = RayExecutor(cpus=1)
+    try:
+        with starter:
+            starter.connect()
+            assert ray.is_initialized() and starter._connected  # it started the instance, so it will stop it
+            # A worker may not import this test module by its name (importlib mode, another folder): send it by value.
+            ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+            yield ray
+            ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        assert not ray.is_initialized()  # the instance it started is stopped with it
+    finally:
+        if address is not None:
+            os.environ["RAY_ADDRESS"] = address
+
+
+def test_ray_runs_every_item_as_a_task_and_keeps_order(ray_running, tmp_path):
+    items = [Item(str(tmp_path), n) for n in (4, 0, 3, 1, 2)]
+    results = executor("ray", cpus=1).map(write_one, items)
+    assert [n for n, _ in results] == [4, 0, 3, 1, 2]
+    assert all(given.get("CPU") == 1 and "GPU" not in given for _, given in results)  # each ran as a Ray task
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {f"{n}.txt": str(n * n) for n in range(5)}
+    assert ray_running.is_initialized()  # a Ray this executor did not start is left running
+
+
+def test_ray_honours_the_cpu_request(ray_running, tmp_path):
+    """Two CPUs per task on a machine with two or more: every task still runs, and is given two."""
+    results = executor("ray", cpus=2).map(write_one, [Item(str(tmp_path), n) for n in range(3)])
+    assert [(n, given.get("CPU")) for n, given in results] == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_a_request_a_local_instance_cannot_meet_is_refused_instead_of_waiting_forever(ray_running):
+    have = ray_running.cluster_resources()["CPU"]
+    with pytest.raises(HwnasError, match=rf"^each run asks for {have + 1:g} CPUs but the local Ray instance has "
+                                         rf"{have:g}; ask for fewer, or set RAY_ADDRESS"):
+        RayExecutor(cpus=have + 1)._check_fits()
+
+
+def test_a_failed_task_is_named_and_the_others_finish(ray_running, tmp_path):
+    items = [Item(str(tmp_path), 0), Item(str(tmp_path), 1, fail="value"), Item(str(tmp_path), 2)]
+    with pytest.raises(HwnasError) as caught:
+        executor("ray").map(write_one, items)
+    assert str(caught.value) == ("run item-1 failed: ValueError: item 1 cannot be done "
+                                 "(the other runs finished; resume=True redoes only the failed)")
+    assert caught.value.cli.endswith("--resume redoes only the failed)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.txt", "2.txt"]  # kept, for the resume
+
+
+def test_several_failures_are_all_named_and_an_hwnas_error_keeps_its_kind(ray_running, tmp_path):
+    items = [Item(str(tmp_path), 0, fail="disk"), Item(str(tmp_path), 1), Item(str(tmp_path), 2, fail="value")]
+    with pytest.raises(RuntimeFailure) as caught:  # a full disk still exits as the OS refusing
+        executor("ray").map(write_one, items)
+    assert str(caught.value) == ("2 of 3 runs failed: item-0: no space left on device; "
+                                 "item-2: ValueError: item 2 cannot be done "
+                                 "(the other runs finished; resume=True redoes only the failed)")
+    assert [p.name for p in tmp_path.iterdir()] == ["1.txt"]
