@@ -1,7 +1,12 @@
 """The one export path: fold BatchNorm, export ONNX, check it against PyTorch.
 
 `build-lut`, `profile` and `export` all go through `to_onnx`, so a latency table
-times the same graph that ships.
+times the graph that ships, folded the same way. The exporter is `torch.onnx.export(...,
+dynamo=True)` (torch.export first) at opset 18 and up, checked against PyTorch; the
+deprecated TorchScript exporter (`dynamo=False`) writes a file only where dynamo cannot
+(it raised, its output differed, or an opset below 18 was asked for: one warning says
+which) or where a caller chooses it (`exporter=`, $HWNAS_ONNX_EXPORTER; the ONNX Runtime
+backend's units, for its tables' opset 17 -- see `UNIT_EXPORTER` there).
 
 BatchNorm folding is done here, on the FX graph of each traceable submodule, in both
 directions: conv -> BN (the usual fold) and BN -> 1x1 conv (W' = W diag(s),
@@ -12,8 +17,11 @@ Conv -> ReLU pairs are left for the runtime to fuse into one kernel.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +31,7 @@ import torch.fx as fx
 from torch import nn
 
 from hwnas.io import atomic_write
+from hwnas.tables.attribution import MODULE_PATH_KEY
 
 log = logging.getLogger(__name__)
 
@@ -123,45 +132,221 @@ def count_batchnorm(module: nn.Module) -> int:
     return sum(isinstance(m, _BN) for m in module.modules())
 
 
+# -- the exporter: dynamo (torch.export) first, the TorchScript one only as a fallback ---------
+
+EXPORTER_ENV = "HWNAS_ONNX_EXPORTER"
+EXPORTERS = ("auto", "dynamo", "legacy")
+# The dynamo exporter writes opset 18 and up: it has no way down to 17 for these graphs (neither
+# onnxscript's converter nor ONNX's has a Pad or Split adapter from 18 to 17). ONNX Runtime
+# >= 1.14 (our floor is 1.20) runs 18, its quantiser takes it (it lifts 16-bit models to 21
+# itself), and AI Hub compiles ONNX files of opset 18.
+DYNAMO_MIN_OPSET = 18
+DEFAULT_OPSET = DYNAMO_MIN_OPSET
+CHECK_TOLERANCE = 1e-4  # the fallback check: max abs error / max(1, max |output|)
+_warned: set[str] = set()
+
+
+def exporter_choice(exporter: str | None = None) -> str:
+    """`exporter`, else $HWNAS_ONNX_EXPORTER, else "auto": "dynamo" and "legacy" force one
+    exporter (a forced dynamo export that fails raises); "auto" uses dynamo and falls back to
+    the TorchScript exporter, with one warning naming why, when dynamo cannot give a correct graph."""
+    from hwnas.errors import HwnasError
+
+    choice = (exporter or os.environ.get(EXPORTER_ENV, "") or "auto").strip().lower()
+    if choice not in EXPORTERS:
+        source = "exporter" if exporter else f"${EXPORTER_ENV}"
+        raise HwnasError(f"{source} is {choice!r}; choose one of {', '.join(EXPORTERS)}.")
+    return choice
+
+
 def to_onnx(
     module: nn.Module,
     input_shape: Sequence[int],
     path: str | Path,
     *,
     dynamic: bool = False,
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
+    exporter: str | None = None,
 ) -> Path:
-    """Fold BN and export `module` to ONNX at `input_shape` (input 'x', output 'y').
+    """Fold BN and export `module` to ONNX at `input_shape` (input 'x', output 'y'), one
+    self-contained file (weights inline).
 
-    Uses the TorchScript-based exporter (`dynamo=False`): ~40x faster per block than
-    the dynamo exporter and it keeps module scopes in node names (`/enc0.1/conv2/Conv`),
-    which per-layer attribution to positions relies on. `dynamic=True` leaves height
-    and width free; NPU compilers (AI Hub's QNN path) want the static default.
+    Through the dynamo exporter (`torch.export` first), checked against PyTorch on a seeded
+    input; if it raises, fails that check or cannot write `opset` (it writes 18 and up), the
+    TorchScript exporter is used instead and one warning says why (`exporter_choice` forces
+    either). Node names carry module paths either way (`/enc0.0.conv1/Conv` from dynamo's
+    module stack, `/enc0/enc0.0/conv1/Conv` from TorchScript), which per-layer attribution
+    to positions relies on (`hwnas.tables.attribution`). `dynamic=True` leaves height and
+    width free; NPU compilers (AI Hub's QNN path) want the static default.
     """
     path = Path(path)
-    atomic_write(path, lambda tmp: _write_onnx(module, input_shape, tmp, dynamic=dynamic, opset=opset))
+    atomic_write(path, lambda tmp: _write_onnx(module, input_shape, tmp, dynamic=dynamic, opset=opset,
+                                               exporter=exporter))
     return path
 
 
 def _write_onnx(module: nn.Module, input_shape: Sequence[int], path: Path, *, dynamic: bool, opset: int,
-                scale: int = 1, output: str = "image") -> None:
-    """`to_onnx` without its atomic write, for callers that write `path` atomically themselves.
+                scale: int = 1, output: str = "image", exporter: str | None = None) -> str:
+    """`to_onnx` without its atomic write, for callers that write `path` atomically themselves;
+    returns the exporter used ("dynamo" or "legacy").
 
     `scale`: output size / input size; the output's dynamic axes get their own names
     when it is not 1 (one name for both would tell the runtime they are equal). A
     "scores" output (N x K) has no height or width to leave free.
     """
+    choice = exporter_choice(exporter)
     folded = fold_batchnorm(module)
-    x = torch.zeros(tuple(input_shape))
     out_axes = {2: "height", 3: "width"} if scale == 1 else {2: f"height_x{scale}", 3: f"width_x{scale}"}
     axes = {"x": {2: "height", 3: "width"}} | ({"y": out_axes} if output == "image" else {})
     dynamic_axes = axes if dynamic else None
+    if choice != "legacy":
+        try:
+            if opset < DYNAMO_MIN_OPSET:
+                raise _DynamoUnfit(f"opset {opset} was asked for and the dynamo exporter writes {DYNAMO_MIN_OPSET} and up")
+            _export_dynamo(folded, input_shape, path, opset=opset, dynamic_axes=dynamic_axes)
+            return "dynamo"
+        except Exception as err:  # any failure of the new exporter: say why, then the old one
+            if choice == "dynamo":
+                raise
+            reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            if not isinstance(err, _DynamoUnfit):
+                reason = f"{type(err).__name__}: {reason}"
+            if reason not in _warned:  # once per reason: a table exports hundreds of units
+                _warned.add(reason)
+                log.warning("ONNX export: the dynamo exporter was not used (%s); using the TorchScript exporter "
+                            "(dynamo=False) -- set %s=legacy to choose it without this warning", reason, EXPORTER_ENV)
+    _export_legacy(folded, input_shape, path, opset=opset, dynamic_axes=dynamic_axes)
+    return "legacy"
+
+
+class _DynamoUnfit(Exception):
+    """The dynamo export ran but cannot be used (wrong opset, outputs differ); the message says why."""
+
+
+def _export_legacy(folded: nn.Module, input_shape: Sequence[int], path: Path, *, opset: int,
+                   dynamic_axes: dict | None) -> None:
+    x = torch.zeros(tuple(input_shape))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
         torch.onnx.export(
             folded, (x,), str(path), dynamo=False, opset_version=opset, input_names=["x"],
             output_names=["y"], dynamic_axes=dynamic_axes, do_constant_folding=True,
         )
+
+
+def _export_dynamo(folded: nn.Module, input_shape: Sequence[int], path: Path, *, opset: int,
+                   dynamic_axes: dict | None) -> None:
+    """torch.export -> ONNX (optimised: constants folded, as `do_constant_folding` did), nodes named
+    by module path, written as one file, then checked against `folded` on a seeded input."""
+    import onnx
+
+    x = torch.zeros(tuple(input_shape))
+    # torch.onnx ("torchvision is not installed" on first use) and onnxscript's optimiser (a line per
+    # rewrite) log at WARNING/INFO; the export's own outcome is what the user is told.
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                folded, (x,), None, dynamo=True, opset_version=opset, input_names=["x"], output_names=["y"],
+                dynamic_axes=dynamic_axes, optimize=True, verbose=False, report=False,
+            )
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+    model = program.model_proto  # initializers inline: one self-contained file
+    got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if got != opset:
+        raise _DynamoUnfit(f"it wrote opset {got}, not the {opset} asked for")
+    name_nodes_by_module(model)
+    onnx.save(model, str(path))
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.rand(tuple(input_shape), generator=gen)
+    error, scale = _max_error(folded, path, probe)
+    if not error <= CHECK_TOLERANCE * max(1.0, scale):  # also catches NaN
+        raise _DynamoUnfit(f"its output differs from PyTorch by {error:.3g} (max |output| {scale:.3g})")
+
+
+# The node metadata a shipped file keeps: the node's module path (`MODULE_PATH_KEY`). What the
+# dynamo exporter writes (module stack with class names, stack traces and FX node text naming the
+# exporting machine's source paths) is dropped: a third of the file for a small network.
+
+
+def name_nodes_by_module(model) -> None:
+    """Rename every node of a dynamo-exported `model` (in place) to `/<module path>/<OpType>[_k]`
+    and record the path in its metadata (`hwnas.module_path`), from the module stack dynamo keeps in each
+    node's `pkg.torch.onnx.name_scopes` (innermost module's dotted path). A node the optimiser
+    made (e.g. a Split) has no stack: it takes the longest module path its producers and
+    consumers share. Top-level glue (the input padding, a skip addition) gets `/<OpType>`."""
+    import ast
+
+    nodes = list(model.graph.node)
+    paths: list[str | None] = []
+    for node in nodes:
+        meta = {p.key: p.value for p in node.metadata_props}
+        path = None
+        if "pkg.torch.onnx.name_scopes" in meta:
+            try:
+                scopes = [s for s in ast.literal_eval(meta["pkg.torch.onnx.name_scopes"])[:-1]
+                          if not s.startswith("_empty_nn_module_stack")]  # torch.export's stand-in for no module
+                path = scopes[-1] if scopes else ""
+            except (ValueError, SyntaxError, TypeError):
+                path = None
+        paths.append(path)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    consumers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            consumers.setdefault(name, []).append(i)
+    for _ in range(len(nodes)):  # fill the gaps from the neighbours until nothing changes
+        changed = False
+        for i, node in enumerate(nodes):
+            if paths[i] is not None:
+                continue
+            near = [producer[n] for n in node.input if n in producer]
+            near += [j for n in node.output for j in consumers.get(n, [])]
+            known = [paths[j] for j in near if paths[j] is not None]
+            if known:
+                paths[i] = _common_module_path(known)
+                changed = True
+        if not changed:
+            break
+    used: dict[str, int] = {}
+    for node, path in zip(nodes, paths):
+        path = path or ""
+        base = f"/{path}/{node.op_type}" if path else f"/{node.op_type}"
+        k = used.get(base, 0)
+        used[base] = k + 1
+        node.name = base if k == 0 else f"{base}_{k}"
+        del node.metadata_props[:]
+        entry = node.metadata_props.add()
+        entry.key, entry.value = MODULE_PATH_KEY, path
+
+
+def _common_module_path(paths: Sequence[str]) -> str:
+    parts = [p.split(".") if p else [] for p in paths]
+    common: list[str] = []
+    for level in zip(*parts):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
+
+
+def _max_error(module: nn.Module, path: str | Path, x: torch.Tensor) -> tuple[float, float]:
+    """(max |onnxruntime(x) - module(x)|, max |module(x)|), first output."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = module(x).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    if got.shape != ref.shape:
+        return float("inf"), float(abs(ref).max())
+    return float(abs(got - ref).max()), float(abs(ref).max())
 
 
 def onnx_max_error(module: nn.Module, path: str | Path, x: torch.Tensor) -> float:
@@ -190,10 +375,11 @@ def export_model(
     align: int = 1,
     static_hw: tuple[int, int] | None = None,
     tolerance: float = 1e-4,
-    opset: int = 17,
+    opset: int = DEFAULT_OPSET,
     seed: int = 0,
     scale: int = 1,
     output: str = "image",
+    exporter: str | None = None,
 ) -> dict:
     """Export `net` (BN folded) to `path` with `metadata` in `metadata_props`, verified by ONNX Runtime.
 
@@ -207,7 +393,8 @@ def export_model(
     odd size that is not a multiple of `align` -- and written only if the max abs error
     is within `tolerance` (else `HwnasError`, nothing written). Returns a report: path,
     shapes checked, max_abs_error, batchnorm_nodes, conv_relu_pairs (left for the
-    runtime to fuse into one kernel), nodes, opset.
+    runtime to fuse into one kernel), nodes, opset, exporter ("dynamo", or "legacy" where
+    `to_onnx`'s fallback took the TorchScript exporter).
     """
     from hwnas.errors import HwnasError
 
@@ -221,8 +408,8 @@ def export_model(
     report: dict = {}
 
     def write(tmp: Path) -> None:
-        _write_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset, scale=scale,
-                    output=output)  # the outer write is atomic
+        report["exporter"] = _write_onnx(net, shapes[0], tmp, dynamic=static_hw is None, opset=opset, scale=scale,
+                                         output=output, exporter=exporter)  # the outer write is atomic
         report.update(_add_metadata(tmp, metadata))
         gen = torch.Generator().manual_seed(seed)
         errors = [onnx_max_error(net, tmp, torch.rand(shape, generator=gen)) for shape in shapes]

@@ -2,19 +2,23 @@
 
 For any backend that profiles a whole network per layer (AI Hub's `execution_detail`
 today; a second device backend reuses this instead of copying it). A layer belongs to
-the unit whose module path its name carries. The exporter names nodes by module scope
-(`/enc0/enc0.0/conv1/Conv`) and converters rewrite names (the QNN converter turns every
-non-alphanumeric run into `_`: `_enc0_enc0_0_conv1_Conv`), so names and paths are
-compared in that normalised form, as whole `_`-separated parts.
+the unit whose module path its name carries. `hwnas.onnx_export` names every node by
+its module path itself -- from the module stack the dynamo exporter keeps on each node
+(`/enc0.0.conv1/Conv`, the path also in the node's `hwnas.module_path` metadata), or
+from the scopes of the TorchScript exporter it falls back to (`/enc0/enc0.0/conv1/Conv`)
+-- and converters rewrite names (the QNN converter turns every non-alphanumeric run into
+`_`: `_enc0_0_conv1_Conv`), so names and paths are compared in that normalised form, as
+whole `_`-separated parts. An ONNX file itself is attributed by `node_owners`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 US_PER_MS = 1000.0
+MODULE_PATH_KEY = "hwnas.module_path"  # node metadata: the module path `hwnas.onnx_export` wrote
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,22 @@ def owner(layer_name: str, paths: Iterable[str]) -> str | None:
             rank = (-len(normalise(path)), at, path)
             best = rank if best is None or rank < best else best
     return best[2] if best else None
+
+
+def node_owners(model, paths: Iterable[str]) -> dict[str, str | None]:
+    """ONNX node name -> the path in `paths` it belongs to (None: glue outside every path), for an
+    `onnx.ModelProto` exported by `hwnas.onnx_export`: from the node's module path metadata
+    (the innermost of `paths` that is that module or holds it), else from its name (`owner`)."""
+    paths = list(paths)
+    out: dict[str, str | None] = {}
+    for node in model.graph.node:
+        module = next((p.value for p in node.metadata_props if p.key == MODULE_PATH_KEY), None)
+        if module is None:
+            out[node.name] = owner(node.name, paths)
+            continue
+        holders = [p for p in paths if module == p or module.startswith(p + ".")]
+        out[node.name] = max(holders, key=len) if holders else None
+    return out
 
 
 def exported_name(layer_name: str, exported: Mapping[str, str]) -> str:
