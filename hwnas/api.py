@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the result types; importing them at run time would load tor
     from hwnas.latency import LatencyTable
     from hwnas.prediction import LatencyPrediction, ModelLike
     from hwnas.searching import SearchResult
+    from hwnas.config import SweepConfig
+    from hwnas.sweep import SweepResult
     from hwnas.training import TrainResult
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,27 @@ def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool 
         config = _config(SearchConfig, config, fields)
     config, table, task = prepare(config, table, None, lambda c: cached_table(c, on_table_progress, approve or _approver(yes)))
     return run_search(config, out, table, resume=resume, on_step=on_step, task=task)
+
+
+def sweep(config: SweepConfig | None = None, *, out: str | Path, resume: bool = False, table: LatencyTable | None = None,
+          on_run: Callable[[Any, int, int], None] | None = None, on_step: Callable[[Any], None] | None = None,
+          yes: bool = False, approve: Approve | None = None, **fields: Any) -> SweepResult:
+    """Searches over mu, latency targets and seeds into `out` (`hwnas sweep`); returns `hwnas.sweep.SweepResult`.
+
+    Keywords are `SweepConfig` fields: `search` (a `SearchConfig` or its fields), the axes
+    (`latency_weights`, `target_ratios`, `seeds`), `baselines` (`FrontConfig` fields, e.g.
+    {"budget_steps": 6000}: the front of `hwnas.front`) and `executor`. The table is
+    `table`, else the search's `lut`, else the per-user cache's, as for `search`.
+    `on_run(point, index, count)` before each search, `on_step(StepLog)` after every step.
+    """
+    from hwnas.config import SweepConfig
+    from hwnas.searching import prepare
+    from hwnas.sweep import run_sweep
+
+    config = _config(SweepConfig, config, fields)
+    search, table, task = prepare(config.search, table, None, lambda c: cached_table(c, None, approve or _approver(yes)))
+    config = config.model_copy(update={"search": search})
+    return run_sweep(config, out, table, task=task, resume=resume, on_run=on_run, on_step=on_step)
 
 
 def train(config: TrainConfig | None = None, *, out: str | Path, resume: bool = False,

@@ -264,18 +264,73 @@ class SearchConfig(Frozen):
         return self
 
 
+class FrontConfig(Frozen):
+    """The baselines of a sweep's latency-quality front (`hwnas sweep --baselines`, `hwnas.front`).
+
+    Every network gets `budget_steps` weight updates: a searched one is fine-tuned for
+    what its search left of them; the baselines (uniform networks, random mixes at each
+    target's predicted latency, the base and best uniform networks made narrower and
+    shallower) train that long from scratch with the search's recipe. Then each is
+    measured end to end (ONNX Runtime on this CPU, `measure_runs` interleaved rounds,
+    `measure_threads` threads) and scored on the task's validation and on `score_data`
+    (with `score_options`, the task's evaluation options, e.g. {"sigma": [25]})."""
+
+    budget_steps: int = Field(ge=1)
+    uniform_candidates: tuple[str, ...] = ()  # empty: every candidate of the space
+    random_per_target: int = Field(2, ge=0)
+    random_tolerance: float = Field(0.03, gt=0, lt=1)  # a random mix's prediction within this fraction of the target
+    random_tries: int = Field(20000, ge=1)
+    score_data: tuple[str, ...] = ()
+    score_options: dict[str, Any] = {}
+    measure_runs: int = Field(60, ge=1)
+    measure_threads: int = Field(2, ge=1)
+
+    @field_validator("score_options", mode="before")
+    @classmethod
+    def _yaml_plain(cls, value: Any) -> Any:
+        return _yaml_plain(value)
+
+
 class SweepConfig(Frozen):
     """Several searches that differ only in mu, latency target or seed (`hwnas sweep`).
 
     Runs: every mu x every target ratio (none: the penalty form) x every seed (none: the
     search's own). A target ratio R gives the search `target_ms` = R x the table's base
     network (every position's first candidate), so one sweep spans the front between
-    the cheapest network and the base one (issue 22)."""
+    the cheapest network and the base one (issue 22). With `baselines` the sweep also
+    fine-tunes every derived network and trains the baselines of the front
+    (`FrontConfig`). Runs go through `executor` (`hwnas.executors`), each asking for
+    `cpus_per_run` CPUs and `gpus_per_run` GPUs of a cluster node."""
 
     search: SearchConfig
     latency_weights: tuple[float, ...] = ()
     target_ratios: tuple[float, ...] = ()
     seeds: tuple[int, ...] = ()
+    baselines: FrontConfig | None = None
+    executor: str = "local"
+    cpus_per_run: float = Field(1.0, gt=0)
+    gpus_per_run: float = Field(0.0, ge=0)
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, v: str) -> str:
+        from hwnas.executors import EXECUTORS
+
+        if v not in EXECUTORS:
+            raise ValueError(f"unknown executor {v!r}; choose one of {', '.join(EXECUTORS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _budget(self) -> "SweepConfig":
+        """A searched network's fine-tuning gets what its search left of the budget: something must be left."""
+        if self.baselines is None:
+            return self
+        searched = self.search.epochs * self.search.steps_per_epoch
+        if self.baselines.budget_steps <= searched:
+            raise ValueError(f"the training budget of {self.baselines.budget_steps} steps leaves nothing to fine-tune after "
+                             f"the search's {searched} steps ({self.search.epochs} epochs x {self.search.steps_per_epoch}); "
+                             f"raise the budget above {searched} steps or search for fewer")
+        return self
 
     @model_validator(mode="after")
     def _distinct(self) -> "SweepConfig":
@@ -320,7 +375,8 @@ def merged(values: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-FIELD_FLAGS = {"latency_weights": "--latency-weight", "target_ratios": "--target-ratio", "seeds": "--seeds"}  # fields whose flag is not their name
+FIELD_FLAGS = {"latency_weights": "--latency-weight", "target_ratios": "--target-ratio", "seeds": "--seeds",
+               "uniform_candidates": "--uniform-candidates", "score_data": "--score-data", "score_options": "--score-option"}  # fields whose flag is not their name
 
 
 def build_config(cls: type[BaseModel], **values: Any) -> BaseModel:

@@ -16,7 +16,10 @@ directory), then writes
 
 The searches share everything but the point (same data, table), so the front shows
 what the latency term alone buys. With `resume`, finished searches are reused and
-an interrupted one continues.
+an interrupted one continues. With `baselines` (`hwnas.front`) the sweep also
+fine-tunes every derived network, trains the baselines a user would pick without a
+search and writes front.csv and front.png on measured latency. Every run goes
+through the sweep's executor (`hwnas.executors`) as a job (`hwnas.sweep_jobs`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from hwnas.config import SearchConfig, SweepConfig, write_config
 from hwnas.io import atomic_write_bytes
 from hwnas.latency import LatencyTable
 from hwnas.rows import write_rows
-from hwnas.searching import SearchResult, StepLog, run_search
+from hwnas.executors import executor
+from hwnas.searching import SearchResult, StepLog
+from hwnas.sweep_jobs import Local, SearchJob, run_job
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +98,20 @@ class SweepResult:
     table: Path
     plot: Path
     metric: str  # the column the front is drawn on: val_<the task's primary metric>
+    front: Any = None  # hwnas.front.FrontResult with `baselines`
 
 
 def check_sweep_dir(out: Path, config_points: Sequence[Point], resume: bool) -> None:
     """Refuse an --out that cannot hold the sweep, or one holding runs, unless resuming (`hwnas.outdir`)."""
+    if resume:
+        _adopt(Path(out))
     outdir.check(out, "sweep", resume)
     for point in config_points:
         outdir.check(out / point.name, "search", resume)
+        outdir.check(out / point.name / "finetune", "train", resume)
+    if (out / "baselines").is_dir():
+        for run in sorted(p for p in (out / "baselines").iterdir() if p.is_dir()):
+            outdir.check(run, "train", resume)
 
 
 def run_sweep(
@@ -118,25 +130,53 @@ def run_sweep(
     """
     out = Path(out)
     check_sweep_dir(out, points(config), resume)
+    if config.baselines is not None:
+        from hwnas.front import check
+
+        check(config, table)
     with outdir.claim(out, "sweep", resume):  # held until the sweep ends; each search holds its own folder too
         return _sweep(config, out, table, task=task, resume=resume, on_run=on_run, on_step=on_step)
 
 
+def _adopt(out: Path) -> None:
+    """A folder holding only baselines/ of training runs (trained ahead with `hwnas train`, e.g. by a benchmark)
+    becomes the sweep's: marked as one, so --resume starts the sweep there and reuses them."""
+    if not out.is_dir() or outdir.run_kind(out) is not None:
+        return
+    entries = [p for p in out.iterdir() if p.name not in outdir.BOOKKEEPING]
+    runs = [p for p in (out / "baselines").iterdir() if p.is_dir()] if (out / "baselines").is_dir() else []
+    if [p.name for p in entries] == ["baselines"] and runs and all(outdir.run_kind(p) == "train" for p in runs):
+        from hwnas.io import atomic_write_text
+
+        atomic_write_text(out / outdir.MARKER, "sweep\n")
+
+
 def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume: bool, on_run, on_step) -> SweepResult:
-    results: list[tuple[Point, SearchResult]] = []
     todo = points(config)
     base = base_ms(config.search, table) if config.target_ratios else 0.0
     write_config(config, out / "sweep.yaml")  # first: an interrupted sweep resumes from it
-    for i, point in enumerate(todo):
-        if on_run is not None:
-            on_run(point, i, len(todo))
-        search = point.config(config.search, base)
-        results.append((point, run_search(search, out / point.name, table, resume=resume, on_step=on_step, task=task)))
+    local = config.executor == "local"  # only a run in this process gets callbacks and the decoded task
+    jobs = [SearchJob(point.name, point.config(config.search, base), out / point.name, table, resume,
+                      Local(task, on_step, _starting(on_run, point, i, len(todo))) if local else Local())
+            for i, point in enumerate(todo)]
+    runner = executor(config.executor, cpus=config.cpus_per_run, gpus=config.gpus_per_run)
+    front = None
+    if config.baselines is None:
+        found = runner.map(run_job, jobs)
+    else:
+        from hwnas.front import run_front
+
+        found, front = run_front(config, out, table, jobs, runner, resume=resume, local=local)
+    results: list[tuple[Point, SearchResult]] = list(zip(todo, found))
     metric = f"val_{results[0][1].summary.get('primary_metric') or 'score'}"
     rows, columns = sweep_rows(results, out, metric)
     write_rows(out / "sweep.csv", rows, columns)
     plot_pareto(out / "pareto.png", rows, metric)
-    return SweepResult(out, rows, out / "sweep.csv", out / "pareto.png", metric)
+    return SweepResult(out, rows, out / "sweep.csv", out / "pareto.png", metric, front)
+
+
+def _starting(on_run, point: Point, index: int, count: int) -> Callable[[], None] | None:
+    return None if on_run is None else (lambda: on_run(point, index, count))
 
 
 def base_ms(search: SearchConfig, table: LatencyTable) -> float:

@@ -152,6 +152,16 @@ def sweep(
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
     task: Optional[str] = TaskOpt, task_option: OptionalStrList = TaskOptionOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file: a sweep's own sweep.yaml (search settings and latency_weights) or a search's config.yaml; flags given as well override it."),
+    baselines: bool = typer.Option(False, "--baselines", help="Also fine-tune every derived network and train the baselines a user would pick without a search (uniform, random mixes at each target, base and best uniform network made narrower/shallower), all to --budget-steps; then measure all end to end (onnxruntime CPU) and write front.csv and front.png."),
+    budget_steps: Optional[int] = typer.Option(None, "--budget-steps", help="With --baselines: weight updates per network; a searched network is fine-tuned for this minus its search's steps."),
+    uniform_candidates: Optional[str] = typer.Option(None, "--uniform-candidates", help="With --baselines: the uniform networks to train, e.g. naf,cbr (default: every candidate)."),
+    random_per_target: Optional[int] = typer.Option(None, "--random-per-target", help="With --baselines: random mixes per target, predicted within 3% of it (default 2)."),
+    score_data: OptionalStrList = typer.Option(None, "--score-data", help="With --baselines: also score every network on this folder (repeatable), by the task's evaluation protocol."),
+    score_option: OptionalStrList = typer.Option(None, "--score-option", help="With --score-data: an option of the task's evaluation KEY=VALUE (YAML), e.g. --score-option sigma=[25]."),
+    measure_runs: Optional[int] = typer.Option(None, "--measure-runs", help="With --baselines: interleaved timed rounds per network when measuring (default 60)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Where the runs execute: local (default: one after another here) or ray (a Ray cluster)."),
+    cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", help="CPUs each run asks of a cluster node (default 1)."),
+    gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", help="GPUs each run asks of a cluster node (default 0)."),
 ) -> None:
     """Trade-off sweep: one search per latency weight mu, latency target and seed, then predicted latency vs the task's validation score (PSNR for denoising).
 
@@ -162,6 +172,8 @@ def sweep(
       hwnas sweep --space nafnet-unet --latency-weight 0,0.1,0.3,1 --epochs 6 --out runs/sweep
 
       hwnas sweep --lut small.csv --target-ratio 0.45,0.6,0.75 --seeds 0,1 --out runs/front
+
+      hwnas sweep --lut small.csv --target-ratio 0.45,0.6,0.75 --seeds 0,1 --baselines --budget-steps 6000 --out runs/front
     """
     flags = _given(locals())  # first: names imported below would join locals()
     from hwnas.sweep import check_sweep_dir, grid as sweep_grid, run_sweep
@@ -169,6 +181,7 @@ def sweep(
     if resume and config is None and out is not None and (out / "sweep.yaml").is_file():
         config = out / "sweep.yaml"  # the sweep's own settings and weights: resuming asks for nothing again
     base, axes = _sweep_file(config)
+    extra = _sweep_extra(config, locals())
     fields = _merged(base, flags)
     given = {"latency_weights": (latency_weight, "--latency-weight", float, "0,0.1,0.3,1"),
              "target_ratios": (target_ratio, "--target-ratio", float, "0.45,0.6,0.75"), "seeds": (seeds, "--seeds", int, "0,1")}
@@ -180,10 +193,14 @@ def sweep(
     check_sweep_dir(run_dir, grid, resume)  # before a table is measured
     with _progress(not as_json) as bars:
         search, table, task = _sweep_search(run_dir, grid[0], {**fields, "latency_weight": grid[0].mu}, resume, bars, yes)
-        sweep_config = build_config(SweepConfig, search=search, **{k: tuple(v) for k, v in axes.items() if v})
+        sweep_config = build_config(SweepConfig, search=search, **{k: tuple(v) for k, v in axes.items() if v}, **extra)
         result = run_sweep(sweep_config, run_dir, table, task=task, resume=resume, on_step=bars.on_step, on_run=bars.on_run)
     if as_json:
-        typer.echo(json.dumps({"out": str(result.out), "table": str(result.table), "plot": str(result.plot), "runs": result.rows}, indent=2))
+        report = {"out": str(result.out), "table": str(result.table), "plot": str(result.plot), "runs": result.rows}
+        if result.front is not None:
+            f = result.front
+            report["front"] = {"table": str(f.table), "plot": str(f.plot), "metric": f.metric, "notes": f.notes, "runs": f.rows}
+        typer.echo(json.dumps(report, indent=2))
         return
     label = result.metric.removeprefix("val_")
     typer.echo(f"{'point':<18}  {'predicted ms':>12}  {'speedup':>7}  {'val ' + label:>8}  pareto  run")
@@ -193,6 +210,19 @@ def sweep(
         typer.echo(f"{r['label']:<18}  {r['predicted_ms']:>12.2f}  {r['speedup']:>6.2f}x  {score:>8}  "
                    f"{'*' if r['pareto'] else ' ':^6}  {r['run']}{uniform}")
     typer.echo(f"table: {result.table}\nplot:  {result.plot}")
+    if result.front is not None:
+        _report_front(result.front)
+
+
+def _report_front(front) -> None:
+    label = front.metric.removeprefix("val_")
+    typer.echo(f"\n{'network':<28}  {'kind':<9}  {'measured ms':>11}  {'val ' + label:>8}  pareto  run")
+    for r in sorted(front.rows, key=lambda r: r["measured_ms"]):
+        score = "-" if r.get(front.metric) is None else f"{r[front.metric]:.2f}"
+        typer.echo(f"{r['name']:<28}  {r['kind']:<9}  {r['measured_ms']:>11.2f}  {score:>8}  {'*' if r['pareto'] else ' ':^6}  {r['run']}")
+    for note in front.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"front table: {front.table}\nfront plot:  {front.plot}")
 
 
 def register(app: typer.Typer) -> None:
@@ -230,6 +260,41 @@ def _merged(base: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 
 
 SWEEP_AXES = ("latency_weights", "target_ratios", "seeds")
+SWEEP_EXTRA = ("baselines", "executor", "cpus_per_run", "gpus_per_run")  # SweepConfig fields besides the search and axes
+FRONT_FLAGS = {"budget_steps": "--budget-steps", "uniform_candidates": "--uniform-candidates",
+               "random_per_target": "--random-per-target", "score_data": "--score-data", "score_option": "--score-option",
+               "measure_runs": "--measure-runs"}
+
+
+def _sweep_extra(path: Optional[Path], flags: dict[str, Any]) -> dict[str, Any]:
+    """The SweepConfig fields of --baselines and --executor: sweep.yaml's (--config), the flags given on top.
+    Baseline flags without --baselines, or --baselines without a budget: one sentence."""
+    from hwnas.config import read_settings
+
+    saved: dict[str, Any] = {}
+    if path is not None:
+        try:
+            saved = {k: v for k, v in read_settings(path, SweepConfig).items() if k in SWEEP_EXTRA and v is not None}
+        except HwnasError:
+            saved = {}  # a search's config.yaml: no sweep settings
+    out = {**saved, **{k: flags[k] for k in ("executor", "cpus_per_run", "gpus_per_run") if flags.get(k) is not None}}
+    given = [flag for key, flag in FRONT_FLAGS.items() if flags.get(key) not in (None, [])]
+    if not flags.get("baselines") and "baselines" not in saved:
+        if given:
+            raise HwnasError(f"{given[0]} applies to the baselines of a front; add --baselines (and --budget-steps).")
+        return out
+    front = dict(saved.get("baselines") or {})
+    front.update({k: flags[k] for k in ("budget_steps", "random_per_target", "measure_runs") if flags.get(k) is not None})
+    if flags.get("uniform_candidates"):
+        front["uniform_candidates"] = [c.strip() for c in flags["uniform_candidates"].split(",") if c.strip()]
+    if flags.get("score_data"):
+        front["score_data"] = list(flags["score_data"])
+    if flags.get("score_option"):
+        front["score_options"] = parse_options(flags["score_option"], "--score-option", "sigma=[25]")
+    if front.get("budget_steps") is None:
+        raise HwnasError("--baselines needs a training budget: add --budget-steps B, the weight updates every network "
+                         "gets (e.g. --budget-steps 6000).")
+    return {**out, "baselines": front}
 
 
 def _sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], dict[str, list]]:

@@ -1,0 +1,154 @@
+"""`hwnas sweep --baselines`: the latency-quality front (hwnas.front, hwnas.baselines) on the tiny preset.
+
+A macs table (device-free) steers the searches and picks the random mixes; the networks
+are measured end to end with onnxruntime at 32 px, a few rounds only (the numbers are
+noise on a busy machine; the test checks the plumbing, not the front).
+"""
+
+import csv
+import json
+
+import matplotlib.font_manager  # noqa: F401 -- font cache found before XDG_CACHE_HOME moves (else rebuilt: seconds)
+import pytest
+
+from hwnas import baselines as bl
+from hwnas.config import SpaceSpec
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
+# one search of 2 steps at 0.9x the base network's prediction (the macs table's cheapest network is 0.8x)
+SEARCH = ["--target-ratio", "0.9", "--image-size", "32", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2",
+          "--epochs", "1", "--warmup-epochs", "0", "--threads", "1", "--prefetch", "0"]
+FRONT = ["--baselines", "--budget-steps", "4", "--uniform-candidates", "naf,cbr", "--measure-runs", "3"]
+
+
+@pytest.fixture(scope="module")
+def lut(tmp_path_factory):
+    import hwnas
+
+    path = tmp_path_factory.mktemp("lut") / "tiny.csv"
+    hwnas.build_table(backend="macs", spec={"preset": "tiny"}, image_size=32, out=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def front(lut, tmp_path_factory):
+    """One sweep with --baselines, run once for the module (in-process, as the `cli` fixture does)."""
+    import sys
+
+    from hwnas.cli import main
+
+    out = tmp_path_factory.mktemp("front") / "sweep"
+    argv, sys.argv = sys.argv, ["hwnas", "sweep", "--lut", str(lut), *SEARCH, *FRONT, "--out", str(out), "--json"]
+    try:
+        main()
+    except SystemExit as done:
+        assert done.code in (0, None)
+    finally:
+        sys.argv = argv
+    return out
+
+
+def rows(out):
+    with open(out / "front.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_front_has_every_kind_its_table_and_plot(front):
+    table = rows(front)
+    assert {r["kind"] for r in table} == {"searched", "uniform", "narrower", "shallower", "random"}
+    assert list(table[0])[:6] == ["kind", "name", "target_ratio", "seed", "predicted_ms", "measured_ms"]
+    assert {"val_psnr", "val_ssim", "params", "gmacs", "steps", "train_seconds", "pareto", "run"} <= set(table[0])
+    assert all(int(r["steps"]) == 4 for r in table)  # search 2 + fine-tune 2 = every baseline's budget
+    assert all(float(r["measured_ms"]) > 0 for r in table) and any(r["pareto"] == "True" for r in table)
+    assert (front / "front.png").read_bytes()[:4] == b"\x89PNG"
+    names = {r["name"] for r in table}
+    assert {"uniform-naf-s0", "uniform-cbr-s0", "random-0.9x-1", "random-0.9x-2", "mu-1-target0.9x"} <= names
+    for r in table:
+        assert (front / r["run"] / "model.pt").is_file()
+    assert (front / "mu-1-target0.9x" / "finetune" / "config.yaml").is_file()
+    tuned = json.loads(json.dumps(__import__("yaml").safe_load((front / "mu-1-target0.9x" / "finetune" / "config.yaml").read_text())))
+    assert tuned["init_from"].endswith("mu-1-target0.9x") and tuned["epochs"] * tuned["steps_per_epoch"] == 2
+
+
+def test_resume_reuses_every_finished_run(front, lut, cli):
+    models = sorted(front.glob("**/model.pt"))
+    before = {p: p.stat().st_mtime_ns for p in models}
+    code, out, err = cli("sweep", "--out", front, "--resume", "--json")  # everything from sweep.yaml
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in models} == before  # nothing retrained
+    report = json.loads(out)
+    assert {r["name"] for r in report["front"]["runs"]} == {r["name"] for r in rows(front)}
+
+
+def test_a_pretrained_uniform_run_is_reused(lut, tmp_path, cli):
+    """A benchmark trains baselines/uniform-cbr-s0 with `hwnas train` first; the sweep takes it as it is."""
+    run = tmp_path / "sweep" / "baselines" / "uniform-cbr-s0"
+    code, _, err = cli("train", "--uniform", "cbr", "--preset", "tiny", "--crop", "16", "--batch-size", "2", "--epochs", "2",
+                       "--steps-per-epoch", "2", "--lr", "0.002", "--threads", "1",
+                       "--out", run)
+    assert code == 0, err
+    stamp = (run / "model.pt").stat().st_mtime_ns
+    code, out, err = cli("sweep", "--lut", lut, *SEARCH, "--baselines", "--budget-steps", "4", "--uniform-candidates", "cbr",
+                         "--random-per-target", "0", "--measure-runs", "3", "--out", tmp_path / "sweep", "--resume", "--json")
+    assert code == 0, err
+    assert (run / "model.pt").stat().st_mtime_ns == stamp
+    assert "uniform-cbr-s0" in {r["name"] for r in json.loads(out)["front"]["runs"]}
+
+
+def test_random_mixes_match_the_target_within_3_percent(lut):
+    from hwnas.latency import LatencyTable
+
+    space = SpaceSpec(preset="tiny").create()
+    costs = bl.Costs.of(space, 32, LatencyTable.load(lut))
+    low, high = costs.extremes()
+    target = low + 0.5 * (high - low)
+    mixes = bl.random_mixes(space.name, costs, target, 3, tolerance=0.03, tries=5000, seed=1, label="mid")
+    assert len(set(m.to_json() for m in mixes)) == 3
+    assert all(abs(costs.ms(m) - target) <= 0.03 * target for m in mixes)
+    assert mixes == bl.random_mixes(space.name, costs, target, 3, tolerance=0.03, tries=5000, seed=1, label="mid")
+    with pytest.raises(Exception, match="choose a target between the cheapest"):
+        bl.random_mixes(space.name, costs, 0.5 * low, 1, tolerance=0.03, tries=200, seed=1, label="0.4x")
+
+
+def test_nafnet_unet_is_scalable_narrower_and_shallower():
+    from hwnas.space import Scalable
+
+    spec = SpaceSpec(preset="small")
+    space = spec.create()
+    assert isinstance(space, Scalable)
+    kinds = bl.variants(spec, space)
+    assert set(kinds) == {"narrower", "shallower"}
+    widths = [v.create().config.width for v in kinds["narrower"]]
+    assert widths == sorted(widths, reverse=True) and widths[0] < 16 and min(widths) >= 2
+    depths = [len(v.create().positions(64)) for v in kinds["shallower"]]
+    assert depths == sorted(depths, reverse=True) and depths[0] < len(space.positions(64)) and min(depths) >= 1
+
+
+def test_a_space_without_the_capability_gets_no_narrowed_baselines():
+    assert bl.variants(SpaceSpec(preset="tiny"), object()) is None
+
+
+def test_pick_variant_takes_the_closest_at_or_below_the_target():
+    assert bl.pick_variant([("a", 9.0), ("b", 7.0), ("c", 5.0)], 8.0) == ("b", True)
+    assert bl.pick_variant([("a", 9.0), ("b", 8.5)], 8.0) == ("b", False)
+
+
+def test_split_makes_exactly_the_steps():
+    assert bl.split(5960) == (10, 596) and bl.split(7) == (7, 1) and bl.split(13) == (1, 13)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--budget-steps", "10"], "error: --budget-steps applies to the baselines of a front; add --baselines (and --budget-steps)."),
+    (["--baselines"], "error: --baselines needs a training budget: add --budget-steps B, the weight updates every network "
+                      "gets (e.g. --budget-steps 6000)."),
+    (["--baselines", "--budget-steps", "2"], "error: the training budget of 2 steps leaves nothing to fine-tune after the "
+                                             "search's 2 steps (1 epochs x 2); raise the budget above 2 steps or search for fewer."),
+    (["--baselines", "--budget-steps", "4", "--uniform-candidates", "naf,conv"], "error: --uniform-candidates names 'conv'"),
+    (["--executor", "slurm"], "error: invalid --executor: unknown executor 'slurm'"),
+])
+def test_a_mistake_is_one_sentence_and_exit_2(flags, message, lut, tmp_path, cli):
+    code, _, err = cli("sweep", "--lut", lut, *SEARCH, *flags, "--out", tmp_path / "sweep")
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith(message) and "Traceback" not in err
+    assert not (tmp_path / "sweep").exists()
