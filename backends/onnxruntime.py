@@ -77,6 +77,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPSET = 17
+# Units are exported by the TorchScript exporter at opset 17, chosen here, not as a fallback: every
+# stored ONNX Runtime table records opset 17 in its settings and times that exporter's graph, and
+# a table refuses a backend with other settings -- moving units to the dynamo exporter (opset 18
+# and up) is a protocol change that refuses every stored table, to be made with a protocol bump.
+# The time is not the reason: dynamo costs ~1 s more per unit (benchmarks/results/export.csv),
+# ~30 s on a 30-unit paper table. HWNAS_ONNX_EXPORTER=dynamo does not apply here (opset 17).
+UNIT_EXPORTER = "legacy"
 PROTOCOL_VERSION = 2  # a settings key: a table timed by another protocol is refused, not completed
 INT8_PROTOCOL_VERSION = 3  # int8 units timed with 8-bit input and output (`hwnas.quantised_io`); fp32 tables stay valid
 GROUP_UNITS = 64  # sessions timed in the same rounds at most; results are saved per group
@@ -331,7 +338,7 @@ class OnnxRuntimeBackend(LatencyBackend):
 
         path = tmp / f"{unit.kind}-{unit.name}-{shape_str(unit.input_shape)}.onnx"
         try:
-            path = to_onnx(unit.module, unit.input_shape, path, opset=OPSET)
+            path = to_onnx(unit.module, unit.input_shape, path, opset=OPSET, exporter=UNIT_EXPORTER)
         except HwnasError:
             raise
         except Exception as err:  # the exporter raises many types

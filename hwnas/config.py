@@ -488,7 +488,7 @@ class ExportConfig(Frozen):
     out: str
     static: tuple[int, int] | None = None
     tolerance: float = Field(1e-4, gt=0)
-    opset: int = Field(17, ge=13)
+    opset: int = Field(18, ge=13)  # the dynamo exporter's floor (hwnas.onnx_export); below it the TorchScript one
     cost_size: int = Field(256, ge=8)
     precision: str = "fp32"  # ONNX Runtime's static QDQ quantisation (hwnas.quantize)
     calibration: str | None = None  # image folder for int8/w8a16; None: the task's sample images

@@ -204,7 +204,7 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", help="The ONNX file to write (or out in --config)."),
     static: Optional[str] = typer.Option(None, "--static", help="Fixed input HxW, e.g. 256x256 (NPU compilers such as AI Hub's QNN need it); default: dynamic H and W."),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help=f"Largest max-abs difference to PyTorch accepted (default 1e-4). {bounds(ExportConfig, 'tolerance')}"),
-    opset: Optional[int] = typer.Option(None, "--opset", help=f"ONNX opset (default 17). {bounds(ExportConfig, 'opset')}"),
+    opset: Optional[int] = typer.Option(None, "--opset", help=f"ONNX opset (default 18; below 18 the deprecated TorchScript exporter writes it). {bounds(ExportConfig, 'opset')}"),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default), int8 or w8a16: int8/w8a16 write a statically quantised ONNX (QDQ, per-channel 8-bit weights; 8- or 16-bit activations)."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Image folder to calibrate int8/w8a16 activations on (inputs made by the model's task); default: the task's sample images, with a warning."),
     calibration_count: Optional[int] = typer.Option(None, "--calibration-count", help=f"Calibration inputs (default 32). {bounds(ExportConfig, 'calibration_count')}"),
