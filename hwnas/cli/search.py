@@ -21,7 +21,7 @@ from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, Pr
                               TorchThreadsOpt, bounds, settings, task_fields)
 from hwnas.cli.devices import CombineOpt, LutsOpt, LutWeightOpt, TargetsOpt, table_fields
 from hwnas.cli.jobs import YesOpt, authorise
-from hwnas.config import SearchConfig, SweepConfig, build_config, parse_options
+from hwnas.config import FrontConfig, SearchConfig, SweepConfig, build_config, parse_options
 from hwnas.errors import HwnasError
 from hwnas.schedule import ARCH_TRAVEL, MIN_ARCH_LR
 
@@ -153,15 +153,15 @@ def sweep(
     task: Optional[str] = TaskOpt, task_option: OptionalStrList = TaskOptionOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file: a sweep's own sweep.yaml (search settings and latency_weights) or a search's config.yaml; flags given as well override it."),
     baselines: bool = typer.Option(False, "--baselines", help="Also fine-tune every derived network and train the baselines a user would pick without a search (uniform, random mixes at each target, base and best uniform network made narrower/shallower), all to --budget-steps; then measure all end to end (onnxruntime CPU) and write front.csv and front.png."),
-    budget_steps: Optional[int] = typer.Option(None, "--budget-steps", help="With --baselines: weight updates per network; a searched network is fine-tuned for this minus its search's steps."),
+    budget_steps: Optional[int] = typer.Option(None, "--budget-steps", help=f"With --baselines: weight updates per network; a searched network is fine-tuned for this minus its search's steps. {bounds(FrontConfig, 'budget_steps')}"),
     uniform_candidates: Optional[str] = typer.Option(None, "--uniform-candidates", help="With --baselines: the uniform networks to train, e.g. naf,cbr (default: every candidate)."),
-    random_per_target: Optional[int] = typer.Option(None, "--random-per-target", help="With --baselines: random mixes per target, predicted within 3% of it (default 2)."),
+    random_per_target: Optional[int] = typer.Option(None, "--random-per-target", help=f"With --baselines: random mixes per target, predicted within 3% of it (default 2). {bounds(FrontConfig, 'random_per_target')}"),
     score_data: OptionalStrList = typer.Option(None, "--score-data", help="With --baselines: also score every network on this folder (repeatable), by the task's evaluation protocol."),
     score_option: OptionalStrList = typer.Option(None, "--score-option", help="With --score-data: an option of the task's evaluation KEY=VALUE (YAML), e.g. --score-option sigma=[25]."),
-    measure_runs: Optional[int] = typer.Option(None, "--measure-runs", help="With --baselines: interleaved timed rounds per network when measuring (default 60)."),
+    measure_runs: Optional[int] = typer.Option(None, "--measure-runs", help=f"With --baselines: interleaved timed rounds per network when measuring (default 60). {bounds(FrontConfig, 'measure_runs')}"),
     executor: Optional[str] = typer.Option(None, "--executor", help="Where the runs execute: local (default: one after another here) or ray (a Ray cluster)."),
-    cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", help="CPUs each run asks of a cluster node (default 1)."),
-    gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", help="GPUs each run asks of a cluster node (default 0)."),
+    cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", help=f"CPUs each run asks of a cluster node (default 1). {bounds(SweepConfig, 'cpus_per_run')}"),
+    gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", help=f"GPUs each run asks of a cluster node (default 0). {bounds(SweepConfig, 'gpus_per_run')}"),
 ) -> None:
     """Trade-off sweep: one search per latency weight mu, latency target and seed, then predicted latency vs the task's validation score (PSNR for denoising).
 
