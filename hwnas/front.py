@@ -275,6 +275,7 @@ def measure_and_score(config: SweepConfig, out: Path, trained: Sequence[Trained]
     """One row per trained network: measured here, counted, scored on --score-data."""
     from hwnas.cost import count_macs, count_params
     from hwnas.modelfile import load_model
+    from hwnas.sweep import relative
 
     size, front = config.search.image_size, config.baselines
     built = [load_model(t.model).build() for t in trained]
@@ -286,7 +287,7 @@ def measure_and_score(config: SweepConfig, out: Path, trained: Sequence[Trained]
                "predicted_ms": f.get("predicted_ms"), "measured_ms": ms, **t.scores, **_extra_scores(front, t),
                "params": count_params(net), "gmacs": count_macs(net, tuple(space.example_input(size).shape)) / 1e9,
                "steps": t.steps + f.get("search_steps", 0), "train_seconds": t.train_seconds + f.get("search_seconds", 0.0),
-               "run": str(t.out.relative_to(out)) if t.out.is_relative_to(out) else str(t.out)}
+               "run": relative(t.out, out)}
         rows.append(row)
     return rows
 

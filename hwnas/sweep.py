@@ -24,6 +24,7 @@ through the sweep's executor (`hwnas.executors`) as a job (`hwnas.sweep_jobs`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from dataclasses import dataclass
@@ -156,17 +157,19 @@ def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume:
     base = base_ms(config.search, table) if config.target_ratios else 0.0
     write_config(config, out / "sweep.yaml")  # first: an interrupted sweep resumes from it
     local = config.executor == "local"  # only a run in this process gets callbacks and the decoded task
-    jobs = [SearchJob(point.name, point.config(config.search, base), out / point.name, table, resume,
+    where = out if local else out.resolve()  # a cluster's worker may run in another folder
+    jobs = [SearchJob(point.name, point.config(config.search, base), where / point.name, table, resume,
                       Local(task, on_step, _starting(on_run, point, i, len(todo))) if local else Local())
             for i, point in enumerate(todo)]
     runner = executor(config.executor, cpus=config.cpus_per_run, gpus=config.gpus_per_run)
     front = None
-    if config.baselines is None:
-        found = runner.map(run_job, jobs)
-    else:
-        from hwnas.front import run_front
+    with runner if hasattr(runner, "__enter__") else contextlib.nullcontext():  # one connection for all maps
+        if config.baselines is None:
+            found = runner.map(run_job, jobs)
+        else:
+            from hwnas.front import run_front
 
-        found, front = run_front(config, out, table, jobs, runner, resume=resume, local=local)
+            found, front = run_front(config, where, table, jobs, runner, resume=resume, local=local)
     results: list[tuple[Point, SearchResult]] = list(zip(todo, found))
     metric = f"val_{results[0][1].summary.get('primary_metric') or 'score'}"
     rows, columns = sweep_rows(results, out, metric)
@@ -207,7 +210,7 @@ def sweep_rows(results: list[tuple[Point, SearchResult]], out: Path, metric: str
             "params": s["params"],
             "alpha_entropy": s["alpha_entropy"],
             "uniform": s.get("uniform"),
-            "run": str(result.run_dir.relative_to(out)) if result.run_dir.is_relative_to(out) else str(result.run_dir),
+            "run": relative(result.run_dir, out),
         })
     front = pareto_front([(r["predicted_ms"], r.get(metric)) for r in rows])
     for i, row in enumerate(rows):
@@ -230,6 +233,14 @@ def device_columns(results: list[tuple[Point, SearchResult]], rows: list[dict[st
         for i, row in enumerate(rows):
             row[f"pareto:{name}"] = i in front
     return [f"{c}:{n}" for n in names for c in ("predicted_ms", "ratio", "pareto")]
+
+
+def relative(path: Path, out: Path) -> str:
+    """`path` as a path inside the sweep folder `out` when it lies there (however either was written), else as it is."""
+    path, out = Path(path), Path(out)
+    if path.resolve().is_relative_to(out.resolve()):
+        return str(path.resolve().relative_to(out.resolve()))
+    return str(path)
 
 
 def device_names(rows: list[dict[str, Any]]) -> list[str]:

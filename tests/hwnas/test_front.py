@@ -152,3 +152,47 @@ def test_a_mistake_is_one_sentence_and_exit_2(flags, message, lut, tmp_path, cli
     assert code == 2, err
     assert err.strip().splitlines()[-1].startswith(message) and "Traceback" not in err
     assert not (tmp_path / "sweep").exists()
+
+
+class ShippingExecutor:
+    """What Ray does to a run, in this process: the function and each job pickled there, the result pickled back."""
+
+    def __init__(self):
+        self.shipped = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def map(self, fn, items):
+        import pickle
+
+        out = []
+        for item in items:
+            job = pickle.loads(pickle.dumps(item))
+            assert job.local.on_start is None and job.local.on_step is None and job.local.task is None
+            self.shipped.append(job.name)
+            out.append(pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(fn))(job))))
+        return out
+
+
+def test_every_run_is_a_picklable_job_for_a_cluster(lut, tmp_path, monkeypatch, cli):
+    """--executor ray: each search and training travels as a pickled job, with no callbacks (the executor is faked)."""
+    import hwnas.sweep
+
+    shipping = ShippingExecutor()
+    asked = {}
+    monkeypatch.setattr(hwnas.sweep, "executor", lambda name, cpus, gpus: asked.update(name=name, cpus=cpus, gpus=gpus) or shipping)
+    search = [f for f in SEARCH if f not in ("--target-ratio", "0.9")]
+    code, out, err = cli("sweep", "--lut", lut, "--latency-weight", "0.1", *search, "--baselines", "--budget-steps", "4",
+                         "--uniform-candidates", "cbr", "--measure-runs", "3", "--executor", "ray", "--cpus-per-run", "2",
+                         "--out", tmp_path / "sweep", "--json")
+    assert code == 0, err
+    assert asked == {"name": "ray", "cpus": 2.0, "gpus": 0.0}
+    assert shipping.shipped == ["mu-0.1", "uniform-cbr-s0", "mu-0.1"]  # search and baseline, then the fine-tuning
+    front = json.loads(out)["front"]
+    assert [(r["kind"], r["run"]) for r in front["runs"]] == [("uniform", "baselines/uniform-cbr-s0"),
+                                                              ("searched", "mu-0.1/finetune")]
+    assert any("no --target-ratio" in note for note in front["notes"])
