@@ -206,6 +206,11 @@ def _write_onnx(module: nn.Module, input_shape: Sequence[int], path: Path, *, dy
             _export_dynamo(folded, input_shape, path, opset=opset, dynamic_axes=dynamic_axes)
             return "dynamo"
         except Exception as err:  # any failure of the new exporter: say why, then the old one
+            if choice == "dynamo" and isinstance(err, _DynamoUnfit):
+                from hwnas.errors import HwnasError
+
+                raise HwnasError(f"the dynamo exporter, which {EXPORTER_ENV} or the caller chose, cannot be used: {err}; "
+                                 "choose auto or legacy.") from None
             if choice == "dynamo":
                 raise
             reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__

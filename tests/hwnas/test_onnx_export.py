@@ -123,6 +123,8 @@ def test_either_exporter_can_be_forced(monkeypatch, tmp_path, caplog):
     _failing_dynamo(monkeypatch, RuntimeError("boom"))
     with pytest.raises(RuntimeError, match="boom"):  # forced dynamo: no fallback
         to_onnx(small_net(), (1, 3, 16, 16), tmp_path / "a.onnx", exporter="dynamo")
+    with pytest.raises(HwnasError, match="dynamo exporter.*cannot be used: opset 17 was asked for"):
+        to_onnx(small_net(), (1, 3, 16, 16), tmp_path / "a.onnx", opset=17, exporter="dynamo")
     monkeypatch.setenv(EXPORTER_ENV, "legacy")
     with caplog.at_level(logging.WARNING, logger="hwnas.onnx_export"):
         to_onnx(small_net(), (1, 3, 16, 16), tmp_path / "b.onnx")  # chosen, so not warned about
