@@ -6,15 +6,18 @@ executor maps a function over run descriptions and returns the results in order.
 
 `ray` (the optional extra, `pip install 'hwnas[ray]'`) runs each item as a Ray task that
 asks for `cpus` CPUs and `gpus` GPUs. It connects to a running cluster when there is one
-(`RAY_ADDRESS`, or a cluster started on this machine with `ray start`), else starts a local
-Ray instance for the map and shuts that down afterwards; a cluster it did not start is only
-disconnected from. When runs fail, the others still finish (their folders stay, for a
-resume), and the error names every failed item with its message.
+(`RAY_ADDRESS`, or a cluster started on this machine with `ray start --head`), else starts
+a local Ray instance for the map and shuts that down afterwards; a cluster it did not start is only
+disconnected from. A cluster's nodes need hwnas (the same version) installed and the
+output folder at the same path. When runs fail, the others still finish (their folders
+stay, for a resume), and the error names every failed item with its message.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from hwnas.errors import HwnasError
@@ -84,26 +87,27 @@ class RayExecutor:
             self.ray.shutdown()  # a driver of a running cluster only disconnects: the cluster stays up
 
     def connect(self) -> None:
-        """Join the running cluster (RAY_ADDRESS, or `ray start` on this machine), else start a local instance."""
+        """Join the cluster RAY_ADDRESS names, else one `ray start` left on this machine, else start a local instance.
+
+        Never another process's local instance (Ray's `address="auto"` would find one): it stops when that
+        process ends, taking this sweep's runs with it."""
         ray = self.ray
         if ray.is_initialized():
             return
-        address = os.environ.get("RAY_ADDRESS")
-        if address:  # the user named a cluster: join it or say why not, never fall back to a local instance
+        named = os.environ.get("RAY_ADDRESS")
+        address = named or started_cluster()
+        if address:
+            where = f"RAY_ADDRESS={address}" if named else f"{address} (the cluster `ray start` left on this machine)"
+            check_answers(address, where)
             try:
-                ray.init()
-            except ConnectionError as err:
-                raise HwnasError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}: {err}") from err
+                ray.init(address=address)
+            except (ConnectionError, RuntimeError) as err:  # refused, e.g. by Ray's token authentication
+                raise HwnasError(f"cannot join the Ray cluster at {where}: {first_line(err)}") from err
             self._connected = True
             return
-        try:
-            ray.init(address="auto")  # a cluster started on this machine (`ray start --head`)
-        except ConnectionError:  # none: start a local instance, for this executor only
-            ray.init(include_dashboard=False)
-            self._connected = True
-            self._check_fits()
-        else:
-            self._connected = True
+        ray.init(address="local", include_dashboard=False)  # for this executor only
+        self._connected = True
+        self._check_fits()
 
     def _check_fits(self) -> None:
         """A local instance cannot grow: a task asking more than it has would wait forever, so say so now."""
@@ -153,7 +157,36 @@ def cause_of(err: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else err
 
 
+def started_cluster() -> str | None:
+    """The address of the cluster `ray start --head` last started on this machine (Ray's own record), if any."""
+    try:
+        from ray._private.services import find_bootstrap_address  # how ray.init() finds it (Ray 2.10 to 2.60)
+
+        return find_bootstrap_address(None) or None
+    except Exception:  # noqa: BLE001 -- a Ray without it: RAY_ADDRESS names the cluster
+        return None
+
+
+def check_answers(address: str, where: str, timeout: float = 10) -> None:
+    """Whether something listens at a `host:port` (or `ray://host:port`) address: Ray itself retries an
+    unreachable one for minutes before it gives up. `where`: how the error names it."""
+    found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if not found:
+        return  # "auto", "local", or a form Ray resolves itself
+    try:
+        socket.create_connection((found[1], int(found[2])), timeout=timeout).close()
+    except OSError as err:
+        raise HwnasError(f"nothing answers at {where} ({err.strerror or err}); start the cluster, or "
+                         "unset RAY_ADDRESS (and `ray stop` a stopped one) for a local Ray instance") from err
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
 def message(err: BaseException) -> str:
+    """How an error names a run's failure: an `HwnasError`'s sentence, else its type and first line."""
     if isinstance(err, HwnasError):
         return str(err)
     text = str(err).strip().splitlines()

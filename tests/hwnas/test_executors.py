@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hwnas.errors import HwnasError, RuntimeFailure
-from hwnas.executors import LocalExecutor, RayExecutor, executor
+from hwnas.executors import LocalExecutor, RayExecutor, check_answers, executor
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,21 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch):
         executor("ray")
 
 
+def test_a_ray_address_where_nothing_listens_is_refused_at_once():
+    """Ray itself retries an unreachable RAY_ADDRESS for minutes."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # closed again: nothing listens there
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(HwnasError, match=rf"^nothing answers at RAY_ADDRESS={address} \(.*\); start the cluster"):
+            check_answers(address, f"RAY_ADDRESS={address}")
+    check_answers("auto", "RAY_ADDRESS=auto")  # Ray's own forms are left to Ray
+
+
 @pytest.fixture(scope="module")
 def ray_running():
-    """A local Ray instance, started the way a sweep starts one (no cluster to join) and stopped after the module."""
+    """A local Ray instance, started the way a sweep starts one (no cluster to join) and stopped after the module:
+    its own, even while another process runs one on this machine."""
     try:
         import ray
     except ImportError:  # not skipped: the suite tests Ray for real (README's test command installs the extra)
