@@ -5,7 +5,7 @@ device: search spaces, tasks and latency backends are plugins found through the
 entry-point groups ``hwnas.searchspaces``, ``hwnas.tasks`` and ``hwnas.backends``
 (see `hwnas.plugins`). The Python API is seven functions -- ``hwnas.build_table``,
 ``hwnas.search``, ``hwnas.train``, ``hwnas.evaluate``, ``hwnas.export``, ``hwnas.load``
-and ``hwnas.predict`` (see `hwnas.api`) -- and the ``hwnas`` command is a thin layer over them.
+and ``hwnas.predict``, with ``hwnas.profile`` (see `hwnas.api`) -- and the ``hwnas`` command is a thin layer over them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ _EXPORTS = {
     "export": "hwnas.api",
     "load": "hwnas.api",
     "predict": "hwnas.api",
+    "profile": "hwnas.api",
     "LatencyPrediction": "hwnas.prediction",
     "Architecture": "hwnas.space",
     "ChoiceBlock": "hwnas.space",

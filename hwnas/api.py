@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from pydantic import BaseModel
 
-from hwnas.config import BuildLutConfig, EvalConfig, ExportConfig, SearchConfig, TrainConfig, build_config, merged, plain
+from hwnas.config import BuildLutConfig, EvalConfig, ExportConfig, ProfileConfig, SearchConfig, TrainConfig, build_config, merged, plain
 from hwnas.errors import HwnasError, Setting, naming, setting
 
 if TYPE_CHECKING:  # the result types; importing them at run time would load torch with `import hwnas`
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the result types; importing them at run time would load tor
     from hwnas.searching import SearchResult
     from hwnas.config import SweepConfig
     from hwnas.sweep import SweepResult
+    from hwnas.tables.profile_job import ProfileReport
     from hwnas.training import TrainResult
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,28 @@ def predict(model: ModelLike, table: str | Path | LatencyTable) -> LatencyPredic
     from hwnas.prediction import predict as table_predict
 
     return table_predict(model, table)
+
+
+def profile(config: ProfileConfig | None = None, *, on_result: Callable[[Any], None] | None = None, yes: bool = False,
+            approve: Approve | None = None, dry_run: bool = False, **fields: Any) -> ProfileReport:
+    """Measure networks end to end and compare them with the latency table's prediction (`hwnas profile`).
+
+    Keywords are `ProfileConfig` fields; `spec` may be given in part and, with `lut`, space,
+    preset, image size, backend and its options come from the table's sidecar (a given value
+    that contradicts it is refused). Without `lut` the cached table of the same target is
+    compared with, if there is one that fits. Exactly one of `arch`, `uniform`, `random`,
+    `random_count` or `onnx`. Returns `hwnas.tables.profile_job.ProfileReport` (`to_dict()`:
+    the JSON document); `on_result(ProfileResult)` after each network of `random_count`.
+    With `dry_run`, everything is checked and nothing measured (the report has no results).
+    """
+    from hwnas.tables.profile_job import ProfileJob, ProfileReport, resolve_config
+
+    config = resolve_config(fields) if config is None else _config(ProfileConfig, config, fields)
+    job = ProfileJob.prepare(config)
+    if dry_run:
+        return ProfileReport(config, job.space, job.backend, job.table, job.table_source, [])
+    (approve or _approver(yes))(job.backend, job.jobs)
+    return job.run(on_result)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class Device:
 
     def describe(self) -> dict:
         meta = self.table.meta
-        return {"backend": meta.backend, "device": meta.device, "precision": meta.settings.get("precision", "fp32")}
+        return {"backend": meta.backend, "device": meta.device, "precision": meta.precision}
 
 
 def single_name(config: SearchConfig) -> str:

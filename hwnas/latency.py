@@ -196,6 +196,10 @@ class TableMeta(BaseModel):
     jobs: dict[str, Any] = {}  # backend bookkeeping, e.g. submitted AI Hub job ids to re-attach to
     space_config: dict[str, Any] = {}  # the space's resolved options, so `--lut` can rebuild the space
 
+    @property
+    def precision(self) -> str:  # what the units were timed at: the backend's setting (tables from before precisions: fp32)
+        return str(self.settings.get("precision", "fp32"))
+
     @classmethod
     def read(cls, path: str | Path) -> "TableMeta":
         """The sidecar of the table at `path` (or the sidecar file itself)."""
@@ -389,9 +393,9 @@ class LatencyTable:
                    device=m.settings.get("device", m.device))
         # Precision first: an int8 table is also timed by another protocol, and the precision is the user's mistake.
         for key, value in sorted((settings or {}).items(), key=lambda kv: kv[0] != "precision"):
-            if key == "precision" and m.settings.get(key, "fp32") != value:  # tables from before precisions are fp32
-                refuse(f"measured at precision {m.settings.get(key, 'fp32')}, not {value}",
-                       "pass {precision} or build a " + value + " table", precision=m.settings.get(key, "fp32"))
+            if key == "precision" and m.precision != value:
+                refuse(f"measured at precision {m.precision}, not {value}", "pass {precision} or build a " + value + " table",
+                       precision=m.precision)
             if key == "protocol_version" and m.settings.get(key, 1) != value:  # tables from before versions are 1
                 refuse(f"timed by another protocol (version {m.settings.get(key, 1)}, this hwnas times by version {value})",
                        "rebuild it with `hwnas build-lut --force` (add --out for a table outside the cache)")

@@ -120,7 +120,7 @@ def _open_table(table: "str | Path | LatencyTable") -> tuple[LatencyTable, str]:
 
 
 def _precision(table: LatencyTable) -> str:
-    return table.meta.settings.get("precision", "fp32")  # tables from before precisions are fp32
+    return table.meta.precision
 
 
 def _table_space(table: LatencyTable) -> SearchSpace:

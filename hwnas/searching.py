@@ -121,9 +121,10 @@ def check_table(table: LatencyTable, space: SearchSpace, config: SearchConfig, *
     """Refuse a table for another space, configuration, size (or, with `device`, the config's
     backend and device), one whose rows measured other blocks, or one lacking entries.
     Further devices' tables keep their own backend."""
-    target = {"device": config.device, "backend": config.backend} if device else {}
-    table.check(space=space.name, fingerprint=space.fingerprint(), units=space.layout(config.image_size).unit_fingerprints,
-                image_size=config.image_size, **target)
+    from hwnas.tables.target import MeasurementTarget
+
+    target = MeasurementTarget.of(space, config.image_size, config.backend if device else None, config.device if device else None)
+    target.check(table, settings=False)
     table.require(lookup_units(space, config.image_size))
 
 
@@ -184,8 +185,9 @@ def prepare(config: SearchConfig, table: LatencyTable | None, task, cached_table
     if table is None:
         table = distributed.from_main(lambda: LatencyTable.load(config.lut) if config.lut else cached_table(config))
     if config.device is not None:  # given as asked ('cpu') or as recorded ('cpu:<model>'): either must fit the table
-        table.check(space=space.name, fingerprint=space.fingerprint(), image_size=config.image_size, device=config.device,
-                    units=space.layout(config.image_size).unit_fingerprints)
+        from hwnas.tables.target import MeasurementTarget
+
+        MeasurementTarget.of(space, config.image_size, device=config.device).check(table, settings=False)
     return config.model_copy(update={"device": table.meta.device}), table, task
 
 
@@ -520,7 +522,7 @@ class Search:
             "val": scores,
             "latency_table": {"backend": self.table.meta.backend, "device": self.table.meta.device,
                               "image_size": self.table.meta.image_size,
-                              "precision": self.table.meta.settings.get("precision", "fp32")},
+                              "precision": self.table.meta.precision},
             "combine": c.combine,
             "devices": self.device_summary(arch),
             **collapse_summary(arch, self.positions, self.objective.devices[0], c.latency_weight),

@@ -15,6 +15,7 @@ from hwnas import __version__
 from hwnas.cli import deploy, exits, info, logs
 from hwnas.cli import search as search_cli
 from hwnas.cli import lut
+from hwnas.cli import profile as profile_cli
 from hwnas.errors import HwnasError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ info.register(app)
 deploy.register(app)
 search_cli.register(app)
 lut.register(app)
+profile_cli.register(app)
 
 DATA_PARALLEL = ("search", "train")  # the commands that run under torchrun (hwnas.distributed)
 

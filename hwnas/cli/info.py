@@ -65,13 +65,29 @@ def _type_name(annotation) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
-def backends(as_json: bool = JsonOpt) -> None:
-    """List installed latency backends.
+def backends(
+    name: Optional[str] = typer.Argument(None, help="A backend: list its flags (its Options) for build-lut and profile."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List installed latency backends; with a NAME, that backend's flags (from its Options).
 
     Example: hwnas backends --json
+
+    Example: hwnas backends onnxruntime
     """
     from hwnas import catalog
 
+    if name is not None:
+        from hwnas.cli.backend_flags import listing
+
+        flags = listing(name)
+        if as_json:
+            typer.echo(json.dumps({"name": name, "flags": [{"flag": f, "help": h} for f, h in flags]}, indent=2))
+            return
+        typer.echo(f"{name}: flags of build-lut and profile (or -b KEY=VALUE)")
+        for f, h in flags:
+            typer.echo(f"  {f:<28} {h}")
+        return
     report = catalog.backends()
     if as_json:
         typer.echo(json.dumps(report, indent=2))

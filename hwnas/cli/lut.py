@@ -1,93 +1,76 @@
-"""`hwnas build-lut`, `hwnas lut show`, `hwnas profile`: latency tables and the end-to-end check.
+"""`hwnas build-lut` and `hwnas lut show`: latency tables -- thin layers over `hwnas.api` (`hwnas profile`: `hwnas.cli.profile`).
 
-Backend flags (--device, --threads, --runs, --warmup, --compute-unit, --target-runtime,
---mode, --qairt-version, --extra-compile-options, --extra-profile-options, and -b KEY=VALUE
-for any other field) map onto the chosen backend's Options;
-only the flags a user sets are passed, and one the backend does not have is refused.
+Backend flags: --device, --precision and -b KEY=VALUE here, and every field of the chosen
+backend's Options as a flag of its own (`hwnas.cli.backend_flags`: --threads for onnxruntime,
+--compute-unit for qai-hub, ...); only the flags a user sets are passed, and one the
+backend does not have is refused.
 Given a table (--lut, or an existing --out for build-lut), space, preset, image size,
-backend and backend settings come from its sidecar; a flag that contradicts it is
-refused.
+backend and backend settings come from its sidecar (`hwnas.tables.target.MeasurementTarget`);
+a flag that contradicts it is refused.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Optional
 
 import typer
 
 from hwnas.cli.common import ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, bounds
 from hwnas.cli.jobs import YesOpt, authorise
-from hwnas.config import BuildLutConfig, ProfileConfig
+from hwnas.config import BuildLutConfig
 from hwnas.errors import HwnasError
 
-DEFAULT_SPACE, DEFAULT_BACKEND, DEFAULT_SIZE = "nafnet-unet", "onnxruntime", 256
+DEFAULT_SPACE, DEFAULT_BACKEND, DEFAULT_SIZE = "nafnet-unet", "onnxruntime", 256  # hwnas.tables.target's
 
 SpaceOpt = typer.Option(None, "--space", help=f"Search space (see `hwnas spaces`). Default {DEFAULT_SPACE}, or the table's.")
 PresetOpt = typer.Option(None, "--preset", help="Preset of the space, e.g. paper or tiny. Default: the space's, or the table's.")
 ImageSizeOpt = typer.Option(None, "--image-size", help=f"H=W at which latency is measured. Default {DEFAULT_SIZE}, or the table's. {bounds(BuildLutConfig, 'image_size')}")
 BackendOpt = typer.Option(None, "--backend", help=f"Latency backend: onnxruntime (this CPU), qai-hub (a phone on AI Hub), macs (device-free), or an installed plugin. Default {DEFAULT_BACKEND}, or the table's.")
 DeviceOpt = typer.Option(None, "--device", help="Latency target: cpu (onnxruntime: this machine's CPU), an AI Hub device such as sm8650 (qai-hub).")
-# Backend flags: their ranges are the backend's Options (validated there; importing it here would load torch).
-ThreadsOpt = typer.Option(None, "--threads", help="onnxruntime: intra-op threads (default 2). (1 to 256)")
-RunsOpt = typer.Option(None, "--runs", help="onnxruntime: timed rounds per unit (default 60, in 3 passes). (>= 1)")
 PrecisionOpt = typer.Option(None, "--precision", help="Precision the table times: fp32 (default) or int8 for onnxruntime (each unit statically quantised, QDQ); fp16, int8 or w8a16 for qai-hub (compiled with --quantize_full_type); a table of one precision is refused where another is asked for.")
-WarmupOpt = typer.Option(None, "--warmup", help="onnxruntime: untimed rounds first (default 3). (>= 0)")
-ComputeUnitOpt = typer.Option(None, "--compute-unit", help="qai-hub: npu, gpu, cpu or all.")
-TargetRuntimeOpt = typer.Option(None, "--target-runtime", help="qai-hub: e.g. qnn_context_binary, tflite, onnx.")
-ModeOpt = typer.Option(None, "--mode", help="qai-hub: per-unit (one job pair per unit) or whole-network (one per candidate).")
-QairtVersionOpt = typer.Option(None, "--qairt-version", help="qai-hub: QAIRT version of the compile and profile jobs: default (AI Hub's current default; the version used is recorded), latest, or e.g. 2.31.")
-ExtraCompileOpt = typer.Option(None, "--extra-compile-options", help="qai-hub: more compile job options, passed as they are, e.g. '--truncate_64bit_io'.")
-ExtraProfileOpt = typer.Option(None, "--extra-profile-options", help="qai-hub: more profile job options, passed as they are.")
 BackendOptionOpt = typer.Option(None, "--backend-option", "-b", help="Any other backend option KEY=VALUE (YAML value), e.g. -b ms_per_gmac=2.")
 
 
-def _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, extra: OptionalStrList,
-                     precision: Optional[str] = None, **more: Optional[str]) -> dict[str, Any]:
-    """The backend options the user set (and only those)."""
+def given_target(space, preset, option, image_size, backend, device, precision, extra: OptionalStrList):
+    """The measurement target as the flags give it (None: not given); the backend's own flags come later."""
     from hwnas.config import parse_options
+    from hwnas.tables.target import MeasurementTarget
 
-    given = {"device": device, "threads": threads, "runs": runs, "warmup": warmup,
-             "compute_unit": compute_unit, "target_runtime": target_runtime, "mode": mode, "precision": precision, **more}
-    options = {k: v for k, v in given.items() if v is not None}
-    for key, value in parse_options(extra).items():
-        options[key.replace("-", "_")] = value
-    return options
+    options = {k.replace("-", "_"): v for k, v in parse_options(extra, flag="-b", example="ms_per_gmac=2").items()}
+    return MeasurementTarget(space, preset, parse_options(option) or None, image_size, backend, options, device, precision)
 
 
-def _request(space, preset, option, image_size, backend, backend_options):
-    from hwnas.tables.building import TableRequest
-    from hwnas.config import parse_options
-
-    return TableRequest(space, preset, parse_options(option), image_size, backend, backend_options)
-
-
-def _with_table(request, path: Path, *, override: bool = False):
-    """`request` completed from the sidecar of the table at `path`, if there is one.
-    With `override` (--force) the given flags win and an unreadable sidecar is ignored."""
-    from hwnas.tables.building import resolve_with_table
-    from hwnas.latency import TableMeta, sidecar_path
-
-    if not sidecar_path(path).is_file():
-        return request
-    try:
-        meta = TableMeta.read(path)
-    except HwnasError:
-        if override:
-            return request
-        raise
-    return resolve_with_table(meta, request, str(path), refuse=not override)
-
-
-def _with_config(path: Path, request, out: Optional[Path], force: bool, dry_run: bool):
-    """`request`, --out, --force and --dry-run with a --config file's settings (`BuildLutConfig`'s
-    fields) underneath: a flag given wins; space and backend options merge key by key."""
+def resolved(ctx, target, table: Optional[Path], *, override: bool = False):
+    """`target` completed from the sidecar of `table` (if there is one), the defaults, and the chosen
+    backend's own flags (the command's extra words) on top. With `override` (--force) the given flags
+    win and an unreadable sidecar is ignored."""
     from dataclasses import replace
 
+    from hwnas.cli.backend_flags import parse
+    from hwnas.latency import TableMeta, sidecar_path
+
+    if table is not None and sidecar_path(table).is_file():
+        try:
+            target = target.with_table(TableMeta.read(table), str(table), refuse=not override)
+        except HwnasError:
+            if not override:
+                raise
+    target = target.with_defaults()
+    return replace(target, backend_options={**target.backend_options, **parse(ctx.args, target.backend, ctx)})
+
+
+def target_of(ctx, space, preset, option, image_size, backend, device, precision, extra, table: Optional[Path]):
+    return resolved(ctx, given_target(space, preset, option, image_size, backend, device, precision, extra), table)
+
+
+def _with_config(path: Path, target, out: Optional[Path], force: bool, dry_run: bool):
+    """`target`, --out, --force and --dry-run with a --config file's settings (`BuildLutConfig`'s
+    fields) underneath: a flag given wins; space and backend options merge key by key."""
     from hwnas.config import read_settings
+    from hwnas.tables.target import MeasurementTarget
 
     file = read_settings(path, BuildLutConfig)
     spec, options = file.get("spec") or {}, file.get("backend_options") or {}
@@ -98,34 +81,27 @@ def _with_config(path: Path, request, out: Optional[Path], force: bool, dry_run:
         if not isinstance(file.get(key, False), bool):
             raise HwnasError(f"--config {path}: {key} is true or false, not {file[key]!r}.")
     pick = lambda given, key: given if given is not None else key  # noqa: E731
-    request = replace(request, space=pick(request.space, spec.get("space")), preset=pick(request.preset, spec.get("preset")),
-                      space_options={**(spec.get("options") or {}), **(request.space_options or {})},
-                      image_size=pick(request.image_size, file.get("image_size")), backend=pick(request.backend, file.get("backend")),
-                      backend_options={**options, **(request.backend_options or {})})
+    target = MeasurementTarget(pick(target.space, spec.get("space")), pick(target.preset, spec.get("preset")),
+                               {**(spec.get("options") or {}), **(target.options or {})},
+                               pick(target.image_size, file.get("image_size")), pick(target.backend, file.get("backend")),
+                               {**options, **target.settings})
     out = pick(out, Path(str(file["out"])) if file.get("out") is not None else None)
-    return request, out, force or file.get("force", False), dry_run or file.get("dry_run", False)
+    return target, out, force or file.get("force", False), dry_run or file.get("dry_run", False)
 
 
-def _defaults(request) -> tuple[Any, int, str, dict[str, Any]]:
-    """(SpaceSpec, image size, backend name, backend options) with defaults filled in."""
-    from hwnas.config import SpaceSpec
-
-    spec = SpaceSpec(space=request.space or DEFAULT_SPACE, preset=request.preset, options=request.space_options or {})
-    size = DEFAULT_SIZE if request.image_size is None else request.image_size  # 0 is a value (refused), not "not given"
-    return spec, size, request.backend or DEFAULT_BACKEND, dict(request.backend_options or {})
-
-
-def _echo_json(report: dict) -> None:
+def echo_json(report: dict) -> None:
     typer.echo(json.dumps(report, indent=2, default=str))
 
 
 @contextmanager
-def _progress(total: int, enabled: bool, what: str):
-    """The progress bar (`hwnas.cli.progress`) over measured units; yields on_progress(measurement)."""
+def progress(total: Optional[int], enabled: bool, what: str):
+    """The progress bar (`hwnas.cli.progress`) over measured units; yields on_progress(measurement[, total])."""
     from hwnas.cli.progress import bar as progress_bar
 
     with progress_bar(total, desc=what, unit="unit", enabled=enabled) as bar:
-        def on_progress(m) -> None:
+        def on_progress(m, total: Optional[int] = None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
             bar.set_postfix_str(f"{m.name}@{'x'.join(map(str, m.input_shape))} {m.median_ms:.3f} ms", refresh=False)
             bar.update(1)
 
@@ -136,6 +112,7 @@ def _progress(total: int, enabled: bool, what: str):
 
 
 def build_lut(
+    ctx: typer.Context,
     config: Optional[Path] = ConfigOpt,
     backend: Optional[str] = BackendOpt,
     device: Optional[str] = DeviceOpt,
@@ -144,16 +121,7 @@ def build_lut(
     option: OptionalStrList = OptionOpt,
     image_size: Optional[int] = ImageSizeOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="The table (CSV; its sidecar is PATH.meta.json). Default: the per-user cache that `hwnas search` reads."),
-    threads: Optional[int] = ThreadsOpt,
-    runs: Optional[int] = RunsOpt,
-    warmup: Optional[int] = WarmupOpt,
     precision: Optional[str] = PrecisionOpt,
-    compute_unit: Optional[str] = ComputeUnitOpt,
-    target_runtime: Optional[str] = TargetRuntimeOpt,
-    mode: Optional[str] = ModeOpt,
-    qairt_version: Optional[str] = QairtVersionOpt,
-    extra_compile_options: Optional[str] = ExtraCompileOpt,
-    extra_profile_options: Optional[str] = ExtraProfileOpt,
     backend_option: OptionalStrList = BackendOptionOpt,
     force: bool = typer.Option(False, "--force", help="Re-measure every unit (a table for other settings is replaced)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be measured and how many jobs it costs; measure and write nothing (no AI Hub token needed)."),
@@ -170,49 +138,35 @@ def build_lut(
 
     Example: hwnas build-lut --config build.yaml --threads 2  (spec, image_size, backend, backend_options, out in the file)
     """
-    from hwnas.tables.building import build_table, default_table_path_for, make_backend, plan_build
-    from hwnas.config import BuildLutConfig, build_config
+    from hwnas import api
+    from hwnas.config import build_config
 
-    request = _request(space, preset, option, image_size, backend,
-                       _backend_options(device, threads, runs, warmup, compute_unit, target_runtime, mode, backend_option, precision,
-                                        qairt_version=qairt_version, extra_compile_options=extra_compile_options,
-                                        extra_profile_options=extra_profile_options))
+    target = given_target(space, preset, option, image_size, backend, device, precision, backend_option)
     if config is not None:  # the file's settings under the flags given
-        request, out, force, dry_run = _with_config(config, request, out, force, dry_run)
-    if out is not None:
-        request = _with_table(request, out, override=force)
-    spec, size, backend_name, options = _defaults(request)
-    cfg = build_config(BuildLutConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
-                       out=str(out) if out else None, force=force, dry_run=dry_run)
-    lat = make_backend(cfg.backend, cfg.backend_options)
+        target, out, force, dry_run = _with_config(config, target, out, force, dry_run)
+    target = resolved(ctx, target, out, override=force)
+    cfg = build_config(BuildLutConfig, spec=target.spec(), image_size=target.image_size, backend=target.backend,
+                       backend_options=target.settings, out=str(out) if out else None, force=force, dry_run=dry_run)
+    with progress(None, not as_json and not cfg.dry_run, target.backend) as on_progress:
+        done = api.build_table(cfg, on_progress=on_progress, approve=lambda b, jobs: authorise(b, jobs, yes))
     the_space = cfg.spec.create()
-    path = Path(cfg.out) if cfg.out else default_table_path_for(the_space, lat, cfg.image_size)
-    plan = plan_build(the_space, cfg.image_size, lat, path, force=cfg.force)
-    facts = {"path": str(path), "space": the_space.name, "preset": the_space.preset, "image_size": cfg.image_size,
-             "backend": lat.name, "device": lat.device, "units": plan.total, "missing": len(plan.missing), "jobs": plan.jobs}
+    facts = {"path": str(done.path), "space": the_space.name, "preset": the_space.preset, "image_size": cfg.image_size,
+             "backend": done.backend, "device": done.device, "units": done.units, "missing": done.missing, "jobs": done.jobs}
+    where = f"with {done.backend} on {done.device}"
     if cfg.dry_run:
         if as_json:
-            _echo_json({**facts, "dry_run": True, "missing_units": [f"{u.kind} {u.name}@{'x'.join(map(str, u.input_shape))}" for u in plan.missing]})
-        else:
-            typer.echo(f"would measure {len(plan.missing)} of {plan.total} units ({plan.jobs} jobs) with {lat.name} on {lat.device} into {path}")
-        return
-    authorise(lat, plan.jobs, yes)
-    start = time.perf_counter()
-    measured = 0
-    with _progress(len(plan.missing), not as_json, f"{lat.name} {lat.device}") as on_progress:
-        def count(m) -> None:
-            nonlocal measured
-            measured += 1
-            on_progress(m)
+            from hwnas.tables.building import plan_build
 
-        build_table(the_space, cfg.image_size, lat, path, force=cfg.force, on_progress=count, plan=plan)
-    seconds = time.perf_counter() - start
-    if as_json:
-        _echo_json({**facts, "measured": measured, "seconds": round(seconds, 2)})
-    elif measured:
-        typer.echo(f"measured {measured} of {plan.total} units in {seconds:.1f} s with {lat.name} on {lat.device} -> {path}")
+            plan = plan_build(the_space, cfg.image_size, target.latency_backend, done.path, force=cfg.force)
+            echo_json({**facts, "dry_run": True, "missing_units": [f"{u.kind} {u.name}@{'x'.join(map(str, u.input_shape))}" for u in plan.missing]})
+        else:
+            typer.echo(f"would measure {done.missing} of {done.units} units ({done.jobs} jobs) {where} into {done.path}")
+    elif as_json:
+        echo_json({**facts, "measured": done.measured, "seconds": round(done.seconds, 2)})
+    elif done.measured:
+        typer.echo(f"measured {done.measured} of {done.units} units in {done.seconds:.1f} s {where} -> {done.path}")
     else:
-        typer.echo(f"nothing to measure: {path} is complete ({plan.total} units)")
+        typer.echo(f"nothing to measure: {done.path} is complete ({done.units} units)")
 
 
 # -- lut show ---------------------------------------------------------------------------------------------
@@ -243,7 +197,7 @@ def show(
     if reference and all(reference not in row["candidates"] for row in report["stages"]):
         raise HwnasError(f"the table has no candidate {reference!r}; pass --reference with one of its candidates.")
     if as_json:
-        _echo_json({"path": str(path), **report})
+        echo_json({"path": str(path), **report})
         return
     for line in _show_lines(path, report):
         typer.echo(line)
@@ -323,305 +277,8 @@ def _stages(labels: list[str]) -> str:
     return ", ".join(f"{s} x{n}" for s, n in counts.items()) or "-"
 
 
-# -- profile -------------------------------------------------------------------------------------------------
-
-
-def profile(
-    arch: Optional[Path] = typer.Option(None, "--arch", help="Architecture to measure (arch.json from `hwnas search`)."),
-    uniform: Optional[str] = typer.Option(None, "--uniform", help="Measure the uniform network of this candidate, e.g. naf (the base network)."),
-    random_seed: Optional[int] = typer.Option(None, "--random", help=f"Measure a random architecture drawn with this seed (with --random-count: the first seed). {bounds(ProfileConfig, 'random')}"),
-    random_count: Optional[int] = typer.Option(None, "--random-count", help=f"Measure N random architectures (seeds 0..N-1, or from --random SEED) in interleaved rounds and sum up the table's fidelity: mean and worst error, how many within +-10%. {bounds(ProfileConfig, 'random_count')}"),
-    same_rounds: bool = typer.Option(False, "--same-rounds", help="With --random-count: also time the table's units in each batch's rounds, and show the error with the machine's drift since the table was built taken out (about twice as long)."),
-    onnx: Optional[Path] = typer.Option(None, "--onnx", help="Time this ONNX file with the backend's settings (the table's); for a file from `hwnas export` also the table's prediction for the architecture its metadata names, and the error."),
-    lut: OptionalStrList = typer.Option(None, "--lut", help="Table to compare with; space, preset, image size, backend and settings come from its sidecar. Default: the cached table for these settings, if any. Repeat it (optionally NAME=PATH) to measure an --arch, --uniform or --random network on every table's device."),
-    breakdown: bool = typer.Option(False, "--breakdown", help="Also show where the time goes: share per module class and per operator type (from the backend's per-layer profile)."),
-    backend: Optional[str] = BackendOpt,
-    device: Optional[str] = DeviceOpt,
-    space: Optional[str] = SpaceOpt,
-    preset: Optional[str] = PresetOpt,
-    option: OptionalStrList = OptionOpt,
-    image_size: Optional[int] = ImageSizeOpt,
-    threads: Optional[int] = ThreadsOpt,
-    runs: Optional[int] = RunsOpt,
-    warmup: Optional[int] = WarmupOpt,
-    precision: Optional[str] = PrecisionOpt,
-    compute_unit: Optional[str] = ComputeUnitOpt,
-    target_runtime: Optional[str] = TargetRuntimeOpt,
-    mode: Optional[str] = ModeOpt,
-    qairt_version: Optional[str] = QairtVersionOpt,
-    extra_compile_options: Optional[str] = ExtraCompileOpt,
-    extra_profile_options: Optional[str] = ExtraProfileOpt,
-    backend_option: OptionalStrList = BackendOptionOpt,
-    yes: bool = YesOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Measure whole networks end to end and compare them with the latency table's prediction (% error).
-
-    The networks are measured the same way as the table's units (same backend and settings, taken from the table's sidecar). --random-count N checks a table against N random architectures at once (mean and worst error, how many within +-10%); --onnx times any ONNX file. --breakdown adds the share of time per module class (e.g. LayerNorm2d, ChannelAttention, Conv2d 3x3 depthwise) and per operator type.
-
-    Example: hwnas profile --lut paper-ort.csv --random-count 20
-
-    Several devices: hwnas profile --lut s24=sm8650.csv --lut cpu=ort.csv --arch runs/two/arch.json
-    """
-    if lut and len(lut) > 1:
-        return _profile_devices(lut, locals(), as_json)
-    job = _prepare(locals(), Path(_lut_path(lut[0])) if lut else None)
-    cfg, the_space, lat = job.cfg, job.space, job.backend
-    if cfg.onnx is not None:
-        authorise(lat, _network_jobs(the_space, cfg.image_size, lat), yes)  # a device backend pays for the file's jobs
-        return _profile_onnx(cfg, the_space, lat, job.table, job.source, as_json)
-    authorise(lat, _network_jobs(the_space, cfg.image_size, lat) * (cfg.random_count or 1), yes)
-    if cfg.random_count is not None:
-        return _profile_random(cfg, the_space, lat, job.table, job.source, as_json)
-    result = _measure(job)
-    if as_json:
-        _echo_json(_document(job, result))
-        return
-    for line in _profile_lines(the_space, cfg.image_size, lat, result):
-        typer.echo(line)
-
-
-class _Job(NamedTuple):
-    """One `profile` request, validated: its config, space, backend and the table it compares with."""
-
-    cfg: object
-    space: object
-    backend: object
-    table: object
-    source: str
-    architecture: object
-    label: str
-
-
-def _prepare(given: dict, lut: Optional[Path]) -> _Job:
-    """The command's flags (`given`) and one table path -> a validated `_Job` (one error sentence otherwise)."""
-    from hwnas.tables.building import default_table_path_for, make_backend
-    from hwnas.config import ProfileConfig, build_config
-
-    g = given
-    random_flag = ("--random-count", g["random_count"]) if g["random_count"] is not None else ("--random", g["random_seed"])
-    picked = [flag for flag, v in (("--arch", g["arch"]), ("--uniform", g["uniform"]), ("--onnx", g["onnx"]), random_flag)
-              if v is not None]
-    if len(picked) != 1:
-        raise HwnasError("give exactly one of --arch FILE, --uniform CANDIDATE, --random SEED, --random-count N or --onnx FILE "
-                         f"(got {' and '.join(picked) or 'none'}).")
-    options = _backend_options(g["device"], g["threads"], g["runs"], g["warmup"], g["compute_unit"], g["target_runtime"],
-                               g["mode"], g["backend_option"], g["precision"], qairt_version=g["qairt_version"],
-                               extra_compile_options=g["extra_compile_options"], extra_profile_options=g["extra_profile_options"])
-    request = _request(g["space"], g["preset"], g["option"], g["image_size"], g["backend"], options)
-    if lut is not None:
-        if not lut.is_file():
-            raise HwnasError(f"no latency table at {lut}; build one with `hwnas build-lut --out {lut}`.")
-        request = _with_table(request, lut)
-    spec, size, backend_name, options = _defaults(request)
-    arch, onnx = g["arch"], g["onnx"]
-    cfg = build_config(ProfileConfig, spec=spec, image_size=size, backend=backend_name, backend_options=options,
-                       lut=str(lut) if lut else None, arch=str(arch) if arch else None, uniform=g["uniform"],
-                       random=g["random_seed"], random_count=g["random_count"], onnx=str(onnx) if onnx else None,
-                       same_rounds=g["same_rounds"], breakdown=g["breakdown"])
-    lat = make_backend(cfg.backend, cfg.backend_options)
-    the_space = cfg.spec.create()
-    architecture, label = (None, "") if cfg.random_count is not None or cfg.onnx is not None else _architecture(cfg, the_space)
-    table, source = _table(cfg, the_space, lat, default_table_path_for(the_space, lat, cfg.image_size))
-    return _Job(cfg, the_space, lat, table, source, architecture, label)
-
-
-def _measure(job: _Job):
-    """One architecture measured end to end on the job's backend, with the table's prediction."""
-    from hwnas.tables.profiling import profile_architecture
-
-    return profile_architecture(job.space, job.cfg.image_size, job.architecture, job.backend, label=job.label,
-                                table=job.table, table_source=job.source, breakdown=job.cfg.breakdown)
-
-
-def _document(job: _Job, result) -> dict:
-    """The JSON document of one measured architecture."""
-    lat = job.backend
-    return {"space": job.space.name, "preset": job.space.preset, "image_size": job.cfg.image_size, "backend": lat.name,
-            "device": lat.device, "settings": lat.settings(), "protocol": lat.protocol(), **result.to_dict()}
-
-
-def _lut_path(text: str) -> str:
-    from hwnas.cli.devices import _lut
-
-    return _lut(text)[1]
-
-
-def _profile_devices(luts: list[str], given: dict, as_json: bool) -> None:
-    """`profile` of one network on the device of every table (--lut NAME=PATH, repeated)."""
-    from hwnas.cli.devices import table_fields
-
-    if given.get("random_count") is not None or given.get("onnx") is not None:
-        raise HwnasError("--random-count and --onnx check one table at a time; pass one --lut (or use --arch, --uniform "
-                         "or --random with several).")
-    tables = table_fields(luts, None, None)["tables"]
-    jobs = {t["name"]: _prepare(given, Path(t["path"])) for t in tables}  # every table checked before anything runs
-    results = {}
-    for name, job in jobs.items():
-        authorise(job.backend, _network_jobs(job.space, job.cfg.image_size, job.backend), given["yes"])
-        result = _measure(job)
-        if as_json:
-            results[name] = _document(job, result)
-            continue
-        typer.echo(f"== device {name} ({job.source})")
-        for line in _profile_lines(job.space, job.cfg.image_size, job.backend, result):
-            typer.echo(line)
-    if as_json:
-        _echo_json({"devices": results})
-
-
-def _network_jobs(space, image_size: int, backend) -> int:
-    """Jobs one end-to-end measurement of a network costs (its --breakdown reuses them)."""
-    from hwnas.space import Unit
-
-    shape = tuple(space.example_input(image_size).shape)
-    return backend.planned_jobs([Unit("network", shape, None, kind="network")])
-
-
-def _architecture(cfg, space):
-    from hwnas.tables.profiling import random_architecture
-    from hwnas.space import Architecture
-
-    positions = {p.label: p.candidates for p in space.positions(cfg.image_size)}
-    if cfg.arch:
-        arch = Architecture.load(cfg.arch)
-        arch.check(space.name, positions)
-        return arch, str(cfg.arch)
-    if cfg.uniform:
-        return Architecture.uniform(space.name, positions, cfg.uniform), f"all-{cfg.uniform}"
-    return random_architecture(space, cfg.image_size, cfg.random), f"random (seed {cfg.random})"
-
-
-def _table(cfg, space, backend, cached: Path):
-    """(table, its path) checked against the space, size and backend; (None, "") without one."""
-    import logging
-
-    from hwnas.latency import LatencyTable
-
-    log = logging.getLogger(__name__)
-    path = Path(cfg.lut) if cfg.lut else cached
-    if not cfg.lut and not path.is_file():
-        log.warning("no cached %s table for this space at %dpx (%s): showing the measurement only; "
-                    "build one with `hwnas build-lut` or pass --lut", backend.name, cfg.image_size, path)
-        return None, ""
-    try:
-        table = LatencyTable.load(path)
-        table.check(space=space.name, fingerprint=space.fingerprint(), units=space.layout(cfg.image_size).unit_fingerprints, image_size=cfg.image_size, device=backend.device,
-                    backend=backend.name, settings=backend.settings())
-    except HwnasError as err:
-        if cfg.lut:
-            raise
-        log.warning("the cached table %s does not fit (%s): showing the measurement only", path, err)
-        return None, ""
-    return table, str(path)
-
-
-def _profile_lines(space, image_size: int, backend, r) -> list[str]:
-    m = r.measured
-    lines = [
-        _header(space, image_size, backend),
-        f"architecture  {r.label}: {_blocks(r.architecture)}",
-        f"measured      {m.median_ms:.2f} ms  (p10 {m.p10_ms:.2f}, p90 {m.p90_ms:.2f}, {m.runs} runs)",
-    ]
-    if r.prediction is not None:
-        p = r.prediction
-        lines.append(f"predicted     {p.total_ms:.2f} ms  (fixed parts {p.fixed_ms:.2f} + {len(r.architecture.choices)} positions "
-                     f"{p.total_ms - p.fixed_ms:.2f}; table {p.table})")
-        lines.append(f"error         {r.error_pct:+.1f} %  (predicted vs measured)")
-    if r.breakdown is not None:
-        from hwnas.tables.breakdown import summarise
-
-        total = float(r.breakdown["ms"].sum())
-        run_ms = r.breakdown.attrs.get("run_ms")
-        lines.append(f"where the time goes ({backend.name} per-layer profile: layers sum to {total:.2f} ms"
-                     + (f" of a {run_ms:.2f} ms pass" if run_ms else "") + "):")
-        for row in summarise(r.breakdown).itertuples():
-            lines.append(f"  {row.group:<28} {row.share:5.1f} %  {row.ms:9.2f} ms  {row.layers:4d} layers  {row.op_types}")
-        lines.append("by operator type:")
-        for row in summarise(r.breakdown, by="op_type").itertuples():
-            lines.append(f"  {row.op_type:<28} {row.share:5.1f} %  {row.ms:9.2f} ms  {row.layers:4d} layers")
-    return lines
-
-
-def _header(space, image_size: int, backend) -> str:
-    return f"{space.name} (preset {space.preset}) at {image_size}x{image_size}, {backend.name} on {backend.device} ({_settings(backend)})"
-
-
-def _blocks(arch) -> str:
-    """'naf x4, cbr x32': how many positions chose each candidate, in order of first appearance."""
-    counts: dict[str, int] = {}
-    for name in arch.choices.values():
-        counts[name] = counts.get(name, 0) + 1
-    return ", ".join(f"{n} x{c}" for n, c in counts.items())
-
-
-def _settings(backend) -> str:
-    """The backend's short settings, as the profile reports show them (nested or long values left out)."""
-    return ", ".join(f"{k}={v}" for k, v in backend.settings().items() if not isinstance(v, (dict, list)) and len(str(v)) < 40)
-
-
-def _profile_random(cfg, space, backend, table, source: str, as_json: bool) -> None:
-    """--random-count: N random networks measured in interleaved rounds, each against the table, and the summary:
-    the absolute error and the scale-free one (one common factor per batch: the machine's drift taken out)."""
-    from hwnas.tables.fidelity import Fidelity, scale_free_errors
-    from hwnas.tables.profiling import profile_architectures, random_architectures
-
-    archs = random_architectures(space, cfg.image_size, cfg.random_count, cfg.random or 0)
-    with _progress(len(archs), not as_json, f"{backend.name} networks") as on_progress:
-        results = profile_architectures(space, cfg.image_size, archs, backend, table=table, table_source=source,
-                                        same_rounds=cfg.same_rounds, on_result=lambda r: on_progress(r.measured))
-    fidelity = Fidelity.of(results) if table is not None else None
-    scale_free = Fidelity.scale_free(results) if table is not None else None
-    again = Fidelity.of(results, same_rounds=True) if cfg.same_rounds else None
-    own = (scale_free_errors([r.prediction.total_ms for r in results], [r.measured.median_ms for r in results],
-                             [r.batch for r in results]) if table is not None else [None] * len(results))
-    if as_json:
-        networks = [r.to_dict() | {"scale_free_error_pct": e} for r, e in zip(results, own)]
-        _echo_json({"space": space.name, "preset": space.preset, "image_size": cfg.image_size, "backend": backend.name,
-                    "device": backend.device, "settings": backend.settings(), "protocol": backend.protocol(), "table": source or None,
-                    "networks": networks, "fidelity": fidelity.to_dict() if fidelity else None,
-                    "fidelity_scale_free": scale_free.to_dict() if scale_free else None,
-                    "fidelity_same_rounds": again.to_dict() if again else None})
-        return
-    typer.echo(_header(space, cfg.image_size, backend))
-    typer.echo(f"  {'network':<14} {'batch':>5} {'measured ms':>12} {'p10 - p90':>17} {'predicted ms':>13} {'error':>8} {'scale-free':>10}")
-    for r, e in zip(results, own):
-        m = r.measured
-        predicted = f"{r.prediction.total_ms:13.2f} {r.error_pct:+7.1f}%" if r.prediction else f"{'-':>13} {'-':>8}"
-        free = f"{e:+9.1f}%" if e is not None else f"{'-':>10}"
-        typer.echo(f"  {r.label:<14} {r.batch:>5} {m.median_ms:12.2f} {m.p10_ms:8.2f} - {m.p90_ms:6.2f} {predicted} {free}")
-    if fidelity is not None:
-        typer.echo(f"fidelity      {fidelity.line()}")
-        typer.echo(f"scale-free    {scale_free.line()}")
-        typer.echo(f"table         {source}")
-    if again is not None:
-        typer.echo(f"same rounds   {again.line()} -- the table's units timed again beside the networks")
-
-
-def _profile_onnx(cfg, space, backend, table, source: str, as_json: bool) -> None:
-    """--onnx: the file timed with the backend's settings; the table's prediction when the file names its architecture."""
-    from hwnas.tables.profiling import profile_onnx
-
-    result = profile_onnx(Path(cfg.onnx), backend, space, cfg.image_size, table=table, table_source=source)
-    if as_json:
-        _echo_json({"backend": backend.name, "device": backend.device, "settings": backend.settings(), "protocol": backend.protocol(),
-                    **result.to_dict()})
-        return
-    m = result.measured
-    lines = [f"{cfg.onnx}: {backend.name} on {backend.device} ({_settings(backend)}), input {'x'.join(map(str, m.input_shape))}"]
-    if result.architecture is not None:
-        lines.append(f"architecture  {result.space_label} (from the file's hwnas metadata): {_blocks(result.architecture)}")
-    lines.append(f"measured      {m.median_ms:.2f} ms  (p10 {m.p10_ms:.2f}, p90 {m.p90_ms:.2f}, {m.runs} runs)")
-    if result.prediction is not None:
-        lines.append(f"predicted     {result.prediction.total_ms:.2f} ms  (table {result.prediction.table})")
-        lines.append(f"error         {result.error_pct:+.1f} %  (predicted vs measured)")
-    elif result.note:
-        lines.append(f"predicted     -  ({result.note})")
-    for line in lines:
-        typer.echo(line)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("build-lut")(build_lut)
-    app.command()(profile)
+    from hwnas.cli.backend_flags import EXTRA_ARGS, command_class
+
+    app.command("build-lut", context_settings=EXTRA_ARGS, cls=command_class())(build_lut)
     app.add_typer(lut_app, name="lut")

@@ -16,7 +16,7 @@ space's units); otherwise it is checked against the whole space, as before.
 
 `default_table_path` is the per-user cache that commands use when no `--lut` is given;
 `resolve_with_table` gives a command its space/backend settings from a table's sidecar
-(an explicit flag that contradicts the table is refused).
+(an explicit flag that contradicts the table is refused; `hwnas.tables.target`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from hwnas.errors import HwnasError, Setting, naming, setting, wording
 from hwnas.latency import Key, unit_key  # noqa: F401 -- the row key lives in hwnas.latency; kept importable from here
 from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str, sidecar_path
 from hwnas.space import SearchSpace, Unit
+from hwnas.tables.target import MeasurementTarget
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def default_table_path(space: SearchSpace, backend_name: str, device: str, image
 def default_table_path_for(space: SearchSpace, backend: LatencyBackend, image_size: int) -> Path:
     """The cached table for `backend`; a precision other than fp32 gets its own file beside the float one."""
     path = default_table_path(space, backend.name, backend.device, image_size)
-    precision = backend.settings().get("precision", "fp32")
+    precision = MeasurementTarget.of(space, image_size, backend).precision or "fp32"
     return path if precision == "fp32" else path.with_name(f"{path.stem}-{_slug(str(precision))}.csv")
 
 
@@ -102,12 +103,8 @@ def open_table(
         log.warning("re-measuring %d stale rows of %s (their blocks changed): %s", len(stale), path,
                     ", ".join(f"{k} {n}@{s}" for k, n, s in stale))
         table.drop(stale)
-    table.check(
-        space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
-        backend=backend.name, settings=backend.settings(), units=units,
-        hint=wording(f"choose another {{out}}, or pass {{force}} to re-measure {path} from scratch", out=setting("out"),
-                     force=True),
-    )
+    MeasurementTarget.of(space, image_size, backend).check(table, hint=wording(
+        f"choose another {{out}}, or pass {{force}} to re-measure {path} from scratch", out=setting("out"), force=True))
     _warn_on_new_versions(table.meta, backend)
     return table
 
@@ -128,8 +125,7 @@ def _from_cached_sibling(space: SearchSpace, image_size: int, backend: LatencyBa
             old.drop([key for key in zip(old.frame["kind"], old.frame["name"], old.frame["input_shape"]) if key not in keep])
             if not keep:
                 continue
-            old.check(space=space.name, fingerprint=space.fingerprint(), image_size=image_size, device=backend.device,
-                      backend=backend.name, settings=backend.settings(), units=units)
+            MeasurementTarget.of(space, image_size, backend).check(old)
         except HwnasError:  # another backend setting or an unreadable file: not a start
             continue
         table = LatencyTable(new_meta(space, image_size, backend), old.frame.copy())
@@ -277,35 +273,14 @@ class TableRequest:
 
 
 def resolve_with_table(meta: TableMeta, request: TableRequest, source: str, *, refuse: bool = True) -> TableRequest:
-    """Fill what `request` leaves open from the table's sidecar `meta`.
+    """Fill what `request` leaves open from the table's sidecar `meta`: `MeasurementTarget.with_table`
+    (`hwnas.tables.target`), for callers that hold a `TableRequest`."""
+    from hwnas.tables.target import MeasurementTarget
 
-    Space, preset, image size and backend come from the table unless given; given and
-    different, they are refused (HwnasError naming the setting) -- or, with
-    `refuse=False` (a forced rebuild), they win. Space options come from the table
-    unless given (the space's fingerprint then decides). Backend options start from the
-    sidecar's settings (the fields the backend's Options has; none if the backend
-    changes) with the given ones on top; a given one that changes a compared setting is
-    refused later by the table's `check`.
-    """
-    from hwnas.plugins import get_backend
-
-    def pick(name: str, given: Any, recorded: Any) -> Any:
-        if refuse and given is not None and recorded is not None and given != recorded:
-            raise naming(f"{{given}} contradicts the latency table {source}, which was built for {{recorded}}; "
-                         "drop it or use another table.", given=setting(name, given), recorded=setting(name, recorded))
-        return recorded if given is None else given
-
-    space = pick("space", request.space, meta.space)
-    preset = pick("preset", request.preset, meta.preset)
-    image_size = pick("image_size", request.image_size, meta.image_size)
-    backend = pick("backend", request.backend, meta.backend)
-    same_space = space == meta.space and preset == meta.preset
-    space_options = request.space_options or (dict(meta.space_config) if same_space else {})
-    recorded: dict[str, Any] = {}
-    if backend == meta.backend:
-        fields = get_backend(backend).Options.model_fields
-        recorded = {k: v for k, v in meta.settings.items() if k in fields}
-    return TableRequest(space, preset, space_options, image_size, backend, {**recorded, **(request.backend_options or {})})
+    given = MeasurementTarget(request.space, request.preset, request.space_options, request.image_size, request.backend,
+                              dict(request.backend_options or {}))
+    got = given.with_table(meta, source, refuse=refuse)
+    return TableRequest(got.space, got.preset, dict(got.options or {}), got.image_size, got.backend, got.settings)
 
 
 def make_backend(name: str, options: dict[str, Any]) -> LatencyBackend:

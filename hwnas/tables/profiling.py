@@ -284,7 +284,7 @@ def _check_precision(path: Path, table: LatencyTable, table_source: str) -> None
 
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     exported = meta.get("precision", "fp32")  # `hwnas export` marks only quantised files
-    timed = table.meta.settings.get("precision", "fp32")  # tables from before precisions are fp32
+    timed = table.meta.precision
     if exported != timed:
         raise HwnasError(f"{path} was exported at precision {exported} but the table {table_source} times {timed}; compare "
                          f"it with a table built with `--precision {exported}`, or profile the {timed} export.")
