@@ -23,7 +23,9 @@ Writes, beside sweep.csv:
     baselines/<narrower|shallower>-<cand>-<r>x/
     baselines/variants.json             the variants' measured ms the choice was made on (reused on resume)
     front.csv   one row per network: kind, name, target ratio, seed, predicted and measured ms,
-                scores, params, GMACs, steps, training seconds, pareto (on measured latency), run
+                scores, params, GMACs, steps (search + fine-tuning for a searched one), training
+                seconds (a searched one's: its fine-tuning's plus its search's, search_seconds.json),
+                pareto (on measured latency), run
     front.png   validation score vs measured latency, each kind its own marker, the front joined
 """
 
@@ -42,6 +44,7 @@ from hwnas.sweep_jobs import Local, SearchJob, Trained, TrainJob, run_job
 
 log = logging.getLogger(__name__)
 
+SEARCH_SECONDS = "search_seconds.json"  # each search's longest reported seconds (the sweep folder)
 VARIANTS = "variants.json"  # the narrowed networks' variants as measured untrained (baselines/)
 KINDS = ("searched", "uniform", "narrower", "shallower", "random")
 STYLE = {"searched": ("C3", "*"), "uniform": ("C0", "s"), "narrower": ("C2", "v"), "shallower": ("C4", "^"),
@@ -92,7 +95,7 @@ def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJo
     done = ex.map(run_job, [*searches, *_local(first.jobs, local)])
     results, trained = done[:len(searches)], done[len(searches):]
     notes: list[str] = []
-    second = _finetune_plan(config, searches, results, resume)
+    second = _finetune_plan(config, out, searches, results, resume)
     second = _merge(second, _narrowed_plan(config, out, space, costs, base_pred, names, trained, seeds[0], resume, notes))
     trained += ex.map(run_job, _local(second.jobs, local))
     facts = {**first.facts, **second.facts}
@@ -148,16 +151,32 @@ def _random_plan(config, out, space, costs, base_pred, seed, resume) -> Plan:
     return Plan(jobs, facts)
 
 
-def _finetune_plan(config, searches: Sequence[SearchJob], results, resume) -> Plan:
+def _finetune_plan(config, out: Path, searches: Sequence[SearchJob], results, resume) -> Plan:
     jobs, facts = [], {}
+    seconds = _search_seconds(out, {job.name: result.summary.get("seconds") or 0.0 for job, result in zip(searches, results)})
     for job, result in zip(searches, results):
         s = job.config
         steps = config.baselines.budget_steps - s.epochs * s.steps_per_epoch
         train = bl.train_config(s, result.arch, steps, s.seed, init_from=str(Path(result.run_dir).resolve()))
         jobs.append(TrainJob(job.name, "searched", train, Path(result.run_dir) / "finetune", resume))
         facts[job.name] = {"target_ratio": _ratio(config, job), "seed": s.seed, "predicted_ms": result.summary["predicted_ms"],
-                           "search_steps": s.epochs * s.steps_per_epoch, "search_seconds": result.summary.get("seconds") or 0.0}
+                           "search_steps": s.epochs * s.steps_per_epoch, "search_seconds": seconds[job.name]}
     return Plan(jobs, facts)
+
+
+def _search_seconds(out: Path, now: dict[str, float]) -> dict[str, float]:
+    """Each search's seconds as summary.json reports them, kept in search_seconds.json: a finished search resumed
+    reports only its new session (about 0 s), so the longest report counts (one session's, for a search that was
+    interrupted before the front first saw it)."""
+    import json
+
+    from hwnas.io import atomic_write_text
+
+    path = out / SEARCH_SECONDS
+    seen = json.loads(path.read_text()) if path.is_file() else {}
+    best = {name: max(float(seen.get(name, 0.0)), float(s)) for name, s in now.items()}
+    atomic_write_text(path, json.dumps({**seen, **best}, indent=1, sort_keys=True))
+    return best
 
 
 def _ratio(config: SweepConfig, job: SearchJob) -> float | None:
@@ -293,7 +312,8 @@ def measure_and_score(config: SweepConfig, out: Path, trained: Sequence[Trained]
 
 
 def _extra_scores(front, t: Trained) -> dict[str, float]:
-    """`<metric>:<data set>:<condition...>` of the network on --score-data (`hwnas.api.evaluate`)."""
+    """`<metric>:<data set>:<label>=<value>...` (e.g. psnr:CBSD68:sigma=25:seed=0) of the network on --score-data
+    (`hwnas.api.evaluate`, its CSV in the run folder: front_eval.csv)."""
     if not front.score_data:
         return {}
     from hwnas.api import evaluate
@@ -304,8 +324,9 @@ def _extra_scores(front, t: Trained) -> dict[str, float]:
     scores = {}
     metrics = metric_columns(result.summary)
     for row in result.summary:
-        labels = ":".join(str(v) for k, v in row.items() if k not in metrics and k != "images")
-        scores.update({f"{m}:{labels}": row[m] for m in metrics if m in row})
+        labels = [(k, v) for k, v in row.items() if k not in metrics and k != "images"]
+        name = ":".join(str(v) if i == 0 else f"{k}={v}" for i, (k, v) in enumerate(labels))  # data set first
+        scores.update({f"{m}:{name}": row[m] for m in metrics if m in row})
     return scores
 
 

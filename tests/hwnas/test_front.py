@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 # one search of 2 steps at 0.9x the base network's prediction (the macs table's cheapest network is 0.8x)
 SEARCH = ["--target-ratio", "0.9", "--image-size", "32", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2",
           "--epochs", "1", "--warmup-epochs", "0", "--threads", "1", "--prefetch", "0"]
-FRONT = ["--baselines", "--budget-steps", "4", "--uniform-candidates", "naf,cbr", "--measure-runs", "3"]
+FRONT = ["--baselines", "--budget-steps", "4", "--uniform-candidates", "naf,cbr", "--measure-runs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,16 @@ def front(lut, tmp_path_factory):
 
     from hwnas.cli import main
 
-    out = tmp_path_factory.mktemp("front") / "sweep"
-    argv, sys.argv = sys.argv, ["hwnas", "sweep", "--lut", str(lut), *SEARCH, *FRONT, "--out", str(out), "--json"]
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("front")
+    (root / "photos").mkdir()
+    for i in range(2):  # a benchmark's folder (CBSD68), two random 32 px images here
+        Image.fromarray((np.random.default_rng(i).random((32, 32, 3)) * 255).astype("uint8")).save(root / "photos" / f"{i}.png")
+    out = root / "sweep"
+    argv, sys.argv = sys.argv, ["hwnas", "sweep", "--lut", str(lut), *SEARCH, *FRONT, "--score-data", str(root / "photos"),
+                                "--score-option", "sigma=[25]", "--out", str(out), "--json"]
     try:
         main()
     except SystemExit as done:
@@ -59,6 +67,8 @@ def test_front_has_every_kind_its_table_and_plot(front):
     assert {r["kind"] for r in table} == {"searched", "uniform", "narrower", "shallower", "random"}
     assert list(table[0])[:6] == ["kind", "name", "target_ratio", "seed", "predicted_ms", "measured_ms"]
     assert {"val_psnr", "val_ssim", "params", "gmacs", "steps", "train_seconds", "pareto", "run"} <= set(table[0])
+    assert {"psnr:photos:sigma=25:seed=0", "ssim:photos:sigma=25:seed=0"} <= set(table[0])  # --score-data
+    assert all(float(r["psnr:photos:sigma=25:seed=0"]) > 0 for r in table)
     assert all(int(r["steps"]) == 4 for r in table)  # search 2 + fine-tune 2 = every baseline's budget
     assert all(float(r["measured_ms"]) > 0 for r in table) and any(r["pareto"] == "True" for r in table)
     assert (front / "front.png").read_bytes()[:4] == b"\x89PNG"
@@ -89,8 +99,9 @@ def test_a_pretrained_uniform_run_is_reused(lut, tmp_path, cli):
                        "--out", run)
     assert code == 0, err
     stamp = (run / "model.pt").stat().st_mtime_ns
-    code, out, err = cli("sweep", "--lut", lut, *SEARCH, "--baselines", "--budget-steps", "4", "--uniform-candidates", "cbr",
-                         "--random-per-target", "0", "--measure-runs", "3", "--out", tmp_path / "sweep", "--resume", "--json")
+    search = [f for f in SEARCH if f not in ("--target-ratio", "0.9")]  # no target: nothing narrowed, no random mixes
+    code, out, err = cli("sweep", "--lut", lut, "--latency-weight", "0.1", *search, "--baselines", "--budget-steps", "4",
+                         "--uniform-candidates", "cbr", "--measure-runs", "1", "--out", tmp_path / "sweep", "--resume", "--json")
     assert code == 0, err
     assert (run / "model.pt").stat().st_mtime_ns == stamp
     assert "uniform-cbr-s0" in {r["name"] for r in json.loads(out)["front"]["runs"]}
@@ -187,7 +198,7 @@ def test_every_run_is_a_picklable_job_for_a_cluster(lut, tmp_path, monkeypatch, 
     monkeypatch.setattr(hwnas.sweep, "executor", lambda name, cpus, gpus: asked.update(name=name, cpus=cpus, gpus=gpus) or shipping)
     search = [f for f in SEARCH if f not in ("--target-ratio", "0.9")]
     code, out, err = cli("sweep", "--lut", lut, "--latency-weight", "0.1", *search, "--baselines", "--budget-steps", "4",
-                         "--uniform-candidates", "cbr", "--measure-runs", "3", "--executor", "ray", "--cpus-per-run", "2",
+                         "--uniform-candidates", "cbr", "--measure-runs", "1", "--executor", "ray", "--cpus-per-run", "2",
                          "--out", tmp_path / "sweep", "--json")
     assert code == 0, err
     assert asked == {"name": "ray", "cpus": 2.0, "gpus": 0.0}
