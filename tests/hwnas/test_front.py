@@ -207,3 +207,17 @@ def test_every_run_is_a_picklable_job_for_a_cluster(lut, tmp_path, monkeypatch, 
     assert [(r["kind"], r["run"]) for r in front["runs"]] == [("uniform", "baselines/uniform-cbr-s0"),
                                                               ("searched", "mu-0.1/finetune")]
     assert any("no --target-ratio" in note for note in front["notes"])
+
+
+def test_api_sweep_validates_the_front_once_and_names_the_fix(tmp_path):
+    from hwnas import api
+    from hwnas.errors import HwnasError
+
+    with pytest.raises(HwnasError, match=r"^the training budget of 3 steps leaves nothing to fine-tune after the search's "
+                                         r"4 steps \(2 epochs x 2\); raise the budget above 4 steps"):
+        api.sweep(search={"spec": {"preset": "tiny"}, "epochs": 2, "steps_per_epoch": 2}, target_ratios=[0.9],
+                  baselines={"budget_steps": 3}, out=tmp_path / "sweep")
+    with pytest.raises(HwnasError, match=r"^invalid uniform_candidates"):
+        api.sweep(search={"spec": {"preset": "tiny"}}, latency_weights=[0.1], baselines={"budget_steps": 900,
+                  "uniform_candidates": "naf"}, out=tmp_path / "sweep")
+    assert not (tmp_path / "sweep").exists()
