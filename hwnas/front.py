@@ -81,8 +81,8 @@ def _base_pred(space, size: int, costs: "bl.Costs") -> float:
     return costs.ms(bl.uniform(space, size, bl.candidates(space, size)[0]))
 
 
-def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJob], ex, *, resume: bool, local: bool,
-              metric_hint: str = "val_psnr") -> tuple[list, FrontResult]:
+def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJob], ex, *, resume: bool,
+              local: bool) -> tuple[list, FrontResult]:
     """(the searches' results, the front) -- see the module docstring."""
     front, search = config.baselines, config.search
     space, size = search.spec.create(), search.image_size
@@ -94,13 +94,14 @@ def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJo
     first = _merge(first, _random_plan(config, out, space, costs, base_pred, seeds[0], resume))
     done = ex.map(run_job, [*searches, *_local(first.jobs, local)])
     results, trained = done[:len(searches)], done[len(searches):]
+    metric = f"val_{results[0].summary.get('primary_metric') or 'score'}"  # the task's primary metric, as sweep.csv's
     notes: list[str] = []
     second = _finetune_plan(config, out, searches, results, resume)
-    second = _merge(second, _narrowed_plan(config, out, space, costs, base_pred, names, trained, seeds[0], resume, notes))
+    second = _merge(second, _narrowed_plan(config, out, space, costs, base_pred, names, trained, seeds[0], resume, notes,
+                                               metric))
     trained += ex.map(run_job, _local(second.jobs, local))
     facts = {**first.facts, **second.facts}
-    rows = measure_and_score(config, out, trained, facts, metric_hint)
-    metric = metric_hint if any(metric_hint in r for r in rows) else next((k for k in rows[0] if k.startswith("val_")), metric_hint)
+    rows = measure_and_score(config, out, trained, facts)
     columns = front_columns(rows, metric)
     on_front = _pareto(rows, metric)
     for i, row in enumerate(rows):
@@ -185,7 +186,8 @@ def _ratio(config: SweepConfig, job: SearchJob) -> float | None:
     return next((p.ratio for p in points(config) if p.name == job.name), None)
 
 
-def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequence[Trained], seed, resume, notes) -> Plan:
+def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequence[Trained], seed, resume, notes,
+                   metric: str) -> Plan:
     """Per target, the base network and the best uniform one slower than it, made narrower and shallower (module docstring)."""
     search, front = config.search, config.baselines
     spec, size = search.spec, search.image_size
@@ -198,7 +200,7 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
         notes.append("no --target-ratio: no narrowed baselines (they are made to meet a target)")
         return Plan([], {})
     all_cands = bl.candidates(space, size)
-    score = _uniform_scores(trained)
+    score = _uniform_scores(trained, metric)
     wanted: dict[float, list[str]] = {}
     for ratio in config.target_ratios:
         slower = [c for c in names if costs.ms(bl.uniform(space, size, c)) > ratio * base_pred and c in score]
@@ -238,13 +240,13 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
     return Plan(jobs, facts)
 
 
-def _uniform_scores(trained: Sequence[Trained]) -> dict[str, float]:
-    """Candidate -> its uniform networks' mean primary validation score (the first val_ column)."""
+def _uniform_scores(trained: Sequence[Trained], metric: str) -> dict[str, float]:
+    """Candidate -> its uniform networks' mean validation `metric` (val_<the task's primary metric>)."""
     by: dict[str, list[float]] = {}
     for t in trained:
-        if t.kind == "uniform" and t.scores:
+        if t.kind == "uniform" and t.scores.get(metric) is not None:
             cand = t.name.removeprefix("uniform-").rsplit("-s", 1)[0]
-            by.setdefault(cand, []).append(next(iter(t.scores.values())))
+            by.setdefault(cand, []).append(t.scores[metric])
     return {c: sum(v) / len(v) for c, v in by.items()}
 
 
@@ -290,7 +292,7 @@ def _measure_untrained(config: SweepConfig, out: Path, space, base_cand: str, va
     return measured
 
 
-def measure_and_score(config: SweepConfig, out: Path, trained: Sequence[Trained], facts, metric: str) -> list[dict[str, Any]]:
+def measure_and_score(config: SweepConfig, out: Path, trained: Sequence[Trained], facts) -> list[dict[str, Any]]:
     """One row per trained network: measured here, counted, scored on --score-data."""
     from hwnas.cost import count_macs, count_params
     from hwnas.modelfile import load_model
