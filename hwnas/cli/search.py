@@ -165,7 +165,7 @@ def sweep(
 ) -> None:
     """Trade-off sweep: one search per latency weight mu, latency target and seed, then predicted latency vs the task's validation score (PSNR for denoising).
 
-    Writes <out>/<point>/ (a full search run each: mu-0.1, mu-1-target0.6x-seed1, ...), sweep.yaml, sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does.
+    Writes <out>/<point>/ (a full search run each: mu-0.1, mu-1-target0.6x-seed1, ...), sweep.yaml, sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does. With --baselines also <point>/finetune/, baselines/<network>/ (uniform, random, narrower, shallower: `hwnas train` runs) and front.csv + front.png (validation score vs latency measured here); with --resume finished runs are reused.
 
     Examples:
 

@@ -81,12 +81,16 @@ def test_front_has_every_kind_its_table_and_plot(front):
     assert tuned["init_from"].endswith("mu-1-target0.9x") and tuned["epochs"] * tuned["steps_per_epoch"] == 2
 
 
-def test_resume_reuses_every_finished_run(front, lut, cli):
+def test_resume_reuses_every_finished_run_and_finishes_an_interrupted_one(front, lut, cli):
+    interrupted = front / "baselines" / "random-0.9x-1"
+    (interrupted / "model.pt").unlink()  # stopped after its last checkpoint, before model.pt
     models = sorted(front.glob("**/model.pt"))
     before = {p: p.stat().st_mtime_ns for p in models}
     code, out, err = cli("sweep", "--out", front, "--resume", "--json")  # everything from sweep.yaml
     assert code == 0, err
     assert {p: p.stat().st_mtime_ns for p in models} == before  # nothing retrained
+    assert (interrupted / "model.pt").is_file()
+    assert [r["steps"] for r in json.loads(out)["front"]["runs"] if r["name"] == "random-0.9x-1"] == [4]
     report = json.loads(out)
     assert {r["name"] for r in report["front"]["runs"]} == {r["name"] for r in rows(front)}
 
