@@ -96,3 +96,25 @@ def test_inner_width_scales_parameters():
 def test_bad_candidate_lists_are_refused(candidates, message):
     with pytest.raises(HwnasError, match=message.replace("[", r"\[").replace("]", r"\]")):
         NAFNetUNetSpace.from_options("tiny", candidates=candidates)
+
+
+def test_the_space_is_scalable_and_every_variant_builds_smaller():
+    """`hwnas.space.Scalable`: narrower (width) and shallower (block counts) variants, largest first, each a
+    valid network of the space with fewer parameters than the one before it."""
+    from hwnas.space import Scalable
+
+    space = NAFNetUNetSpace.from_options("tiny")
+    assert isinstance(space, Scalable)
+    kinds = space.scaled_variants()
+    assert set(kinds) == {"narrower", "shallower"}
+    assert [v["width"] for v in kinds["narrower"]] == [6, 4, 2]
+    for variants in kinds.values():
+        params = []
+        for options in variants:
+            small = NAFNetUNetSpace.from_options("tiny", **options)
+            net = freeze(small, Architecture.uniform(small.name, {p.label: p.candidates for p in small.positions(32)}, "naf"))
+            assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+            params.append(count_params(net))
+        assert params == sorted(params, reverse=True) and len(set(params)) == len(params)
+    assert sum(kinds["shallower"][-1]["enc_blocks"]) + kinds["shallower"][-1]["middle_blocks"] + sum(
+        kinds["shallower"][-1]["dec_blocks"]) == 1  # at least one block is left
