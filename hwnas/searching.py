@@ -136,7 +136,7 @@ def resolve_config(fields: Mapping[str, Any]) -> tuple[SearchConfig, LatencyTabl
     Without, the space defaults to `DEFAULT_SPACE` and the preset to `QUICK_PRESET`
     where the space has it (a search of about a minute).
     """
-    from hwnas.tables.building import TableRequest, resolve_with_table
+    from hwnas.tables.target import MeasurementTarget
 
     values = {k: plain(v) for k, v in fields.items() if v is not None}
     spec = dict(values.pop("spec", None) or {})
@@ -151,15 +151,15 @@ def resolve_config(fields: Mapping[str, Any]) -> tuple[SearchConfig, LatencyTabl
         return build_config(SearchConfig, spec={**spec, "space": space, "preset": spec.get("preset") or quick_preset(space)},
                             **values), None
     table = distributed.from_main(lambda: LatencyTable.load(lut))  # rank 0 reads it and sends it to the others
-    request = TableRequest(spec.get("space"), spec.get("preset"), spec.get("options") or None, values.get("image_size"),
-                           values.get("backend"))
-    got = resolve_with_table(table.meta, request, str(lut))
+    given = MeasurementTarget(spec.get("space"), spec.get("preset"), spec.get("options") or None, values.get("image_size"),
+                              values.get("backend"))
+    got = given.with_table(table.meta, str(lut))
     values.update(image_size=got.image_size, backend=got.backend, lut=str(Path(lut).resolve()))
     if refs:
         refs = [{**ref, "path": str(Path(ref["path"]).resolve())} for ref in refs]
         check_same_network(table, [(ref["name"], LatencyTable.load(ref["path"])) for ref in refs[1:]])
         values["tables"] = refs
-    return build_config(SearchConfig, spec={"space": got.space, "preset": got.preset, "options": got.space_options or {}},
+    return build_config(SearchConfig, spec={"space": got.space, "preset": got.preset, "options": dict(got.options or {})},
                         **values), table
 
 
