@@ -387,7 +387,7 @@ class QaiHubBackend(LatencyBackend):
     def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> "pd.DataFrame":
         """Per-layer times from one profile job (the one `measure_network` ran, if it was the same
         module): columns `name` (the exported ONNX node name the layer stands for, e.g.
-        `/enc0/enc0.0/norm1/ReduceMean`, else the layer name as reported),
+        `/enc0.0.norm1/ReduceMean`, else the layer name as reported),
         `op_type`, `ms` (execution_time, assumed µs, / 1000), `runtime_name`, `compute_unit`.
         `frame.attrs["run_ms"]` is the pass's time as `measure_network` gives it, to compare with the sum."""
         import pandas as pd

@@ -58,7 +58,7 @@ def _fold_tree(module: nn.Module) -> nn.Module:
         return module
     # The trace only finds the BN/conv pairs; the convs are shared with `module` and folded
     # in place. Returning `module` (folded BNs -> Identity) rather than the GraphModule keeps
-    # the module hierarchy, so exported node names keep their scopes (`/enc0/enc0.0/...`).
+    # the module hierarchy, so exported node names keep their module paths (`/enc0.0.conv1/Conv`).
     for target in _fold_graph(graph_module):
         parent, _, child = target.rpartition(".")
         setattr(module.get_submodule(parent) if parent else module, child, nn.Identity())

@@ -116,10 +116,15 @@ def quantize_static_onnx(src: str | Path, dst: str | Path, inputs: Sequence[np.n
         raise HwnasError("quantisation needs at least one calibration input; give --calibration DIR with images.")
     src, dst = Path(src), Path(dst)
     activation = QuantType.QUInt8 if precision == "int8" else QuantType.QUInt16
-    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    graph = onnx.load(str(src), load_external_data=False).graph
+    name = graph.input[0].name
+    # A quantised graph output `y` is made by a tensor the QDQ file calls `y_QuantizeLinear_Input`
+    # (ONNX Runtime's renaming; `quantised_tensors` of a QDQ file gives that name): the float file calls it `y`.
+    outputs = {o.name for o in graph.output}
+    renamed = {f"{o}_QuantizeLinear_Input": o for o in outputs}
     stride = _stride(len(inputs))
     extra = {"ActivationSymmetric": False, "WeightSymmetric": True, "CalibStridedMinMax": stride,
-             "TensorQuantOverrides": {t: [{"quant_type": QuantType.QUInt16}] for t in sixteen_bit}}
+             "TensorQuantOverrides": {renamed.get(t, t): [{"quant_type": QuantType.QUInt16}] for t in sixteen_bit}}
     with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)

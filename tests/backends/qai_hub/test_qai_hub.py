@@ -107,7 +107,7 @@ def test_whole_network_attributes_layer_times_to_positions(make_backend, fake_hu
             else:
                 paths = [u.path for u in fixed if (u.name, u.input_shape) == (m.name, m.input_shape)]
             timed = [(node, op) for node, op in nodes if op not in fake_hub.folded_ops]
-            samples += [scale * sum(fake_hub.layer_time_us(op) for node, op in timed if node.startswith(_scope(path))) / 1000
+            samples += [scale * sum(fake_hub.layer_time_us(op) for node, op in timed if _within(node, path)) / 1000
                         for path in paths]
         assert samples and all(t > 0 for t in samples)
         assert m.median_ms == pytest.approx(float(np.median(samples))), (m.name, m.input_shape)
@@ -126,10 +126,10 @@ def _networks(fake_hub):
             yield model["name"], model["nodes"], float(np.median(warm)) / min(warm)
 
 
-def _scope(path: str) -> str:
-    """The exporter's node-name prefix for a module path: 'enc0.0' -> '/enc0/enc0.0/'."""
-    parts = path.split(".")
-    return "/" + "/".join(".".join(parts[: i + 1]) for i in range(len(parts))) + "/"
+def _within(node: str, path: str) -> bool:
+    """Whether an exported node belongs to the module at `path` or one inside it: the exporter
+    names nodes by module path ('/enc0.0.conv1/Conv', '/enc0.0/Add' are in 'enc0.0')."""
+    return node.startswith((f"/{path}/", f"/{path}."))
 
 
 def test_whole_network_refuses_names_without_module_paths(make_backend, fake_hub, tiny_space, units):
@@ -432,9 +432,9 @@ def test_breakdown_maps_converted_layer_names_back_to_the_export(make_backend, f
     assert frame.attrs["run_ms"] == pytest.approx(measured.median_ms)
     exported = {name for name, _ in next(iter(fake_hub.models.values()))["nodes"]}
     assert {"name", "op_type", "ms", "runtime_name", "compute_unit"} <= set(frame.columns)
-    assert set(frame["name"]) <= exported  # '_enc0_enc0_0_expand_expand_0_Conv' -> '/enc0/enc0.0/expand/expand.0/Conv'
+    assert set(frame["name"]) <= exported  # '_enc0_0_expand_0_Conv' -> '/enc0.0.expand.0/Conv'
     assert (frame["runtime_name"] != frame["name"]).all()
-    conv = frame[frame["name"] == "/enc0/enc0.0/expand/expand.0/Conv"]
+    conv = frame[frame["name"] == "/enc0.0.expand.0/Conv"]
     assert len(conv) == 1 and conv["ms"].item() == pytest.approx(fake_hub.layer_time_us("Conv") / 1000)
     warm = list(next(iter(fake_hub.profiles.values())).all_execution_times)[1:]
     assert frame.attrs["run_ms"] == pytest.approx(np.median(warm) / 1000)
