@@ -16,7 +16,11 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
    GMACs (256x256). Two runs at a time (`--jobs`), one thread each. Latency is measured
    apart (a property of the architecture, not of the weights), on a quiet machine.
    Rows: `results/front_uniform.csv`.
-3. `report` (via report.py): the plateau table on the results page.
+3. `latency`: every uniform network of stage 2 timed end to end (ONNX Runtime CPU,
+   256x256, LATENCY_THREADS threads), all in the same interleaved rounds, LATENCY_REPEATS
+   times; on a quiet machine only (it refuses to start above QUIET_LOAD unless --force).
+   Rows: `results/front_uniform_latency.csv`.
+4. `report` (via report.py): the plateau and ranking tables on the results page.
 
 Every training runs with one torch thread (`--threads 1`, see `hwnas.compute`: at the
 small preset one thread is within 1.3x of two, and it leaves the other core to other
@@ -60,6 +64,8 @@ EVAL_SIGMAS = "15,25,50"
 # (candidate, seed) in the order they run: the four uniform networks of issue 22 first.
 UNIFORM = (("naf", 0), ("cbr", 0), ("naf", 1), ("cbr", 1), ("cbr_e4", 0), ("cbr_e4", 1), ("naf_bn", 0),
            ("naf_bn_lite", 0))
+LATENCY_THREADS, LATENCY_RUNS, LATENCY_REPEATS = 2, 20, 3
+QUIET_LOAD = 1.0  # 1-minute load average above which timing is refused (2 cores)
 ROWS_LOCK = threading.Lock()  # workers append to one results file
 # The front's space: the paper's four candidates (naf first: the base network), a wider cbr and
 # skip -- at the small preset cbr is as good as naf and faster, so without these there is
@@ -70,12 +76,13 @@ SPACE_OPTIONS = ("-o", f"candidates=[{','.join(CANDIDATES)}]")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("plateau", "uniform"))
+    p.add_argument("stage", choices=("plateau", "uniform", "latency"))
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     p.add_argument("--steps", default=",".join(map(str, PLATEAU_STEPS)),
                    help="plateau lengths (total steps, multiples of 100), in order (default: %(default)s)")
     p.add_argument("--networks", default=",".join(PLATEAU_NETS), help="uniform candidates (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="latency: time even on a busy machine (the rows say the load)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default: %(default)s)")
     return p.parse_args(argv)
 
@@ -191,12 +198,43 @@ def stage_uniform(args, runner: Runner) -> None:
                 future.result()
 
 
+def stage_latency(args, runner: Runner) -> None:
+    """The uniform networks' end-to-end latency, interleaved (the architecture's, so weights do not matter)."""
+    from hwnas.modelfile import load_model
+    from hwnas.space import Unit
+    from hwnas.tables.building import make_backend
+
+    load = common.load_average()
+    if load and load[0] > QUIET_LOAD and not args.force:
+        raise SystemExit(f"error: load average {load[0]} > {QUIET_LOAD}: time on a quiet machine (or --force).")
+    rows = [r for r in common.read_rows(args.results / f"{NAME}_uniform.csv") if (ROOT / r["run"] / "model.pt").exists()]
+    if not rows:
+        raise SystemExit("error: no trained uniform network to time; run the uniform stage first.")
+    units = []
+    for r in rows:
+        space, net = load_model(ROOT / r["run"] / "model.pt").build()
+        units.append(Unit(f"{r['network']}-s{r['seed']}", tuple(space.example_input(IMAGE_SIZE).shape), net.eval(),
+                          kind="network"))
+    backend = make_backend("onnxruntime", {"threads": LATENCY_THREADS, "runs": LATENCY_RUNS, "passes": 3})
+    path = args.results / f"{NAME}_uniform_latency.csv"
+    settings = {"threads": LATENCY_THREADS, "runs": LATENCY_RUNS, "repeats": LATENCY_REPEATS, "image_size": IMAGE_SIZE}
+    with common.record_run(f"{NAME}_uniform_latency", settings=settings, results_dir=args.results):
+        for repeat in range(LATENCY_REPEATS):
+            load0 = common.load_average()
+            measured = backend.measure(units)
+            for r, m in zip(rows, measured):
+                common.append_row(path, {"network": r["network"], "seed": r["seed"], "repeat": repeat,
+                                         "median_ms": round(m.median_ms, 4), "load_start": load0[:1] and load0[0],
+                                         "load_end": common.load_average()[:1] and common.load_average()[0]})
+            logger.info("repeat %d: %s", repeat, ", ".join(f"{u.name} {m.median_ms:.2f} ms" for u, m in zip(units, measured)))
+
+
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(args.workdir)
-    {"plateau": stage_plateau, "uniform": stage_uniform}[args.stage](args, runner)
+    {"plateau": stage_plateau, "uniform": stage_uniform, "latency": stage_latency}[args.stage](args, runner)
 
 
 if __name__ == "__main__":
