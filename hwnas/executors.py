@@ -20,7 +20,7 @@ import re
 import socket
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
-from hwnas.errors import HwnasError
+from hwnas.errors import HwnasError, naming, setting
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -105,7 +105,9 @@ class RayExecutor:
                 raise HwnasError(f"cannot join the Ray cluster at {where}: {first_line(err)}") from err
             self._connected = True
             return
-        ray.init(address="local", include_dashboard=False)  # for this executor only
+        # For this executor only. Its workers at the user's priority: Ray starts them at nice 15, where beside any
+        # other work on the machine they starve (a training step ran 25x slower on this 2-core machine under load).
+        ray.init(address="local", include_dashboard=False, _system_config={"worker_niceness": 0})
         self._connected = True
         self._check_fits()
 
@@ -115,8 +117,9 @@ class RayExecutor:
         for kind, asked, key in (("CPUs", self.cpus, "CPU"), ("GPUs", self.gpus, "GPU")):
             if asked > have.get(key, 0):
                 self.close()
-                raise HwnasError(f"each run asks for {asked:g} {kind} but the local Ray instance has "
-                                 f"{have.get(key, 0):g}; ask for fewer, or set RAY_ADDRESS to a cluster that has them")
+                raise naming(f"each run asks for {asked:g} {kind} ({{{key.lower()}s_per_run}}) but the local Ray "
+                             f"instance has {have.get(key, 0):g}; ask for fewer, or set RAY_ADDRESS to a cluster "
+                             "that has them", **{f"{key.lower()}s_per_run": setting(f"{key.lower()}s_per_run")})
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         items = list(items)

@@ -41,6 +41,10 @@ def write_one(item: Item) -> tuple[int, dict[str, float]]:
     return item.n, given
 
 
+def niceness(_) -> int:
+    return os.nice(0)
+
+
 def test_local_executor_is_the_default_and_keeps_order(tmp_path):
     ex = executor()
     assert isinstance(ex, LocalExecutor)
@@ -104,6 +108,11 @@ def test_ray_runs_every_item_as_a_task_and_keeps_order(ray_running, tmp_path):
     assert ray_running.is_initialized()  # a Ray this executor did not start is left running
 
 
+def test_a_local_instance_runs_its_tasks_at_the_users_priority(ray_running):
+    """Not Ray's default nice 15, which starves the runs beside any other work (25x slower under load)."""
+    assert executor("ray").map(niceness, [0, 1]) == [os.nice(0)] * 2
+
+
 def test_ray_honours_the_cpu_request(ray_running, tmp_path):
     """Two CPUs per task on a machine with two or more: every task still runs, and is given two."""
     results = executor("ray", cpus=2).map(write_one, [Item(str(tmp_path), n) for n in range(3)])
@@ -112,9 +121,10 @@ def test_ray_honours_the_cpu_request(ray_running, tmp_path):
 
 def test_a_request_a_local_instance_cannot_meet_is_refused_instead_of_waiting_forever(ray_running):
     have = ray_running.cluster_resources()["CPU"]
-    with pytest.raises(HwnasError, match=rf"^each run asks for {have + 1:g} CPUs but the local Ray instance has "
-                                         rf"{have:g}; ask for fewer, or set RAY_ADDRESS"):
+    with pytest.raises(HwnasError, match=rf"^each run asks for {have + 1:g} CPUs \(cpus_per_run\) but the local Ray "
+                                         rf"instance has {have:g}; ask for fewer, or set RAY_ADDRESS") as caught:
         RayExecutor(cpus=have + 1)._check_fits()
+    assert "(--cpus-per-run)" in caught.value.cli
 
 
 def test_a_failed_task_is_named_and_the_others_finish(ray_running, tmp_path):
@@ -135,3 +145,31 @@ def test_several_failures_are_all_named_and_an_hwnas_error_keeps_its_kind(ray_ru
                                  "item-2: ValueError: item 2 cannot be done "
                                  "(the other runs finished; resume=True redoes only the failed)")
     assert [p.name for p in tmp_path.iterdir()] == ["1.txt"]
+
+
+# One search per point, two points (two seeds at one target), a few steps each: the sweep's plumbing, not its quality.
+SWEEP = ["--target-ratio", "0.9", "--seeds", "0,1", "--image-size", "32", "--crop", "16", "--batch-size", "2",
+         "--steps-per-epoch", "2", "--epochs", "1", "--warmup-epochs", "0", "--threads", "1", "--prefetch", "0"]
+
+
+def test_a_sweep_on_ray_writes_the_rows_the_local_loop_writes(ray_running, tmp_path, monkeypatch, cli, one_thread):
+    """`hwnas sweep --executor ray`: every search a Ray task, the same sweep.csv as one after another here."""
+    import hwnas
+    import hwnas.sweep
+
+    lut = tmp_path / "tiny.csv"
+    hwnas.build_table(backend="macs", spec={"preset": "tiny"}, image_size=32, out=lut)
+    used = []
+    choose = hwnas.sweep.executor
+    monkeypatch.setattr(hwnas.sweep, "executor", lambda name, **asked: used.append(choose(name, **asked)) or used[-1])
+    monkeypatch.chdir(tmp_path)  # the Ray run's folders are absolute, the local run's relative: the rows name them alike
+    tables = {}
+    for name in ("local", "ray"):
+        code, _, err = cli("sweep", "--lut", lut, *SWEEP, "--executor", name, "--out", name)
+        assert code == 0, err
+        tables[name] = (tmp_path / name / "sweep.csv").read_text().splitlines()
+    assert [type(ex).__name__ for ex in used] == ["LocalExecutor", "RayExecutor"]
+    assert tables["ray"] == tables["local"] and len(tables["ray"]) == 3  # header and two runs, the same numbers
+    for run in ("mu-1-target0.9x-seed0", "mu-1-target0.9x-seed1"):
+        assert (tmp_path / "ray" / run / "arch.json").is_file()
+    assert ray_running.is_initialized()  # the sweep used the instance it found, and left it running
