@@ -80,6 +80,17 @@ def test_attribution_gives_every_position_and_fixed_part_its_nodes(tiny, tiny_on
     assert convs and all(name.startswith("/enc0.0.") for name in convs)
 
 
+def test_node_module_paths_name_real_modules_and_the_breakdown_reads_them(tiny, tiny_onnx):
+    from hwnas.tables.breakdown import module_path
+
+    _, net = tiny
+    modules = dict(net.named_modules())
+    for node in onnx.load(str(tiny_onnx)).graph.node:
+        [path] = [p.value for p in node.metadata_props if p.key == MODULE_PATH_KEY]
+        assert path in modules, (node.name, path)  # '' (the network itself) included
+        assert module_path(node.name, modules) == path, node.name
+
+
 def _failing_dynamo(monkeypatch, error: Exception) -> None:
     real = torch.onnx.export
 
