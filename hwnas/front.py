@@ -90,14 +90,15 @@ def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJo
     seeds = list(config.seeds) or [search.seed]
     names = bl.uniform_candidates(space, size, front.uniform_candidates)
     base_pred = _base_pred(space, size, costs)
-    first = _uniform_plan(config, out, space, names, seeds, costs, resume)
-    first = _merge(first, _random_plan(config, out, space, costs, base_pred, seeds[0], resume))
+    runs = out if local else out.resolve()  # a cluster's worker may run in another folder
+    first = _uniform_plan(config, runs, space, names, seeds, costs, resume)
+    first = _merge(first, _random_plan(config, runs, space, costs, base_pred, seeds[0], resume))
     done = ex.map(run_job, [*searches, *_local(first.jobs, local)])
     results, trained = done[:len(searches)], done[len(searches):]
     metric = f"val_{results[0].summary.get('primary_metric') or 'score'}"  # the task's primary metric, as sweep.csv's
     notes: list[str] = []
     second = _finetune_plan(config, out, searches, results, resume)
-    second = _merge(second, _narrowed_plan(config, out, space, costs, base_pred, names, trained, seeds[0], resume, notes,
+    second = _merge(second, _narrowed_plan(config, runs, space, costs, base_pred, names, trained, seeds[0], resume, notes,
                                                metric))
     trained += ex.map(run_job, _local(second.jobs, local))
     facts = {**first.facts, **second.facts}

@@ -169,7 +169,7 @@ def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume:
         else:
             from hwnas.front import run_front
 
-            found, front = run_front(config, where, table, jobs, runner, resume=resume, local=local)
+            found, front = run_front(config, out, table, jobs, runner, resume=resume, local=local)
     results: list[tuple[Point, SearchResult]] = list(zip(todo, found))
     metric = f"val_{results[0][1].summary.get('primary_metric') or 'score'}"
     rows, columns = sweep_rows(results, out, metric)
