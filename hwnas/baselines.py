@@ -8,7 +8,7 @@
   Dirichlet) and then every position's candidate from those odds, so the draws reach
   both ends of the latency range and not only its middle;
 - narrower / shallower: per target, the base network and the best-scoring uniform
-  network slower than the target, made smaller by a `hwnas.space.Scalable` space's
+  network slower than the target (or the candidates named by `narrow`), made smaller by a `hwnas.space.Scalable` space's
   variants until their measured latency meets it (`pick_variant`).
 
 Every baseline trains with the search's recipe (task and its data, crop and noise,
@@ -54,14 +54,30 @@ def candidates(space: SearchSpace, image_size: int) -> list[str]:
     return [c for c in names if all(c in p.candidates for p in positions)]
 
 
+NONE = "none"  # --uniform-candidates none: train no uniform network
+
+
 def uniform_candidates(space: SearchSpace, image_size: int, asked: Sequence[str]) -> list[str]:
-    """The uniform networks to train: `asked` (checked), or every candidate of the space."""
+    """The uniform networks to train: `asked` (checked), every candidate of the space (nothing asked), or none
+    (`NONE` alone)."""
+    if list(asked) == [NONE]:
+        return []
+    _known(space, image_size, asked, "--uniform-candidates", f" (or {NONE} alone: no uniform network)")
+    return list(asked) or candidates(space, image_size)
+
+
+def narrow_candidates(space: SearchSpace, image_size: int, asked: Sequence[str]) -> list[str]:
+    """The candidates of --narrow (checked): their uniform networks are made narrower and shallower per target."""
+    _known(space, image_size, asked, "--narrow")
+    return list(asked)
+
+
+def _known(space: SearchSpace, image_size: int, asked: Sequence[str], flag: str, alternative: str = "") -> None:
     known = candidates(space, image_size)
     for name in asked:
         if name not in known:
-            raise HwnasError(f"--uniform-candidates names {name!r}, which is no candidate of every position of "
-                             f"{space.name}; choose from {', '.join(known)}.")
-    return list(asked) or known
+            raise HwnasError(f"{flag} names {name!r}, which is no candidate of every position of "
+                             f"{space.name}; choose from {', '.join(known)}{alternative}.")
 
 
 def uniform(space: SearchSpace, image_size: int, candidate: str) -> Architecture:

@@ -269,14 +269,16 @@ class FrontConfig(Frozen):
 
     Every network gets `budget_steps` weight updates: a searched one is fine-tuned for
     what its search left of them; the baselines (uniform networks, random mixes at each
-    target's predicted latency, the base and best uniform networks made narrower and
-    shallower) train that long from scratch with the search's recipe. Then each is
+    target's predicted latency, the base and best uniform networks -- or those of the
+    candidates in `narrow` -- made narrower and shallower) train that long from scratch
+    with the search's recipe. Then each is
     measured end to end (ONNX Runtime on this CPU, `measure_runs` interleaved rounds,
     `measure_threads` threads) and scored on the task's validation and on `score_data`
     (with `score_options`, the task's evaluation options, e.g. {"sigma": [25]})."""
 
     budget_steps: int = Field(ge=1)
-    uniform_candidates: tuple[str, ...] = ()  # empty: every candidate of the space
+    uniform_candidates: tuple[str, ...] = ()  # empty: every candidate of the space; ("none",): no uniform network
+    narrow: tuple[str, ...] = ()  # the candidates made narrower/shallower per target; empty: base + best uniform slower
     random_per_target: int = Field(2, ge=0)
     random_tolerance: float = Field(0.03, gt=0, lt=1)  # a random mix's prediction within this fraction of the target
     random_tries: int = Field(20000, ge=1)

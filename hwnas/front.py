@@ -25,7 +25,8 @@ Writes, beside sweep.csv:
     front.csv   one row per network: kind, name, target ratio, seed, predicted and measured ms,
                 scores, params, GMACs, steps (search + fine-tuning for a searched one), training
                 seconds (a searched one's: its fine-tuning's plus its search's, search_seconds.json),
-                pareto (on measured latency), run
+                pareto (on measured latency), spec and arch (the network's space spec and architecture as
+                compact JSON: `network_of` rebuilds it untrained, to time it again without weights), run
     front.png   validation score vs measured latency, each kind its own marker, the front joined
 """
 
@@ -74,6 +75,7 @@ def check(config: SweepConfig, table) -> None:
     space = search.spec.create()
     costs = bl.Costs.of(space, search.image_size, table)
     bl.uniform_candidates(space, search.image_size, config.baselines.uniform_candidates)
+    bl.narrow_candidates(space, search.image_size, config.baselines.narrow)
     _random_plan(config, Path("."), space, costs, _base_pred(space, search.image_size, costs), 0, False)
 
 
@@ -93,13 +95,16 @@ def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJo
     runs = out if local else out.resolve()  # a cluster's worker may run in another folder
     first = _uniform_plan(config, runs, space, names, seeds, costs, resume)
     first = _merge(first, _random_plan(config, runs, space, costs, base_pred, seeds[0], resume))
+    notes: list[str] = []
+    if front.narrow:  # named: nothing to wait for, so they train beside the searches
+        first = _merge(first, _narrowed_plan(config, runs, space, costs, base_pred, names, [], seeds[0], resume, notes, ""))
     done = ex.map(run_job, [*searches, *_local(first.jobs, local)])
     results, trained = done[:len(searches)], done[len(searches):]
     metric = f"val_{results[0].summary.get('primary_metric') or 'score'}"  # the task's primary metric, as sweep.csv's
-    notes: list[str] = []
     second = _finetune_plan(config, out, searches, results, resume)
-    second = _merge(second, _narrowed_plan(config, runs, space, costs, base_pred, names, trained, seeds[0], resume, notes,
-                                               metric))
+    if not front.narrow:
+        second = _merge(second, _narrowed_plan(config, runs, space, costs, base_pred, names, trained, seeds[0], resume,
+                                                   notes, metric))
     trained += ex.map(run_job, _local(second.jobs, local))
     facts = {**first.facts, **second.facts}
     rows = measure_and_score(config, out, trained, facts)
@@ -189,7 +194,8 @@ def _ratio(config: SweepConfig, job: SearchJob) -> float | None:
 
 def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequence[Trained], seed, resume, notes,
                    metric: str) -> Plan:
-    """Per target, the base network and the best uniform one slower than it, made narrower and shallower (module docstring)."""
+    """Per target, the base network and the best uniform one slower than it (or the candidates of `narrow`, as they
+    are), made narrower and shallower (module docstring)."""
     search, front = config.search, config.baselines
     spec, size = search.spec, search.image_size
     kinds = bl.variants(spec, space)
@@ -204,6 +210,9 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
     score = _uniform_scores(trained, metric)
     wanted: dict[float, list[str]] = {}
     for ratio in config.target_ratios:
+        if front.narrow:
+            wanted[ratio] = list(dict.fromkeys(front.narrow))
+            continue
         slower = [c for c in names if costs.ms(bl.uniform(space, size, c)) > ratio * base_pred and c in score]
         best = max(slower, key=lambda c: score[c]) if slower else None
         sources = [all_cands[0]] if costs.ms(bl.uniform(space, size, all_cands[0])) > ratio * base_pred else []
@@ -300,18 +309,42 @@ def measure_and_score(config: SweepConfig, out: Path, trained: Sequence[Trained]
     from hwnas.sweep import relative
 
     size, front = config.search.image_size, config.baselines
-    built = [load_model(t.model).build() for t in trained]
+    files = [load_model(t.model) for t in trained]
+    built = [f.build() for f in files]
     measured = _measure(config, [(t.name, space, net) for t, (space, net) in zip(trained, built)])
     rows = []
-    for t, (space, net), ms in zip(trained, built, measured):
+    for t, file, (space, net), ms in zip(trained, files, built, measured):
         f = facts.get(t.name, {})
         row = {"kind": t.kind, "name": t.name, "target_ratio": f.get("target_ratio"), "seed": f.get("seed"),
                "predicted_ms": f.get("predicted_ms"), "measured_ms": ms, **t.scores, **_extra_scores(front, t),
                "params": count_params(net), "gmacs": count_macs(net, tuple(space.example_input(size).shape)) / 1e9,
                "steps": t.steps + f.get("search_steps", 0), "train_seconds": t.train_seconds + f.get("search_seconds", 0.0),
-               "run": relative(t.out, out)}
+               **network_columns(file.spec, file.arch), "run": relative(t.out, out)}
         rows.append(row)
     return rows
+
+
+def network_columns(spec, arch) -> dict[str, str]:
+    """The `spec` and `arch` columns of a front.csv row: the network's space spec and architecture as compact JSON,
+    so a network can be rebuilt (untrained) and timed again without its weights (`network_of`)."""
+    import json
+
+    def dump(model) -> str:
+        return json.dumps(model.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+
+    return {"spec": dump(spec), "arch": dump(arch)}
+
+
+def network_of(row: dict[str, Any]):
+    """(space, untrained network) of a front.csv row, from its `spec` and `arch` columns."""
+    import json
+
+    from hwnas.config import SpaceSpec
+    from hwnas.space import Architecture
+
+    spec = SpaceSpec.model_validate(json.loads(row["spec"]))
+    space = spec.create()
+    return space, freeze(space, Architecture.model_validate(json.loads(row["arch"])))
 
 
 def _extra_scores(front, t: Trained) -> dict[str, float]:
@@ -335,7 +368,7 @@ def _extra_scores(front, t: Trained) -> dict[str, float]:
 
 def front_columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
     head = ["kind", "name", "target_ratio", "seed", "predicted_ms", "measured_ms"]
-    tail = ["params", "gmacs", "steps", "train_seconds", "pareto", "run"]
+    tail = ["params", "gmacs", "steps", "train_seconds", "pareto", "spec", "arch", "run"]
     scores = [metric] + [k for r in rows for k in r if k not in head + tail and k != metric]
     return head + list(dict.fromkeys(scores)) + tail
 

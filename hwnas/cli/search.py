@@ -154,7 +154,8 @@ def sweep(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file: a sweep's own sweep.yaml (search settings and latency_weights) or a search's config.yaml; flags given as well override it."),
     baselines: bool = typer.Option(False, "--baselines", help="Also fine-tune every derived network and train the baselines a user would pick without a search (uniform, random mixes at each target, base and best uniform network made narrower/shallower), all to --budget-steps; then measure all end to end (onnxruntime CPU) and write front.csv and front.png."),
     budget_steps: Optional[int] = typer.Option(None, "--budget-steps", help=f"With --baselines: weight updates per network; a searched network is fine-tuned for this minus its search's steps. {bounds(FrontConfig, 'budget_steps')}"),
-    uniform_candidates: Optional[str] = typer.Option(None, "--uniform-candidates", help="With --baselines: the uniform networks to train, e.g. naf,cbr (default: every candidate)."),
+    uniform_candidates: Optional[str] = typer.Option(None, "--uniform-candidates", help="With --baselines: the uniform networks to train, e.g. naf,cbr, or none (default: every candidate)."),
+    narrow: Optional[str] = typer.Option(None, "--narrow", help="With --baselines: the candidates whose uniform networks are made narrower/shallower per target, e.g. naf,cbr_e4 (default: the base network and the best uniform network slower than the target)."),
     random_per_target: Optional[int] = typer.Option(None, "--random-per-target", help=f"With --baselines: random mixes per target, predicted within 3% of it (default 2). {bounds(FrontConfig, 'random_per_target')}"),
     score_data: OptionalStrList = typer.Option(None, "--score-data", help="With --baselines: also score every network on this folder (repeatable), by the task's evaluation protocol."),
     score_option: OptionalStrList = typer.Option(None, "--score-option", help="With --score-data: an option of the task's evaluation KEY=VALUE (YAML), e.g. --score-option sigma=[25]."),
@@ -261,7 +262,7 @@ def _merged(base: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 
 SWEEP_AXES = ("latency_weights", "target_ratios", "seeds")
 SWEEP_EXTRA = ("baselines", "executor", "cpus_per_run", "gpus_per_run")  # SweepConfig fields besides the search and axes
-FRONT_FLAGS = {"budget_steps": "--budget-steps", "uniform_candidates": "--uniform-candidates",
+FRONT_FLAGS = {"budget_steps": "--budget-steps", "uniform_candidates": "--uniform-candidates", "narrow": "--narrow",
                "random_per_target": "--random-per-target", "score_data": "--score-data", "score_option": "--score-option",
                "measure_runs": "--measure-runs"}
 
@@ -285,8 +286,9 @@ def _sweep_extra(path: Optional[Path], flags: dict[str, Any]) -> dict[str, Any]:
         return out
     front = dict(saved.get("baselines") or {})
     front.update({k: flags[k] for k in ("budget_steps", "random_per_target", "measure_runs") if flags.get(k) is not None})
-    if flags.get("uniform_candidates"):
-        front["uniform_candidates"] = [c.strip() for c in flags["uniform_candidates"].split(",") if c.strip()]
+    for key in ("uniform_candidates", "narrow"):
+        if flags.get(key):
+            front[key] = [c.strip() for c in flags[key].split(",") if c.strip()]
     if flags.get("score_data"):
         front["score_data"] = list(flags["score_data"])
     if flags.get("score_option"):

@@ -81,6 +81,35 @@ def test_front_has_every_kind_its_table_and_plot(front):
     assert tuned["init_from"].endswith("mu-1-target0.9x") and tuned["epochs"] * tuned["steps_per_epoch"] == 2
 
 
+def test_every_row_rebuilds_untrained_from_its_spec_and_arch(front):
+    """A later session times a network again without its weights: front.csv's spec and arch columns rebuild it."""
+    from hwnas.cost import count_params
+    from hwnas.front import network_of
+
+    table = rows(front)
+    assert {json.loads(r["spec"])["preset"] for r in table} == {"tiny"}
+    assert any(json.loads(r["spec"])["options"] for r in table if r["kind"] == "narrower")  # the variant's own options
+    for r in table:
+        space, net = network_of(r)
+        assert count_params(net) == int(r["params"]) and space.name == json.loads(r["arch"])["space"]
+        assert "\n" not in r["spec"] + r["arch"] and ", " not in r["arch"]  # compact JSON, one cell each
+
+
+def test_no_uniform_networks_and_named_candidates_narrowed(lut, tmp_path, cli):
+    """--uniform-candidates none trains no uniform network; --narrow cbr narrows all-cbr (not the base network) with
+    nothing trained to choose it."""
+    code, out, err = cli("sweep", "--lut", lut, *SEARCH, "--baselines", "--budget-steps", "4", "--uniform-candidates", "none",
+                         "--narrow", "cbr", "--random-per-target", "0", "--measure-runs", "1", "--out", tmp_path / "sweep",
+                         "--json")
+    assert code == 0, err
+    runs = json.loads(out)["front"]["runs"]
+    assert sorted(r["name"] for r in runs) == ["mu-1-target0.9x", "narrower-cbr-0.9x", "shallower-cbr-0.9x"]
+    assert all(json.loads(r["arch"])["choices"] and set(json.loads(r["arch"])["choices"].values()) == {"cbr"}
+               for r in runs if r["kind"] != "searched")
+    saved = __import__("yaml").safe_load((tmp_path / "sweep" / "sweep.yaml").read_text())
+    assert saved["baselines"]["uniform_candidates"] == ["none"] and saved["baselines"]["narrow"] == ["cbr"]
+
+
 def test_resume_reuses_every_finished_run_and_finishes_an_interrupted_one(front, lut, cli):
     interrupted = front / "baselines" / "random-0.9x-1"
     (interrupted / "model.pt").unlink()  # stopped after its last checkpoint, before model.pt
@@ -160,6 +189,8 @@ def test_split_makes_exactly_the_steps():
     (["--baselines", "--budget-steps", "2"], "error: the training budget of 2 steps leaves nothing to fine-tune after the "
                                              "search's 2 steps (1 epochs x 2); raise the budget above 2 steps or search for fewer."),
     (["--baselines", "--budget-steps", "4", "--uniform-candidates", "naf,conv"], "error: --uniform-candidates names 'conv'"),
+    (["--baselines", "--budget-steps", "4", "--narrow", "naf,conv"], "error: --narrow names 'conv', which is no candidate"),
+    (["--baselines", "--budget-steps", "4", "--uniform-candidates", "none,naf"], "error: --uniform-candidates names 'none'"),
     (["--executor", "slurm"], "error: invalid --executor: unknown executor 'slurm'"),
 ])
 def test_a_mistake_is_one_sentence_and_exit_2(flags, message, lut, tmp_path, cli):
