@@ -20,7 +20,27 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
    256x256, LATENCY_THREADS threads), all in the same interleaved rounds, LATENCY_REPEATS
    times; on a quiet machine only (it refuses to start above QUIET_LOAD unless --force).
    Rows: `results/front_uniform_latency.csv`.
-4. `report` (via report.py): the plateau and ranking tables on the results page.
+4. `lut`: the ONNX Runtime CPU latency table of the front's space (preset small, CANDIDATES,
+   256x256, LATENCY_THREADS threads) into `results/front_lut/ort-small-256.csv` (+ its
+   sidecar), committed: every search of stage 5 reads it. Quiet machine only (QUIET_LOAD,
+   or --force); skipped when the table exists.
+5. `front [--target R]`: one `hwnas sweep --baselines` per target ratio (default: each of
+   TARGETS in turn) -- the searches at seeds 0 and 1 (SEARCH_STEPS of the FRONT_STEPS budget,
+   SEARCH_MODE), each derived network fine-tuned to FRONT_STEPS, 2 random mixes at the
+   target's predicted latency, and the best uniform network of stage 2 and all-naf made
+   narrower and shallower to the target (no uniform network is trained again: stage 2 has
+   them), two runs at a time through Ray, one thread each. Its front.csv rows, with the
+   target, the sweep's wall seconds and load, go to `results/front.csv`; a target already
+   there is skipped, an interrupted sweep resumes (`--resume`) while its folder lasts.
+   Each row carries its network's `spec` and `arch` (JSON), so stage 6 needs no weights.
+6. `front_latency`: every network of `results/front.csv` and `results/front_uniform.csv`
+   rebuilt untrained from its spec and architecture and timed end to end in the same
+   interleaved rounds as stage 3 (`time_networks`), LATENCY_REPEATS times, quiet machine
+   only. Rows: `results/front_latency.csv`.
+7. `report` (via report.py): the plateau and ranking tables, and the front against its goals.
+
+A session of ~3 hours keeps only what is committed (benchmarks/work/ is wiped between
+sessions), so each stage finishes within one: see benchmarks/README.md for the plan.
 
 Every training runs with one torch thread (`--threads 1`, see `hwnas.compute`: at the
 small preset one thread is within 1.3x of two, and it leaves the other core to other
@@ -28,6 +48,7 @@ work); the wall-clock and load of every run is in its row. Intermediate runs liv
 `--workdir` (default benchmarks/work/front, git-ignored). From the repository root:
 
     python benchmarks/bench_front.py plateau
+    python benchmarks/bench_front.py front --target 0.6
 """
 
 from __future__ import annotations
@@ -72,17 +93,35 @@ ROWS_LOCK = threading.Lock()  # workers append to one results file
 # nothing to trade (issue 22, item 2).
 CANDIDATES = ("naf", "naf_bn", "naf_bn_lite", "cbr", "cbr_e4", "skip")
 SPACE_OPTIONS = ("-o", f"candidates=[{','.join(CANDIDATES)}]")
+LUT = common.RESULTS_DIR / "front_lut" / f"ort-{PRESET}-{IMAGE_SIZE}.csv"
+TARGETS = (0.45, 0.6, 0.75)  # the searches' targets: fractions of the base network's (all-naf's) predicted latency
+# The search's share of the FRONT_STEPS budget (the fine-tuning gets the rest): 15 epochs of 100 steps, the first 3
+# weights only (the default 20%).
+SEARCH_EPOCHS, SEARCH_WARMUP = 15, 3
+SEARCH_STEPS = SEARCH_EPOCHS * STEPS_PER_EPOCH
+# sampled (one path per step) rather than soft (all 6 candidates per position per step). Measured here (small
+# preset, 6 candidates, crop 64, batch 8, one thread, macs table; 20 weight-only + 20 search steps each, with 2
+# validations, load average ~5.7 on 2 cores) a soft search took 136.8 s, a sampled one 29.6 s: ~3.4 s vs ~0.74 s a
+# step, 4.6x. At 1500 steps that is ~85 min against ~18 min per search, and a session runs 2 searches beside the
+# baselines; sampled is also the mode bench_paper searches with, so the front's searches are sampled.
+SEARCH_MODE = "sampled"
+FRONT_RANDOM = 2  # random mixes per target
+FRONT_SEEDS = "0,1"
+NARROW_ALSO = "naf"  # narrowed at every target beside the best uniform network of stage 2 (the base network)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("plateau", "uniform", "latency"))
+    p.add_argument("stage", choices=tuple(STAGES))
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     p.add_argument("--steps", default=",".join(map(str, PLATEAU_STEPS)),
                    help="plateau lengths (total steps, multiples of 100), in order (default: %(default)s)")
     p.add_argument("--networks", default=",".join(PLATEAU_NETS), help="uniform candidates (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="latency: time even on a busy machine (the rows say the load)")
+    p.add_argument("--force", action="store_true",
+                   help="lut, latency, front_latency: time even on a busy machine (the rows say the load)")
+    p.add_argument("--target", type=float, action="append",
+                   help=f"front: the target ratio to sweep (repeatable; default each of {', '.join(map(str, TARGETS))})")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default: %(default)s)")
     return p.parse_args(argv)
 
@@ -198,35 +237,168 @@ def stage_uniform(args, runner: Runner) -> None:
                 future.result()
 
 
-def stage_latency(args, runner: Runner) -> None:
-    """The uniform networks' end-to-end latency, interleaved (the architecture's, so weights do not matter)."""
-    from hwnas.modelfile import load_model
+def refuse_busy(args, what: str) -> None:
+    """Timing on a busy machine measures the load: refused above QUIET_LOAD unless --force."""
+    load = common.load_average()
+    if load and load[0] > QUIET_LOAD and not args.force:
+        raise SystemExit(f"error: load average {load[0]} > {QUIET_LOAD}: {what} on a quiet machine (or --force).")
+
+
+def time_networks(args, networks: list[tuple[str, object, object]], labels: list[list[dict]], name: str) -> None:
+    """Each (label, space, net) end to end (ONNX Runtime CPU, LATENCY_THREADS threads, IMAGE_SIZE), all in the same
+    interleaved rounds, LATENCY_REPEATS times: per repeat, one row in results/<name>.csv for each entry of the
+    network's `labels` (several rows share a timing where networks share an architecture). The weights do not
+    matter (latency is the architecture's)."""
     from hwnas.space import Unit
     from hwnas.tables.building import make_backend
 
-    load = common.load_average()
-    if load and load[0] > QUIET_LOAD and not args.force:
-        raise SystemExit(f"error: load average {load[0]} > {QUIET_LOAD}: time on a quiet machine (or --force).")
-    rows = [r for r in common.read_rows(args.results / f"{NAME}_uniform.csv") if (ROOT / r["run"] / "model.pt").exists()]
-    if not rows:
-        raise SystemExit("error: no trained uniform network to time; run the uniform stage first.")
-    units = []
-    for r in rows:
-        space, net = load_model(ROOT / r["run"] / "model.pt").build()
-        units.append(Unit(f"{r['network']}-s{r['seed']}", tuple(space.example_input(IMAGE_SIZE).shape), net.eval(),
-                          kind="network"))
+    units = [Unit(label, tuple(space.example_input(IMAGE_SIZE).shape), net.eval(), kind="network")
+             for label, space, net in networks]
     backend = make_backend("onnxruntime", {"threads": LATENCY_THREADS, "runs": LATENCY_RUNS, "passes": 3})
-    path = args.results / f"{NAME}_uniform_latency.csv"
-    settings = {"threads": LATENCY_THREADS, "runs": LATENCY_RUNS, "repeats": LATENCY_REPEATS, "image_size": IMAGE_SIZE}
-    with common.record_run(f"{NAME}_uniform_latency", settings=settings, results_dir=args.results):
+    path = args.results / f"{name}.csv"
+    settings = {"threads": LATENCY_THREADS, "runs": LATENCY_RUNS, "repeats": LATENCY_REPEATS, "image_size": IMAGE_SIZE,
+                "networks": len(units)}
+    with common.record_run(name, settings=settings, results_dir=args.results):
         for repeat in range(LATENCY_REPEATS):
             load0 = common.load_average()
             measured = backend.measure(units)
-            for r, m in zip(rows, measured):
-                common.append_row(path, {"network": r["network"], "seed": r["seed"], "repeat": repeat,
-                                         "median_ms": round(m.median_ms, 4), "load_start": load0[:1] and load0[0],
-                                         "load_end": common.load_average()[:1] and common.load_average()[0]})
+            load1 = common.load_average()
+            for rows, m in zip(labels, measured):
+                for label in rows:
+                    common.append_row(path, {**label, "repeat": repeat, "median_ms": round(m.median_ms, 4),
+                                             "load_start": load0[:1] and load0[0], "load_end": load1[:1] and load1[0]})
             logger.info("repeat %d: %s", repeat, ", ".join(f"{u.name} {m.median_ms:.2f} ms" for u, m in zip(units, measured)))
+
+
+def stage_latency(args, runner: Runner) -> None:
+    """The uniform networks' end-to-end latency, interleaved (the architecture's, so weights do not matter)."""
+    from hwnas.modelfile import load_model
+
+    refuse_busy(args, "time")
+    rows = [r for r in common.read_rows(args.results / f"{NAME}_uniform.csv") if (ROOT / r["run"] / "model.pt").exists()]
+    if not rows:
+        raise SystemExit("error: no trained uniform network to time; run the uniform stage first.")
+    networks = []
+    for r in rows:
+        space, net = load_model(ROOT / r["run"] / "model.pt").build()
+        networks.append((f"{r['network']}-s{r['seed']}", space, net))
+    time_networks(args, networks, [[{"network": r["network"], "seed": r["seed"]}] for r in rows], f"{NAME}_uniform_latency")
+
+
+def stage_lut(args, runner: Runner) -> None:
+    """The front's latency table (ONNX Runtime, this CPU), committed for every later session's searches."""
+    if LUT.exists() and LUT.with_suffix(".meta.json").exists():
+        logger.info("latency table exists: %s", rel(LUT))
+        return
+    refuse_busy(args, "build the latency table")
+    LUT.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"preset": PRESET, "candidates": CANDIDATES, "image_size": IMAGE_SIZE, "threads": LATENCY_THREADS}
+    with common.record_run(f"{NAME}_lut", settings=settings, results_dir=args.results):
+        runner.hwnas("build-lut", "--backend", "onnxruntime", "--space", SPACE, "--preset", PRESET, *SPACE_OPTIONS,
+                     "--image-size", IMAGE_SIZE, "--threads", LATENCY_THREADS, "--out", rel(LUT), log="build-lut.log")
+
+
+def uniform_means(results: Path) -> dict[str, float]:
+    """Uniform candidate -> its mean CBSD68 sigma-25 PSNR over seeds at FRONT_STEPS (results/front_uniform.csv)."""
+    by: dict[str, list[float]] = {}
+    for r in common.read_rows(results / f"{NAME}_uniform.csv"):
+        if r.get("steps") == str(FRONT_STEPS) and r.get("cbsd68_s25_psnr"):
+            by.setdefault(r["network"], []).append(float(r["cbsd68_s25_psnr"]))
+    return {n: sum(v) / len(v) for n, v in by.items()}
+
+
+def narrow_list(results: Path) -> str:
+    """--narrow: the best uniform network of stage 2 by CBSD68 sigma 25, and NARROW_ALSO."""
+    means = uniform_means(results)
+    if not means:
+        raise SystemExit(f"error: no uniform network at {FRONT_STEPS} steps in {rel(results / f'{NAME}_uniform.csv')}; "
+                         "run the uniform stage first.")
+    best = max(means, key=means.get)
+    return ",".join(dict.fromkeys([best, NARROW_ALSO]))
+
+
+def sweep_flags(target: float, narrow: str) -> list[object]:
+    """`hwnas sweep` at one target ratio: the study's recipe (as train_uniform's), the front's baselines."""
+    return ["--lut", rel(LUT), "--data", rel(TRAIN_DATA), "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
+            "--threads", THREADS, "--mode", SEARCH_MODE, "--epochs", SEARCH_EPOCHS, "--steps-per-epoch", STEPS_PER_EPOCH,
+            "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--seeds", FRONT_SEEDS,
+            "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", "--narrow", narrow,
+            "--random-per-target", FRONT_RANDOM, "--score-data", rel(TEST_DATA[0]), "--score-option", "sigma=[25]",
+            "--executor", "ray", "--cpus-per-run", 1]
+
+
+def stage_front(args, runner: Runner) -> None:
+    """One sweep per target ratio; its front.csv rows appended to results/front.csv (module docstring, stage 5)."""
+    if not LUT.exists():
+        raise SystemExit(f"error: no latency table {rel(LUT)}; run the lut stage first (on a quiet machine).")
+    path = args.results / f"{NAME}.csv"
+    targets = args.target or list(TARGETS)
+    narrow = narrow_list(args.results)
+    settings = {"preset": PRESET, "candidates": CANDIDATES, "steps": FRONT_STEPS, "search_steps": SEARCH_STEPS,
+                "search_mode": SEARCH_MODE, "seeds": FRONT_SEEDS, "narrow": narrow, "random_per_target": FRONT_RANDOM,
+                "targets": targets, "threads": THREADS, "lut": rel(LUT)}
+    with common.record_run(NAME, settings=settings, results_dir=args.results):
+        for target in targets:
+            if any(float(t) == target for (t,) in common.done_keys(path, ["target"]) if t):
+                logger.info("target %gx: in %s already", target, rel(path))
+                continue
+            out = args.workdir / f"sweep-{target:g}x"
+            resume = ["--resume"] if out.exists() else []
+            load0, t0 = common.load_average(), time.time()
+            runner.hwnas("sweep", *sweep_flags(target, narrow), "--out", rel(out), *resume, log=f"sweep-{target:g}x.log")
+            wall, load1 = time.time() - t0, common.load_average()
+            for row in common.read_rows(out / "front.csv"):
+                common.append_row(path, {"target": target, **row, "run": rel(out / row["run"]),
+                                         "sweep_wall_seconds": round(wall, 1), "load_start": load0[:1] and load0[0],
+                                         "load_end": load1[:1] and load1[0]})
+            logger.info("target %gx: %d networks in %s (%.0f s)", target, len(common.read_rows(out / "front.csv")),
+                        rel(path), wall)
+
+
+def uniform_spec_arch(candidate: str) -> dict[str, str]:
+    """The spec and arch columns (as front.csv's) of the uniform network all-`candidate` of stage 2."""
+    from hwnas import baselines as bl
+    from hwnas.config import SpaceSpec
+    from hwnas.front import network_columns
+
+    spec = SpaceSpec(space=SPACE, preset=PRESET, options={"candidates": list(CANDIDATES)})
+    return network_columns(spec, bl.uniform(spec.create(), IMAGE_SIZE, candidate))
+
+
+def front_networks(results: Path) -> list[dict]:
+    """Every network of the front to time: {source, kind, name, target, seed, spec, arch}, front.csv's then the
+    uniform networks of front_uniform.csv."""
+    nets = [{"source": "front", "kind": r["kind"], "name": r["name"], "target": r.get("target", ""), "seed": r["seed"],
+             "spec": r["spec"], "arch": r["arch"]} for r in common.read_rows(results / f"{NAME}.csv")]
+    for r in common.read_rows(results / f"{NAME}_uniform.csv"):
+        if r.get("steps") == str(FRONT_STEPS):
+            nets.append({"source": "uniform", "kind": "uniform", "name": f"uniform-{r['network']}-s{r['seed']}", "target": "",
+                         "seed": r["seed"], **uniform_spec_arch(r["network"])})
+    return nets
+
+
+def stage_front_latency(args, runner: Runner) -> None:
+    """Every network of the front rebuilt untrained and timed in the same rounds (stage 6): one unit per distinct
+    architecture (the uniform networks' seeds share one), a row per network; the table is written anew each time."""
+    from hwnas.front import network_of
+
+    refuse_busy(args, "time")
+    nets = front_networks(args.results)
+    if not nets:
+        raise SystemExit("error: nothing to time: run the front (and uniform) stages first.")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for n in nets:
+        groups.setdefault((n["spec"], n["arch"]), []).append({k: n[k] for k in ("source", "kind", "name", "target", "seed")})
+    networks = [(group[0]["name"], *network_of({"spec": spec, "arch": arch})) for (spec, arch), group in groups.items()]
+    path = args.results / f"{NAME}_latency.csv"
+    if path.exists():
+        logger.info("replacing %s: every network is timed again, in the same rounds", rel(path))
+        path.unlink()
+    time_networks(args, networks, list(groups.values()), f"{NAME}_latency")
+
+
+STAGES = {"plateau": stage_plateau, "uniform": stage_uniform, "latency": stage_latency, "lut": stage_lut,
+          "front": stage_front, "front_latency": stage_front_latency}
 
 
 def main() -> None:
@@ -234,7 +406,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(args.workdir)
-    {"plateau": stage_plateau, "uniform": stage_uniform, "latency": stage_latency}[args.stage](args, runner)
+    STAGES[args.stage](args, runner)
 
 
 if __name__ == "__main__":
