@@ -47,7 +47,7 @@ def test_every_precision_setting_is_checked_by_the_one_check():
     """The backends' options and `hwnas export` refuse with check_precision's sentence."""
     import pydantic
 
-    from backends.onnxruntime import OnnxRuntimeOptions
+    from hwnas.backends.onnxruntime import OnnxRuntimeOptions
     from hwnas.config import ExportConfig
 
     with pytest.raises(pydantic.ValidationError, match="onnxruntime on this CPU does not run w8a16"):
