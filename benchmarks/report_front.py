@@ -6,7 +6,14 @@
 - `front_uniform.csv` (+ `front_uniform_latency.csv` when measured): the space's
   quality-latency ranking at B -- every uniform network, mean over its seeds and the
   seed spread, on CBSD68 and Kodak24 at sigma 15/25/50, with parameters, GMACs and the
-  measured end-to-end latency.
+  measured end-to-end latency;
+- `front.csv` (+ `front_latency.csv`, `front_uniform.csv`): the front itself -- every
+  searched network and baseline with its measured latency and CBSD68 sigma-25 PSNR, a
+  plot, and issue 22's goals (`front_goals`): at each target the searched networks' mean
+  beats the baselines' front, interpolated at their latency, by MARGIN_DB and by more
+  than their seed spread; no searched network is uniform; stretch: one within all-naf's
+  seed spread at <= STRETCH_RATIO x its latency; the best network at least CBM3D's.
+  Until front.csv exists the uniform section says what to run.
 """
 
 from __future__ import annotations
@@ -102,7 +109,224 @@ def uniform_section(df, meta: dict, results: Path, out: Path) -> Section:
                "interleaved rounds (`-` until measured). Sorted by CBSD68 sigma 25.", "",
                md_table(["network", "seeds", *(f"{d.upper() if d == 'cbsd68' else 'Kodak24'} s{sg}" for d, sg in SCORES),
                          "SSIM CBSD68 s25", "params (M)", "GMACs", "ms"], uniform_ranking(df, latency)), ""]
+    if not (results / "front.csv").exists():
+        body, goals = pending_front()
+        s.body += body
+        s.goals += goals
     return s
 
 
-SECTIONS = {"front_plateau": plateau_section, "front_uniform": uniform_section}
+# -- the front (front.csv) -------------------------------------------------------------------------------------------
+
+MARGIN_DB = 0.15  # the searched networks' mean over the baselines' front at their latency (issue 22)
+STRETCH_RATIO = 0.6  # stretch: within all-naf's seed spread at <= this fraction of its latency
+CBM3D_DB = 30.71  # CBSD68 sigma 25, CBM3D: the best network should reach it
+STAGES_TO_RUN = ("python benchmarks/bench_front.py lut  (quiet machine)",
+                 "python benchmarks/bench_front.py front --target 0.45 --target 0.6",
+                 "python benchmarks/bench_front.py front --target 0.75",
+                 "python benchmarks/bench_front.py front_latency  (quiet machine)")
+
+
+def psnr_column(columns) -> str | None:
+    """front.csv's CBSD68 sigma-25 PSNR column (--score-data CBSD68 --score-option sigma=[25]: psnr:CBSD68:sigma=25:...)."""
+    return next((c for c in columns if c.startswith("psnr:CBSD68:sigma=25")), None)
+
+
+def front_networks(front, uniform, latency, uniform_latency) -> list[dict]:
+    """One dict per network: kind, name, target, seed, ms, psnr, params, gmacs, steps, wall, uniform_arch; ms from
+    front_latency.csv (median over repeats), else the sweep's own measurement (front.csv) or front_uniform_latency.csv."""
+    import json
+
+    import pandas as pd
+
+    timed = {}
+    if latency is not None:
+        timed = {str(n): float(g.median_ms.median()) for n, g in latency.groupby("name")}
+    col = psnr_column(front.columns) if front is not None else None
+    nets = []
+    for r in (front.to_dict("records") if front is not None else []):
+        choices = set(json.loads(r["arch"])["choices"].values()) if isinstance(r.get("arch"), str) else set()
+        nets.append({"kind": r["kind"], "name": r["name"], "target": float(r["target"]), "seed": r["seed"],
+                     "ms": timed.get(r["name"], float(r["measured_ms"])), "psnr": float(r[col]) if col else float("nan"),
+                     "params": float(r["params"]), "gmacs": float(r["gmacs"]), "steps": int(r["steps"]),
+                     "wall": float(r["train_seconds"]), "uniform_arch": len(choices) == 1})
+    for r in (uniform.to_dict("records") if uniform is not None else []):
+        name = f"uniform-{r['network']}-s{r['seed']}"
+        ms = timed.get(name)
+        if ms is None and uniform_latency is not None:
+            mine = uniform_latency[(uniform_latency.network == r["network"]) & (uniform_latency.seed == r["seed"])]
+            ms = float(mine.median_ms.median()) if len(mine) else None
+        nets.append({"kind": "uniform", "name": name, "network": r["network"], "target": None, "seed": r["seed"],
+                     "ms": float("nan") if ms is None else ms, "psnr": float(r["cbsd68_s25_psnr"]),
+                     "params": float(r["params"]), "gmacs": float(r["gmacs"]), "steps": int(r.get("train_steps", r["steps"])),
+                     "wall": float(r["train_seconds"]), "uniform_arch": True})
+    return [n for n in nets if not pd.isna(n["psnr"])]
+
+
+def baseline_points(nets: list[dict]) -> list[tuple[float, float, str]]:
+    """(ms, PSNR, name) of every baseline with a latency; a uniform network once, its seeds' mean (as the searched
+    networks' are compared)."""
+    points, by_uniform = [], {}
+    for n in nets:
+        if n["kind"] == "searched" or n["ms"] != n["ms"]:
+            continue
+        if n["kind"] == "uniform":
+            by_uniform.setdefault(n.get("network", n["name"]), []).append(n)
+        else:
+            points.append((n["ms"], n["psnr"], n["name"]))
+    for net, group in by_uniform.items():
+        points.append((sum(g["ms"] for g in group) / len(group), sum(g["psnr"] for g in group) / len(group), f"all-{net}"))
+    return points
+
+
+def pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The points no other is both faster and better than, by latency."""
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p[0], -p[1])):
+        if p[1] > best:
+            front.append(p)
+            best = p[1]
+    return front
+
+
+def front_at(front: list[tuple[float, float, str]], ms: float) -> float | None:
+    """The baselines' PSNR at latency `ms`: linear along their Pareto front between its points around `ms`, the
+    best one below it past the slowest; None when no baseline is that fast."""
+    below = [p for p in front if p[0] <= ms]
+    if not below:
+        return None
+    a = below[-1]
+    above = [p for p in front if p[0] > ms]
+    if not above:
+        return a[1]
+    b = above[0]
+    return a[1] + (b[1] - a[1]) * (ms - a[0]) / (b[0] - a[0])
+
+
+def target_goal(target: float, searched: list[dict], front: list[tuple[float, float, str]]) -> Goal:
+    goal = (f"at {target:g}x: the searched networks' mean CBSD68 s25 PSNR >= {MARGIN_DB} dB above the baselines' front "
+            "at their latency, by more than their seed spread")
+    if len(searched) < 2:
+        return Goal("front", goal, f"{len(searched)} of 2 seeds measured", None)
+    psnrs = [n["psnr"] for n in searched]
+    mean, spread, ms = sum(psnrs) / len(psnrs), max(psnrs) - min(psnrs), sum(n["ms"] for n in searched) / len(searched)
+    ref = front_at(front, ms)
+    if ref is None:
+        return Goal("front", goal, f"{fmt(mean, 2)} dB at {fmt(ms, 1)} ms; no baseline is that fast", None)
+    margin = mean - ref
+    met = margin >= MARGIN_DB and margin > spread
+    cause = ""
+    if not met:
+        cause = (f"the margin is below {MARGIN_DB} dB" if margin < MARGIN_DB else
+                 f"the margin is within the seed spread ({spread:.2f} dB)")
+    return Goal("front", goal, f"{fmt(mean, 2)} dB at {fmt(ms, 1)} ms vs the baselines' {fmt(ref, 2)} dB: "
+                f"{margin:+.2f} dB, seed spread {spread:.2f} dB", met, cause=cause)
+
+
+def front_goals(nets: list[dict], targets: list[float]) -> list[Goal]:
+    """Issue 22's goals of the front (module docstring)."""
+    goals = []
+    front = pareto(baseline_points(nets))
+    searched = [n for n in nets if n["kind"] == "searched"]
+    for target in targets:
+        goals.append(target_goal(target, [n for n in searched if n["target"] == target], front))
+    uniform = [n["name"] for n in searched if n["uniform_arch"]]
+    goals.append(Goal("front", "no searched network is uniform (one candidate everywhere)",
+                      f"uniform: {', '.join(uniform)}" if uniform else f"none of {len(searched)} is uniform",
+                      not uniform if searched else None,
+                      cause="the search collapsed to one candidate at every position" if uniform else ""))
+    goals.append(stretch_goal(nets, searched))
+    best = max(nets, key=lambda n: n["psnr"], default=None)
+    goals.append(Goal("front", f"the best network >= {CBM3D_DB} dB on CBSD68 s25 (CBM3D)",
+                      f"{best['name']}: {fmt(best['psnr'], 2)} dB" if best else "no network yet",
+                      best["psnr"] >= CBM3D_DB if best and searched else None,
+                      cause="" if not best or best["psnr"] >= CBM3D_DB else "the small preset at this budget stays below CBM3D"))
+    return goals
+
+
+def stretch_goal(nets: list[dict], searched: list[dict]) -> Goal:
+    goal = f"stretch: a searched network within all-naf's seed spread at <= {STRETCH_RATIO}x its latency"
+    naf = [n for n in nets if n["kind"] == "uniform" and n.get("network") == "naf" and n["ms"] == n["ms"]]
+    if not naf or not searched:
+        return Goal("front", goal, "all-naf or the searched networks not measured yet", None)
+    psnrs = [n["psnr"] for n in naf]
+    mean, spread, ms = sum(psnrs) / len(psnrs), max(psnrs) - min(psnrs), sum(n["ms"] for n in naf) / len(naf)
+    fast = [n for n in searched if n["ms"] <= STRETCH_RATIO * ms]
+    hit = [n for n in fast if n["psnr"] >= mean - spread]
+    if hit:
+        n = max(hit, key=lambda n: n["psnr"])
+        return Goal("front", goal, f"{n['name']}: {fmt(n['psnr'], 2)} dB at {n['ms'] / ms:.2f}x (all-naf "
+                    f"{fmt(mean, 2)} +-{spread:.2f} dB)", True)
+    best = max(fast, key=lambda n: n["psnr"], default=None)
+    result = (f"best at <= {STRETCH_RATIO}x: {best['name']} {fmt(best['psnr'], 2)} dB vs all-naf {fmt(mean, 2)} "
+              f"-{spread:.2f} dB" if best else f"no searched network at <= {STRETCH_RATIO}x all-naf's {fmt(ms, 1)} ms")
+    return Goal("front", goal, result, False, cause="the searched networks that fast lose more than the seed spread")
+
+
+def front_plot(nets: list[dict], front: list[tuple[float, float, str]], path: Path) -> None:
+    plt = report._plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    style = {"searched": ("C3", "*"), "uniform": ("C0", "s"), "narrower": ("C2", "v"), "shallower": ("C4", "^"),
+             "random": ("C7", "o")}
+    for kind, (colour, marker) in style.items():
+        mine = [n for n in nets if n["kind"] == kind and n["ms"] == n["ms"]]
+        if mine:
+            ax.scatter([n["ms"] for n in mine], [n["psnr"] for n in mine], color=colour, marker=marker,
+                       s=90 if kind == "searched" else 40, zorder=3, label=kind)
+    if front:
+        ax.plot([p[0] for p in front], [p[1] for p in front], color="C1", zorder=2, label="baselines' front")
+        for ms, psnr, name in front:
+            ax.annotate(name, (ms, psnr), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("end-to-end latency, ms (ONNX Runtime CPU, 256x256, 2 threads)")
+    ax.set_ylabel("CBSD68 sigma 25 PSNR (dB)")
+    ax.set_title("The front: searched networks vs the baselines at equal budget (small preset)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _read(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path) if path.exists() else None
+
+
+def front_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("The latency-quality front: searched networks vs baselines at equal budget (front.csv)")
+    latency = _read(results / "front_latency.csv")
+    nets = front_networks(df, _read(results / "front_uniform.csv"), latency, _read(results / "front_uniform_latency.csv"))
+    targets = sorted({float(t) for t in df.target})
+    front = pareto(baseline_points(nets))
+    png = results / "front.png"
+    front_plot(nets, front, png)
+    s.pngs.append(png)
+    where = ("ONNX Runtime CPU end to end, every network rebuilt untrained and timed in the same interleaved rounds "
+             "(front_latency.csv, median over repeats)" if latency is not None else
+             "each sweep's own measurement (not yet timed together: run `python benchmarks/bench_front.py "
+             "front_latency` on a quiet machine), uniform networks from front_uniform_latency.csv")
+    rows = [[n["kind"], n["name"], "-" if n["target"] is None else f"{n['target']:g}x", n["seed"], fmt(n["ms"], 2),
+             fmt(n["psnr"], 2), fmt(n["params"] / 1e6, 3), fmt(n["gmacs"], 3), n["steps"], fmt(n["wall"], 0)]
+            for n in sorted(nets, key=lambda n: (n["ms"] if n["ms"] == n["ms"] else float("inf")))]
+    s.body += [f"Every network of the front's sweeps (targets {', '.join(f'{t:g}x' for t in targets)}: searches at "
+               "2 seeds fine-tuned to the budget, random mixes, narrowed networks) and the uniform networks of "
+               f"front_uniform.csv, all trained for the same number of updates. Latency: {where}. PSNR: CBSD68 sigma "
+               "25. Wall: training seconds (a searched network's: search plus fine-tuning).", "",
+               md_table(["kind", "name", "target", "seed", "ms", "PSNR (dB)", "params (M)", "GMACs", "steps",
+                         "wall (s)"], rows), "", report.image(png, out, "front") + "", ""]
+    s.goals += front_goals(nets, targets)
+    s.body += report.goal_lines(s.goals)
+    return s
+
+
+def pending_front() -> tuple[list[str], list[Goal]]:
+    """The uniform section's note and goals before front.csv exists."""
+    body = ["The front itself (searched networks against these baselines, issue 22) has no rows yet: run, one "
+            "session each as benchmarks/README.md plans,", "", *(f"    {c}" for c in STAGES_TO_RUN), ""]
+    goals = [Goal("front", f"at each target the searched networks' mean >= {MARGIN_DB} dB above the baselines' front, "
+                  "by more than the seed spread", "not run yet: python benchmarks/bench_front.py front", None)]
+    return body, goals
+
+
+SECTIONS = {"front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section}

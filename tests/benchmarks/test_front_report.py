@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+
+import pytest
 
 
 def write(path: Path, rows: list[dict]) -> None:
@@ -38,7 +41,7 @@ def test_plateau_goal_is_judged_at_the_fronts_budget_only(report, tmp_path):
     assert "B = 6000" in text and "not measured: no 12000-step runs yet" in text
     assert "MISSED" not in text  # the 1500/3000 doublings are shown, not judged
     assert "| naf | 3000 | 30.10 | +0.40 dB |" in text
-    assert "All 0 measured goals met; 1 not measured yet." in text
+    assert "All 0 measured goals met; 2 not measured yet." in text  # the plateau test and the front (not run)
 
 
 def test_plateau_goal_missed_and_met(report, tmp_path):
@@ -46,7 +49,7 @@ def test_plateau_goal_missed_and_met(report, tmp_path):
                                                     ("cbr", 12000): 30.45}), [uniform("naf", 0, 30.5)])
     assert "largest gain +0.30 dB (naf)" in missed and "**MISSED**" in missed
     met = page(report, tmp_path / "b", plateau({("naf", 6000): 30.5, ("naf", 12000): 30.55}), [uniform("naf", 0, 30.5)])
-    assert "largest gain +0.05 dB (naf)" in met and "All 1 goals met." in met
+    assert "largest gain +0.05 dB (naf)" in met and "All 1 measured goals met; 1 not measured yet." in met
 
 
 def test_uniform_ranking_sorted_with_seed_spread(report, tmp_path):
@@ -54,3 +57,93 @@ def test_uniform_ranking_sorted_with_seed_spread(report, tmp_path):
                 [uniform("cbr", 0, 30.40), uniform("naf", 0, 30.50), uniform("naf", 1, 30.70), uniform("cbr", 1, 30.40)])
     table = text[text.index("| network | seeds |"):]
     assert table.index("| naf | 0,1 | 31.60 +-0.10 | 30.60 +-0.10 |") < table.index("| cbr | 0,1 |")
+
+
+# -- the front (front.csv, front_latency.csv) -------------------------------------------------------------------------
+
+PSNR = "psnr:CBSD68:sigma=25:seed=0"
+
+
+def net(kind: str, name: str, target: float, seed: int, ms: float, psnr: float, choices=("naf", "cbr")) -> dict:
+    arch = json.dumps({"space": "nafnet-unet", "choices": {f"p{i}": c for i, c in enumerate(choices * 2)}})
+    return {"target": target, "kind": kind, "name": name, "target_ratio": target, "seed": seed, "predicted_ms": ms,
+            "measured_ms": ms, "val_psnr": psnr - 1, PSNR: psnr, "params": 500_000, "gmacs": 0.8,
+            "steps": 6000, "train_seconds": 900.0, "pareto": False, "spec": "{}", "arch": arch, "run": f"x/{name}"}
+
+
+def uniform_with_ms(net_: str, seed: int, psnr: float, ms: float) -> tuple[dict, dict]:
+    return ({**uniform(net_, seed, psnr), "train_steps": 6000, "train_seconds": 800.0},
+            {"network": net_, "seed": seed, "repeat": 0, "median_ms": ms})
+
+
+def front_page(report, tmp_path: Path, searched: list[dict], *, front_latency: list[dict] | None = None) -> str:
+    """naf (100 ms, 30.50/30.60 dB) and cbr (40 ms, 30.00 dB) uniform; a random mix at 60 ms, 30.10 dB."""
+    results = tmp_path / "results"
+    results.mkdir(parents=True)
+    naf0, naf0_ms = uniform_with_ms("naf", 0, 30.5, 100)
+    naf1, naf1_ms = uniform_with_ms("naf", 1, 30.6, 100)
+    cbr0, cbr0_ms = uniform_with_ms("cbr", 0, 30.0, 40)
+    write(results / "front_uniform.csv", [naf0, naf1, cbr0])
+    write(results / "front_uniform_latency.csv", [naf0_ms, naf1_ms, cbr0_ms])
+    write(results / "front.csv", [net("random", "random-0.6x-1", 0.6, 0, 60, 30.1), *searched])
+    if front_latency:
+        write(results / "front_latency.csv", front_latency)
+    return report.render(results, tmp_path / "RESULTS.md")
+
+
+def goal_line(text: str, target: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"| front | at {target}:"))
+
+
+def test_front_margin_met(report, tmp_path):
+    text = front_page(report, tmp_path, [net("searched", "mu-1-target0.6x-seed0", 0.6, 0, 60, 30.50),
+                                         net("searched", "mu-1-target0.6x-seed1", 0.6, 1, 60, 30.45)])
+    line = goal_line(text, "0.6x")
+    assert "30.48 dB at 60.0 ms vs the baselines' 30.10 dB: +0.38 dB, seed spread 0.05 dB" in line and "MISSED" not in line
+    assert "none of 2 is uniform" in text
+    assert (tmp_path / "results" / "front.png").read_bytes()[:4] == b"\x89PNG" and "![front](results/front.png)" in text
+    assert "| searched | mu-1-target0.6x-seed0 | 0.6x | 0 | 60.00 | 30.50 |" in text
+    assert "| uniform | uniform-naf-s1 | - | 1 | 100.00 | 30.60 |" in text
+    assert "not yet timed together" in text  # no front_latency.csv: the sweeps' own measurements
+
+
+def test_front_margin_missed_by_margin_and_by_spread(report, tmp_path):
+    small = front_page(report, tmp_path / "a", [net("searched", "s0", 0.6, 0, 60, 30.20),
+                                                net("searched", "s1", 0.6, 1, 60, 30.25)])
+    assert "+0.12 dB" in goal_line(small, "0.6x") and "**MISSED**" in goal_line(small, "0.6x")
+    noisy = front_page(report, tmp_path / "b", [net("searched", "s0", 0.6, 0, 60, 30.0),
+                                                net("searched", "s1", 0.6, 1, 60, 30.8)])
+    assert "+0.30 dB, seed spread 0.80 dB" in goal_line(noisy, "0.6x") and "**MISSED**" in goal_line(noisy, "0.6x")
+
+
+def test_front_is_interpolated_along_the_baselines_front(report, tmp_path):
+    """At 70 ms the baselines' front runs from the random mix (60 ms, 30.10) to all-naf's mean (100 ms, 30.55): 30.2125;
+    front_latency.csv's timings replace the sweeps' own."""
+    timed = [{"source": "front", "kind": "searched", "name": n, "target": 0.6, "seed": s, "repeat": 0, "median_ms": 70}
+             for n, s in (("s0", 0), ("s1", 1))]
+    text = front_page(report, tmp_path, [net("searched", "s0", 0.6, 0, 61, 30.50), net("searched", "s1", 0.6, 1, 62, 30.50)],
+                      front_latency=timed)
+    assert "30.50 dB at 70.0 ms vs the baselines' 30.21 dB: +0.29 dB" in goal_line(text, "0.6x")
+    assert "front_latency.csv, median over repeats" in text
+
+
+def test_front_at_and_pareto(report):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report_front", Path(report.__file__).parent / "report_front.py")
+    module = importlib.util.module_from_spec(spec)
+    module.report = report
+    spec.loader.exec_module(module)
+    front = module.pareto([(40, 30.0, "a"), (50, 29.0, "worse"), (100, 30.6, "b"), (120, 30.5, "slower, worse")])
+    assert [p[2] for p in front] == ["a", "b"]
+    assert module.front_at(front, 70) == pytest.approx(30.3)
+    assert module.front_at(front, 200) == 30.6 and module.front_at(front, 30) is None
+
+
+def test_a_uniform_searched_network_is_named_and_pending_front_says_what_to_run(report, tmp_path):
+    text = front_page(report, tmp_path / "a", [net("searched", "s0", 0.6, 0, 60, 30.5, choices=("cbr",)),
+                                               net("searched", "s1", 0.6, 1, 60, 30.45)])
+    assert "uniform: s0" in text and "collapsed to one candidate" in text
+    pending = page(report, tmp_path / "b", plateau({("naf", 3000): 30.0}), [uniform("naf", 0, 30.5)])
+    assert "python benchmarks/bench_front.py front --target 0.45 --target 0.6" in pending
+    assert "not run yet: python benchmarks/bench_front.py front" in pending
