@@ -9,7 +9,11 @@
    base network and the best-scoring uniform network slower than the target, made
    narrower and shallower: their variants are measured here first (interleaved), and
    the one closest to the target at or below it -- the target in measured terms being
-   target ratio x the base network's measured latency -- trains for B steps;
+   target ratio x the base network's measured latency -- trains for B steps. With
+   `narrow` (--narrow) the named candidates' uniform networks are narrowed instead, at
+   every target; nothing has to train to choose them, so they train in step 1, beside
+   the searches. --uniform-candidates none trains no uniform network (for a benchmark
+   that has trained them already);
 3. here, on the machine being measured: every trained network end to end (ONNX
    Runtime on the CPU at the sweep's image size, all networks in the same interleaved
    rounds, median per network: `LatencyBackend.measure`), and its scores on
