@@ -1,0 +1,76 @@
+"""benchmarks/bench_front.py's front stages without training: what the sweep is asked, which rows go where."""
+
+from __future__ import annotations
+
+import csv
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bf(benchmark_script):
+    return benchmark_script("bench_front.py")
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def uniform_rows(**psnr: list[float]) -> list[dict]:
+    return [{"network": n, "steps": 6000, "seed": s, "cbsd68_s25_psnr": p} for n, ps in psnr.items() for s, p in enumerate(ps)]
+
+
+def test_narrow_takes_the_best_uniform_network_by_its_seeds_mean_and_naf(bf, tmp_path):
+    write(tmp_path / "front_uniform.csv", uniform_rows(naf=[30.5, 30.1], cbr=[30.2], cbr_e4=[30.4]))
+    assert bf.narrow_list(tmp_path) == "cbr_e4,naf"
+    write(tmp_path / "front_uniform.csv", uniform_rows(naf=[30.5, 30.4], cbr=[30.2]))
+    assert bf.narrow_list(tmp_path) == "naf"
+    flags = [str(f) for f in bf.sweep_flags(0.45, "cbr_e4,naf")]
+    joined = " ".join(flags)
+    assert ("--target-ratio 0.45 --seeds 0,1 --baselines --budget-steps 6000 --uniform-candidates none "
+            "--narrow cbr_e4,naf --random-per-target 2") in joined
+    assert "--score-option sigma=[25]" in joined and "--executor ray --cpus-per-run 1" in joined
+    epochs, per_epoch = int(flags[flags.index("--epochs") + 1]), int(flags[flags.index("--steps-per-epoch") + 1])
+    assert epochs * per_epoch == bf.SEARCH_STEPS < bf.FRONT_STEPS and "--mode sampled" in joined
+
+
+def test_a_uniform_network_rebuilds_from_the_constants(bf):
+    from hwnas.front import network_of
+
+    cols = bf.uniform_spec_arch("cbr_e4")
+    assert json.loads(cols["spec"])["options"] == {"candidates": list(bf.CANDIDATES)}
+    space, _ = network_of(cols)
+    assert set(json.loads(cols["arch"])["choices"].values()) == {"cbr_e4"}
+    assert len(json.loads(cols["arch"])["choices"]) == len(space.positions(bf.IMAGE_SIZE))
+
+
+def test_front_skips_a_target_there_and_appends_a_new_ones_rows(bf, tmp_path, monkeypatch):
+    results, work = tmp_path / "results", tmp_path / "work"
+    results.mkdir()
+    lut = tmp_path / "lut.csv"
+    lut.write_text("")
+    monkeypatch.setattr(bf, "LUT", lut)
+    write(results / "front_uniform.csv", uniform_rows(naf=[30.5]))
+    write(results / "front.csv", [{"target": 0.6, "kind": "searched", "name": "old", "run": "x"}])
+    asked = []
+
+    class FakeRunner:
+        def hwnas(self, *args, log):
+            asked.append(args)
+            out = Path(args[args.index("--out") + 1])
+            out = out if out.is_absolute() else bf.ROOT / out
+            out.mkdir(parents=True)
+            write(out / "front.csv", [{"kind": "random", "name": "random-0.45x-1", "seed": 0, "spec": "{}", "arch": "{}",
+                                       "run": "baselines/random-0.45x-1"}])
+
+    bf.stage_front(Namespace(target=[0.6, 0.45], results=results, workdir=work), FakeRunner())
+    assert len(asked) == 1 and "0.45" in asked[0] and "--resume" not in asked[0]
+    rows = list(csv.DictReader(open(results / "front.csv", newline="")))
+    assert [(r["target"], r["name"]) for r in rows] == [("0.6", "old"), ("0.45", "random-0.45x-1")]
+    assert rows[1]["spec"] == "{}" and rows[1]["sweep_wall_seconds"] != "" and rows[1]["run"].endswith("random-0.45x-1")
