@@ -149,7 +149,8 @@ def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool 
     from hwnas import outdir
     from hwnas.rundir import RunDir
     from hwnas.run import resume_config
-    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, prepare, read_config, resolve_config, run_search
+    from hwnas.search_setup import prepare, read_config, resolve_config
+    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, run_search
 
     out = Path(out)
     outdir.check(out, "search", resume)  # before a table is measured
@@ -179,7 +180,7 @@ def sweep(config: SweepConfig | None = None, *, out: str | Path, resume: bool = 
     `on_run(point, index, count)` before each search, `on_step(StepLog)` after every step.
     """
     from hwnas.config import SweepConfig
-    from hwnas.searching import prepare
+    from hwnas.search_setup import prepare
     from hwnas.sweep import run_sweep
 
     config = _config(SweepConfig, config, fields)

@@ -176,7 +176,7 @@ def _meta_net(space: SearchSpace) -> nn.Module:
 
 def search_run_spec(run_dir: str | Path) -> tuple[SpaceSpec, Architecture | None, TaskSpec]:
     """The space spec, derived architecture (arch.json, if written yet) and task of a search run."""
-    from hwnas.searching import read_config
+    from hwnas.search_setup import read_config
 
     run = RunDir(Path(run_dir))
     if not run.config.is_file():
@@ -192,7 +192,7 @@ def inherit(run_dir: str | Path, arch: Architecture) -> nn.Module:
     `freeze` puts each chosen candidate -- weights, and BN statistics that
     `Trainer.recalibrate` then re-estimates -- at its position's module path.
     """
-    from hwnas.searching import load_supernet
+    from hwnas.search_setup import load_supernet
 
     _, supernet = load_supernet(run_dir)
     return freeze(supernet, arch)

@@ -3,7 +3,7 @@
 Thin: flags (over a --config file) -> `SearchConfig` fields -> `hwnas.search` (a sweep:
 `hwnas.sweep.run_sweep`) -> the report. Flags default to None ("not given") so that a
 table's sidecar (`--lut`) or a resumed run's own config can fill them; the engine
-refuses a given value that contradicts either (`hwnas.searching.resolve_config`,
+refuses a given value that contradicts either (`hwnas.search_setup.resolve_config`,
 `hwnas.run.resume_config`).
 """
 
@@ -27,9 +27,9 @@ from hwnas.schedule import ARCH_TRAVEL, MIN_ARCH_LR
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SPACE = "nafnet-unet"  # as hwnas.searching.DEFAULT_SPACE (not imported: it would load torch for --help)
+DEFAULT_SPACE = "nafnet-unet"  # as hwnas.search_setup.DEFAULT_SPACE (not imported: it would load torch for --help)
 DEFAULT_BACKEND = "onnxruntime"
-QUICK_PRESET = "tiny"  # as hwnas.searching.QUICK_PRESET (for --help)
+QUICK_PRESET = "tiny"  # as hwnas.search_setup.QUICK_PRESET (for --help)
 
 COSTS = (
     "soft (the paper's) runs every candidate at every position each step: compute and memory about "
@@ -313,7 +313,7 @@ def _sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], dict[str, list]]:
 
 
 def _default_out(fields: dict[str, Any]) -> Path:
-    from hwnas.searching import quick_preset as _quick_preset
+    from hwnas.search_setup import quick_preset as _quick_preset
 
     spec = fields.get("spec") or {}
     space = spec.get("space") or DEFAULT_SPACE
@@ -351,7 +351,8 @@ def _sweep_search(run_dir: Path, first, fields: dict[str, Any], resume: bool, ba
     from hwnas.latency import LatencyTable
     from hwnas.run import resume_config
     from hwnas.rundir import RunDir
-    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, prepare, read_config, resolve_config
+    from hwnas.search_setup import prepare, read_config, resolve_config
+    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME
 
     folder = RunDir(run_dir / first.name)
     if resume and folder.has_checkpoint():  # resuming a sweep whose first run holds a checkpoint: its config is the base
