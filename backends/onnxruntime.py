@@ -48,23 +48,30 @@ with BatchNorm folded by our code -- and timed in an ONNX Runtime session:
 `device="cpu"` means this machine's CPU: the table records `cpu:<model name>` (from
 /proc/cpuinfo), so a table measured on another CPU model is refused rather than
 reused. `--device cpu:<model>` is accepted when it names this machine's CPU.
+
+Here: the backend and its timing protocol (groups, interleaved rounds, overhead subtracted);
+its options are `hwnas.backends.ort_options`, its sessions `hwnas.backends.ort_session`,
+its per-node breakdown `hwnas.backends.ort_breakdown`, its rounds `hwnas.backends.ort_rounds`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
 
-from hwnas.backends import ort_rounds
+from hwnas.backends import ort_breakdown, ort_rounds
+from hwnas.backends.ort_breakdown import _NodeNames  # noqa: F401  (re-exported)
+from hwnas.backends.ort_options import CPU_PRECISIONS, OnnxRuntimeOptions, cpu_model  # noqa: F401  (re-exported)
+from hwnas.backends.ort_session import (  # noqa: F401  (OPSET, UNIT_EXPORTER, CALIBRATION_INPUTS re-exported)
+    CALIBRATION_INPUTS, OPSET, UNIT_EXPORTER, call_of, describe, export_unit, feed, first_line, input_dtype,
+    load_session, onnx_input_shape, session_options, shape_only_model,
+)
 from hwnas.errors import HwnasError
 from hwnas.latency import LatencyBackend, Measurement, MeasurementError, Shape, shape_str, versions
 from hwnas.machine_load import LoadWatch
@@ -76,67 +83,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
-# Units are exported by the TorchScript exporter at opset 17, chosen here, not as a fallback: every
-# stored ONNX Runtime table records opset 17 in its settings and times that exporter's graph, and
-# a table refuses a backend with other settings -- moving units to the dynamo exporter (opset 18
-# and up) is a protocol change that refuses every stored table, to be made with a protocol bump.
-# The time is not the reason: dynamo costs ~1 s more per unit (benchmarks/results/export.csv),
-# ~30 s on a 30-unit paper table. HWNAS_ONNX_EXPORTER=dynamo does not apply here (opset 17).
-UNIT_EXPORTER = "legacy"
 PROTOCOL_VERSION = 2  # a settings key: a table timed by another protocol is refused, not completed
 INT8_PROTOCOL_VERSION = 3  # int8 units timed with 8-bit input and output (`hwnas.quantised_io`); fp32 tables stay valid
 GROUP_UNITS = 64  # sessions timed in the same rounds at most; results are saved per group
 GROUP_BYTES = 3 << 30  # and they hold at most about this much more memory than before the group
 FLOOR_MS = ort_rounds.FLOOR_MS
-CPU_PRECISIONS = ("fp32", "int8")  # int8: ORT fuses QDQ pairs into integer kernels; fp16/16-bit ints have none on CPU
-CALIBRATION_INPUTS = 4  # random inputs that set a unit's activation ranges: enough for timing, not for accuracy
-
-
-@lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """This machine's CPU model name, e.g. 'AMD EPYC' or 'Intel(R) Xeon(R) ... @ 2.90GHz'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return " ".join(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-class OnnxRuntimeOptions(BaseModel):
-    """How to time: `device` (this machine's CPU), intra-op `threads`, `warmup` rounds, `runs`
-    timed rounds in `passes` passes (rounded up to a multiple of `passes`), `noisy_pct` and
-    `extra_passes` (module docstring)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # inf passes every bound
-
-    device: str = "cpu"
-    threads: int = Field(2, ge=1, le=256)
-    warmup: int = Field(3, ge=0)
-    runs: int = Field(60, ge=1)
-    passes: int = Field(3, ge=1)
-    noisy_pct: float = Field(10.0, gt=0)
-    extra_passes: int = Field(2, ge=0)
-    precision: str = "fp32"  # fp32, or int8: each unit statically quantised (QDQ) before it is timed
-
-    @field_validator("precision")
-    @classmethod
-    def _cpu_precisions(cls, v: str) -> str:
-        from hwnas.quantize import check_precision
-
-        return check_precision(v, CPU_PRECISIONS, "onnxruntime on this CPU", why="its CPU kernels have no other path worth timing")
-
-    @field_validator("device")
-    @classmethod
-    def _this_cpu(cls, v: str) -> str:
-        here = f"cpu:{cpu_model()}"
-        if v.strip().lower() == "cpu" or v.strip() == here:
-            return "cpu"
-        if v.lower().startswith("cpu:"):
-            raise ValueError(f"{v!r} is not this machine's CPU ({here}); measure on that machine, or pass --device cpu here")
-        raise ValueError(f"onnxruntime measures this machine's CPU only, not {v!r}; pass --device cpu (for a phone chip use --backend qai-hub)")
 
 
 @dataclass
@@ -236,14 +187,14 @@ class OnnxRuntimeBackend(LatencyBackend):
         if not path.is_file():
             raise HwnasError(f"no ONNX file at {path}; export one with `hwnas export --out {path}`.")
         session = self._session(path, None, keep=True)
-        shape = _onnx_input_shape(session.get_inputs(), path, input_shape)
+        shape = onnx_input_shape(session.get_inputs(), path, input_shape)
         x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         label = f"ONNX file {path.name}@{shape_str(shape)}"
         try:
-            call = _call(session, x)
+            call = call_of(session, x)
             call()
         except Exception as err:  # onnxruntime raises its own exception types
-            raise HwnasError(f"onnxruntime cannot run {path} on a {shape_str(shape)} input ({_first_line(err)}); "
+            raise HwnasError(f"onnxruntime cannot run {path} on a {shape_str(shape)} input ({first_line(err)}); "
                              "pass a file that takes one image tensor.") from None
         watch = LoadWatch().start()
         m = self._time_group([_Timed(label, call, shape, warm=False)], kind="network", name=path.stem)[0]
@@ -268,10 +219,10 @@ class OnnxRuntimeBackend(LatencyBackend):
         """Export `unit`, load it and call it once."""
         shape = tuple(int(d) for d in unit.input_shape)
         session = self._session(self._export(unit, tmp), unit)
-        dtype = _input_dtype(session)
-        call = _call(session, _feed(shape, dtype))
-        self._run_once(call, _describe(unit))
-        return _Timed(_describe(unit), call, shape, warm=unit.kind != "network", unit=unit, dtype=dtype)
+        dtype = input_dtype(session)
+        call = call_of(session, feed(shape, dtype))
+        self._run_once(call, describe(unit))
+        return _Timed(describe(unit), call, shape, warm=unit.kind != "network", unit=unit, dtype=dtype)
 
     def _time_group(self, group: list[_Timed], kind: str | None = None, name: str | None = None) -> list[Measurement]:
         """Time `group` with its do-nothing probes in the same rounds; one Measurement per item."""
@@ -291,7 +242,7 @@ class OnnxRuntimeBackend(LatencyBackend):
             times, extra = ort_rounds.measure(calls, refs, plan, warm)
         except Exception as err:  # onnxruntime raises its own exception types
             names = ", ".join(t.label for t in group)
-            raise MeasurementError(f"onnxruntime failed while timing {names} ({_first_line(err)}).") from None
+            raise MeasurementError(f"onnxruntime failed while timing {names} ({first_line(err)}).") from None
         self.extra_passes_run = max(self.extra_passes_run, extra)
         for (shape, warmed, dtype), j in index.items():
             label = shape_str(shape) + ("" if dtype == "float32" else f" {dtype}") + ("" if warmed else " single call")
@@ -317,7 +268,7 @@ class OnnxRuntimeBackend(LatencyBackend):
         )
 
     def _probe(self, shape: Shape, dtype: str = "float32") -> Callable[[], object]:
-        call = _call(self._session(_shape_only_model(shape, dtype), None), _feed(shape, dtype))
+        call = call_of(self._session(shape_only_model(shape, dtype), None), feed(shape, dtype))
         self._run_once(call, f"the overhead probe at {shape_str(shape)}")
         return call
 
@@ -325,7 +276,7 @@ class OnnxRuntimeBackend(LatencyBackend):
         try:
             call()
         except Exception as err:  # onnxruntime raises its own exception types
-            raise MeasurementError(f"onnxruntime failed to run {what} ({_first_line(err)}).") from None
+            raise MeasurementError(f"onnxruntime failed to run {what} ({first_line(err)}).") from None
 
     def _note_load(self, watch: LoadWatch) -> None:
         self.load = watch.record()
@@ -333,110 +284,21 @@ class OnnxRuntimeBackend(LatencyBackend):
             log.warning("the machine was busy while measuring (%s): these times are probably too high; measure again "
                         "when it is idle (`hwnas build-lut --force`)", watch.describe())
 
+    # -- sessions (`hwnas.backends.ort_session`) and the breakdown (`hwnas.backends.ort_breakdown`) ------
+
     def _export(self, unit: Unit, tmp: Path) -> Path:
-        from hwnas.onnx_export import to_onnx
-
-        path = tmp / f"{unit.kind}-{unit.name}-{shape_str(unit.input_shape)}.onnx"
-        try:
-            path = to_onnx(unit.module, unit.input_shape, path, opset=OPSET, exporter=UNIT_EXPORTER)
-        except HwnasError:
-            raise
-        except Exception as err:  # the exporter raises many types
-            raise MeasurementError(f"cannot export {_describe(unit)} to ONNX ({_first_line(err)}).") from None
-        return path if self.options.precision == "fp32" else self._quantized(path, unit)
-
-    def _quantized(self, path: Path, unit: Unit) -> Path:
-        """`path` quantised to the table's precision (QDQ, per-channel weights), calibrated on random
-        inputs: activation ranges change which integer kernels run only through their scale,
-        not their speed, so random data times a unit as real images would. A unit (not a whole
-        network) keeps its input and output 8-bit, as a network hands them over (`hwnas.quantised_io`)."""
-        import onnx
-
-        from hwnas.quantised_io import quantised_io
-        from hwnas.quantize import quantize_static_onnx
-
-        rng = np.random.default_rng(0)
-        inputs = [rng.standard_normal(unit.input_shape, dtype=np.float32) for _ in range(CALIBRATION_INPUTS)]
-        out = path.with_name(path.stem + f"-{self.options.precision}.onnx")
-        try:
-            quantize_static_onnx(path, out, inputs, self.options.precision)
-        except Exception as err:  # onnxruntime.quantization raises many types
-            raise MeasurementError(f"cannot quantise {_describe(unit)} to {self.options.precision} ({_first_line(err)}).") from None
-        path.unlink(missing_ok=True)
-        if unit.kind != "network":
-            model = onnx.load(str(out))
-            cut = quantised_io(model)
-            if not (cut.input and cut.output):
-                log.warning("%s keeps a float %s: its quantised graph does not start with a QuantizeLinear and end with "
-                            "a DequantizeLinear, so it is timed with that boundary", _describe(unit),
-                            " and ".join(side for side, kept in (("input", cut.input), ("output", cut.output)) if not kept))
-            onnx.save(model, str(out))
-        return out
+        return export_unit(unit, tmp, self.options.precision)
 
     def _session_options(self):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.options.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3  # errors only: ORT's warnings go to stderr, not through our logger
-        return so
+        return session_options(self.options)
 
     def _session(self, model: Path | bytes, unit: Unit | None, so=None, keep: bool = False):
-        import onnxruntime as ort
-
-        source = str(model) if isinstance(model, Path) else model
-        try:
-            session = ort.InferenceSession(source, so or self._session_options(), providers=["CPUExecutionProvider"])
-        except Exception as err:
-            if keep:  # a user's file
-                raise HwnasError(f"onnxruntime cannot load {model} ({_first_line(err)}); pass an ONNX file, e.g. from `hwnas export`.") from None
-            what = _describe(unit) if unit else "the overhead probe"
-            raise MeasurementError(f"onnxruntime cannot load {what} ({_first_line(err)}).") from None
-        if isinstance(model, Path) and not keep:
-            model.unlink(missing_ok=True)  # loaded: keep the temporary folder small
-        return session
-
-    # -- per-node breakdown --------------------------------------------------------------
+        return load_session(model, unit, self.options, so, keep)
 
     def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> "pd.DataFrame":
-        """Per-node time from ONNX Runtime's profiler over `runs` passes (after `warmup`).
-
-        Columns: `name` (the exported graph's node name, e.g. `/enc0/enc0.0/norm1/ReduceMean`;
-        for nodes the runtime fused or re-laid out, the original node they stand for),
-        `op_type` (as executed), `ms` (per pass), `runtime_name`. `frame.attrs["run_ms"]`
-        is the median profiled pass, for comparing with the sum of node times.
-        """
-        import onnx
-        import pandas as pd
-
-        shape = tuple(int(d) for d in input_shape)
-        unit = Unit("network", shape, module, kind="network")
-        with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
-            path = self._export(unit, Path(tmp))
-            graph = onnx.load(str(path), load_external_data=False).graph
-            so = self._session_options()
-            so.enable_profiling = True
-            so.profile_file_prefix = str(Path(tmp) / "profile")
-            session = self._session(path, unit, so)
-            feed = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-            call = _call(session, feed)
-            for _ in range(self.options.warmup + self.options.runs):
-                call()
-            events = json.loads(Path(session.end_profiling()).read_text())
-        rows, run_ms = _node_times(events, skip_runs=self.options.warmup)
-        if not rows:
-            raise MeasurementError("onnxruntime's profile holds no node times; try more --runs.")
-        names = _NodeNames(graph)
-        frame = pd.DataFrame(
-            [{"name": names.original(rt, op), "op_type": op, "ms": us / 1e3 / self.options.runs, "runtime_name": rt}
-             for rt, (op, us) in rows.items()]
-        )
-        frame.attrs["run_ms"] = run_ms
-        return frame
+        """Per-node time from ONNX Runtime's profiler over `runs` passes (after `warmup`); see
+        `hwnas.backends.ort_breakdown.breakdown` for its columns."""
+        return ort_breakdown.breakdown(self, module, input_shape)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -444,15 +306,6 @@ class OnnxRuntimeBackend(LatencyBackend):
 
 def _key(u: Unit) -> tuple[str, str, Shape]:
     return (u.kind, u.name, tuple(int(d) for d in u.input_shape))
-
-
-def _describe(u: Unit) -> str:
-    return f"{u.kind} {u.name}@{shape_str(u.input_shape)}"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
 
 
 def _rss_bytes() -> int:
@@ -468,113 +321,3 @@ def _rss_bytes() -> int:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
-
-
-def _feed(shape: Shape, dtype: str = "float32") -> np.ndarray:
-    rng = np.random.default_rng(0)
-    if dtype == "float32":
-        return rng.standard_normal(shape, dtype=np.float32)
-    return rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
-
-
-def _input_dtype(session) -> str:
-    """The numpy type of the session's input: 'tensor(uint8)' -> 'uint8'."""
-    kind = session.get_inputs()[0].type.removeprefix("tensor(").removesuffix(")")
-    return "float32" if kind == "float" else kind
-
-
-def _call(session, x: np.ndarray) -> Callable[[], None]:
-    feed = {session.get_inputs()[0].name: x}
-    return lambda: session.run(None, feed)
-
-
-def _onnx_input_shape(inputs, path: Path, given: Sequence[int] | None) -> Shape:
-    """The file's one input shape, free dimensions taken from `given`."""
-    if len(inputs) != 1 or "float" not in inputs[0].type:
-        raise HwnasError(f"{path} takes {len(inputs)} inputs ({', '.join(i.type for i in inputs)}); "
-                         "hwnas times ONNX files with one float tensor input, e.g. from `hwnas export`.")
-    dims = inputs[0].shape
-    if given is not None and len(given) != len(dims):
-        raise HwnasError(f"{path} takes a rank-{len(dims)} input, not {shape_str(given)}; pass a file of this space.")
-    shape = []
-    for i, d in enumerate(dims):
-        if isinstance(d, int) and d > 0:
-            shape.append(d)
-        elif given is not None:
-            shape.append(int(given[i]))
-        else:
-            raise HwnasError(f"{path} leaves its input size free ({dims}); give a table (--lut) or --image-size to time it at.")
-    return tuple(shape)
-
-
-def _shape_only_model(shape: Shape, dtype: str = "float32") -> bytes:
-    """A model that takes an input of `shape` (and `dtype`) and returns its shape: one call's fixed cost."""
-    from onnx import TensorProto, helper
-
-    elem = TensorProto.FLOAT if dtype == "float32" else helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-    x = helper.make_tensor_value_info("x", elem, list(shape))
-    y = helper.make_tensor_value_info("y", TensorProto.INT64, [len(shape)])
-    graph = helper.make_graph([helper.make_node("Shape", ["x"], ["y"])], "overhead", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8  # old enough for any onnxruntime that runs opset 17
-    return model.SerializeToString()
-
-
-def _node_times(events: list[dict], skip_runs: int) -> tuple[dict[str, tuple[str, float]], float]:
-    """runtime node name -> (op type, summed µs) over the profiled passes after the first
-    `skip_runs`; and the median pass in ms."""
-    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"), key=lambda e: e["ts"])
-    kept = runs[skip_runs:]
-    if not kept:
-        return {}, 0.0
-    start = kept[0]["ts"]
-    out: dict[str, tuple[str, float]] = {}
-    for e in events:
-        name = e.get("name", "")
-        if e.get("cat") != "Node" or not name.endswith("_kernel_time") or e["ts"] < start:
-            continue
-        node = name.removesuffix("_kernel_time")
-        op = e.get("args", {}).get("op_name", "?")
-        out[node] = (op, out.get(node, (op, 0.0))[1] + float(e["dur"]))
-    return out, float(np.median([e["dur"] for e in kept])) / 1e3
-
-
-class _NodeNames:
-    """Maps node names of ONNX Runtime's optimised graph back to the exported graph.
-
-    Most nodes keep their names. Nodes the runtime fused or converted to its blocked
-    layout are named after a tensor (`/enc0/enc0.0/Mul_output_0_nchwc` is a Conv fused
-    with the Mul after it): that tensor's producer is found, then the nearest node
-    upstream with the executed op type (the Conv). Fusions named inside a node's scope
-    (`.../sg/Slice_1/GatherSliceToSplitFusion`) map to that node. Anything else (layout
-    reorders the runtime inserted) keeps its runtime name.
-    """
-
-    def __init__(self, graph):
-        self.nodes = {n.name: n for n in graph.node}
-        self.producer = {out: n for n in graph.node for out in n.output}
-
-    def original(self, runtime_name: str, op_type: str) -> str:
-        if runtime_name in self.nodes:
-            return runtime_name
-        parts = runtime_name.split("_")
-        for end in range(len(parts), 0, -1):
-            tensor = "_".join(parts[:end])
-            if tensor in self.producer:
-                return self._upstream(self.producer[tensor], op_type).name
-        head = runtime_name
-        while "/" in head.strip("/"):
-            head = head.rsplit("/", 1)[0]
-            if head in self.nodes:
-                return head
-        return runtime_name
-
-    def _upstream(self, node, op_type: str, depth: int = 4):
-        frontier, seen = [node], set()
-        for _ in range(depth):
-            for n in frontier:
-                if n.op_type == op_type:
-                    return n
-            seen.update(id(n) for n in frontier)
-            frontier = [self.producer[i] for n in frontier for i in n.input if i in self.producer and id(self.producer[i]) not in seen]
-        return node
