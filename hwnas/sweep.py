@@ -155,13 +155,13 @@ def _adopt(out: Path) -> None:
 def _sweep(config: SweepConfig, out: Path, table: LatencyTable, *, task, resume: bool, on_run, on_step) -> SweepResult:
     todo = points(config)
     base = base_ms(config.search, table) if config.target_ratios else 0.0
-    write_config(config, out / "sweep.yaml")  # first: an interrupted sweep resumes from it
+    runner = executor(config.executor, cpus=config.cpus_per_run, gpus=config.gpus_per_run)  # refuses a missing Ray first
+    write_config(config, out / "sweep.yaml")  # then: an interrupted sweep resumes from it
     local = config.executor == "local"  # only a run in this process gets callbacks and the decoded task
     where = out if local else out.resolve()  # a cluster's worker may run in another folder
     jobs = [SearchJob(point.name, point.config(config.search, base), where / point.name, table, resume,
                       Local(task, on_step, _starting(on_run, point, i, len(todo))) if local else Local())
             for i, point in enumerate(todo)]
-    runner = executor(config.executor, cpus=config.cpus_per_run, gpus=config.gpus_per_run)
     front = None
     with runner if hasattr(runner, "__enter__") else contextlib.nullcontext():  # one connection for all maps
         if config.baselines is None:

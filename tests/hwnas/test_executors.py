@@ -173,3 +173,15 @@ def test_a_sweep_on_ray_writes_the_rows_the_local_loop_writes(ray_running, tmp_p
     for run in ("mu-1-target0.9x-seed0", "mu-1-target0.9x-seed1"):
         assert (tmp_path / "ray" / run / "arch.json").is_file()
     assert ray_running.is_initialized()  # the sweep used the instance it found, and left it running
+
+
+def test_a_sweep_without_ray_installed_is_refused_before_it_writes(tmp_path, monkeypatch, cli):
+    """`--executor ray` without Ray: the install sentence, exit 1, and no sweep.yaml to resume from."""
+    import hwnas
+
+    lut = tmp_path / "tiny.csv"
+    hwnas.build_table(backend="macs", spec={"preset": "tiny"}, image_size=32, out=lut)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code, _, err = cli("sweep", "--lut", lut, *SWEEP, "--executor", "ray", "--out", tmp_path / "s")
+    assert code != 0 and "pip install 'hwnas[ray]'" in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "sweep.yaml").exists()
