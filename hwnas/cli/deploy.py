@@ -208,7 +208,7 @@ def export(
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 (default), int8 or w8a16: int8/w8a16 write a statically quantised ONNX (QDQ, per-channel 8-bit weights; 8- or 16-bit activations)."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Image folder to calibrate int8/w8a16 activations on (inputs made by the model's task); default: the task's sample images, with a warning."),
     calibration_count: Optional[int] = typer.Option(None, "--calibration-count", help=f"Calibration inputs (default 32). {bounds(ExportConfig, 'calibration_count')}"),
-    calibration_method: Optional[str] = typer.Option(None, "--calibration-method", help="How activation ranges are read from the calibration inputs: minmax (default), percentile (99.999th of absolute values) or entropy (ONNX Runtime's CalibrationMethod)."),
+    calibration_method: Optional[str] = typer.Option(None, "--calibration-method", help="How activation ranges are read from the calibration inputs: percentile (default: 99.999th of absolute values; the least PSNR lost in benchmarks/results/calibration.csv), minmax or entropy (ONNX Runtime's CalibrationMethod)."),
     per_channel: Optional[bool] = typer.Option(None, "--per-channel/--per-tensor", help="8-bit weights with a scale per output channel (default) or one per tensor."),
     keep_16bit: Optional[str] = typer.Option(None, "--keep-16bit", help="int8: keep the N most sensitive activations at 16 bits (mixed precision), or auto: the fewest that reach --min-psnr (default 0)."),
     sensitivity: Optional[Path] = typer.Option(None, "--sensitivity", help="Write each activation's sensitivity to this CSV: the output PSNR with only that tensor quantised, most sensitive first."),

@@ -112,15 +112,15 @@ def test_calibration_options_sensitivity_and_16_bit_fallback(trained):
     root, model = trained
     out, csv_path = root / "mixed.onnx", root / "sensitivity.csv"
     plain = hwnas("export", "--model", model, "--out", root / "plain.onnx", "--precision", "int8", "--calibration", root / "train",
-                  "--calibration-count", "4", "--static", "32x32", "--min-psnr", "1", "--json")
+                  "--calibration-count", "4", "--static", "32x32", "--calibration-method", "minmax", "--min-psnr", "1", "--json")
     assert plain.returncode == 0, plain.stderr
     floor = json.loads(plain.stdout)["quant_psnr_db"] + 0.5  # more than all 8-bit gives
     done = hwnas("export", "--model", model, "--out", out, "--precision", "int8", "--calibration", root / "train",
-                 "--calibration-count", "4", "--static", "32x32", "--calibration-method", "percentile", "--per-tensor",
+                 "--calibration-count", "4", "--static", "32x32", "--calibration-method", "minmax", "--per-tensor",
                  "--keep-16bit", "auto", "--min-psnr", floor, "--sensitivity", csv_path, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)  # stdout is the JSON alone: the calibrators' progress went elsewhere
-    assert report["calibration_method"] == "percentile" and report["per_channel"] is False
+    assert report["calibration_method"] == "minmax" and report["per_channel"] is False
     assert report["quant_psnr_db"] >= floor > report["quant_psnr_8bit_db"] and report["sixteen_bit"]
     rows = list(csv.DictReader(open(csv_path)))
     assert len(rows) == report["activations"] and [r["tensor"] for r in rows[:len(report["sixteen_bit"])]] == report["sixteen_bit"]
@@ -129,7 +129,7 @@ def test_calibration_options_sensitivity_and_16_bit_fallback(trained):
     zero_types = {t.name: t.data_type for t in graph.graph.initializer}
     q16 = {n.input[0] for n in graph.graph.node if n.op_type == "QuantizeLinear" and zero_types.get(n.input[2]) == onnx.TensorProto.UINT16}
     assert set(report["sixteen_bit"]) <= q16 and len(q16) == report["activations_16bit"]  # and what shares their scale
-    assert meta["calibration_method"] == "percentile" and meta["activations_16bit"] == str(len(q16))
+    assert meta["calibration_method"] == "minmax" and meta["activations_16bit"] == str(len(q16))
     fixed = hwnas("export", "--model", model, "--out", root / "two.onnx", "--precision", "int8", "--calibration", root / "train",
                   "--calibration-count", "4", "--static", "32x32", "--keep-16bit", "2", "--min-psnr", "1")
     assert fixed.returncode == 0, fixed.stderr
