@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import threading
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from hwnas.errors import HwnasError, naming, setting
@@ -70,6 +72,7 @@ class RayExecutor:
         self.ray = import_ray()
         self.cpus, self.gpus = cpus, gpus
         self._connected = False  # whether this executor called ray.init (and so calls ray.shutdown)
+        self._handlers: dict[int, Any] = {}  # SIGINT/SIGTERM handlers before ray.init, which replaces them
         self._held = False  # inside `with`: keep the connection between maps
 
     def __enter__(self) -> RayExecutor:
@@ -85,6 +88,7 @@ class RayExecutor:
         if self._connected:
             self._connected = False
             self.ray.shutdown()  # a driver of a running cluster only disconnects: the cluster stays up
+            restore_handlers(self._handlers)
 
     def connect(self) -> None:
         """Join the cluster RAY_ADDRESS names, else one `ray start` left on this machine, else start a local instance.
@@ -94,6 +98,7 @@ class RayExecutor:
         ray = self.ray
         if ray.is_initialized():
             return
+        self._handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         named = os.environ.get("RAY_ADDRESS")
         address = named or started_cluster()
         if address:
@@ -219,6 +224,15 @@ def failure(failed: list[tuple[Any, BaseException]], total: int) -> HwnasError:
         err = HwnasError(sentence(cli=False), cli=sentence(cli=True))
     err.__cause__ = failed[0][1]
     return err
+
+
+def restore_handlers(handlers: dict[int, Any]) -> None:
+    """Put back the signal handlers `ray.init` replaced: the run's own stop handling (`hwnas.run`) comes after it."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return
+    for sig, handler in handlers.items():
+        if handler is not None:  # None: set outside Python, cannot be put back
+            signal.signal(sig, handler)
 
 
 def executor(name: str = "local", *, cpus: float = 1, gpus: float = 0) -> Executor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ def ray_running():
     except ImportError:  # not skipped: the suite tests Ray for real (README's test command installs the extra)
         pytest.fail("the Ray tests need the ray extra: pip install -e '.[test,ray]'")
     address = os.environ.pop("RAY_ADDRESS", None)
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
     starter = RayExecutor(cpus=1)
     try:
         with starter:
@@ -94,6 +96,8 @@ def ray_running():
             yield ray
             ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         assert not ray.is_initialized()  # the instance it started is stopped with it
+        # ray.init's own SIGINT/SIGTERM handlers are gone with it: a run's stop handling is this process's again
+        assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers
     finally:
         if address is not None:
             os.environ["RAY_ADDRESS"] = address
