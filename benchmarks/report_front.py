@@ -329,4 +329,45 @@ def pending_front() -> tuple[list[str], list[Goal]]:
     return body, goals
 
 
-SECTIONS = {"front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section}
+INT8_GOAL_DB, INT8_STRETCH_DB = 0.3, 0.1
+DEFAULT_METHOD = "percentile"  # ExportConfig.calibration_method, chosen from this study
+
+
+def calibration_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """The int8 calibration study (bench_calibration.py, issue 24): dB lost per setting, and the goal at the default."""
+    s = Section("int8 calibration: which setting keeps the quality (calibration.csv)")
+    sets = [c for c in df.columns if c.endswith("_lost_db")]
+    pivot = df.pivot_table(index=["method", "crops", "per_channel"], columns="network", values=sets, aggfunc="mean")
+    headers = ["method", "crops", "per-channel", *(f"{net} {c.removesuffix('_lost_db')}" for c, net in pivot.columns)]
+    rows = [[*key, *(fmt(v, 3) for v in vals)] for key, vals in zip(pivot.index, pivot.values)]
+    s.body += ["dB of PSNR the int8 file (ONNX Runtime static QDQ) loses to the same network in fp32, at sigma 25, per "
+               "calibration method, number of calibration crops (128 px, CBSD432) and per-channel weights; lower is "
+               f"better. The export default is `{DEFAULT_METHOD}`.", "", md_table(headers, rows), ""]
+    chosen = df[df.method == DEFAULT_METHOD]
+    if chosen.empty:
+        return s
+    worst = float(chosen[sets].max().max())
+    s.goals.append(Goal("calibration", f"int8 loses <= {INT8_GOAL_DB} dB on CBSD68 and Kodak24 at sigma 25 "
+                        f"(the default, {DEFAULT_METHOD}; stretch <= {INT8_STRETCH_DB})",
+                        f"worst {worst:.2f} dB over {', '.join(sorted(set(chosen.network)))} ({len(chosen)} settings)",
+                        worst <= INT8_GOAL_DB,
+                        note="" if worst <= INT8_STRETCH_DB else f"stretch ({INT8_STRETCH_DB} dB) not met",
+                        cause=f"the 8-bit activations lose {worst:.2f} dB; try --keep-16bit auto"))
+    return s
+
+
+def uniform_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
+    s = Section("The uniform networks' measured latency (front_uniform_latency.csv)")
+    rows = []
+    for net, part in df.groupby("network", sort=False):
+        mid = float(part.median_ms.median())
+        rows.append([net, len(part), fmt(mid, 2), f"{fmt(float(part.median_ms.min()), 2)} .. {fmt(float(part.median_ms.max()), 2)}",
+                     fmt(float(part.load_start.max()), 2) if "load_start" in part else "-"])
+    s.body += ["End to end, ONNX Runtime on this CPU, 256x256, every network in the same interleaved rounds (the ranking "
+               "above takes the median over seeds and repeats):", "",
+               md_table(["network", "timings (seeds x repeats)", "median ms", "range", "load at start (max)"], rows), ""]
+    return s
+
+
+SECTIONS = {"calibration": calibration_section, "front_uniform_latency": uniform_latency_section,
+            "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section}

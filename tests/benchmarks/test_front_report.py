@@ -147,3 +147,16 @@ def test_a_uniform_searched_network_is_named_and_pending_front_says_what_to_run(
     pending = page(report, tmp_path / "b", plateau({("naf", 3000): 30.0}), [uniform("naf", 0, 30.5)])
     assert "python benchmarks/bench_front.py front --target 0.45 --target 0.6" in pending
     assert "not run yet: python benchmarks/bench_front.py front" in pending
+
+
+def test_calibration_goal_is_judged_at_the_default_method_only(report, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [{"network": net, "method": m, "crops": 16, "per_channel": True, "CBSD68_lost_db": lost, "Kodak24_lost_db": lost + 0.02}
+            for net in ("a", "b") for m, lost in (("minmax", 0.45), ("percentile", 0.2))]
+    write(results / "calibration.csv", rows)
+    text = report.render(results, tmp_path / "RESULTS.md")
+    assert "worst 0.22 dB over a, b (2 settings)" in text and "| met |" in text  # minmax's 0.47 is shown, not judged
+    rows[-1]["Kodak24_lost_db"] = 0.35
+    write(results / "calibration.csv", rows)
+    assert "worst 0.35 dB" in report.render(results, tmp_path / "RESULTS.md")
