@@ -1,7 +1,7 @@
 """An analytic, device-free cost: multiply-accumulates as a stand-in for latency.
 
 The paper notes the hardware cost can be latency or a proxy such as GFLOPs. This
-backend counts each unit's MACs with `hwnas.cost.count_macs` (PyTorch's FLOP counter
+backend counts each unit's MACs with `hwnas.tables.cost.count_macs` (PyTorch's FLOP counter
 on the meta device: convolutions and matrix products; norms, pooling and element-wise
 ops count 0) and records `MACs / 1e9 * ms_per_gmac` in the table's millisecond column,
 so with the default `ms_per_gmac=1` the "ms" are GMACs. It needs no device, no export
@@ -17,8 +17,8 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hwnas.latency import LatencyBackend, Measurement, versions
-from hwnas.space import Unit
+from hwnas.contracts.latency import LatencyBackend, Measurement, versions
+from hwnas.contracts.space import Unit
 
 DEVICE = "analytic"
 
@@ -61,7 +61,7 @@ class MacsBackend(LatencyBackend):
     def measure(
         self, units: Sequence[Unit], on_result: Callable[[Measurement], None] | None = None
     ) -> list[Measurement]:
-        from hwnas.cost import count_macs
+        from hwnas.tables.cost import count_macs
 
         out = []
         for u in units:

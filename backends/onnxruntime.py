@@ -1,7 +1,7 @@
 """ONNX Runtime latency on this machine's CPU.
 
 Each unit (a candidate at its input shape, a fixed part, or a whole network) is
-exported alone through `hwnas.onnx_export.to_onnx` -- the path `hwnas export` ships,
+exported alone through `hwnas.deploy.onnx_export.to_onnx` -- the path `hwnas export` ships,
 with BatchNorm folded by our code -- and timed in an ONNX Runtime session:
 
 - fixed threading: `threads` intra-op threads, 1 inter-op thread, sequential execution,
@@ -38,10 +38,10 @@ with BatchNorm folded by our code -- and timed in an ONNX Runtime session:
 - identical (name, kind, input shape) units are measured once;
 - int8 (protocol version 3): each unit quantised alone (QDQ) is timed as a whole int8
   network runs it, its input already 8-bit and its output left 8-bit
-  (`hwnas.quantised_io`): the quantisation at its input and the dequantisation at its
+  (`hwnas.deploy.quantised_io`): the quantisation at its input and the dequantisation at its
   output belong to its neighbours' fused kernels there, not to it. Its overhead probe
   takes the same 8-bit input. Whole networks keep their float input and output;
-- what else the machine did meanwhile (`hwnas.machine_load`): the load average at the
+- what else the machine did meanwhile (`hwnas.tables.machine_load`): the load average at the
   start and end and the cores other processes kept busy go to the sidecar, with a
   warning when they were busy.
 
@@ -72,10 +72,10 @@ from hwnas.backends.ort_session import (  # noqa: F401  (OPSET, UNIT_EXPORTER, C
     CALIBRATION_INPUTS, OPSET, UNIT_EXPORTER, call_of, describe, export_unit, feed, first_line, input_dtype,
     load_session, onnx_input_shape, session_options, shape_only_model,
 )
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyBackend, Measurement, MeasurementError, Shape, shape_str, versions
-from hwnas.machine_load import LoadWatch
-from hwnas.space import Unit
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyBackend, Measurement, MeasurementError, Shape, shape_str, versions
+from hwnas.tables.machine_load import LoadWatch
+from hwnas.contracts.space import Unit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 2  # a settings key: a table timed by another protocol is refused, not completed
-INT8_PROTOCOL_VERSION = 3  # int8 units timed with 8-bit input and output (`hwnas.quantised_io`); fp32 tables stay valid
+INT8_PROTOCOL_VERSION = 3  # int8 units timed with 8-bit input and output (`hwnas.deploy.quantised_io`); fp32 tables stay valid
 GROUP_UNITS = 64  # sessions timed in the same rounds at most; results are saved per group
 GROUP_BYTES = 3 << 30  # and they hold at most about this much more memory than before the group
 FLOOR_MS = ort_rounds.FLOOR_MS
@@ -99,7 +99,7 @@ class _Timed:
     shape: Shape  # its input
     warm: bool  # timed right after an untimed call of itself (units; not whole networks)
     unit: Unit | None = None  # None for an ONNX file
-    dtype: str = "float32"  # its input's: uint8 for an int8 unit (`hwnas.quantised_io`)
+    dtype: str = "float32"  # its input's: uint8 for an int8 unit (`hwnas.deploy.quantised_io`)
 
 
 class OnnxRuntimeBackend(LatencyBackend):

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from hwnas.backends.ort_session import call_of
-from hwnas.latency import MeasurementError
-from hwnas.space import Unit
+from hwnas.contracts.latency import MeasurementError
+from hwnas.contracts.space import Unit
 
 if TYPE_CHECKING:
     import pandas as pd

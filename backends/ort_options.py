@@ -43,7 +43,7 @@ class OnnxRuntimeOptions(BaseModel):
     @field_validator("precision")
     @classmethod
     def _cpu_precisions(cls, v: str) -> str:
-        from hwnas.quantize import check_precision
+        from hwnas.deploy.quantize import check_precision
 
         return check_precision(v, CPU_PRECISIONS, "onnxruntime on this CPU", why="its CPU kernels have no other path worth timing")
 

@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hwnas.backends.ort_options import OnnxRuntimeOptions
-from hwnas.errors import HwnasError
-from hwnas.latency import MeasurementError, Shape, shape_str
-from hwnas.space import Unit
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import MeasurementError, Shape, shape_str
+from hwnas.contracts.space import Unit
 
 log = logging.getLogger("hwnas.backends.onnxruntime")  # the backend's logger: its warnings keep their name
 
@@ -31,8 +31,8 @@ CALIBRATION_INPUTS = 4  # random inputs that set a unit's activation ranges: eno
 
 
 def export_unit(unit: Unit, tmp: Path, precision: str) -> Path:
-    """`unit` alone as an ONNX file in `tmp` (`hwnas.onnx_export.to_onnx`), quantised unless `precision` is fp32."""
-    from hwnas.onnx_export import to_onnx
+    """`unit` alone as an ONNX file in `tmp` (`hwnas.deploy.onnx_export.to_onnx`), quantised unless `precision` is fp32."""
+    from hwnas.deploy.onnx_export import to_onnx
 
     path = tmp / f"{unit.kind}-{unit.name}-{shape_str(unit.input_shape)}.onnx"
     try:
@@ -48,11 +48,11 @@ def quantized(path: Path, unit: Unit, precision: str) -> Path:
     """`path` quantised to the table's precision (QDQ, per-channel weights), calibrated on random
     inputs: activation ranges change which integer kernels run only through their scale,
     not their speed, so random data times a unit as real images would. A unit (not a whole
-    network) keeps its input and output 8-bit, as a network hands them over (`hwnas.quantised_io`)."""
+    network) keeps its input and output 8-bit, as a network hands them over (`hwnas.deploy.quantised_io`)."""
     import onnx
 
-    from hwnas.quantised_io import quantised_io
-    from hwnas.quantize import quantize_static_onnx
+    from hwnas.deploy.quantised_io import quantised_io
+    from hwnas.deploy.quantize import quantize_static_onnx
 
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal(unit.input_shape, dtype=np.float32) for _ in range(CALIBRATION_INPUTS)]

@@ -1,7 +1,7 @@
 """Qualcomm AI Hub latency backend: compile and profile on real Snapdragon devices.
 
 Uses the `qai_hub` client as documented for its 0.56 release: each measured model is
-exported with `hwnas.onnx_export.to_onnx` (the same graph `hwnas export` ships), uploaded,
+exported with `hwnas.deploy.onnx_export.to_onnx` (the same graph `hwnas export` ships), uploaded,
 compiled (`--target_runtime`, default `qnn_context_binary`) and profiled with
 `submit_inference_job(..., profile=True)` (0.56 deprecates `submit_profile_job`). The jobs
 (`qai_hub_jobs`), the client session with its retries and error translation
@@ -57,10 +57,10 @@ from hwnas.backends.qai_hub_client import (  # noqa: F401 (AUTH_FAILED ... one_l
 )
 from hwnas.backends.qai_hub_jobs import Track
 from hwnas.backends.qai_hub_options import DEVICE_ALIASES, QUANTIZE_FULL_TYPE, QaiHubOptions  # noqa: F401 (re-exported)
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyBackend, Measurement, MeasurementError, shape_str, versions
-from hwnas.quantize import QUANTISED
-from hwnas.space import SearchSpace, Shape, Unit
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyBackend, Measurement, MeasurementError, shape_str, versions
+from hwnas.deploy.quantize import QUANTISED
+from hwnas.contracts.space import SearchSpace, Shape, Unit
 
 if TYPE_CHECKING:
     from pathlib import Path

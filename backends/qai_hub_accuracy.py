@@ -13,7 +13,7 @@ qai-hub 0.56), with the backend's device, runtime, compute unit and precision:
 
 Without `--quantize_io`: the inference job takes the float images and returns float outputs,
 which are scored as they are. The score is the PSNR between the device's outputs and the
-PyTorch reference outputs (`hwnas.quantize.output_psnr`, peak 1.0), per image and over all
+PyTorch reference outputs (`hwnas.deploy.quantize.output_psnr`, peak 1.0), per image and over all
 images together. A failed job, a missing configuration or a missing output ends in one
 `HwnasError` sentence; the API token is never shown.
 """
@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from hwnas.backends.qai_hub_options import compile_options, qairt_option
-from hwnas.errors import HwnasError
-from hwnas.latency import shape_str
-from hwnas.quantize import QUANTISED, output_psnr
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import shape_str
+from hwnas.deploy.quantize import QUANTISED, output_psnr
 
 if TYPE_CHECKING:
     from torch import nn
@@ -122,7 +122,7 @@ def _onnx_file(model, image_shape: Sequence[int], tmp: Path) -> Path:
         if not path.is_file():
             raise HwnasError(f"model file {path} does not exist; check the path.")
         return path
-    from hwnas import onnx_export
+    from hwnas.deploy import onnx_export
 
     return onnx_export.to_onnx(model, (1, *image_shape), tmp / "model.onnx")
 

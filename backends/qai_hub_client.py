@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from hwnas.errors import HwnasError, ServiceError
+from hwnas.contracts.errors import HwnasError, ServiceError
 
 log = logging.getLogger(__name__)
 

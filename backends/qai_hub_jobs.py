@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from hwnas.backends import qai_hub_profile as hub_profile
 from hwnas.backends.qai_hub_client import HubSession, NotFound
-from hwnas.latency import MeasurementError, Shape
+from hwnas.contracts.latency import MeasurementError, Shape
 
 if TYPE_CHECKING:
     from torch import nn
@@ -140,7 +140,7 @@ class Jobs:
 
     @staticmethod
     def _export(t: Track, tmp: Path) -> Path:
-        from hwnas import onnx_export
+        from hwnas.deploy import onnx_export
 
         stem = (t.key or "network").replace(":", "-").replace("@", "-")
         path = onnx_export.to_onnx(t.build(), t.input_shape, tmp / f"{stem}.onnx")

@@ -24,9 +24,9 @@ import numpy as np
 
 from hwnas.backends import qai_hub_profile as hub_profile
 from hwnas.backends.qai_hub_jobs import Track
-from hwnas.errors import HwnasError
-from hwnas.latency import Measurement, MeasurementError, shape_str
-from hwnas.space import Architecture, Position, SearchSpace, Shape, Unit
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import Measurement, MeasurementError, shape_str
+from hwnas.contracts.space import Architecture, Position, SearchSpace, Shape, Unit
 from hwnas.tables.attribution import attribute
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def uniform(space: SearchSpace, positions: Sequence[Position], candidate: str) -
 
 
 def _frozen(space: SearchSpace, arch: Architecture) -> Callable[[], "nn.Module"]:
-    from hwnas.space import freeze
+    from hwnas.contracts.space import freeze
 
     return lambda: freeze(space, arch)
 

@@ -17,8 +17,8 @@ from hwnas.backends import qai_hub_profile as hub_profile
 from hwnas.backends.qai_hub_accuracy import input_name_and_quantised
 from hwnas.backends.qai_hub_jobs import Track
 from hwnas.backends.qai_hub_options import compile_options
-from hwnas.errors import HwnasError
-from hwnas.latency import Measurement, Shape, shape_str
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import Measurement, Shape, shape_str
 
 if TYPE_CHECKING:
     from hwnas.backends.qai_hub import QaiHubBackend

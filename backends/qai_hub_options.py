@@ -57,7 +57,7 @@ class QaiHubOptions(BaseModel):
     @field_validator("precision", mode="before")
     @classmethod
     def _known_precision(cls, v: str | None) -> str:
-        from hwnas.quantize import PRECISIONS, check_precision
+        from hwnas.deploy.quantize import PRECISIONS, check_precision
 
         return "fp32" if v is None else check_precision(v, PRECISIONS, "qai-hub")  # None: flag not given
 

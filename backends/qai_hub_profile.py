@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hwnas.latency import Measurement, MeasurementError
+from hwnas.contracts.latency import Measurement, MeasurementError
 from hwnas.tables.attribution import Attribution, Layer, attribute, exported_name, normalise, op_type_ms, owner  # noqa: F401 (re-exported)
 
 US_PER_MS = 1000.0

@@ -169,7 +169,7 @@ def main() -> None:
     args = parse_args()
     for model in args.models:
         if not model.is_file():
-            from hwnas.errors import HwnasError
+            from hwnas.contracts.errors import HwnasError
 
             raise HwnasError(f"no trained model at {model}; train it first or pass another --models file.")
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ def run_folder(folder: Path, sigmas: list[float], *, seed: int, workdir: Path, l
 
     Returns every finished row for this folder and these sigmas (old and new).
     """
-    from hwnas.io import atomic_write_text
+    from hwnas.runs.io import atomic_write_text
     from hwnas.searchspaces.images import list_images, read_rgb
 
     dataset = Path(folder).resolve().name
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("error: the bm3d package is missing; install the benchmark extra: pip install -e '.[bm3d]'", file=sys.stderr)
         return 2
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
     from hwnas.searchspaces.denoising_eval import parse_sigmas
 
     _remember_command(args.workdir, argv)

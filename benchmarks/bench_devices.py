@@ -158,9 +158,9 @@ def run_dir(args: argparse.Namespace, kind: str, seed: int) -> Path:
 
 def base_ms(path: Path) -> float:
     """The table's prediction of the all-base (all-`naf`) network, in ms: what a target ratio scales."""
-    from hwnas.latency import LatencyTable
-    from hwnas.objective import latency_model
-    from hwnas.plugins import get_space
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.nas.objective import latency_model
+    from hwnas.contracts.plugins import get_space
 
     space = get_space(SPACE).from_options(PRESET)
     return latency_model(LatencyTable.load(path), space.positions(IMAGE_SIZE), space.fixed_units(IMAGE_SIZE)).base_ms
@@ -177,7 +177,7 @@ def target_ms(args: argparse.Namespace, config: str) -> float | None:
 
 
 def tables(args: argparse.Namespace, meta: dict) -> None:
-    from hwnas.latency import sidecar_path
+    from hwnas.contracts.latency import sidecar_path
 
     args.work.mkdir(parents=True, exist_ok=True)
     for config in CONFIGS:
@@ -218,7 +218,7 @@ def search_command(args: argparse.Namespace, kind: str, seed: int, run: Path) ->
 
 
 def searches(args: argparse.Namespace, meta: dict) -> None:
-    from hwnas.machine_load import LoadWatch
+    from hwnas.tables.machine_load import LoadWatch
 
     for seed in args.seeds:
         for kind in args.kinds:
@@ -283,10 +283,10 @@ def measure(args: argparse.Namespace, meta: dict) -> None:
     """Per repeat and configuration: all-naf and every distinct network in the same interleaved rounds."""
     import torch
 
-    from hwnas.latency import LatencyTable
-    from hwnas.machine_load import LoadWatch
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.tables.machine_load import LoadWatch
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture
     from hwnas.tables.building import TableRequest, make_backend, resolve_with_table
     from hwnas.tables.profiling import profile_architectures
 

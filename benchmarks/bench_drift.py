@@ -7,7 +7,7 @@ with the ONNX Runtime backend's settings (2 intra-op threads, --runs timed runs 
 round) for --minutes, nothing else changing. Every round is a row of
 `results/drift.csv`: seconds since the start, the round's median and p10/p90, and what
 else took the CPU meanwhile -- other processes' cores and the steal time (the share of
-our CPU time the hypervisor gave to other guests; `hwnas.machine_load`). The sidecar
+our CPU time the hypervisor gave to other guests; `hwnas.tables.machine_load`). The sidecar
 `drift.meta.json` sums it up: the spread of the round medians and the largest change
 between two rounds at most --window minutes apart.
 
@@ -50,9 +50,9 @@ def export_base_network(folder: Path) -> Path:
     """The all-naf paper-preset network as an ONNX file (BN folded, static 256x256)."""
     import torch
 
-    from hwnas.onnx_export import to_onnx
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture, freeze
+    from hwnas.deploy.onnx_export import to_onnx
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture, freeze
 
     space = get_space(SPACE).from_options(PRESET)
     positions = {p.label: p.candidates for p in space.positions(IMAGE_SIZE)}

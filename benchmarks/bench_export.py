@@ -1,6 +1,6 @@
 """Benchmark: ONNX export wall time, dynamo exporter vs the TorchScript one (issue 25, item 5).
 
-`hwnas.onnx_export.to_onnx` exports through `torch.onnx.export(..., dynamo=True)` and keeps
+`hwnas.deploy.onnx_export.to_onnx` exports through `torch.onnx.export(..., dynamo=True)` and keeps
 the TorchScript exporter (`dynamo=False`) only as a fallback. Table building exports one
 file per unit (hundreds for a paper-preset table), so the per-export cost decides whether
 that is affordable. This times `to_onnx` (BN folding, export, for dynamo also its check
@@ -46,8 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def case(name: str):
     """(module, input shape) of a case."""
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture, freeze
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture, freeze
 
     if name == "unit":
         space = get_space(SPACE).from_options("small")
@@ -65,7 +65,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from hwnas.onnx_export import to_onnx
+    from hwnas.deploy.onnx_export import to_onnx
 
     torch.manual_seed(0)
     settings = {"space": SPACE, "candidate": CANDIDATE, "repeats": args.repeats, "threads": torch.get_num_threads()}

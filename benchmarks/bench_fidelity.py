@@ -149,7 +149,7 @@ def next_batch(csv_path: Path, run: str) -> int:
 
 def main() -> None:
     args = parse_args()
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     space = get_space(SPACE).from_options(PRESET)
     settings = {"space": SPACE, "preset": PRESET, "image_size": args.image_size, "threads": args.threads,

@@ -42,7 +42,7 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
 A session of ~3 hours keeps only what is committed (benchmarks/work/ is wiped between
 sessions), so each stage finishes within one: see benchmarks/README.md for the plan.
 
-Every training runs with one torch thread (`--threads 1`, see `hwnas.compute`: at the
+Every training runs with one torch thread (`--threads 1`, see `hwnas.runs.compute`: at the
 small preset one thread is within 1.3x of two, and it leaves the other core to other
 work); the wall-clock and load of every run is in its row. Intermediate runs live in
 `--workdir` (default benchmarks/work/front, git-ignored). From the repository root:
@@ -192,7 +192,7 @@ def stage_plateau(args, runner: Runner) -> None:
 def size_of(run: Path) -> dict:
     """Parameters and GMACs (one 3x256x256 image) of a trained run's network."""
     import hwnas
-    from hwnas.cost import count_macs, count_params
+    from hwnas.tables.cost import count_macs, count_params
 
     net = hwnas.load(run / "model.pt").module
     return {"params": count_params(net), "gmacs": round(count_macs(net, (1, 3, IMAGE_SIZE, IMAGE_SIZE)) / 1e9, 4)}
@@ -249,7 +249,7 @@ def time_networks(args, networks: list[tuple[str, object, object]], labels: list
     interleaved rounds, LATENCY_REPEATS times: per repeat, one row in results/<name>.csv for each entry of the
     network's `labels` (several rows share a timing where networks share an architecture). The weights do not
     matter (latency is the architecture's)."""
-    from hwnas.space import Unit
+    from hwnas.contracts.space import Unit
     from hwnas.tables.building import make_backend
 
     units = [Unit(label, tuple(space.example_input(IMAGE_SIZE).shape), net.eval(), kind="network")
@@ -272,7 +272,7 @@ def time_networks(args, networks: list[tuple[str, object, object]], labels: list
 
 def stage_latency(args, runner: Runner) -> None:
     """The uniform networks' end-to-end latency, interleaved (the architecture's, so weights do not matter)."""
-    from hwnas.modelfile import load_model
+    from hwnas.deploy.modelfile import load_model
 
     refuse_busy(args, "time")
     rows = [r for r in common.read_rows(args.results / f"{NAME}_uniform.csv") if (ROOT / r["run"] / "model.pt").exists()]
@@ -357,9 +357,9 @@ def stage_front(args, runner: Runner) -> None:
 
 def uniform_spec_arch(candidate: str) -> dict[str, str]:
     """The spec and arch columns (as front.csv's) of the uniform network all-`candidate` of stage 2."""
-    from hwnas import baselines as bl
-    from hwnas.config import SpaceSpec
-    from hwnas.front import network_columns
+    from hwnas.nas import baselines as bl
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.nas.front import network_columns
 
     spec = SpaceSpec(space=SPACE, preset=PRESET, options={"candidates": list(CANDIDATES)})
     return network_columns(spec, bl.uniform(spec.create(), IMAGE_SIZE, candidate))
@@ -380,7 +380,7 @@ def front_networks(results: Path) -> list[dict]:
 def stage_front_latency(args, runner: Runner) -> None:
     """Every network of the front rebuilt untrained and timed in the same rounds (stage 6): one unit per distinct
     architecture (the uniform networks' seeds share one), a row per network; the table is written anew each time."""
-    from hwnas.front import network_of
+    from hwnas.nas.front import network_of
 
     refuse_busy(args, "time")
     nets = front_networks(args.results)

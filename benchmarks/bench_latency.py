@@ -103,7 +103,7 @@ def run_searches(args: argparse.Namespace, lut: Path, meta: dict) -> None:
 
 def networks(space, image_size: int, archs_dir: Path) -> dict:
     """label -> (kind, Architecture): the uniform networks (all-BASE first), then the searched ones."""
-    from hwnas.space import Architecture
+    from hwnas.contracts.space import Architecture
 
     positions = {p.label: p.candidates for p in space.positions(image_size)}
     names = list(next(iter(positions.values())))
@@ -120,8 +120,8 @@ def networks(space, image_size: int, archs_dir: Path) -> dict:
 def static_facts(space, image_size: int, table, archs: dict) -> dict[str, dict]:
     """Per network: parameters, GMACs and the table's prediction (no measuring)."""
     from hwnas.tables.profiling import predict
-    from hwnas.cost import count_macs, count_params
-    from hwnas.space import freeze
+    from hwnas.tables.cost import count_macs, count_params
+    from hwnas.contracts.space import freeze
 
     shape = tuple(space.example_input(image_size).shape)
     out = {}
@@ -138,7 +138,7 @@ def measure(args: argparse.Namespace, space, table) -> None:
     import torch
 
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-    from hwnas.space import Unit, freeze
+    from hwnas.contracts.space import Unit, freeze
 
     torch.set_num_threads(args.threads)
     csv_path = args.results / f"{NAME}.csv"
@@ -170,7 +170,7 @@ def measure(args: argparse.Namespace, space, table) -> None:
 def main() -> None:
     args = parse_args()
     args.latency_weights = args.latency_weights or [0.1, 1.0]
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     space = get_space(SPACE).from_options(PRESET)
     table, lut = open_lut(args.lut, space=space, image_size=args.image_size, threads=args.threads, results_dir=args.results)

@@ -79,9 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def base_ms(lut: Path) -> float:
     """The all-naf network's table prediction (fixed parts + every position's naf)."""
-    from hwnas.latency import LatencyTable
-    from hwnas.plugins import get_space
-    from hwnas.objective import latency_model
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.contracts.plugins import get_space
+    from hwnas.nas.objective import latency_model
 
     space = get_space(SPACE).from_options(PRESET)
     with __import__("torch").device("meta"):
@@ -90,7 +90,7 @@ def base_ms(lut: Path) -> float:
 
 
 # The recorded headline search ran before the logits' travel became 20 and the weights' rate a
-# cosine (hwnas.schedule); these flags reproduce it. The commit study runs the current defaults.
+# cosine (hwnas.nas.schedule); these flags reproduce it. The commit study runs the current defaults.
 HEADLINE_RATES = ("--arch-lr", "0.02", "--min-lr", "0.002")
 
 
@@ -196,12 +196,12 @@ def step_times(work: Path, rounds: int = 7) -> dict[str, float]:
 
     import torch
 
-    from hwnas.config import SearchConfig, SpaceSpec, TaskSpec
-    from hwnas.latency import LatencyTable
-    from hwnas.rundir import RunDir
-    from hwnas.searching import Search
-    from hwnas.space import Architecture, freeze
-    from hwnas.task import make_task
+    from hwnas.contracts.config import SearchConfig, SpaceSpec, TaskSpec
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.runs.rundir import RunDir
+    from hwnas.nas.searching import Search
+    from hwnas.contracts.space import Architecture, freeze
+    from hwnas.contracts.task import make_task
 
     torch.set_num_threads(THREADS)
     config = SearchConfig(spec=SpaceSpec(space=SPACE, preset=PRESET), mode="sampled", crop=CROP, batch_size=BATCH,
@@ -254,8 +254,8 @@ def stage_latency(args, runner: Runner) -> None:
     import torch
 
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture, Unit, freeze
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture, Unit, freeze
 
     torch.set_num_threads(THREADS)
     space = get_space(SPACE).from_options(PRESET)
@@ -284,8 +284,8 @@ def stage_latency(args, runner: Runner) -> None:
 # -- stage 5: the commit study ----------------------------------------------------------
 
 def stage_commit(args, runner: Runner) -> None:
-    from hwnas.config import MIN_LR
-    from hwnas.schedule import ARCH_TRAVEL
+    from hwnas.contracts.config import MIN_LR
+    from hwnas.nas.schedule import ARCH_TRAVEL
 
     work = args.workdir
     path = args.results / f"{NAME}_commit.csv"
@@ -327,9 +327,9 @@ def commit_lengths(args) -> list[tuple[int, int]]:
 # -- stage 6: collecting ------------------------------------------------------------------
 
 def stage_report(args, runner: Runner) -> None:
-    from hwnas.cost import count_macs, count_params
-    from hwnas.modelfile import load_model
-    from hwnas.space import freeze
+    from hwnas.tables.cost import count_macs, count_params
+    from hwnas.deploy.modelfile import load_model
+    from hwnas.contracts.space import freeze
 
     work = args.workdir
     s = summary(work / "search")

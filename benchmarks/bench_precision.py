@@ -76,7 +76,7 @@ def stage_tables(args, runner: Runner) -> None:
         if not lut.exists():
             runner.hwnas("build-lut", "--backend", "onnxruntime", "--preset", PRESET, "--image-size", IMAGE_SIZE,
                          "--threads", THREADS, "--precision", precision, "--out", rel(lut), log=f"build-lut-{precision}.log")
-    from hwnas.latency import LatencyTable
+    from hwnas.contracts.latency import LatencyTable
 
     fp32, int8 = (LatencyTable.load(table_path(args, p)).frame for p in PRECISIONS)
     keys = ["kind", "name", "input_shape"]
@@ -102,8 +102,8 @@ def _write(path: Path, rows: list[dict]) -> None:
 # -- stage 2: end-to-end latency ----------------------------------------------------------------
 
 def networks(args) -> dict:
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture
 
     space = get_space(SPACE).from_options(PRESET)
     positions = {p.label: p.candidates for p in space.positions(IMAGE_SIZE)}
@@ -118,7 +118,7 @@ def stage_latency(args, runner: Runner) -> None:
     import torch
 
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-    from hwnas.space import Unit, freeze
+    from hwnas.contracts.space import Unit, freeze
 
     torch.set_num_threads(THREADS)
     space, archs = networks(args)
@@ -194,8 +194,8 @@ def stage_fidelity(args, runner: Runner) -> None:
     import torch
 
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
-    from hwnas.latency import LatencyTable
-    from hwnas.plugins import get_space
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.contracts.plugins import get_space
     from hwnas.tables.fidelity import Fidelity
     from hwnas.tables.profiling import profile_architectures, random_architectures
 

@@ -198,7 +198,7 @@ def stage_search(args, runner: Runner) -> None:
         old = json.loads(plan_path.read_text())
         if len(old["networks"]) >= len(plan["networks"]):
             return
-    from hwnas.io import atomic_write_text
+    from hwnas.runs.io import atomic_write_text
 
     atomic_write_text(plan_path, json.dumps(plan, indent=2) + "\n")
     logger.info("plan: %d networks in %s", len(plan["networks"]), plan_path)
@@ -214,8 +214,8 @@ def search_finished(run: Path) -> bool:
 
 
 def load_space_and_table(work: Path):
-    from hwnas.latency import LatencyTable
-    from hwnas.plugins import get_space
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.contracts.plugins import get_space
 
     table = LatencyTable.load(work / "lut.csv")
     space = get_space(SPACE).from_options(PRESET)
@@ -224,8 +224,8 @@ def load_space_and_table(work: Path):
 
 def make_plan(work: Path, randoms: int, seed: int) -> dict:
     """searched + all-naf + uniform alternative + `randoms` architectures at the searched one's latency."""
-    from hwnas.latency import fixed_ms
-    from hwnas.space import Architecture
+    from hwnas.contracts.latency import fixed_ms
+    from hwnas.contracts.space import Architecture
 
     space, table = load_space_and_table(work)
     positions = space.positions(IMAGE_SIZE)
@@ -272,7 +272,7 @@ def read_plan(work: Path, only: str | None = None) -> list[dict]:
 
 def stage_train(args, runner: Runner) -> None:
     """Train each planned network for `--minutes` (skip finished ones, resume interrupted ones)."""
-    from hwnas.space import Architecture
+    from hwnas.contracts.space import Architecture
 
     work = args.workdir
     for net in read_plan(work, args.only):
@@ -353,8 +353,8 @@ def network_rows(work: Path, args) -> list[dict]:
     """One row per trained-and-scored network x dataset x sigma."""
     import csv
 
-    from hwnas.cost import count_macs, count_params
-    from hwnas.space import Architecture, freeze
+    from hwnas.tables.cost import count_macs, count_params
+    from hwnas.contracts.space import Architecture, freeze
 
     space, _ = load_space_and_table(work)
     rows = []
@@ -483,7 +483,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    from hwnas.io import atomic_write_text
+    from hwnas.runs.io import atomic_write_text
 
     atomic_write_text(path, buf.getvalue())
 

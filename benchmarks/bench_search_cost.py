@@ -5,12 +5,12 @@ in soft mode (the paper's: every candidate runs, weighted by alpha) and in sampl
 mode (ours: one straight-through Gumbel path per step), against one training step of
 the all-`naf` network (NAFNet), with the same batch size, crop and batches. Separately:
 the architecture step (logits on a held-out batch, weights frozen) and the whole
-bilevel iteration (weight step + architecture step, `hwnas.searching.Search.step`).
+bilevel iteration (weight step + architecture step, `hwnas.nas.searching.Search.step`).
 Goals (issue 6): per weight update, sampled <= 1.5x and soft <= 4.5x the all-`naf`
 step, in time and in peak memory.
 
 Each variant runs in its own process (so its peak memory is its own), built exactly as
-`hwnas search` / `hwnas train` build it (`hwnas.searching.Search`; AdamW with
+`hwnas search` / `hwnas train` build it (`hwnas.nas.searching.Search`; AdamW with
 `hwnas train`'s settings for all-`naf`), and times `--warmup-steps` untimed then
 `--steps` timed steps (each a different batch and, in sampled mode, a different path;
 batch drawing included, as in the product). Time: the median step. Peak memory: the
@@ -89,7 +89,7 @@ def naf_stepper(space, task, args: argparse.Namespace):
     """A step of `hwnas train` on all-naf: AdamW(betas 0.9, 0.9) on the task loss of a train batch."""
     import torch
 
-    from hwnas.space import Architecture, freeze
+    from hwnas.contracts.space import Architecture, freeze
 
     positions = {p.label: p.candidates for p in space.positions(args.image_size)}
     net = freeze(space, Architecture.uniform(space.name, positions, "naf")).train()
@@ -107,9 +107,9 @@ def naf_stepper(space, task, args: argparse.Namespace):
 
 def search_stepper(space, task, table, lut: Path, mode: str, phase: str, args: argparse.Namespace):
     """A step of `hwnas search` (bilevel, no warm-up) in `mode`: its weight step, arch step or both."""
-    from hwnas.config import SearchConfig, SpaceSpec
-    from hwnas.rundir import RunDir
-    from hwnas.searching import Search
+    from hwnas.contracts.config import SearchConfig, SpaceSpec
+    from hwnas.runs.rundir import RunDir
+    from hwnas.nas.searching import Search
 
     config = SearchConfig(spec=SpaceSpec(space=SPACE, preset=PRESET), image_size=args.image_size, lut=str(lut),
                           crop=args.crop, batch_size=args.batch_size, mode=mode, warmup_epochs=0, epochs=1,
@@ -129,13 +129,13 @@ def worker(args: argparse.Namespace) -> dict:
     """Build one variant, run its steps, return its times and peak memory."""
     import torch
 
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     torch.set_num_threads(args.threads)
     space = get_space(SPACE).from_options(PRESET)
     table, lut = open_lut(args.lut, space=space, image_size=args.image_size, threads=2, results_dir=args.results)
-    from hwnas.config import TaskSpec
-    from hwnas.task import make_task
+    from hwnas.contracts.config import TaskSpec
+    from hwnas.contracts.task import make_task
 
     task = make_task(TaskSpec(options={"crop": args.crop}), space)
     task.batch("train", seed=0, epoch=0, step=0, batch_size=args.batch_size)  # images decoded before the baseline
@@ -200,7 +200,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     space = get_space(SPACE).from_options(PRESET)
     table, lut = open_lut(args.lut, space=space, image_size=args.image_size, results_dir=args.results)

@@ -1,4 +1,4 @@
-"""Threads and OpenMP wait policy per workload: what `hwnas.compute.auto_threads` is set from.
+"""Threads and OpenMP wait policy per workload: what `hwnas.runs.compute.auto_threads` is set from.
 
 At small tensors a second torch thread costs more in synchronisation than it computes,
 and OpenMP's passive wait policy (idle threads sleep; the `hwnas` command's default,
@@ -59,10 +59,10 @@ def worker(workload: str, threads: int, steps: int) -> dict:
     """Median seconds of one step of `workload` (preset:kind) with `threads` torch threads."""
     import torch
 
-    from hwnas.cost import count_macs
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture, freeze
-    from hwnas.supernet import arch_parameters, draw_gumbel, to_supernet, weight_parameters
+    from hwnas.tables.cost import count_macs
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture, freeze
+    from hwnas.nas.supernet import arch_parameters, draw_gumbel, to_supernet, weight_parameters
 
     torch.set_num_threads(threads)
     preset, kind = workload.split(":")

@@ -91,9 +91,9 @@ def worker(kind: str, variant: str, steps: int, warmup: int) -> dict:
 
 
 def _task():
-    from hwnas.config import TaskSpec
-    from hwnas.plugins import get_space
-    from hwnas.task import make_task
+    from hwnas.contracts.config import TaskSpec
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.task import make_task
 
     space = get_space("nafnet-unet").from_options("paper")
     return space, make_task(TaskSpec(options={"data": str(TRAIN_DATA), "crop": CROP, "sigma": (0.0, 55.0)}), space)
@@ -113,7 +113,7 @@ def _forward(net, x, channels_last: bool, bf16: bool):
 def train_step(channels_last: bool, bf16: bool):
     import torch
 
-    from hwnas.space import Architecture, freeze
+    from hwnas.contracts.space import Architecture, freeze
 
     space, task = _task()
     labels = {p.label: p.candidates for p in space.positions(256)}
@@ -134,7 +134,7 @@ def train_step(channels_last: bool, bf16: bool):
 def search_step(channels_last: bool, bf16: bool):
     import torch
 
-    from hwnas.supernet import arch_parameters, draw_gumbel, to_supernet, weight_parameters
+    from hwnas.nas.supernet import arch_parameters, draw_gumbel, to_supernet, weight_parameters
 
     space, task = _task()
     net = to_supernet(space.build(), "sampled").train()

@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from hwnas.latency import LatencyTable
-    from hwnas.space import SearchSpace
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.contracts.space import SearchSpace
 
 from hwnas.backends.onnxruntime import cpu_model  # the same CPU name the latency tables record
-from hwnas.latency import versions
+from hwnas.contracts.latency import versions
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LIBRARIES = ("hwnas", "torch", "onnx", "onnxruntime", "numpy", "pandas", "qai-hub", "scikit-image")
@@ -221,7 +221,7 @@ def run_main(main: Callable[[], Any]) -> None:
     in one line `error: ...` and exit status 2, as in the `hwnas` command."""
     import signal
 
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run like Ctrl-C: rows so far kept, sidecar updated
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
@@ -247,8 +247,8 @@ def open_lut(
     sidecar) is kept under `results/lut/` so the numbers can be rerun against it."""
     from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions
     from hwnas.tables.building import default_table_path_for
-    from hwnas.errors import HwnasError
-    from hwnas.latency import LatencyTable, sidecar_path
+    from hwnas.contracts.errors import HwnasError
+    from hwnas.contracts.latency import LatencyTable, sidecar_path
 
     backend = OnnxRuntimeBackend(OnnxRuntimeOptions(threads=threads))
     path = Path(lut) if lut else default_table_path_for(space, backend, image_size)

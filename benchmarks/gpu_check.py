@@ -87,9 +87,9 @@ def step_rate(accelerator: str, quick: bool) -> dict:
     """Paper-preset all-naf training steps/s: float32 eager vs hwnas's compute settings."""
     import torch
 
-    from hwnas.compute import compute_for
-    from hwnas.plugins import get_space
-    from hwnas.space import Architecture, freeze
+    from hwnas.runs.compute import compute_for
+    from hwnas.contracts.plugins import get_space
+    from hwnas.contracts.space import Architecture, freeze
 
     space = get_space("nafnet-unet").from_options("tiny" if quick else "paper")
     labels = {p.label: p.candidates for p in space.positions(256)}

@@ -266,7 +266,7 @@ def latency_section(df, meta: dict, results: Path, out: Path) -> Section:
         "End-to-end latency of whole networks at 1x3x256x256, all measured in the same run with the same settings; "
         "each repeat interleaves every network round by round. Speed-up = all-naf ms / network ms within a repeat "
         "(median over repeats, range in brackets). Parameters and GMACs (multiply-accumulates of convolutions "
-        "and matrix products, `hwnas.cost`) as `hwnas describe` counts them; the table-predicted ms is what the "
+        "and matrix products, `hwnas.tables.cost`) as `hwnas describe` counts them; the table-predicted ms is what the "
         "search optimised." + load_note(summary, meta),
         "",
         md_table(["network", "kind", "ms (median)", "ms range", "repeats", "speed-up vs all-naf", "params (M)",
@@ -285,7 +285,7 @@ def latency_section(df, meta: dict, results: Path, out: Path) -> Section:
 
 # -- 2. fidelity -------------------------------------------------------------------------------------
 
-QUIET_CORES = 0.25  # a run the goals judge: other processes kept at most this many cores busy (hwnas.machine_load)
+QUIET_CORES = 0.25  # a run the goals judge: other processes kept at most this many cores busy (hwnas.tables.machine_load)
 BUILD_GOAL_S = 120.0  # `hwnas build-lut` of the paper table
 
 

@@ -187,14 +187,14 @@ def paper_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
 
 
 def paper_commit_section(df, meta: dict, results: Path, out: Path) -> Section:
-    from hwnas.config import MIN_LR as min_lr
-    from hwnas.schedule import ARCH_TRAVEL
+    from hwnas.contracts.config import MIN_LR as min_lr
+    from hwnas.nas.schedule import ARCH_TRAVEL
 
     s = Section("How long a sampled paper-preset search needs to commit (paper_commit.csv)")
     s.body += ["Defaults of `hwnas search --preset paper --mode sampled` (crop 64, batch 8, the embedded sample images), "
                "one search per length; committed = every largest alpha >= 0.8 and mean normalised entropy <= 0.1. "
                "`arch_travel`: the logits' default total travel (`--arch-lr` = travel / architecture steps, "
-               f"`hwnas.schedule.ARCH_TRAVEL`, now {ARCH_TRAVEL:g}); `min_lr`: where the weights' rate anneals to "
+               f"`hwnas.nas.schedule.ARCH_TRAVEL`, now {ARCH_TRAVEL:g}); `min_lr`: where the weights' rate anneals to "
                f"(0.002 = `--lr`: constant, the only behaviour before; now a cosine to {min_lr:g}). Rows of an earlier "
                "default are kept as they ran.", ""]
     cols = ["steps", "arch_travel", "min_lr", "warmup_epochs", "arch_lr", "committed", "min_largest_alpha", "alpha_entropy",

@@ -12,7 +12,7 @@ then `pip install -e .` and run
 
     hwnas build-lut --backend stub-device --preset tiny --image-size 64 --out stub.csv -b ms_per_gmac=3
 
-Library users can call `hwnas.plugins.register_backend(StubDeviceBackend)` instead.
+Library users can call `hwnas.contracts.plugins.register_backend(StubDeviceBackend)` instead.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hwnas.cost import count_macs
-from hwnas.latency import LatencyBackend, Measurement, MeasurementError
-from hwnas.space import Unit
+from hwnas.tables.cost import count_macs
+from hwnas.contracts.latency import LatencyBackend, Measurement, MeasurementError
+from hwnas.contracts.space import Unit
 
 
 class StubDeviceOptions(BaseModel):

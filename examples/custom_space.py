@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from hwnas import Architecture, ChoiceBlock, SearchSpace, freeze
-from hwnas.describe import describe_space
-from hwnas.plugins import register_space, register_task
-from hwnas.task import Task
+from hwnas.contracts.describe import describe_space
+from hwnas.contracts.plugins import register_space, register_task
+from hwnas.contracts.task import Task
 
 
 class TinyConvConfig(BaseModel):

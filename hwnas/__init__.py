@@ -3,7 +3,7 @@
 The engine (this package) knows nothing about any particular network, task or
 device: search spaces, tasks and latency backends are plugins found through the
 entry-point groups ``hwnas.searchspaces``, ``hwnas.tasks`` and ``hwnas.backends``
-(see `hwnas.plugins`). The Python API is seven functions -- ``hwnas.build_table``,
+(see `hwnas.contracts.plugins`). The Python API is seven functions -- ``hwnas.build_table``,
 ``hwnas.search``, ``hwnas.train``, ``hwnas.evaluate``, ``hwnas.export``, ``hwnas.load``
 and ``hwnas.predict``, with ``hwnas.profile`` (see `hwnas.api`) -- and the ``hwnas`` command is a thin layer over them.
 """
@@ -39,9 +39,13 @@ def _installed_copies() -> list[str]:
 
 __path__.extend(p for p in _installed_copies() if p not in __path__)  # noqa: F821 -- the package's own __path__
 
+from hwnas import _moved  # noqa: E402 (after __path__: the finder imports nothing heavy)
+
+_moved.install()  # `import hwnas.space` and the other 0.1 paths keep working for one release
+
 # Public names, imported lazily so that `hwnas --help` does not pay for torch. The seven
 # functions of the Python API (`hwnas.api`) share their names with commands, not with
-# modules: the loops they run are `hwnas.searching`, `hwnas.training`, ...
+# modules: the loops they run are `hwnas.nas.searching`, `hwnas.runs.training`, ...
 _EXPORTS = {
     "build_table": "hwnas.api",
     "search": "hwnas.api",
@@ -51,15 +55,15 @@ _EXPORTS = {
     "load": "hwnas.api",
     "predict": "hwnas.api",
     "profile": "hwnas.api",
-    "LatencyPrediction": "hwnas.prediction",
-    "Architecture": "hwnas.space",
-    "ChoiceBlock": "hwnas.space",
-    "Position": "hwnas.space",
-    "SearchSpace": "hwnas.space",
-    "Task": "hwnas.task",
-    "Unit": "hwnas.space",
-    "freeze": "hwnas.space",
-    "HwnasError": "hwnas.errors",
+    "LatencyPrediction": "hwnas.tables.prediction",
+    "Architecture": "hwnas.contracts.space",
+    "ChoiceBlock": "hwnas.contracts.space",
+    "Position": "hwnas.contracts.space",
+    "SearchSpace": "hwnas.contracts.space",
+    "Task": "hwnas.contracts.task",
+    "Unit": "hwnas.contracts.space",
+    "freeze": "hwnas.contracts.space",
+    "HwnasError": "hwnas.contracts.errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,12 +10,12 @@
     net = hwnas.load("ft.onnx")                 # or trained.model; net(x) runs it
     hwnas.predict("ft.onnx", "tiny.csv").total_ms   # the table's latency of a model, with its per-unit sum
 
-Each function takes its command's validated config (`hwnas.config`: the same fields as
+Each function takes its command's validated config (`hwnas.contracts.config`: the same fields as
 the command's flags and as a run's own config.yaml), or keywords validated into one --
 given both, the keywords override the config's fields -- and returns a small result
 object. A mistake a user can make ends in one `HwnasError` sentence naming the problem
 and the fix. `hwnas` imports this module lazily (`hwnas.search` is this module's
-function; the search loop is the module `hwnas.searching`).
+function; the search loop is the module `hwnas.nas.searching`).
 
 Remote device jobs (AI Hub) are submitted only with `yes=True`, or when `approve(backend,
 jobs)` returns; the command line asks on a terminal (`hwnas.cli.jobs`).
@@ -31,18 +31,18 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from pydantic import BaseModel
 
-from hwnas.config import BuildLutConfig, EvalConfig, ExportConfig, ProfileConfig, SearchConfig, TrainConfig, build_config, merged, plain
-from hwnas.errors import HwnasError, Setting, naming, setting
+from hwnas.contracts.config import BuildLutConfig, EvalConfig, ExportConfig, ProfileConfig, SearchConfig, TrainConfig, build_config, merged, plain
+from hwnas.contracts.errors import HwnasError, Setting, naming, setting
 
 if TYPE_CHECKING:  # the result types; importing them at run time would load torch with `import hwnas`
-    from hwnas.inference import LoadedModel
-    from hwnas.latency import LatencyTable
-    from hwnas.prediction import LatencyPrediction, ModelLike
-    from hwnas.searching import SearchResult
-    from hwnas.config import SweepConfig
-    from hwnas.sweep import SweepResult
+    from hwnas.deploy.inference import LoadedModel
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.tables.prediction import LatencyPrediction, ModelLike
+    from hwnas.nas.searching import SearchResult
+    from hwnas.contracts.config import SweepConfig
+    from hwnas.nas.sweep import SweepResult
     from hwnas.tables.profile_job import ProfileReport
-    from hwnas.training import TrainResult
+    from hwnas.runs.training import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class TableResult:
     """What `build_table` did: the table (None on a dry run) at `path`, units in all, missing before, measured."""
 
     path: Path
-    table: Any  # hwnas.latency.LatencyTable | None
+    table: Any  # hwnas.contracts.latency.LatencyTable | None
     backend: str
     device: str
     units: int
@@ -135,7 +135,7 @@ def build_table(config: BuildLutConfig | None = None, *, on_progress: Callable[[
 def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool = False, table: LatencyTable | None = None,
            on_step: Callable[[Any], None] | None = None, on_table_progress: Callable[[Any, int], None] | None = None,
            yes: bool = False, approve: Approve | None = None, **fields: Any) -> SearchResult:
-    """Search an architecture into the run folder `out` (`hwnas search`); returns `hwnas.searching.SearchResult`.
+    """Search an architecture into the run folder `out` (`hwnas search`); returns `hwnas.nas.searching.SearchResult`.
 
     Keywords are `SearchConfig` fields; `spec` may be given in part ({"preset": "paper"})
     and, with `lut`, space, preset, image size and backend come from the table's sidecar
@@ -146,11 +146,11 @@ def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool 
     given must agree with it, except what may change on resume (`epochs` extends the
     run). `on_step(StepLog)` after every step.
     """
-    from hwnas import outdir
-    from hwnas.rundir import RunDir
-    from hwnas.run import resume_config
-    from hwnas.search_setup import prepare, read_config, resolve_config
-    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, run_search
+    from hwnas.runs import outdir
+    from hwnas.runs.rundir import RunDir
+    from hwnas.runs.run import resume_config
+    from hwnas.nas.search_setup import prepare, read_config, resolve_config
+    from hwnas.nas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME, run_search
 
     out = Path(out)
     outdir.check(out, "search", resume)  # before a table is measured
@@ -171,17 +171,17 @@ def search(config: SearchConfig | None = None, *, out: str | Path, resume: bool 
 def sweep(config: SweepConfig | None = None, *, out: str | Path, resume: bool = False, table: LatencyTable | None = None,
           on_run: Callable[[Any, int, int], None] | None = None, on_step: Callable[[Any], None] | None = None,
           yes: bool = False, approve: Approve | None = None, **fields: Any) -> SweepResult:
-    """Searches over mu, latency targets and seeds into `out` (`hwnas sweep`); returns `hwnas.sweep.SweepResult`.
+    """Searches over mu, latency targets and seeds into `out` (`hwnas sweep`); returns `hwnas.nas.sweep.SweepResult`.
 
     Keywords are `SweepConfig` fields: `search` (a `SearchConfig` or its fields), the axes
     (`latency_weights`, `target_ratios`, `seeds`), `baselines` (`FrontConfig` fields, e.g.
-    {"budget_steps": 6000}: the front of `hwnas.front`) and `executor`. The table is
+    {"budget_steps": 6000}: the front of `hwnas.nas.front`) and `executor`. The table is
     `table`, else the search's `lut`, else the per-user cache's, as for `search`.
     `on_run(point, index, count)` before each search, `on_step(StepLog)` after every step.
     """
-    from hwnas.config import SweepConfig
-    from hwnas.search_setup import prepare
-    from hwnas.sweep import run_sweep
+    from hwnas.contracts.config import SweepConfig
+    from hwnas.nas.search_setup import prepare
+    from hwnas.nas.sweep import run_sweep
 
     config = _config(SweepConfig, config, fields)
     search, table, task = prepare(config.search, table, None, lambda c: cached_table(c, None, approve or _approver(yes)))
@@ -192,7 +192,7 @@ def sweep(config: SweepConfig | None = None, *, out: str | Path, resume: bool = 
 def train(config: TrainConfig | None = None, *, out: str | Path, resume: bool = False,
           on_step: Callable[[Any], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
           **fields: Any) -> TrainResult:
-    """Train a derived network into the run folder `out` (`hwnas train`); returns `hwnas.training.TrainResult`.
+    """Train a derived network into the run folder `out` (`hwnas train`); returns `hwnas.runs.training.TrainResult`.
 
     Keywords: `TrainConfig` fields, where `arch` may also be an `Architecture` or an
     arch.json path, `spec` a dict, `task` a task name or {"name", "options"}; plus
@@ -200,7 +200,7 @@ def train(config: TrainConfig | None = None, *, out: str | Path, resume: bool = 
     `init_from` (a search run) gives both, and the task's name. With `resume` and a
     config.yaml in `out`, the run's own config is kept; anything given must agree.
     """
-    from hwnas.training import plan, run_training
+    from hwnas.runs.training import plan, run_training
 
     if config is None:
         config = plan(out, resume=resume, **_train_inputs(fields))
@@ -220,9 +220,9 @@ def evaluate(config: EvalConfig | None = None, *, on_folder: Callable[[str], Non
     `<out>_per_image.csv`. `on_folder(folder)` before each folder, `on_sample()` after
     each prediction.
     """
-    from hwnas.evaluation import evaluate as score, per_sample_path
-    from hwnas.rows import write_rows
-    from hwnas.task import file_task
+    from hwnas.runs.evaluation import evaluate as score, per_sample_path
+    from hwnas.runs.rows import write_rows
+    from hwnas.contracts.task import file_task
 
     config = _config(EvalConfig, config, fields)
     if config.out is None:
@@ -251,12 +251,12 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
     """Export a trained network to ONNX (`hwnas export`): BatchNorm folded, checked against PyTorch with ONNX Runtime.
 
     With `check_on` (a backend such as qai-hub) the written file also runs on that
-    backend's device (`hwnas.device_check`); its jobs are submitted as `build_table`'s are."""
-    from hwnas.cost import count_macs, count_params
-    from hwnas.inference import onnx_metadata, space_align
-    from hwnas.modelfile import load_model
-    from hwnas.onnx_export import count_batchnorm, export_model
-    from hwnas.outdir import check_distinct
+    backend's device (`hwnas.deploy.device_check`); its jobs are submitted as `build_table`'s are."""
+    from hwnas.tables.cost import count_macs, count_params
+    from hwnas.deploy.inference import onnx_metadata, space_align
+    from hwnas.deploy.modelfile import load_model
+    from hwnas.deploy.onnx_export import count_batchnorm, export_model
+    from hwnas.runs.outdir import check_distinct
 
     config = _config(ExportConfig, config, fields)
     if Path(config.out).is_dir():
@@ -267,7 +267,7 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
     model_file = load_model(config.model)
     device = None
     if config.check_on is not None:  # refused or approved before anything is written
-        from hwnas.device_check import device_backend, device_check
+        from hwnas.deploy.device_check import device_backend, device_check
 
         device = device_backend(config, approve or _approver(yes))
     space, net = model_file.build()
@@ -283,7 +283,7 @@ def export(config: ExportConfig | None = None, *, yes: bool = False, approve: Ap
     if config.precision == "fp32":
         report = export_float(config.out) | {"precision": "fp32"}
     else:
-        from hwnas.quantized_export import export_quantized
+        from hwnas.deploy.quantized_export import export_quantized
 
         report = export_quantized(net, model_file, space, Path(config.out), config=config, export_float=export_float)
     size = config.cost_size
@@ -298,12 +298,12 @@ def load(path: str | Path, *, accelerator: str = "cpu", threads: int = 0, tile: 
          overlap: int | None = None) -> LoadedModel:
     """A ready-to-run model from a model.pt (or a training checkpoint) or an ONNX file from `export`.
 
-    Returns `hwnas.inference.LoadedModel`: call it on a 1 x C x H x W float tensor; it
+    Returns `hwnas.deploy.inference.LoadedModel`: call it on a 1 x C x H x W float tensor; it
     also says what it is (`spec`, `arch`, `runtime`) and, for a PyTorch file, holds the
     network (`module`, eval mode). With `tile`, inputs run in overlapping tiles of at most
     tile x tile pixels (bounded memory; `overlap` None: min(32, tile // 4)).
     """
-    from hwnas.inference import model_predictor, open_model
+    from hwnas.deploy.inference import model_predictor, open_model
 
     model = open_model(path, accelerator, threads)
     if tile is None and model.static_hw is None:
@@ -319,7 +319,7 @@ def predict(model: ModelLike, table: str | Path | LatencyTable) -> LatencyPredic
     `export`, a model from `load`, or a plain network of the table's space (its candidates are
     recognised by structure). `table`: a table's path or a `LatencyTable`. Nothing is measured.
     """
-    from hwnas.prediction import predict as table_predict
+    from hwnas.tables.prediction import predict as table_predict
 
     return table_predict(model, table)
 
@@ -387,9 +387,9 @@ def cached_table(config: SearchConfig, on_progress=None, approve: Approve | None
 
 
 def _train_inputs(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """`train`'s keywords as `hwnas.training.plan` takes them (an arch.json path or dict, a spec dict)."""
-    from hwnas.config import SpaceSpec
-    from hwnas.space import Architecture
+    """`train`'s keywords as `hwnas.runs.training.plan` takes them (an arch.json path or dict, a spec dict)."""
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.contracts.space import Architecture
 
     inputs = dict(fields)
     arch, spec = inputs.get("arch"), inputs.get("spec")
@@ -404,8 +404,8 @@ def _train_inputs(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_eval_outputs(config: EvalConfig) -> None:
     """The CSVs and the saved images must not overwrite the model or land in a test folder."""
-    from hwnas.evaluation import per_sample_path
-    from hwnas.outdir import check_distinct, check_outside
+    from hwnas.runs.evaluation import per_sample_path
+    from hwnas.runs.outdir import check_distinct, check_outside
 
     inputs = {MODEL_GIVEN: config.model, **{f"data folder {d}": d for d in config.data}}
     check_distinct(config.out, setting("out"), inputs)
@@ -417,6 +417,6 @@ def _check_eval_outputs(config: EvalConfig) -> None:
 
 def _task_name(model_file) -> str:
     """The task a model file was trained for; a file from before tasks were plugins: its space's default."""
-    from hwnas.task import task_class
+    from hwnas.contracts.task import task_class
 
     return task_class(model_file.task.name, model_file.spec.space).name

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from hwnas.errors import HwnasError, ImagesTooSmall
+from hwnas.contracts.errors import HwnasError, ImagesTooSmall
 from hwnas.searchspaces.images import (
     add_gaussian_noise,
     embedded_images,
@@ -61,7 +61,7 @@ from hwnas.searchspaces.images import (
     stable_seed,
 )
 from hwnas.searchspaces.metrics import psnr, ssim, to_uint8
-from hwnas.task import SPLITS, Task
+from hwnas.contracts.task import SPLITS, Task
 
 logger = logging.getLogger(__name__)
 

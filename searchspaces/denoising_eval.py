@@ -17,7 +17,7 @@ A folder with `noisy/` and `clean/` subfolders of matching file names is evaluat
 real-noise pairs (SIDD-style): no noise is added and the rows say sigma "real".
 
 `predict` maps a 1 x 3 x H x W float tensor to the denoised 1 x 3 x H x W tensor
-(see `hwnas.inference`); it may be tiled.
+(see `hwnas.deploy.inference`); it may be tiled.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_bytes
+from hwnas.contracts.errors import HwnasError
+from hwnas.runs.io import atomic_write_bytes
 from hwnas.searchspaces.images import (
     IMAGE_SUFFIXES,
     add_gaussian_noise,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 
 logger = logging.getLogger(__name__)
 

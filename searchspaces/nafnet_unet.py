@@ -8,7 +8,7 @@ NAFNet-width32: encoder (2,2,4,8), 12 middle, decoder (2,2,2,2) -- 36 positions,
 Module paths equal position labels (`enc0.1`, `mid.3`, `dec2.0`); `dec{i}` works at
 the resolution and width of `enc{i}`.
 
-Output scale (option `scale`, set by the engine from the task, see `hwnas.task`):
+Output scale (option `scale`, set by the engine from the task, see `hwnas.contracts.task`):
 scale 1 is NAFNet as published (image to image). Scale 2 (x2 super-resolution) keeps
 the U-Net at the input's resolution -- every position sees the shapes it sees at scale
 1 -- and changes only the ending: its 3x3 conv makes 4x the image channels, and a
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from hwnas.space import ChoiceBlock, SearchSpace, Unit
+from hwnas.contracts.space import ChoiceBlock, SearchSpace, Unit
 from hwnas.searchspaces.nafnet_blocks import BLOCKS, CANDIDATES, is_candidate, make_candidate
 
 
@@ -217,7 +217,7 @@ class NAFNetUNetSpace(SearchSpace):
         return NAFNetUNet(self.config)
 
     def scaled_variants(self) -> dict[str, list[dict]]:
-        """`hwnas.space.Scalable`: narrower (`width` in eighths of it, even, at least 2) and shallower
+        """`hwnas.contracts.space.Scalable`: narrower (`width` in eighths of it, even, at least 2) and shallower
         (blocks removed one at a time from the stage holding the most, the deepest first; at most 8
         variants, evenly spaced, at least one block left) versions of this network, largest first."""
         cfg = self.config

@@ -16,7 +16,7 @@ from hwnas.cli import deploy, exits, info, logs
 from hwnas.cli import search as search_cli
 from hwnas.cli import lut
 from hwnas.cli import profile as profile_cli
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 
 app = typer.Typer(
     name="hwnas",
@@ -32,7 +32,7 @@ search_cli.register(app)
 lut.register(app)
 profile_cli.register(app)
 
-DATA_PARALLEL = ("search", "train")  # the commands that run under torchrun (hwnas.distributed)
+DATA_PARALLEL = ("search", "train")  # the commands that run under torchrun (hwnas.runs.distributed)
 
 
 def _print_version(value: bool) -> None:
@@ -59,7 +59,7 @@ def _global_options(
 def main() -> None:
     """Console entry point (also `python -m hwnas`)."""
     # Before torch loads OpenMP: idle threads sleep instead of spinning, unless the user chose.
-    # Spinning threads fight other processes for the cores (see hwnas.compute).
+    # Spinning threads fight other processes for the cores (see hwnas.runs.compute).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logs.configure()
     sys.exit(_run())

@@ -27,7 +27,7 @@ def flag(field: str) -> str:
 
 
 def options_model(backend: str):
-    from hwnas.plugins import get_backend
+    from hwnas.contracts.plugins import get_backend
 
     return get_backend(backend).Options
 
@@ -77,7 +77,7 @@ def flags_sentence(backend: str) -> str:
 def parse(args: list[str], backend: str, ctx=None) -> dict[str, Any]:
     """The extra command-line words `args` as options of `backend` (a usage error for anything else)."""
     from hwnas.cli.exits import USAGE_ERROR
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     fields = options_model(backend).model_fields
     by_flag = {flag(n): n for n in fields}
@@ -110,7 +110,7 @@ def parse(args: list[str], backend: str, ctx=None) -> dict[str, Any]:
 
 def _elsewhere(name: str, backend: str) -> bool:
     """Whether `name` is a flag of another installed backend."""
-    from hwnas.plugins import backend_names
+    from hwnas.contracts.plugins import backend_names
 
     for other in backend_names():
         try:
@@ -123,7 +123,7 @@ def _elsewhere(name: str, backend: str) -> bool:
 
 def help_epilog(backends: list[str] | None = None) -> str:
     """The backend flags of every installed backend, for a command's --help (read only when help is asked for)."""
-    from hwnas.plugins import backend_names
+    from hwnas.contracts.plugins import backend_names
 
     lines = ["Backend flags (each backend's Options; `hwnas backends NAME` says more):"]
     for name in backends or backend_names():

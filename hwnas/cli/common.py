@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from pydantic import BaseModel
 
-from hwnas.config import DescribeConfig
+from hwnas.contracts.config import DescribeConfig
 
 
 def bounds(model: type[BaseModel], field: str) -> str:
@@ -38,21 +38,21 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON only."
 
 OptionalStrList = Optional[list[str]]
 
-# Compute settings of `search`, `sweep` and `train` (not table settings: see hwnas.compute).
+# Compute settings of `search`, `sweep` and `train` (not table settings: see hwnas.runs.compute).
 TorchThreadsOpt = typer.Option(None, "--threads", help="Torch threads for training compute (default: torch's own, every usable core or OMP_NUM_THREADS; measured 1.8x faster than one at the paper preset on 2 cores). On a busy machine fewer threads avoid spin-waiting. >= 1.")
 PrefetchOpt = typer.Option(None, "--prefetch", help="Batches prepared ahead in a background thread (default 2; 0: on demand). Never changes the batches. >= 0.")
 
 
 # The task a run trains on (a plugin: see `hwnas tasks`) and its options. --data, --crop
 # and --sigma are shorthands for -t data=..., -t crop=..., -t sigma=...; a task that has
-# no such option refuses them (hwnas.task.task_options).
+# no such option refuses them (hwnas.contracts.task.task_options).
 TaskOpt = typer.Option(None, "--task", help="Task to train on (see `hwnas tasks`); default: the space's (denoising for nafnet-unet).")
 TaskOptionOpt = typer.Option(None, "--task-option", "-t", help="Task option KEY=VALUE (YAML value), e.g. -t val_crops=16; `hwnas tasks` lists them.")
 
 
 def task_fields(task: Optional[str], task_option: Optional[list[str]], **shorthands: Any) -> dict[str, Any]:
     """--task, -t and the shorthand flags given, as the config field `task` ({} when none was given)."""
-    from hwnas.config import parse_options
+    from hwnas.contracts.config import parse_options
 
     options = parse_options(task_option, flag="-t", example="val_crops=16")
     options.update({k: str(v) if isinstance(v, Path) else v for k, v in shorthands.items() if v is not None})
@@ -69,14 +69,14 @@ ConfigOpt = typer.Option(None, "--config", help="YAML file of settings named as 
 
 def settings(path: Optional[Path], model: type[BaseModel], flags: dict[str, Any]) -> dict[str, Any]:
     """A command's settings by config field: those of the --config file, the flags given on top."""
-    from hwnas.config import merged, read_settings
+    from hwnas.contracts.config import merged, read_settings
 
     return merged(read_settings(path, model) if path is not None else {}, flags)
 
 
 def parse_level(text: Optional[str]):
     """`--sigma`: "25" -> 25.0, "0,55" -> (0.0, 55.0) (a range drawn per crop); None stays None."""
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     if text is None:
         return None

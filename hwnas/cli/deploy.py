@@ -18,8 +18,8 @@ import typer
 from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TaskOpt,
                               TaskOptionOpt, TorchThreadsOpt, bounds, settings, task_fields)
 from hwnas.cli.jobs import YesOpt, authorise
-from hwnas.config import EvalConfig, ExportConfig, InferConfig, TrainConfig
-from hwnas.errors import HwnasError
+from hwnas.contracts.config import EvalConfig, ExportConfig, InferConfig, TrainConfig
+from hwnas.contracts.errors import HwnasError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ ThreadsOpt = typer.Option(None, "--threads", help=f"ONNX Runtime intra-op thread
 
 def _spec_flags(space: Optional[str], preset: Optional[str], option: OptionalStrList) -> dict:
     """The parts of the space spec given as flags (--space, --preset, --option)."""
-    from hwnas.config import parse_options
+    from hwnas.contracts.config import parse_options
 
     given = {"space": space, "preset": preset, "options": parse_options(option) if option else None}
     return {k: v for k, v in given.items() if v is not None}
@@ -104,7 +104,7 @@ def train(
         fields.pop("arch", None)
         fields.update(arch=None if arch is None else str(arch), uniform=uniform)
     import hwnas
-    from hwnas import distributed
+    from hwnas.runs import distributed
 
     with distributed.session():  # torchrun: data parallel, only rank 0 writes and prints
         with _TrainBar() as bar:
@@ -170,7 +170,7 @@ def evaluate(
     """
     import hwnas
     from hwnas.cli.progress import bar as progress_bar
-    from hwnas.config import parse_options
+    from hwnas.contracts.config import parse_options
 
     options = parse_options(task_option, flag="-t", example="seed=1")
     options.update(_given({"sigma": sigma, "seed": seed, "save_images": save_images}))
@@ -321,9 +321,9 @@ def infer(
     import time
 
     import hwnas
-    from hwnas.config import build_config
-    from hwnas.outdir import check_distinct
-    from hwnas.task import file_task
+    from hwnas.contracts.config import build_config
+    from hwnas.runs.outdir import check_distinct
+    from hwnas.contracts.task import file_task
 
     cfg = build_config(InferConfig, **settings(config, InferConfig, _given(dict(
         model=model, input=input, output=output, tile=tile, overlap=overlap, accelerator=accelerator, threads=threads))))

@@ -6,7 +6,7 @@
     --target-ms 12 | --target-ms phone=12 --target-ms cpu=300   constraint form, per device
 
 One plain table gives the config fields `lut` (and `target_ms`) as before; anything
-else gives `tables` (`hwnas.config.TableRef`), validated once by `SearchConfig`.
+else gives `tables` (`hwnas.contracts.config.TableRef`), validated once by `SearchConfig`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -28,7 +28,7 @@ import sys
 
 import typer
 
-from hwnas.errors import HwnasError, RuntimeFailure, ServiceError
+from hwnas.contracts.errors import HwnasError, RuntimeFailure, ServiceError
 
 USAGE, RUNTIME, SERVICE, INTERRUPTED = 2, 1, 3, 130
 

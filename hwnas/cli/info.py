@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from hwnas.cli.common import ImageSizeOpt, JsonOpt, OptionalStrList, OptionOpt, PresetOpt, SpaceOpt
-from hwnas.config import DescribeConfig, SpaceSpec, build_config, parse_options
+from hwnas.contracts.config import DescribeConfig, SpaceSpec, build_config, parse_options
 
 
 def spaces(as_json: bool = JsonOpt) -> None:
@@ -16,7 +16,7 @@ def spaces(as_json: bool = JsonOpt) -> None:
 
     Example: hwnas spaces --json
     """
-    from hwnas import catalog
+    from hwnas.contracts import catalog
 
     report = catalog.spaces()
     if as_json:
@@ -32,7 +32,7 @@ def tasks(as_json: bool = JsonOpt) -> None:
 
     Example: hwnas tasks
     """
-    from hwnas.plugins import get_space, get_task, space_names, task_names
+    from hwnas.contracts.plugins import get_space, get_task, space_names, task_names
 
     defaults = {}
     for space in space_names():
@@ -75,7 +75,7 @@ def backends(
 
     Example: hwnas backends onnxruntime
     """
-    from hwnas import catalog
+    from hwnas.contracts import catalog
 
     if name is not None:
         from hwnas.cli.backend_flags import listing
@@ -107,7 +107,7 @@ def describe(
 
     Example: hwnas describe --space nafnet-unet --preset paper --image-size 256 --json
     """
-    from hwnas.describe import describe_space
+    from hwnas.contracts.describe import describe_space
 
     cfg = build_config(DescribeConfig, spec=SpaceSpec(space=space, preset=preset, options=parse_options(option)), image_size=image_size)
     report = describe_space(cfg.spec.create(), cfg.image_size)

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 
 YesOpt = typer.Option(False, "--yes", "-y", help="Submit remote device jobs (e.g. AI Hub) without asking; required when stdin is not a terminal.")
 

@@ -20,8 +20,8 @@ import typer
 
 from hwnas.cli.common import ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, bounds
 from hwnas.cli.jobs import YesOpt, authorise
-from hwnas.config import BuildLutConfig
-from hwnas.errors import HwnasError
+from hwnas.contracts.config import BuildLutConfig
+from hwnas.contracts.errors import HwnasError
 
 DEFAULT_SPACE, DEFAULT_BACKEND, DEFAULT_SIZE = "nafnet-unet", "onnxruntime", 256  # hwnas.tables.target's
 
@@ -36,7 +36,7 @@ BackendOptionOpt = typer.Option(None, "--backend-option", "-b", help="Any other 
 
 def given_target(space, preset, option, image_size, backend, device, precision, extra: OptionalStrList):
     """The measurement target as the flags give it (None: not given); the backend's own flags come later."""
-    from hwnas.config import parse_options
+    from hwnas.contracts.config import parse_options
     from hwnas.tables.target import MeasurementTarget
 
     options = {k.replace("-", "_"): v for k, v in parse_options(extra, flag="-b", example="ms_per_gmac=2").items()}
@@ -50,7 +50,7 @@ def resolved(ctx, target, table: Optional[Path], *, override: bool = False):
     from dataclasses import replace
 
     from hwnas.cli.backend_flags import parse
-    from hwnas.latency import TableMeta, sidecar_path
+    from hwnas.contracts.latency import TableMeta, sidecar_path
 
     if table is not None and sidecar_path(table).is_file():
         try:
@@ -69,7 +69,7 @@ def target_of(ctx, space, preset, option, image_size, backend, device, precision
 def _with_config(path: Path, target, out: Optional[Path], force: bool, dry_run: bool):
     """`target`, --out, --force and --dry-run with a --config file's settings (`BuildLutConfig`'s
     fields) underneath: a flag given wins; space and backend options merge key by key."""
-    from hwnas.config import read_settings
+    from hwnas.contracts.config import read_settings
     from hwnas.tables.target import MeasurementTarget
 
     file = read_settings(path, BuildLutConfig)
@@ -139,7 +139,7 @@ def build_lut(
     Example: hwnas build-lut --config build.yaml --threads 2  (spec, image_size, backend, backend_options, out in the file)
     """
     from hwnas import api
-    from hwnas.config import build_config
+    from hwnas.contracts.config import build_config
 
     target = given_target(space, preset, option, image_size, backend, device, precision, backend_option)
     if config is not None:  # the file's settings under the flags given
@@ -187,7 +187,7 @@ def show(
     Example: hwnas lut show paper-ort.csv
     """
     from hwnas.tables.building import describe_table, space_of
-    from hwnas.latency import LatencyTable
+    from hwnas.contracts.latency import LatencyTable
 
     table = LatencyTable.load(path)
     space = space_of(table.meta)
@@ -208,7 +208,7 @@ def _check_rows_fit_sidecar(path: Path, table, space) -> None:
     (copied beside it), and "N entries missing" would hide that."""
     import math
 
-    from hwnas.latency import sidecar_path
+    from hwnas.contracts.latency import sidecar_path
 
     m = table.meta
     wanted = space.layout(m.image_size).units

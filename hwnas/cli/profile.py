@@ -12,8 +12,8 @@ from hwnas.cli.common import JsonOpt, OptionalStrList, OptionOpt, bounds
 from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.cli.lut import (BackendOpt, BackendOptionOpt, DeviceOpt, ImageSizeOpt, PrecisionOpt, PresetOpt, SpaceOpt, echo_json,
                            progress, target_of)
-from hwnas.config import ProfileConfig
-from hwnas.errors import HwnasError
+from hwnas.contracts.config import ProfileConfig
+from hwnas.contracts.errors import HwnasError
 
 
 def profile(

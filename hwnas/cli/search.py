@@ -1,11 +1,11 @@
 """`hwnas search` and `hwnas sweep`: differentiable architecture search from the command line.
 
 Thin: flags (over a --config file) -> `SearchConfig` fields (`hwnas.cli.search_flags`) ->
-`hwnas.search` (a sweep: `hwnas.sweep.run_sweep`) -> the report (`hwnas.cli.search_report`).
+`hwnas.search` (a sweep: `hwnas.nas.sweep.run_sweep`) -> the report (`hwnas.cli.search_report`).
 Here: the commands, their flags' help, and a sweep's first search. Flags default to None
 ("not given") so that a table's sidecar (`--lut`) or a resumed run's own config can fill
-them; the engine refuses a given value that contradicts either (`hwnas.search_setup.resolve_config`,
-`hwnas.run.resume_config`).
+them; the engine refuses a given value that contradicts either (`hwnas.nas.search_setup.resolve_config`,
+`hwnas.runs.run.resume_config`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from hwnas.cli.search_flags import (  # noqa: F401  (the flag sets re-exported: 
     SWEEP_AXES, default_out, given_fields, merged_fields, no_weights, parse_list, sweep_extra, sweep_file,
 )
 from hwnas.cli.search_report import FILES, Bars, report_front, report_search  # noqa: F401  (FILES re-exported)
-from hwnas.config import FrontConfig, SearchConfig, SweepConfig, build_config
-from hwnas.errors import HwnasError
-from hwnas.schedule import ARCH_TRAVEL, MIN_ARCH_LR
+from hwnas.contracts.config import FrontConfig, SearchConfig, SweepConfig, build_config
+from hwnas.contracts.errors import HwnasError
+from hwnas.nas.schedule import ARCH_TRAVEL, MIN_ARCH_LR
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def search(
     """
     fields = settings(config, SearchConfig, given_fields(locals()))
     import hwnas
-    from hwnas import distributed
+    from hwnas.runs import distributed
 
     with distributed.session():
         show = not as_json and distributed.is_main()
@@ -169,7 +169,7 @@ def sweep(
       hwnas sweep --lut small.csv --target-ratio 0.45,0.6,0.75 --seeds 0,1 --baselines --budget-steps 6000 --out runs/front
     """
     flags = given_fields(locals())  # first: names imported below would join locals()
-    from hwnas.sweep import check_sweep_dir, grid as sweep_grid, run_sweep
+    from hwnas.nas.sweep import check_sweep_dir, grid as sweep_grid, run_sweep
 
     if resume and config is None and out is not None and (out / "sweep.yaml").is_file():
         config = out / "sweep.yaml"  # the sweep's own settings and weights: resuming asks for nothing again
@@ -215,11 +215,11 @@ def register(app: typer.Typer) -> None:
 def _sweep_search(run_dir: Path, first, fields: dict[str, Any], resume: bool, bars: "Bars", yes: bool):
     """(the first search's config, table, task): the run's own when resuming it, else resolved as `hwnas search` does."""
     from hwnas import api
-    from hwnas.latency import LatencyTable
-    from hwnas.run import resume_config
-    from hwnas.rundir import RunDir
-    from hwnas.search_setup import prepare, read_config, resolve_config
-    from hwnas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.runs.run import resume_config
+    from hwnas.runs.rundir import RunDir
+    from hwnas.nas.search_setup import prepare, read_config, resolve_config
+    from hwnas.nas.searching import IGNORED_ON_RESUME, MAY_CHANGE_ON_RESUME
 
     folder = RunDir(run_dir / first.name)
     if resume and folder.has_checkpoint():  # resuming a sweep whose first run holds a checkpoint: its config is the base

@@ -3,7 +3,7 @@
 Which flags make a `SearchConfig` (`FIELDS`, `CONFIG_FLAGS`, the task and table flags)
 and `given_fields`, which keeps only those passed; a sweep's file, axes and baselines
 (`sweep_file`, `sweep_extra`, `parse_list`); the default run folder. The defaults here
-mirror the engine's (`hwnas.search_setup`) without importing it, so --help loads no torch.
+mirror the engine's (`hwnas.nas.search_setup`) without importing it, so --help loads no torch.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any, Optional
 
 from hwnas.cli.common import task_fields
 from hwnas.cli.devices import table_fields
-from hwnas.config import SearchConfig, SweepConfig, parse_options
-from hwnas.errors import HwnasError
+from hwnas.contracts.config import SearchConfig, SweepConfig, parse_options
+from hwnas.contracts.errors import HwnasError
 
-DEFAULT_SPACE = "nafnet-unet"  # as hwnas.search_setup.DEFAULT_SPACE (not imported: it would load torch for --help)
+DEFAULT_SPACE = "nafnet-unet"  # as hwnas.nas.search_setup.DEFAULT_SPACE (not imported: it would load torch for --help)
 DEFAULT_BACKEND = "onnxruntime"
-QUICK_PRESET = "tiny"  # as hwnas.search_setup.QUICK_PRESET (for --help)
+QUICK_PRESET = "tiny"  # as hwnas.nas.search_setup.QUICK_PRESET (for --help)
 
 # flag name -> SearchConfig field, for the flags that map one to one
 FIELDS = {
@@ -52,7 +52,7 @@ def given_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def merged_fields(base: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    from hwnas.config import merged
+    from hwnas.contracts.config import merged
 
     return merged(base, flags)
 
@@ -67,7 +67,7 @@ FRONT_FLAGS = {"budget_steps": "--budget-steps", "uniform_candidates": "--unifor
 def sweep_extra(path: Optional[Path], flags: dict[str, Any]) -> dict[str, Any]:
     """The SweepConfig fields of --baselines and --executor: sweep.yaml's (--config), the flags given on top.
     Baseline flags without --baselines, or --baselines without a budget: one sentence."""
-    from hwnas.config import read_settings
+    from hwnas.contracts.config import read_settings
 
     saved: dict[str, Any] = {}
     if path is not None:
@@ -98,7 +98,7 @@ def sweep_extra(path: Optional[Path], flags: dict[str, Any]) -> dict[str, Any]:
 
 def sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], dict[str, list]]:
     """The search settings and sweep axes (mu, target ratios, seeds) of --config: a sweep's sweep.yaml, or a search's config.yaml."""
-    from hwnas.config import move_task_fields, read_settings
+    from hwnas.contracts.config import move_task_fields, read_settings
 
     if path is None:
         return {}, {}
@@ -110,7 +110,7 @@ def sweep_file(path: Optional[Path]) -> tuple[dict[str, Any], dict[str, list]]:
 
 
 def default_out(fields: dict[str, Any]) -> Path:
-    from hwnas.search_setup import quick_preset as _quick_preset
+    from hwnas.nas.search_setup import quick_preset as _quick_preset
 
     spec = fields.get("spec") or {}
     space = spec.get("space") or DEFAULT_SPACE

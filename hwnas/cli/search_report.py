@@ -100,7 +100,7 @@ def report_search(result, as_json: bool) -> None:
         typer.echo(f"mean normalised entropy of alpha: {s['alpha_entropy']:.3f} (0 decisive, 1 uniform)")
     if s.get("commitment"):
         typer.echo(s["commitment"]["verdict"])
-    from hwnas.collapse import summary_line  # here: the listing commands import this module without torch
+    from hwnas.nas.collapse import summary_line  # here: the listing commands import this module without torch
 
     if (line := summary_line(s)) is not None:
         typer.echo(line)

@@ -2,7 +2,7 @@
 
 For any backend that profiles a whole network per layer (AI Hub's `execution_detail`
 today; a second device backend reuses this instead of copying it). A layer belongs to
-the unit whose module path its name carries. `hwnas.onnx_export` names every node by
+the unit whose module path its name carries. `hwnas.deploy.onnx_export` names every node by
 its module path itself -- from the module stack the dynamo exporter keeps on each node
 (`/enc0.0.conv1/Conv`, the path also in the node's `hwnas.module_path` metadata), or
 from the scopes of the TorchScript exporter it falls back to (`/enc0/enc0.0/conv1/Conv`)
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 US_PER_MS = 1000.0
-MODULE_PATH_KEY = "hwnas.module_path"  # node metadata: the module path `hwnas.onnx_export` wrote
+MODULE_PATH_KEY = "hwnas.module_path"  # node metadata: the module path `hwnas.deploy.onnx_export` wrote
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def owner(layer_name: str, paths: Iterable[str]) -> str | None:
 
 def node_owners(model, paths: Iterable[str]) -> dict[str, str | None]:
     """ONNX node name -> the path in `paths` it belongs to (None: glue outside every path), for an
-    `onnx.ModelProto` exported by `hwnas.onnx_export`: from the node's module path metadata
+    `onnx.ModelProto` exported by `hwnas.deploy.onnx_export`: from the node's module path metadata
     (the innermost of `paths` that is that module or holds it), else from its name (`owner`)."""
     paths = list(paths)
     out: dict[str, str | None] = {}

@@ -3,7 +3,7 @@
 The paper's first step is to profile the base network and find the slow operations
 (on the SM8650 NPU: channel LayerNorm and NAFNet's global-pool channel attention).
 A backend's `breakdown` gives per-layer times whose names carry module paths
-(`hwnas.onnx_export` names a dynamo export's nodes `/enc0.0.norm1/ReduceMean`, the
+(`hwnas.deploy.onnx_export` names a dynamo export's nodes `/enc0.0.norm1/ReduceMean`, the
 TorchScript exporter `/enc0/enc0.0/norm1/ReduceMean`; both read here); this module
 maps each name to the module that produced it and groups the times -- generically,
 by module class, with no knowledge of any particular network:

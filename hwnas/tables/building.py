@@ -7,7 +7,7 @@ fixed parts -- and saves the table atomically after each measurement, so a kille
 resumes where it stopped and loses nothing. When nothing is missing it returns without
 building real modules, exporting anything or importing a runtime.
 
-Rows are checked by their unit's fingerprint (`hwnas.layout`): adding a candidate to a
+Rows are checked by their unit's fingerprint (`hwnas.contracts.layout`): adding a candidate to a
 space makes its rows missing, so the next build measures only those and keeps every
 other row as it was; a row whose block changed is stale and re-measured. A table from
 before row fingerprints gets them filled in when the space it was built for can still be
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.errors import HwnasError, Setting, naming, setting, wording
-from hwnas.latency import Key, unit_key  # noqa: F401 -- the row key lives in hwnas.latency; kept importable from here
-from hwnas.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str, sidecar_path
-from hwnas.space import SearchSpace, Unit
+from hwnas.contracts.errors import HwnasError, Setting, naming, setting, wording
+from hwnas.contracts.latency import Key, unit_key  # noqa: F401 -- the row key lives in hwnas.contracts.latency; kept importable from here
+from hwnas.contracts.latency import LatencyBackend, LatencyTable, Measurement, MeasurementError, TableMeta, shape_str, sidecar_path
+from hwnas.contracts.space import SearchSpace, Unit
 from hwnas.tables.target import MeasurementTarget
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ def make_backend(name: str, options: dict[str, Any]) -> LatencyBackend:
     one HwnasError line naming the option (`backend_options` key, or the flag on the command line)."""
     from pydantic import ValidationError
 
-    from hwnas.plugins import get_backend
+    from hwnas.contracts.plugins import get_backend
 
     cls = get_backend(name)
     fields = cls.Options.model_fields
@@ -320,7 +320,7 @@ def _noisy_rows(frame) -> list[str]:
 def space_of(meta: TableMeta) -> SearchSpace | None:
     """The space a table was built for, rebuilt from its sidecar; None if that fails
     (plugin not installed, options changed): a summary then goes without positions."""
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     try:
         space = get_space(meta.space).from_options(meta.preset, **meta.space_config)

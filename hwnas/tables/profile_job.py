@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.config import ProfileConfig
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyBackend, LatencyTable
-from hwnas.space import Architecture, SearchSpace, Unit
+from hwnas.contracts.config import ProfileConfig
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyBackend, LatencyTable
+from hwnas.contracts.space import Architecture, SearchSpace, Unit
 from hwnas.tables.profiling import OnnxProfile, ProfileResult
 from hwnas.tables.target import MeasurementTarget
 
@@ -29,7 +29,7 @@ def resolve_config(fields: dict[str, Any]) -> ProfileConfig:
     """A `ProfileConfig` from what was given (None: not given): with `lut`, space, preset, options,
     image size, backend and its options come from the table's sidecar (a given one that contradicts
     it is refused); without, the defaults. `spec` may be given in part."""
-    from hwnas.config import build_config, plain
+    from hwnas.contracts.config import build_config, plain
 
     values = {k: plain(v) for k, v in fields.items() if v is not None}
     spec = dict(values.pop("spec", None) or {})

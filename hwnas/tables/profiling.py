@@ -18,8 +18,8 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from hwnas.latency import LatencyBackend, LatencyTable, Measurement, fixed_ms, predict_ms
-from hwnas.space import Architecture, SearchSpace, Unit, freeze
+from hwnas.contracts.latency import LatencyBackend, LatencyTable, Measurement, fixed_ms, predict_ms
+from hwnas.contracts.space import Architecture, SearchSpace, Unit, freeze
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,9 +248,9 @@ def exported_architecture(path: Path):
     None for a file without it."""
     import onnx
 
-    from hwnas.config import SpaceSpec
-    from hwnas.errors import HwnasError
-    from hwnas.inference import PRODUCER
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.contracts.errors import HwnasError
+    from hwnas.deploy.inference import PRODUCER
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -280,7 +280,7 @@ def _check_precision(path: Path, table: LatencyTable, table_source: str) -> None
     """Refuse an export of one precision against a table of another: its prediction would be of another network."""
     import onnx
 
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     exported = meta.get("precision", "fp32")  # `hwnas export` marks only quantised files

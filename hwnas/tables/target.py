@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping
 
-from hwnas.errors import Setting, naming, setting
+from hwnas.contracts.errors import Setting, naming, setting
 
 if TYPE_CHECKING:
-    from hwnas.config import SpaceSpec
-    from hwnas.latency import LatencyBackend, LatencyTable, TableMeta
-    from hwnas.space import SearchSpace
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.contracts.latency import LatencyBackend, LatencyTable, TableMeta
+    from hwnas.contracts.space import SearchSpace
 
 DEFAULT_SPACE, DEFAULT_BACKEND, DEFAULT_SIZE = "nafnet-unet", "onnxruntime", 256
 
@@ -70,7 +70,7 @@ class MeasurementTarget:
         changes) with the given ones on top; a given one that changes a compared setting is
         refused by `check`.
         """
-        from hwnas.plugins import get_backend
+        from hwnas.contracts.plugins import get_backend
 
         def pick(name: str, given: Any, recorded: Any) -> Any:
             if refuse and given is not None and recorded is not None and given != recorded:
@@ -97,7 +97,7 @@ class MeasurementTarget:
                        backend=self.backend or DEFAULT_BACKEND)
 
     def spec(self) -> SpaceSpec:
-        from hwnas.config import SpaceSpec
+        from hwnas.contracts.config import SpaceSpec
 
         return SpaceSpec(space=self.space or DEFAULT_SPACE, preset=self.preset, options=dict(self.options or {}))
 

@@ -6,9 +6,9 @@ import pytest
 
 from hwnas.backends.macs import MacsBackend, MacsOptions
 from hwnas.tables.building import build_table, make_backend
-from hwnas.cost import count_macs
-from hwnas.errors import HwnasError
-from hwnas.plugins import get_backend
+from hwnas.tables.cost import count_macs
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.plugins import get_backend
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
 
 SIZE = 32

@@ -14,10 +14,10 @@ from hwnas.backends import onnxruntime as ort_backend
 from hwnas.tables.breakdown import attribute, summarise
 from hwnas.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeOptions, _NodeNames, cpu_model
 from hwnas.tables.building import build_table, make_backend
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyTable, MeasurementError
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyTable, MeasurementError
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
-from hwnas.space import Architecture, Unit, freeze
+from hwnas.contracts.space import Architecture, Unit, freeze
 
 SIZE = 32
 
@@ -108,7 +108,7 @@ def test_whole_network_measurement(tiny, backend):
 
 
 def test_an_onnx_file_is_timed_like_a_network(tiny, backend, tmp_path):
-    from hwnas.onnx_export import to_onnx
+    from hwnas.deploy.onnx_export import to_onnx
 
     path = to_onnx(uniform(tiny, "cbr"), (1, 3, SIZE, SIZE), tmp_path / "net.onnx", dynamic=True)
     m = backend.measure_onnx(path, (1, 3, SIZE, SIZE))  # free height and width come from the given shape

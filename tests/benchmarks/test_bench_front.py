@@ -41,7 +41,7 @@ def test_narrow_takes_the_best_uniform_network_by_its_seeds_mean_and_naf(bf, tmp
 
 
 def test_a_uniform_network_rebuilds_from_the_constants(bf):
-    from hwnas.front import network_of
+    from hwnas.nas.front import network_of
 
     cols = bf.uniform_spec_arch("cbr_e4")
     assert json.loads(cols["spec"])["options"] == {"candidates": list(bf.CANDIDATES)}

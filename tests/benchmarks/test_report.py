@@ -193,8 +193,8 @@ def test_drift_section_gives_each_run_s_spread_and_largest_change_within_five_mi
 
 
 def test_commit_goal_counts_only_the_current_defaults_series(report, tmp_path):
-    from hwnas.config import MIN_LR
-    from hwnas.schedule import ARCH_TRAVEL
+    from hwnas.contracts.config import MIN_LR
+    from hwnas.nas.schedule import ARCH_TRAVEL
 
     results, page = tmp_path / "results", tmp_path / "RESULTS.md"
     results.mkdir()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import hwnas
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 from hwnas_classifier.digits import DigitsClassification
 
 pytestmark = pytest.mark.usefixtures("one_thread")

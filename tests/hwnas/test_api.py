@@ -12,8 +12,8 @@ import skimage.io
 import torch
 
 import hwnas
-from hwnas.config import SearchConfig, SpaceSpec
-from hwnas.errors import HwnasError
+from hwnas.contracts.config import SearchConfig, SpaceSpec
+from hwnas.contracts.errors import HwnasError
 
 SEARCH = dict(crop=16, batch_size=2, steps_per_epoch=2, epochs=2, warmup_epochs=1, recalibration_batches=1)
 

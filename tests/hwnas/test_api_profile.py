@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 import hwnas
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from typing import Any, ClassVar, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from hwnas import plugins
+from hwnas.contracts import plugins
 from hwnas.backends.macs import DEVICE, MacsBackend
-from hwnas.latency import TableMeta
+from hwnas.contracts.latency import TableMeta
 
 
 class ToyOptions(BaseModel):

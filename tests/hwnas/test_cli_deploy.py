@@ -13,7 +13,7 @@ import skimage.io
 import torch
 
 from hwnas.cli import main
-from hwnas.modelfile import load_model, save_model
+from hwnas.deploy.modelfile import load_model, save_model
 
 
 def hwnas(capsys, *args):

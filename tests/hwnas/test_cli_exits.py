@@ -10,15 +10,15 @@ import sys
 import pytest
 
 from hwnas.cli import exits, main
-from hwnas.errors import HwnasError, RuntimeFailure, ServiceError
-from hwnas.io import atomic_write_text
+from hwnas.contracts.errors import HwnasError, RuntimeFailure, ServiceError
+from hwnas.runs.io import atomic_write_text
 
 
 def _full_disk(path):
-    """A real write through hwnas.io on a disk that is full (the OS error injected at the write)."""
+    """A real write through hwnas.runs.io on a disk that is full (the OS error injected at the write)."""
     def write(tmp):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    from hwnas import io
+    from hwnas.runs import io
 
     io.atomic_write(path, write)
 
@@ -42,7 +42,7 @@ KINDS = [
 @pytest.mark.parametrize("fail, code, last", KINDS)
 def test_each_kind_of_failure_has_its_exit_status(tmp_path, monkeypatch, capsys, fail, code, last):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("hwnas.describe.describe_space", fail)
+    monkeypatch.setattr("hwnas.contracts.describe.describe_space", fail)
     monkeypatch.setattr(sys, "argv", ["hwnas", "describe", "--preset", "tiny"])
     with pytest.raises(SystemExit) as done:
         main()
@@ -62,7 +62,7 @@ def test_a_usage_error_exits_2(monkeypatch, capsys):
 
 
 def test_an_os_refusal_turned_into_a_sentence_keeps_its_status(tmp_path):
-    """hwnas.io's sentence for a full disk is a RuntimeFailure: exit 1 like the bare OS error."""
+    """hwnas.runs.io's sentence for a full disk is a RuntimeFailure: exit 1 like the bare OS error."""
     with pytest.raises(RuntimeFailure) as caught:
         _full_disk(tmp_path / "x.json")
     assert exits.status_of(caught.value) == exits.RUNTIME

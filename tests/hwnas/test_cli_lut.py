@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import hwnas as hwnas_api
-from hwnas.latency import TableMeta, sidecar_path
+from hwnas.contracts.latency import TableMeta, sidecar_path
 
 TINY = ["--preset", "tiny", "--image-size", "32"]
 

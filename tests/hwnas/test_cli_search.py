@@ -198,7 +198,7 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes(env, monkeypat
     import os
     import signal
 
-    from hwnas.searching import Search
+    from hwnas.nas.searching import Search
 
     real_step, calls = Search.step, []
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hwnas.cli import main
-from hwnas.cost import count_macs
-from hwnas.latency import LatencyTable
-from hwnas.plugins import backend_names, get_backend
+from hwnas.tables.cost import count_macs
+from hwnas.contracts.latency import LatencyTable
+from hwnas.contracts.plugins import backend_names, get_backend
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from hwnas.config import SpaceSpec
-from hwnas.errors import HwnasError
-from hwnas.onnx_export import export_model
-from hwnas.inference import onnx_metadata, space_align
-from hwnas.space import Architecture, freeze, position_names
+from hwnas.contracts.config import SpaceSpec
+from hwnas.contracts.errors import HwnasError
+from hwnas.deploy.onnx_export import export_model
+from hwnas.deploy.inference import onnx_metadata, space_align
+from hwnas.contracts.space import Architecture, freeze, position_names
 from hwnas.searchspaces.nafnet_blocks import CANDIDATES
 
 SPEC = SpaceSpec(preset="tiny")

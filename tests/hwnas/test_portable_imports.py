@@ -42,7 +42,9 @@ PROBE = textwrap.dedent("""
         importlib.import_module(name)
     assert all(sys.modules[name] is None for name in hidden)  # still hidden: nothing got them another way
 
-    from hwnas import machine_load, outdir
+    from hwnas.tables import machine_load
+
+    from hwnas.runs import outdir
     watch = machine_load.LoadWatch().start()
     sum(range(10000))
     assert watch.stop().seconds >= 0
@@ -57,7 +59,7 @@ PROBE = textwrap.dedent("""
 
 def test_every_module_imports_without_posix_only_modules(tmp_path):
     run, names = tmp_path / "run", modules()
-    assert {"hwnas.outdir", "hwnas.machine_load", "hwnas.backends.onnxruntime", "hwnas.cli.search",
+    assert {"hwnas.runs.outdir", "hwnas.tables.machine_load", "hwnas.backends.onnxruntime", "hwnas.cli.search",
             "hwnas.tables.building", "hwnas.searchspaces.nafnet_unet"} <= set(names)
     done = subprocess.run([sys.executable, "-c", PROBE.replace("sys.argv[0]", repr(str(run))), ",".join(POSIX_ONLY), json.dumps(names)],
                           capture_output=True, text=True, timeout=300)

@@ -16,9 +16,9 @@ import skimage.io
 import torch
 
 from hwnas.cli import main
-from hwnas.config import SpaceSpec
-from hwnas.modelfile import ModelFile, save_model
-from hwnas.space import Architecture, freeze, position_names
+from hwnas.contracts.config import SpaceSpec
+from hwnas.deploy.modelfile import ModelFile, save_model
+from hwnas.contracts.space import Architecture, freeze, position_names
 
 
 @pytest.fixture(scope="module")

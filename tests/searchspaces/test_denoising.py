@@ -14,7 +14,7 @@ import skimage.io
 import torch
 from torch import nn
 
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 from hwnas.searchspaces.denoising import DenoisingConfig, GaussianDenoising
 from hwnas.searchspaces.metrics import psnr, to_uint8
 

@@ -10,12 +10,12 @@ import skimage.io
 import tifffile
 import torch
 
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 from hwnas.searchspaces.denoising import GaussianDenoising
 from hwnas.searchspaces.denoising_eval import denoise_file, evaluate_folder, noise_seed, parse_sigmas
 from hwnas.searchspaces.images import add_gaussian_noise, read_rgb
 from hwnas.searchspaces.metrics import psnr, ssim, to_uint8
-from hwnas.task import Task
+from hwnas.contracts.task import Task
 
 
 def save(path, array):

@@ -8,7 +8,7 @@ import skimage.io
 import tifffile
 import torch
 
-from hwnas.errors import HwnasError
+from hwnas.contracts.errors import HwnasError
 from hwnas.searchspaces.images import (
     add_gaussian_noise,
     embedded_images,

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hwnas.cost import count_params
-from hwnas.errors import HwnasError
+from hwnas.tables.cost import count_params
+from hwnas.contracts.errors import HwnasError
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
-from hwnas.space import Architecture, freeze, position_names
+from hwnas.contracts.space import Architecture, freeze, position_names
 
 
 def test_paper_preset_is_nafnet_width32():
@@ -99,9 +99,9 @@ def test_bad_candidate_lists_are_refused(candidates, message):
 
 
 def test_the_space_is_scalable_and_every_variant_builds_smaller():
-    """`hwnas.space.Scalable`: narrower (width) and shallower (block counts) variants, largest first, each a
+    """`hwnas.contracts.space.Scalable`: narrower (width) and shallower (block counts) variants, largest first, each a
     valid network of the space with fewer parameters than the one before it."""
-    from hwnas.space import Scalable
+    from hwnas.contracts.space import Scalable
 
     space = NAFNetUNetSpace.from_options("tiny")
     assert isinstance(space, Scalable)

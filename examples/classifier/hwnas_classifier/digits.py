@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hwnas.task import SPLITS, Task
+from hwnas.contracts.task import SPLITS, Task
 
 TEST_EVERY, ARCH_EVERY = 5, 4
 CHUNK = 256  # test images per forward pass

@@ -5,7 +5,7 @@ ReLU6, global average pool, linear layer to `classes` scores). Each stage is (ch
 blocks, stride); its first block changes the channels and applies the stride, the
 others keep the shape and may also be skipped (`blocks.CANDIDATES`, `blocks.SKIP`).
 
-Declared input and output (`hwnas.space.SearchSpace`): the output is a vector of class
+Declared input and output (`hwnas.contracts.space.SearchSpace`): the output is a vector of class
 scores (`output = "scores"`: N x classes, whatever the input size), and any input size
 works (`multiple = 1`: stride-2 convolutions with padding, then a global pool).
 """
@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hwnas.space import ChoiceBlock, SearchSpace, Unit
+from hwnas.contracts.space import ChoiceBlock, SearchSpace, Unit
 from hwnas_classifier.blocks import CANDIDATES, SKIP
 
 Stage = tuple[int, int, int]  # (output channels, blocks, stride of the first block)

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from hwnas import HwnasError
-from hwnas.task import SPLITS, Task
+from hwnas.contracts.task import SPLITS, Task
 from hwnas_superres.images import check_output, list_images, read_rgb, sample_images, write_rgb
 from hwnas_superres.scoring import downscale, modcrop, psnr_y, quantise, ssim_y, to_uint8
 

@@ -311,6 +311,6 @@ def configured(tmp_path, monkeypatch, fake_hub):
 
 @pytest.fixture(scope="session")
 def tiny_space():
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     return get_space("nafnet-unet").from_options("tiny")

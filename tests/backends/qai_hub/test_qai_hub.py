@@ -16,8 +16,8 @@ import requests
 from qai_hub.public_rest_api import APIException
 
 from hwnas.backends.qai_hub import AUTH_FAILED, NOT_CONFIGURED, QaiHubBackend, QaiHubOptions
-from hwnas.errors import HwnasError, ServiceError
-from hwnas.latency import MeasurementError, shape_str
+from hwnas.contracts.errors import HwnasError, ServiceError
+from hwnas.contracts.latency import MeasurementError, shape_str
 
 SIZE = 16
 
@@ -289,7 +289,7 @@ def test_missing_configuration_stops_before_any_export(tmp_path, monkeypatch, no
     if content is not None:
         ini.write_text(content)
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
-    monkeypatch.setattr("hwnas.onnx_export.to_onnx", lambda *a, **k: pytest.fail("exported before checking the configuration"))
+    monkeypatch.setattr("hwnas.deploy.onnx_export.to_onnx", lambda *a, **k: pytest.fail("exported before checking the configuration"))
     backend = QaiHubBackend(QaiHubOptions())
     with pytest.raises(HwnasError) as caught:
         backend.check_configured()
@@ -404,7 +404,7 @@ def _assert_token_hidden(token, error, caplog, capsys):
 
 @pytest.fixture(scope="module")
 def cbr_network(tiny_space):
-    from hwnas.space import Architecture, freeze
+    from hwnas.contracts.space import Architecture, freeze
 
     positions = tiny_space.positions(SIZE)
     return freeze(tiny_space, Architecture(space=tiny_space.name, choices={p.label: "cbr" for p in positions}))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from hwnas.latency import LatencyTable, sidecar_path
+from hwnas.contracts.latency import LatencyTable, sidecar_path
 
 
 def test_build_lut_writes_a_table_and_a_finished_job_book(tmp_path, monkeypatch, capsys, fake_hub, configured, cli):

@@ -12,7 +12,7 @@ import pytest
 import skimage.io
 import torch
 
-from hwnas.quantize import output_psnr
+from hwnas.deploy.quantize import output_psnr
 
 OFFSET = 0.01  # the recorded device outputs: PyTorch's plus this -> PSNR 40 dB
 

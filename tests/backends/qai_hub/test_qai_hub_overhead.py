@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from hwnas.backends.qai_hub_profile import without_overhead
-from hwnas.latency import LatencyTable, Measurement, predict_ms, shape_str
-from hwnas.space import Architecture, freeze
+from hwnas.contracts.latency import LatencyTable, Measurement, predict_ms, shape_str
+from hwnas.contracts.space import Architecture, freeze
 from hwnas.tables.building import new_meta
 
 SIZE = 32
@@ -19,7 +19,7 @@ OVERHEAD_US = 150  # what the fake device adds to every inference
 @pytest.fixture(scope="module")
 def paper_layout():
     """The paper preset's structure (36 positions and 10 fixed parts) at width 8, for speed."""
-    from hwnas.plugins import get_space
+    from hwnas.contracts.plugins import get_space
 
     space = get_space("nafnet-unet").from_options("paper", width=8)
     positions, fixed = space.positions(SIZE), space.fixed_units(SIZE)
@@ -68,7 +68,7 @@ def test_finished_probes_are_reused_when_a_build_resumes(make_backend, fake_hub,
 
 
 def test_a_failed_probe_ends_the_build_without_unsubtracted_rows(make_backend, fake_hub, tiny_space):
-    from hwnas.latency import MeasurementError
+    from hwnas.contracts.latency import MeasurementError
 
     fake_hub.compile_failures["overhead probe"] = "Failed to compile: graph has no ops"
     unit = next(u for u in tiny_space.candidate_units(16) if u.name == "cbr")

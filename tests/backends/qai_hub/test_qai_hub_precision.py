@@ -14,9 +14,9 @@ from qai_hub import client as hub_client_module
 from qai_hub import public_api_pb2 as pb
 
 from hwnas.backends.qai_hub import NOT_CONFIGURED, QaiHubBackend, QaiHubOptions
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyTable, sidecar_path
-from hwnas.quantize import output_psnr
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyTable, sidecar_path
+from hwnas.deploy.quantize import output_psnr
 
 SIZE = 16
 

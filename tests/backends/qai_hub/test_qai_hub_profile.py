@@ -12,7 +12,7 @@ from qai_hub import public_api_pb2 as pb
 from qai_hub.client import _profile_pb_to_python_dict
 
 from hwnas.backends import qai_hub_profile as hp
-from hwnas.latency import MeasurementError
+from hwnas.contracts.latency import MeasurementError
 
 
 def profile(execution_time=3652, times=(10003, 4205), peak=166711296, peak_range=None, minor=8, layers=()):

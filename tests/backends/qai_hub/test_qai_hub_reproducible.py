@@ -14,8 +14,8 @@ from qai_hub.public_rest_api import DEFAULT_HUB_WEB_URL, APIException
 
 from hwnas.backends.qai_hub import AUTH_FAILED, NOT_CONFIGURED, QaiHubOptions
 from hwnas.backends.qai_hub_client import WEB_URL
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyTable, sidecar_path
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyTable, sidecar_path
 
 SIZE = 16
 

@@ -22,11 +22,11 @@ from hwnas.tables.building import (
     resolve_with_table,
     table_units,
 )
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyBackend, LatencyTable, Measurement, TableMeta, predict_ms, sidecar_path
-from hwnas.plugins import register_backend
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyBackend, LatencyTable, Measurement, TableMeta, predict_ms, sidecar_path
+from hwnas.contracts.plugins import register_backend
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
-from hwnas.space import Architecture
+from hwnas.contracts.space import Architecture
 
 SIZE = 32
 FACTOR = {"naf": 4.0, "naf_bn": 3.0, "naf_bn_lite": 2.0, "cbr": 1.0}

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from hwnas.tables.building import table_units, unit_key
-from hwnas.latency import LatencyTable
+from hwnas.contracts.latency import LatencyTable
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
 
 PLUGIN = '''
@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from hwnas.latency import LatencyBackend, Measurement
+from hwnas.contracts.latency import LatencyBackend, Measurement
 
 
 class SlowOptions(BaseModel):

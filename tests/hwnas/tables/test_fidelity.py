@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from hwnas.latency import Measurement
-from hwnas.space import Architecture
+from hwnas.contracts.latency import Measurement
+from hwnas.contracts.space import Architecture
 from hwnas.tables.fidelity import Fidelity, batch_factors, scale_free_errors
 from hwnas.tables.profiling import Prediction, ProfileResult
 

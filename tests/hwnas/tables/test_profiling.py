@@ -12,9 +12,9 @@ from hwnas.tables.profiling import (
     random_architectures,
 )
 from hwnas.tables.building import build_table
-from hwnas.latency import Measurement
+from hwnas.contracts.latency import Measurement
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
-from hwnas.space import Architecture
+from hwnas.contracts.space import Architecture
 
 SIZE = 32
 
@@ -68,7 +68,7 @@ def test_several_networks_in_batches_against_a_table(tiny, macs_table):
 
 
 def test_an_architecture_of_another_space_fails_before_measuring(tiny, macs_table):
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     bad = Architecture(space=tiny.name, choices={"nowhere": "naf"})
     with pytest.raises(HwnasError):
@@ -76,10 +76,10 @@ def test_an_architecture_of_another_space_fails_before_measuring(tiny, macs_tabl
 
 
 def test_an_exported_onnx_file_is_timed_and_predicted(tiny, tmp_path):
-    from hwnas.config import SpaceSpec
-    from hwnas.inference import onnx_metadata
-    from hwnas.onnx_export import export_model
-    from hwnas.space import freeze
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.deploy.inference import onnx_metadata
+    from hwnas.deploy.onnx_export import export_model
+    from hwnas.contracts.space import freeze
 
     backend = OnnxRuntimeBackend(OnnxRuntimeOptions(runs=3, warmup=1, passes=1))
     table = build_table(tiny, SIZE, backend, tmp_path / "ort.csv")
@@ -96,7 +96,7 @@ def test_an_exported_onnx_file_is_timed_and_predicted(tiny, tmp_path):
     other = profile_onnx(path, backend, tiny, 64, table=table)
     assert other.prediction is None and other.measured.input_shape == (1, 3, 64, 64) and "the table is for 1x3x32x32" in other.note
     # A file without hwnas metadata: timed only.
-    from hwnas.onnx_export import to_onnx
+    from hwnas.deploy.onnx_export import to_onnx
 
     plain = to_onnx(freeze(tiny, arch).eval(), (1, 3, SIZE, SIZE), tmp_path / "plain.onnx")
     bare = profile_onnx(plain, backend, tiny, SIZE, table=table)
@@ -107,10 +107,10 @@ def _exported(tiny, path, arch, *, precision=None, **options):
     """`arch` of the tiny space (with `options` overridden) exported to `path`; marked as `precision` as `hwnas export` does."""
     import onnx
 
-    from hwnas.config import SpaceSpec
-    from hwnas.inference import onnx_metadata
-    from hwnas.onnx_export import export_model
-    from hwnas.space import freeze
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.deploy.inference import onnx_metadata
+    from hwnas.deploy.onnx_export import export_model
+    from hwnas.contracts.space import freeze
 
     spec = SpaceSpec(space=tiny.name, preset="tiny", options=options)
     space = spec.create()
@@ -125,7 +125,7 @@ def _exported(tiny, path, arch, *, precision=None, **options):
 
 
 def test_an_export_of_another_precision_than_the_table_is_refused_before_timing(tiny, macs_table, tmp_path):
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     table, _ = macs_table
     path = _exported(tiny, tmp_path / "net-int8.onnx", random_architecture(tiny, SIZE, 1), precision="int8")
@@ -142,7 +142,7 @@ def test_a_file_of_the_same_preset_with_another_option_names_the_option(tiny, ma
 
 
 def test_a_folder_given_as_the_onnx_file_is_named_as_a_folder(tiny, tmp_path):
-    from hwnas.errors import HwnasError
+    from hwnas.contracts.errors import HwnasError
 
     with pytest.raises(HwnasError, match=r"is a folder, not an ONNX file") as err:
         profile_onnx(tmp_path, OnnxRuntimeBackend(OnnxRuntimeOptions(runs=1, warmup=0, passes=1)), tiny, SIZE)

@@ -11,8 +11,8 @@ import pytest
 import hwnas.searchspaces.nafnet_blocks as nafnet_blocks
 import hwnas.searchspaces.nafnet_unet as nafnet_unet
 from hwnas.backends.macs import MacsBackend
-from hwnas.errors import HwnasError
-from hwnas.latency import FINGERPRINT, LatencyTable, TableMeta, sidecar_path
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import FINGERPRINT, LatencyTable, TableMeta, sidecar_path
 from hwnas.searchspaces.nafnet_blocks import CANDIDATES, CBRBlock, make_candidate
 from hwnas.tables.building import build_table, plan_build
 

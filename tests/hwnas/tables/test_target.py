@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hwnas.errors import HwnasError
-from hwnas.latency import LatencyTable, TableMeta
+from hwnas.contracts.errors import HwnasError
+from hwnas.contracts.latency import LatencyTable, TableMeta
 from hwnas.searchspaces.nafnet_unet import NAFNetUNetSpace
 from hwnas.tables.building import make_backend, new_meta
 from hwnas.tables.target import MeasurementTarget
