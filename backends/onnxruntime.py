@@ -73,7 +73,9 @@ from hwnas.backends.ort_session import (  # noqa: F401  (OPSET, UNIT_EXPORTER, C
     load_session, onnx_input_shape, session_options, shape_only_model,
 )
 from hwnas.contracts.errors import HwnasError
-from hwnas.contracts.latency import LatencyBackend, Measurement, MeasurementError, Shape, shape_str, versions
+from hwnas.contracts.latency import (
+    LatencyBackend, Layer, LayerTimes, Measurement, MeasurementError, NetworkRequest, Shape, shape_str, versions,
+)
 from hwnas.tables.machine_load import LoadWatch
 from hwnas.contracts.space import Unit
 
@@ -84,6 +86,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 2  # a settings key: a table timed by another protocol is refused, not completed
+WHOLE_NETWORK_STATISTIC = (
+    "one uniform network per candidate, timed whole under onnxruntime's profiler (warmup, then runs passes); a "
+    "unit's time = the sum of the per-pass node times whose names carry its module path; median (p10/p90) over "
+    "positions with the same input shape (fixed parts: over networks); ops outside every unit are not counted"
+)
 INT8_PROTOCOL_VERSION = 3  # int8 units timed with 8-bit input and output (`hwnas.deploy.quantised_io`); fp32 tables stay valid
 GROUP_UNITS = 64  # sessions timed in the same rounds at most; results are saved per group
 GROUP_BYTES = 3 << 30  # and they hold at most about this much more memory than before the group
@@ -120,7 +127,11 @@ class OnnxRuntimeBackend(LatencyBackend):
         return f"cpu:{cpu_model()}"
 
     def runtime(self) -> str:
-        return f"onnxruntime {versions('onnxruntime').get('onnxruntime', '?')} CPUExecutionProvider"
+        tail = " whole-network" if self.whole_network() else ""
+        return f"onnxruntime {versions('onnxruntime').get('onnxruntime', '?')} CPUExecutionProvider{tail}"
+
+    def whole_network(self) -> bool:
+        return self.options.mode == "whole-network"
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -134,6 +145,7 @@ class OnnxRuntimeBackend(LatencyBackend):
             "opset": OPSET,
             "protocol_version": INT8_PROTOCOL_VERSION if self.options.precision == "int8" else PROTOCOL_VERSION,
             "precision": self.options.precision,
+            "mode": self.options.mode,
         }
 
     def protocol(self) -> dict[str, Any]:
@@ -143,7 +155,8 @@ class OnnxRuntimeBackend(LatencyBackend):
             "passes": self.options.passes,
             "noisy_pct": self.options.noisy_pct,
             "extra_passes": self.options.extra_passes,
-            "statistic": "median/p10/p90 over rounds that time every unit once in random order (a unit after an "
+            "statistic": WHOLE_NETWORK_STATISTIC if self.whole_network() else
+            "median/p10/p90 over rounds that time every unit once in random order (a unit after an "
             "untimed call of itself), each minus a Shape-only model at the same input in the same round",
             "overhead_ms": dict(self.overhead_ms),
             "extra_passes_run": self.extra_passes_run,
@@ -302,6 +315,19 @@ class OnnxRuntimeBackend(LatencyBackend):
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+    def profile_layers(self, networks: Sequence[NetworkRequest]) -> list[LayerTimes | Exception]:
+        """Each network's node times from ONNX Runtime's profiler (`breakdown`), for the engine's whole-network mode."""
+        out: list[LayerTimes | Exception] = []
+        for n in networks:
+            try:
+                frame = self.breakdown(n.build().eval(), n.input_shape)
+            except MeasurementError as err:
+                out.append(err)
+                continue
+            out.append(LayerTimes([Layer(r.name, r.op_type, "cpu", r.ms * 1000.0) for r in frame.itertuples()],
+                                  source=f"onnxruntime's profile of {n.label}"))
+        return out
 
 
 def _key(u: Unit) -> tuple[str, str, Shape]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import platform
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CPU_PRECISIONS = ("fp32", "int8")  # int8: ORT fuses QDQ pairs into integer kernels; fp16/16-bit ints have none on CPU
 
@@ -39,6 +40,15 @@ class OnnxRuntimeOptions(BaseModel):
     noisy_pct: float = Field(10.0, gt=0)
     extra_passes: int = Field(2, ge=0)
     precision: str = "fp32"  # fp32, or int8: each unit statically quantised (QDQ) before it is timed
+    # per-unit: each unit timed alone (interleaved); whole-network: one uniform network per candidate,
+    # its node profile attributed to units by the engine (`hwnas.tables.whole_network`)
+    mode: Literal["per-unit", "whole-network"] = "per-unit"
+
+    @model_validator(mode="after")
+    def _whole_network_fp32(self) -> "OnnxRuntimeOptions":
+        if self.mode == "whole-network" and self.precision != "fp32":
+            raise ValueError("whole-network mode profiles fp32 networks only; use --mode per-unit for int8 tables")
+        return self
 
     @field_validator("precision")
     @classmethod

@@ -23,7 +23,8 @@ Two modes:
   (`qai_hub_profile.without_overhead`); the probe times are recorded in the sidecar
   (`overhead_ms`) and the job book, and reused when a build resumes.
 - `whole-network`: one uniform network per candidate, profiled whole, per-layer times
-  attributed to units (`qai_hub_network`).
+  attributed to units by the engine (`hwnas.tables.whole_network`; this backend's side,
+  `profile_layers`, is `qai_hub_network`).
 
 Precision (`precision`, default fp32) follows the client's documented quantisation route:
 the compile job gets `--quantize_full_type float16|int8|w8a16` and `--quantize_io` (the
@@ -58,7 +59,9 @@ from hwnas.backends.qai_hub_client import (  # noqa: F401 (AUTH_FAILED ... one_l
 from hwnas.backends.qai_hub_jobs import Track
 from hwnas.backends.qai_hub_options import DEVICE_ALIASES, QUANTIZE_FULL_TYPE, QaiHubOptions  # noqa: F401 (re-exported)
 from hwnas.contracts.errors import HwnasError
-from hwnas.contracts.latency import LatencyBackend, Measurement, MeasurementError, shape_str, versions
+from hwnas.contracts.latency import (
+    LatencyBackend, LayerTimes, Measurement, MeasurementError, NetworkRequest, shape_str, versions,
+)
 from hwnas.deploy.quantize import QUANTISED
 from hwnas.contracts.space import SearchSpace, Shape, Unit
 
@@ -207,10 +210,8 @@ class QaiHubBackend(LatencyBackend):
     def planned_jobs(self, units: Sequence[Unit]) -> int:
         """New submissions (compile + profile) measuring `units` would cost, overhead probes included;
         jobs already in the attached job book are re-attached (finished probes reused), not counted."""
-        from hwnas.backends.qai_hub_network import network_candidates
-
-        if self.options.mode == "whole-network":
-            names = network_candidates(units) or ["(fixed parts only)"] * bool(units)
+        if self.options.mode == "whole-network":  # one uniform network per candidate (`hwnas.tables.whole_network`)
+            names = list(dict.fromkeys(u.name for u in units if u.kind == "candidate")) or ["(fixed parts only)"] * bool(units)
             pending = {k.partition("@")[0] for k in self.jobs.book if self.jobs.reattachable(k)}
             return 2 * sum(1 for name in names if f"uniform:{name}" not in pending)
         keys = {unit_key(u) for u in units} | {k for k in self._probe_keys(units) if not self.jobs.done(k)}
@@ -341,21 +342,19 @@ class QaiHubBackend(LatencyBackend):
             runtime=self.runtime().removesuffix(" whole-network"), source=source, cold=self.options.cold_iterations,
         )
 
-    # -- whole-network mode ---------------------------------------------------------------------
+    # -- whole-network mode (the engine's, `hwnas.tables.whole_network`, over `ProfilesLayers`) ------
 
-    def measure_space(
-        self, space: SearchSpace, image_size: int, units: Sequence[Unit],
-        on_result: Callable[[Measurement], None] | None = None,
-    ) -> list[Measurement]:
-        """Per-unit mode: `measure(units)`. Whole-network mode: `qai_hub_network.measure_space`."""
-        if self.options.mode == "per-unit":
-            return self.measure(units, on_result)
-        if not units:
+    def whole_network(self) -> bool:
+        return self.options.mode == "whole-network"
+
+    def profile_layers(self, networks: Sequence[NetworkRequest]) -> list[LayerTimes | Exception]:
+        """Each network compiled and profiled on the device, its `execution_detail` layers (`qai_hub_network`)."""
+        if not networks:
             return []
         self.check_configured()
-        from hwnas.backends.qai_hub_network import measure_space
+        from hwnas.backends.qai_hub_network import profile_layers
 
-        return measure_space(self, space, image_size, units, on_result)
+        return profile_layers(self, networks)
 
     # -- whole networks: on-device accuracy, end-to-end check and per-layer breakdown -------------
 

@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hwnas.contracts.latency import Measurement, MeasurementError
-from hwnas.tables.attribution import Attribution, Layer, attribute, exported_name, normalise, op_type_ms, owner  # noqa: F401 (re-exported)
+from hwnas.contracts.latency import Layer  # noqa: F401 (re-exported)
+from hwnas.tables.attribution import Attribution, attribute, exported_name, normalise, op_type_ms, owner  # noqa: F401 (re-exported)
 
 US_PER_MS = 1000.0
 FLOOR_MS = 0.001  # the resolution we record (as the ONNX Runtime backend does)

@@ -50,8 +50,8 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("backends", "hwnas.deploy.quantised_io"): "ONNX Runtime reads quantised unit files written by the engine",
     ("backends", "hwnas.tables.machine_load"): "ONNX Runtime reports how busy the machine was while it measured",
     ("backends", "hwnas.tables.cost"): "the macs backend counts MACs with the engine's counter",
-    ("backends", "hwnas.tables.attribution"): "AI Hub attributes whole-network profiles to units (item 3 moves it "
-                                              "behind a profiler protocol)",
+    ("backends", "hwnas.tables.attribution"): "AI Hub's per-layer breakdown names a converter's layers by the exported "
+                                              "ONNX nodes they stand for (`exported_name`, `normalise`)",
     ("searchspaces", "hwnas.runs.io"): "denoising_eval writes its images and tables atomically",
     ("examples", "hwnas.tables.cost"): "custom_backend.py (a script, not a package) estimates time from MACs",
     ("examples", "hwnas.contracts.describe"): "custom_space.py (a script, not a package) prints the space it defines",

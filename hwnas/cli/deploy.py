@@ -15,8 +15,7 @@ from typing import Optional
 
 import typer
 
-from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TaskOpt,
-                              TaskOptionOpt, TorchThreadsOpt, bounds, settings, task_fields)
+from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, PresetOpt, TaskOptionOpt, TorchThreadsOpt, bounds, settings, task_fields)
 from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.contracts.config import EvalConfig, ExportConfig, InferConfig, TrainConfig
 from hwnas.contracts.errors import HwnasError

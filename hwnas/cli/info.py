@@ -79,14 +79,18 @@ def backends(
 
     if name is not None:
         from hwnas.cli.backend_flags import listing
+        from hwnas.contracts.capabilities import capabilities
+        from hwnas.contracts.plugins import get_backend
 
-        flags = listing(name)
+        flags, can = listing(name), capabilities(get_backend(name))
         if as_json:
-            typer.echo(json.dumps({"name": name, "flags": [{"flag": f, "help": h} for f, h in flags]}, indent=2))
+            typer.echo(json.dumps({"name": name, "flags": [{"flag": f, "help": h} for f, h in flags], "capabilities": can},
+                                  indent=2))
             return
         typer.echo(f"{name}: flags of build-lut and profile (or -b KEY=VALUE)")
         for f, h in flags:
             typer.echo(f"  {f:<28} {h}")
+        typer.echo(f"  can also: {', '.join(can) or 'nothing beyond measuring units'} (hwnas.contracts.capabilities)")
         return
     report = catalog.backends()
     if as_json:

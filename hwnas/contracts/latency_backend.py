@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hwnas.contracts.errors import HwnasError, naming, setting
+from hwnas.contracts.errors import HwnasError
 from hwnas.contracts.space import SearchSpace, Shape, Unit
 
 if TYPE_CHECKING:
@@ -69,7 +66,11 @@ class Measurement(BaseModel):
 
 
 class LatencyBackend(ABC):
-    """Measures units on one target. Subclasses set `name` and `Options` (pydantic)."""
+    """Measures units on one target. Subclasses set `name` and `Options` (pydantic).
+
+    What a backend may do beyond this (time an ONNX file, break a network down per layer,
+    profile whole networks per layer, check a model's accuracy on its device) are typed
+    protocols in `hwnas.contracts.capabilities`, implemented by the backends that can."""
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
@@ -130,8 +131,15 @@ class LatencyBackend(ABC):
         self, space: SearchSpace, image_size: int, units: Sequence[Unit],
         on_result: Callable[[Measurement], None] | None = None,
     ) -> list[Measurement]:
-        """Measure `units` of `space`. The default measures each unit alone; a backend
-        may instead profile whole networks and attribute per-layer times to units."""
+        """Measure `units` of `space`: each unit alone, or -- for a backend that `ProfilesLayers` and
+        whose options ask for it (`whole_network()`) -- the engine's whole-network mode
+        (`hwnas.tables.whole_network`): uniform networks profiled per layer, times attributed to units."""
+        from hwnas.contracts.capabilities import ProfilesLayers
+
+        if units and isinstance(self, ProfilesLayers) and self.whole_network():
+            from hwnas.tables.whole_network import measure_space
+
+            return measure_space(self, space, image_size, units, on_result)
         return self.measure(units, on_result)
 
     def measure_network(self, module: "nn.Module", input_shape: Sequence[int]) -> Measurement:
@@ -139,27 +147,6 @@ class LatencyBackend(ABC):
         "network"), taken the same way as the table's units so the two compare. The
         default measures it as one unit."""
         return self.measure([Unit("network", tuple(input_shape), module, kind="network")])[0]
-
-    def check_accuracy(self, model: str | Path, inputs: np.ndarray, reference: np.ndarray) -> Any:
-        """Run the ONNX file `model` on the backend's device on `inputs` (N x C x H x W) and score
-        its outputs against PyTorch's `reference` by PSNR; returns an object with `as_dict()`
-        (its `overall_psnr_db` at least). Backends that cannot run a model on their device keep
-        this default."""
-        raise naming(f"the {self.name} backend cannot run a model on its device to check its accuracy; "
-                     "use {check_on}.", check_on=setting("check_on", "qai-hub"))
-
-    def measure_onnx(self, path: str | Path, input_shape: Sequence[int] | None = None) -> Measurement:
-        """End-to-end latency of an ONNX file, taken like `measure_network`; dimensions the
-        file leaves free come from `input_shape`. Backends that cannot say keep this default."""
-        raise naming(f"the {self.name} backend cannot time an ONNX file; choose another {{backend}} (see `hwnas backends`), "
-                     "e.g. onnxruntime for this CPU.", backend=setting("backend"))
-
-    def breakdown(self, module: "nn.Module", input_shape: Sequence[int]) -> pd.DataFrame:
-        """Per-layer time of one forward pass: a DataFrame with columns `name` (the layer
-        or ONNX node name, which carries the module path, e.g. `/enc0/enc0.0/norm1/ReduceMean`),
-        `op_type` and `ms` (milliseconds per pass). Backends that cannot say keep this default."""
-        raise naming(f"the {self.name} backend cannot break latency down per layer; choose another {{backend}} "
-                     "(see `hwnas backends`) for {breakdown}.", backend=setting("backend"), breakdown=setting("breakdown"))
 
 
 def versions(*packages: str) -> dict[str, str]:

@@ -25,12 +25,11 @@ JOBS = 2  # one compile and one inference job
 def device_backend(config, approve: Callable[[Any, int], None]):
     """The backend of `--check-on`, refused in one line unless it can run a model on its device;
     its jobs approved. Called before anything is written."""
-    from hwnas.contracts.latency import LatencyBackend
+    from hwnas.contracts.latency import ChecksAccuracy, require
     from hwnas.tables.building import make_backend
 
-    backend = make_backend(config.check_on, {} if config.check_device is None else {"device": config.check_device})
-    if type(backend).check_accuracy is LatencyBackend.check_accuracy:
-        backend.check_accuracy(Path(config.out), None, None)  # its one-line refusal
+    backend = require(make_backend(config.check_on, {} if config.check_device is None else {"device": config.check_device}),
+                      ChecksAccuracy)
     approve(backend, JOBS)
     return backend
 

@@ -17,18 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from hwnas.contracts.capabilities import Layer  # noqa: F401 (re-exported: one profiled layer)
+
 US_PER_MS = 1000.0
 MODULE_PATH_KEY = "hwnas.module_path"  # node metadata: the module path `hwnas.deploy.onnx_export` wrote
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One profiled layer (a row of AI Hub's `execution_detail`). `time_us` is None when the runtime gave no time."""
-
-    name: str
-    type: str
-    compute_unit: str
-    time_us: float | None
 
 
 def normalise(name: str) -> str:

@@ -18,10 +18,14 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from hwnas.contracts.latency import LatencyBackend, LatencyTable, Measurement, fixed_ms, predict_ms
+from hwnas.contracts.latency import (
+    BreaksDown, LatencyBackend, LatencyTable, Measurement, TimesOnnx, fixed_ms, predict_ms, require,
+)
 from hwnas.contracts.space import Architecture, SearchSpace, Unit, freeze
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -135,7 +139,7 @@ def profile_architecture(
     if breakdown:
         from hwnas.tables.breakdown import attribute
 
-        layers = attribute(backend.breakdown(net, shape), net)
+        layers = attribute(require(backend, BreaksDown).breakdown(net, shape), net)
     return ProfileResult(label, arch, measured, prediction, layers)
 
 
@@ -301,7 +305,7 @@ def profile_onnx(
     named = exported_architecture(path)
     if named is not None and table is not None:
         _check_precision(path, table, table_source)
-    measured = backend.measure_onnx(path, shape)
+    measured = require(backend, TimesOnnx).measure_onnx(path, shape)
     if named is None:
         return OnnxProfile(str(path), measured, note="the file holds no hwnas metadata naming its architecture")
     spec, arch = named

@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as fh:

@@ -12,7 +12,6 @@ import pytest
 import skimage.io
 import torch
 
-from hwnas.deploy.quantize import output_psnr
 
 OFFSET = 0.01  # the recorded device outputs: PyTorch's plus this -> PSNR 40 dB
 

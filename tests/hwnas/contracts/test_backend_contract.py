@@ -91,3 +91,27 @@ def test_a_local_backend_measures_a_whole_network(name):
     with torch.no_grad():
         m = backend.measure_network(net, (1, 3, 16, 16))
     assert m.kind == "network" and m.median_ms > 0
+
+
+def test_optional_capabilities_are_protocols_not_base_methods_that_raise():
+    from hwnas.contracts.capabilities import CAPABILITIES
+
+    for capability in CAPABILITIES:
+        for method in (m for m in vars(capability) if not m.startswith("_") and callable(getattr(capability, m))):
+            if method != "runtime":
+                assert not hasattr(LatencyBackend, method), f"LatencyBackend.{method}: make it {capability.__name__} only"
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_what_a_backend_cannot_do_is_refused_in_one_sentence_naming_the_fix(name):
+    from hwnas.contracts.capabilities import CAPABILITIES, require
+
+    backend = make_backend(name, {})
+    for capability in CAPABILITIES:
+        if isinstance(backend, capability):
+            assert require(backend, capability) is backend
+            continue
+        with pytest.raises(HwnasError) as caught:
+            require(backend, capability)
+        text = str(caught.value)
+        assert f"the {name} backend cannot" in text and "\n" not in text and ("use" in text or "choose" in text)
