@@ -23,7 +23,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 LutsOpt = typer.Option(None, "--lut", help="A latency table built earlier (e.g. on AI Hub); space, preset, image size, backend and device come from its sidecar. Repeat it to search for several devices at once, each optionally named: --lut phone=a.csv --lut cpu=b.csv (the tables must describe the same network; unnamed, the file's stem names it).")
 LutWeightOpt = typer.Option(None, "--lut-weight", help="Several devices: NAME=WEIGHT, a device's weight in the combination (default 1 each). > 0.")
-TargetsOpt = typer.Option(None, "--target-ms", help="Constraint form: penalise only the expected latency above this many ms. With several tables one per device, NAME=MS; only the devices over their target are penalised. > 0.")
+TargetsOpt = typer.Option(None, "--target-ms", help="Constraint form: the expected latency is held to this many ms (see --target-form). With several tables one per device, NAME=MS; only the devices over their target are penalised. > 0.")
+TargetFormOpt = typer.Option(None, "--target-form", help="How a target penalises: absolute (|E/T - 1|, TuNAS: the search spends its budget instead of drifting below it; the default with one table) or hinge (only latency above the target; the default with several tables).")
 CombineOpt = typer.Option(None, "--combine", help="Several devices: how their latency terms become one: sum (weighted mean of each device's latency relative to its base network; default) or worst (a smooth maximum of the weighted terms).")
 
 

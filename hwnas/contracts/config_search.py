@@ -53,6 +53,9 @@ class SearchConfig(Frozen):
     temperature: float = Field(1.0, gt=0)
     latency_weight: float = Field(0.1, ge=0)  # 1.0 when target_ms is given and this is not
     target_ms: float | None = Field(None, gt=0)
+    # how a target penalises (hwnas.nas.objective): absolute |E/T - 1| or hinge max(0, E/T - 1);
+    # None: absolute with one table, hinge with several (resolved below)
+    target_form: Literal["absolute", "hinge"] | None = None
     entropy_weight: float = Field(0.05, ge=0)
     entropy_growth: float = Field(100.0, ge=1)  # lambda ends this many times lambda0 (hwnas.nas.schedule)
     warmup_epochs: int | None = Field(None, ge=0)  # None: WARMUP_FRACTION of the epochs, resolved below
@@ -81,6 +84,8 @@ class SearchConfig(Frozen):
                        for t in values.get("tables") or ()]
             constrained = values.get("target_ms") is not None or any(t is not None for t in targets)
             values["latency_weight"] = 1.0 if constrained else 0.1
+        if values.get("target_form") is None:
+            values["target_form"] = "hinge" if len(values.get("tables") or ()) > 1 else "absolute"
         epochs = values.get("epochs", 10)
         steps = values.get("steps_per_epoch", 40)
         if not (isinstance(epochs, int) and isinstance(steps, int) and epochs >= 1 and steps >= 1):

@@ -122,7 +122,8 @@ class Search:
         self.device = self.compute.device
         self.writer = distributed.is_main()
         self.fixed = space.fixed_units(config.image_size)
-        costs = tuple(DeviceLatency(d.name, latency_model(d.table, self.positions, self.fixed), d.weight, d.target_ms)
+        costs = tuple(DeviceLatency(d.name, latency_model(d.table, self.positions, self.fixed), d.weight, d.target_ms,
+                                    config.target_form)
                       for d in self.devices)
         self.objective = Objective(costs, config.latency_weight, COMBINATIONS[config.combine]).to(self.device)
         torch.manual_seed(config.seed)

@@ -74,13 +74,34 @@ def test_latency_penalty_pushes_alpha_towards_cheaper_candidates(model):
     assert g[0] > g[1] > g[2] > g[3]  # costlier candidates are pushed down harder
 
 
-def test_target_form_is_free_under_the_target_and_linear_above(model):
+def test_hinge_target_is_free_under_the_target_and_linear_above(model):
     cheap, base = one_hot([3, 3, 3, 1]), one_hot([0, 0, 0, 0])
-    objective = Objective.single(model, latency_weight=2.0, target_ms=12.25)
+    objective = Objective.single(model, latency_weight=2.0, target_ms=12.25, target_form="hinge")
     assert float(objective.latency_term(cheap)) == 0.0  # 6.5 ms < 12.25 ms
     assert float(objective.latency_term(base)) == pytest.approx(24.5 / 12.25 - 1)
     terms = objective(torch.tensor(0.5), 0.25, base, 0)
     assert float(terms.latency) == pytest.approx(2.0) and float(terms.task) == pytest.approx(2.0)
+
+
+def test_absolute_target_pulls_towards_the_target_from_both_sides(model):
+    cheap, base = one_hot([3, 3, 3, 1]), one_hot([0, 0, 0, 0])
+    objective = Objective.single(model, latency_weight=1.0, target_ms=12.25, target_form="absolute")
+    assert float(objective.latency_term(cheap)) == pytest.approx(1 - 6.5 / 12.25)  # under the target: still a cost
+    assert float(objective.latency_term(base)) == pytest.approx(24.5 / 12.25 - 1)
+    cheap_phi = torch.full_like(model.ms, -4.0)
+    for i, k in enumerate([3, 3, 3, 1]):
+        cheap_phi[i, k] = 4.0
+    cheap_phi.requires_grad_(True)
+    alpha = torch.softmax(cheap_phi.masked_fill(~model.mask, -math.inf), dim=1).nan_to_num(0.0)
+    objective.latency_term(alpha).backward()
+    assert cheap_phi.grad[0, 0] < 0  # under the target, the costlier candidate is pulled up
+
+
+def test_a_search_config_resolves_the_target_form_by_its_number_of_tables():
+    from hwnas.contracts.config import SearchConfig, SpaceSpec
+
+    assert SearchConfig(spec=SpaceSpec(), target_ms=5.0).target_form == "absolute"
+    assert SearchConfig(spec=SpaceSpec(), target_ms=5.0, target_form="hinge").target_form == "hinge"
 
 
 def test_normalised_entropy_is_one_when_uniform_and_zero_when_decisive(model):
