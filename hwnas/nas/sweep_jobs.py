@@ -120,7 +120,7 @@ def finished(job: TrainJob) -> Trained:
                    scores, reused=True)
 
 
-RECIPE = ("task", "batch_size", "lr", "min_lr", "weight_decay", "seed")  # what makes a reused run another experiment
+EXPERIMENT_KEYS = ("task", "batch_size", "lr", "min_lr", "weight_decay", "seed")  # what makes a reused run another experiment
 
 
 def _warn_if_other_recipe(job: TrainJob) -> None:
@@ -132,7 +132,7 @@ def _warn_if_other_recipe(job: TrainJob) -> None:
     except (OSError, yaml.YAMLError):
         return
     wanted = job.config.model_dump(mode="json")
-    for key in RECIPE:
+    for key in EXPERIMENT_KEYS:
         if key in saved and saved[key] != wanted[key]:
             log.warning("%s was trained with %s %s, not the sweep's %s; it is reused as it is", job.out, key, saved[key],
                         wanted[key])
