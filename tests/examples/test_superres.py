@@ -7,7 +7,6 @@ builds its x2 ending from the `scale` the task declares.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ import pytest
 import skimage.data
 import skimage.io
 
-from hwnas.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,22 +21,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--crop", "16", "--batch-size", "2", "--steps-per-epoch", "2"]
 
 
-def hwnas(capsys, *args):
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    old, sys.argv = sys.argv, ["hwnas", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def ok(capsys, *args) -> str:
-    code, out, err = hwnas(capsys, *args)
+def ok(cli, *args) -> str:
+    """stdout of a run of the `hwnas` command that succeeded (`cli`: the conftest fixture)."""
+    code, out, err = cli(*args)
     assert code == 0, err
     return out
 
@@ -57,31 +42,31 @@ def photos(tmp_path_factory):
     return root
 
 
-def test_sr2_is_an_installed_task(capsys):
-    report = json.loads(ok(capsys, "tasks", "--json"))
+def test_sr2_is_an_installed_task(cli):
+    report = json.loads(ok(cli, "tasks", "--json"))
     sr2 = next(t for t in report if t["name"] == "sr2")
     assert sr2["scale"] == 2 and sr2["shorthands"] == ["data", "crop"] and sr2["primary_metric"] == "psnr"
 
 
-def test_search_train_eval_export_and_tiled_inference(capsys, photos):
+def test_search_train_eval_export_and_tiled_inference(cli, photos):
     work = photos
-    ok(capsys, "build-lut", "--backend", "macs", "--preset", "tiny", "--image-size", "32", "-o", "scale=2",
+    ok(cli, "build-lut", "--backend", "macs", "--preset", "tiny", "--image-size", "32", "-o", "scale=2",
        "--out", work / "x2.csv")
-    found = json.loads(ok(capsys, "search", "--task", "sr2", "--lut", work / "x2.csv", "--data", work / "train", *FAST,
+    found = json.loads(ok(cli, "search", "--task", "sr2", "--lut", work / "x2.csv", "--data", work / "train", *FAST,
                           "--epochs", "2", "--out", work / "s1", "--json"))
     assert found["task"] == "sr2" and np.isfinite(found["val"]["psnr"])
-    trained = json.loads(ok(capsys, "train", "--init-from", work / "s1", "--data", work / "train", *FAST, "--epochs", "1",
+    trained = json.loads(ok(cli, "train", "--init-from", work / "s1", "--data", work / "train", *FAST, "--epochs", "1",
                             "--out", work / "ft", "--json"))
     assert np.isfinite(trained["metrics"]["val_psnr"])
-    scores = json.loads(ok(capsys, "eval", "--model", work / "ft" / "model.pt", "--data", work / "test", "--json"))
+    scores = json.loads(ok(cli, "eval", "--model", work / "ft" / "model.pt", "--data", work / "test", "--json"))
     assert [(r["scale"], r["images"]) for r in scores["summary"]] == [("x2", 2)]
     assert all(np.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in scores["summary"])
-    ok(capsys, "export", "--model", work / "ft" / "model.pt", "--out", work / "ft.onnx")
-    facts = json.loads(ok(capsys, "infer", "--model", work / "ft.onnx", work / "test" / "e0.png", work / "e0_x2.png",
+    ok(cli, "export", "--model", work / "ft" / "model.pt", "--out", work / "ft.onnx")
+    facts = json.loads(ok(cli, "infer", "--model", work / "ft.onnx", work / "test" / "e0.png", work / "e0_x2.png",
                           "--tile", "24", "--json"))
     assert (facts["height"], facts["width"]) == (96, 114)
     assert skimage.io.imread(work / "e0_x2.png").shape == (96, 114, 3)
-    onnx_scores = json.loads(ok(capsys, "eval", "--model", work / "ft.onnx", "--data", work / "test", "--tile", "24",
+    onnx_scores = json.loads(ok(cli, "eval", "--model", work / "ft.onnx", "--data", work / "test", "--tile", "24",
                                 "--json"))  # tiled ONNX: the whole protocol again, finite scores
     assert all(np.isfinite(r["psnr"]) for r in onnx_scores["summary"])
 
@@ -101,8 +86,8 @@ def test_the_python_api_trains_a_x2_baseline_and_loads_it_tiled(tmp_path, photos
     assert float((tiled - whole).abs().mean()) < 0.01  # a misplaced tile of noise would be off by ~0.3
 
 
-def test_a_shorthand_the_task_does_not_take_is_refused_in_one_line(capsys, photos):
-    code, _, err = hwnas(capsys, "search", "--task", "sr2", "--sigma", "25", "--out", photos / "never")
+def test_a_shorthand_the_task_does_not_take_is_refused_in_one_line(cli, photos):
+    code, _, err = cli("search", "--task", "sr2", "--sigma", "25", "--out", photos / "never")
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: --sigma does not apply to task sr2")
 
 
