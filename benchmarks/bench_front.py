@@ -110,6 +110,12 @@ SEARCH_STEPS = SEARCH_EPOCHS * STEPS_PER_EPOCH
 # step, 4.6x. At 1500 steps that is ~85 min against ~18 min per search, and a session runs 2 searches beside the
 # baselines; sampled is also the mode bench_paper searches with, so the front's searches are sampled.
 SEARCH_MODE = "sampled"
+# mu, relative to the task loss. The default with a target (1.0) collapsed both 0.45x searches onto all-cbr
+# (results/front_mu1_searches): at the end of warm-up alpha is uniform and the expected latency (48 ms) far above the
+# target (32 ms), and Adam moves the logits at full speed along the latency gradient, so within the first search
+# epoch cbr held 0.85-0.9 of alpha at the deep positions, and the entropy term then froze it. At 0.1 the task term
+# keeps a say: the probe (seed 0, epoch 8) held a mix -- cbr with naf_bn_lite, cbr_e4 and naf_bn at three positions.
+FRONT_MU = 0.1
 FRONT_RANDOM = 2  # random mixes per target
 FRONT_SEEDS = "0,1"
 NARROW_ALSO = "naf"  # narrowed at every target beside the best uniform network of stage 2 (the base network)
@@ -326,7 +332,7 @@ def sweep_flags(target: float, narrow: str) -> list[object]:
     """`hwnas sweep` at one target ratio: the study's recipe (as train_uniform's), the front's baselines."""
     return ["--lut", rel(LUT), "-o", f"candidates=[{','.join(SEARCH_CANDIDATES)}]", "--data", rel(TRAIN_DATA), "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
             "--threads", THREADS, "--mode", SEARCH_MODE, "--epochs", SEARCH_EPOCHS, "--steps-per-epoch", STEPS_PER_EPOCH,
-            "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--seeds", FRONT_SEEDS,
+            "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--latency-weight", FRONT_MU, "--seeds", FRONT_SEEDS,
             "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", "--narrow", narrow,
             "--random-per-target", FRONT_RANDOM, "--score-data", rel(TEST_DATA[0]), "--score-option", "sigma=[25]",
             "--executor", "ray", "--cpus-per-run", 1]
@@ -340,7 +346,7 @@ def stage_front(args, runner: Runner) -> None:
     targets = args.target or list(TARGETS)
     narrow = narrow_list(args.results)
     settings = {"preset": PRESET, "candidates": CANDIDATES, "steps": FRONT_STEPS, "search_steps": SEARCH_STEPS,
-                "search_mode": SEARCH_MODE, "search_candidates": list(SEARCH_CANDIDATES), "target_form": "absolute",
+                "search_mode": SEARCH_MODE, "search_candidates": list(SEARCH_CANDIDATES), "target_form": "absolute", "mu": FRONT_MU,
                 "seeds": FRONT_SEEDS, "narrow": narrow, "random_per_target": FRONT_RANDOM,
                 "targets": targets, "threads": THREADS, "lut": rel(LUT)}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
