@@ -26,7 +26,8 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
    or --force); skipped when the table exists.
 5. `front [--target R]`: one `hwnas sweep --baselines` per target ratio (default: each of
    TARGETS in turn) -- the searches at seeds 0 and 1 (SEARCH_STEPS of the FRONT_STEPS budget,
-   SEARCH_MODE), each derived network fine-tuned to FRONT_STEPS, 2 random mixes at the
+   SEARCH_MODE, SEARCH_CANDIDATES: no skip, mu FRONT_MU, the absolute target form), each
+   derived network fine-tuned to FRONT_STEPS, 2 random mixes at the
    target's predicted latency, and the best uniform network of stage 2 and all-naf made
    narrower and shallower to the target (no uniform network is trained again: stage 2 has
    them), two runs at a time through Ray, one thread each. Its front.csv rows, with the
@@ -39,8 +40,9 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
    only. Rows: `results/front_latency.csv`.
 7. `report` (via report.py): the plateau and ranking tables, and the front against its goals.
 
-A session of ~3 hours keeps only what is committed (benchmarks/work/ is wiped between
-sessions), so each stage finishes within one: see benchmarks/README.md for the plan.
+A session of ~3 hours keeps for certain only what is committed (benchmarks/work/ may be
+wiped between sessions; on 2026-12-06 it survived one), so each stage finishes within one:
+see benchmarks/README.md for the plan.
 
 Every training runs with one torch thread (`--threads 1`, see `hwnas.runs.compute`: at the
 small preset one thread is within 1.3x of two, and it leaves the other core to other
