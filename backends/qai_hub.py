@@ -63,7 +63,7 @@ from hwnas.contracts.latency import (
     LatencyBackend, LayerTimes, Measurement, MeasurementError, NetworkRequest, shape_str, versions,
 )
 from hwnas.deploy.quantize import QUANTISED
-from hwnas.contracts.space import SearchSpace, Shape, Unit
+from hwnas.contracts.space import Shape, Unit
 
 if TYPE_CHECKING:
     from pathlib import Path
