@@ -38,7 +38,6 @@ import argparse
 import csv
 import json
 import logging
-import math
 from pathlib import Path
 
 import common

@@ -37,8 +37,6 @@ def _pct_drop(base: float, other: float) -> float:
 
 
 def paper_section(df, meta: dict, results: Path, out: Path) -> Section:
-    import pandas as pd
-
     s = Section("The paper's headline at the paper preset (paper.csv)")
     settings = meta.get("settings", {})
     search = settings.get("search", {})
