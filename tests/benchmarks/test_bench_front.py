@@ -33,8 +33,9 @@ def test_narrow_takes_the_best_uniform_network_by_its_seeds_mean_and_naf(bf, tmp
     assert bf.narrow_list(tmp_path) == "naf"
     flags = [str(f) for f in bf.sweep_flags(0.45, "cbr_e4,naf")]
     joined = " ".join(flags)
-    assert ("--target-ratio 0.45 --seeds 0,1 --baselines --budget-steps 6000 --uniform-candidates none "
-            "--narrow cbr_e4,naf --random-per-target 2") in joined
+    assert ("--target-ratio 0.45 --latency-weight 0.1 --seeds 0,1 --baselines --budget-steps 6000 "
+            "--uniform-candidates none --narrow cbr_e4,naf --random-per-target 2") in joined
+    assert "-o candidates=[naf,naf_bn,naf_bn_lite,cbr,cbr_e4] " in joined  # searched without skip (bench_front says why)
     assert "--score-option sigma=[25]" in joined and "--executor ray --cpus-per-run 1" in joined
     epochs, per_epoch = int(flags[flags.index("--epochs") + 1]), int(flags[flags.index("--steps-per-epoch") + 1])
     assert epochs * per_epoch == bf.SEARCH_STEPS < bf.FRONT_STEPS and "--mode sampled" in joined
