@@ -77,10 +77,16 @@ def _kind_before_markers(root: Path) -> str | None:
     return None
 
 
+def _bookkeeping(name: str) -> bool:
+    """The marker, the lock, the holder's pid -- or one of them being written (`atomic_write`'s `.<name>.*.tmp`):
+    another rank of the same run checks the folder while rank 0 writes its pid, and must not see a foreign file."""
+    return name in BOOKKEEPING or (name.endswith(".tmp") and any(name.startswith(f".{b}.") for b in BOOKKEEPING))
+
+
 def _entries(root: Path) -> list[Path]:
     """What the folder holds, leaving out the marker and the lock."""
     try:
-        return sorted(p for p in root.iterdir() if p.name not in BOOKKEEPING)
+        return sorted(p for p in root.iterdir() if not _bookkeeping(p.name))
     except OSError as err:
         raise naming(f"cannot read {{out}} ({err.strerror}); choose a folder you can read and write.", out=str(root)) from None
 

@@ -155,3 +155,16 @@ def test_a_command_on_a_folder_in_use_is_one_line(tmp_path, monkeypatch, capsys)
     assert done.value.code == 2
     assert err.strip().splitlines()[-1] == (f"error: {run} is in use by another hwnas process (pid {os.getpid()}); "
                                             "wait for it to finish or choose another --out.")
+
+
+def test_a_bookkeeping_file_being_written_is_not_a_foreign_file(tmp_path):
+    """Rank 1 of a data-parallel run checks the folder while rank 0 writes its pid (`.hwnas-pid.<random>.tmp`)."""
+    from hwnas.runs import outdir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f".{outdir.HOLDER}.k2j3.tmp").write_text("123\n")
+    outdir.check(run, "search", resume=False)  # an empty folder but for the pid in flight
+    (run / ".notes.k2j3.tmp").write_text("x")
+    with pytest.raises(HwnasError, match="not an hwnas run"):
+        outdir.check(run, "search", resume=False)
