@@ -13,7 +13,11 @@ def complete(words: str, cword: int) -> subprocess.CompletedProcess:
 
 
 def test_completion_scripts_and_answers():
-    script = subprocess.run([sys.executable, "-m", "hwnas", "--show-completion", "bash"], capture_output=True, text=True, timeout=120)
+    # from bash, as a user runs it: typer names the shell by walking up the process tree (shellingham), and a
+    # test runner started without a shell above it (nohup, a service) would have none; `; exit $?` keeps bash
+    # running above it (a lone command would be exec'd in its place)
+    script = subprocess.run(["bash", "-c", f"'{sys.executable}' -m hwnas --show-completion; exit $?"], capture_output=True,
+                            text=True, timeout=120)
     assert script.returncode == 0 and "_HWNAS_COMPLETE=complete_bash" in script.stdout, script.stderr
     assert complete("hwnas bui", 1).stdout.split() == ["build-lut"]
     assert complete("hwnas build-lut --con", 2).stdout.split() == ["--config"]
