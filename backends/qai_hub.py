@@ -60,7 +60,8 @@ from hwnas.backends.qai_hub_jobs import Track
 from hwnas.backends.qai_hub_options import DEVICE_ALIASES, QUANTIZE_FULL_TYPE, QaiHubOptions  # noqa: F401 (re-exported)
 from hwnas.contracts.errors import HwnasError
 from hwnas.contracts.latency import (
-    LatencyBackend, LayerTimes, Measurement, MeasurementError, NetworkRequest, shape_str, versions,
+    LatencyBackend, LayerTimes, Measurement, MeasurementError, NetworkRequest, network_candidates, shape_str,
+    versions,
 )
 from hwnas.deploy.quantize import QUANTISED
 from hwnas.contracts.space import Shape, Unit
@@ -211,7 +212,7 @@ class QaiHubBackend(LatencyBackend):
         """New submissions (compile + profile) measuring `units` would cost, overhead probes included;
         jobs already in the attached job book are re-attached (finished probes reused), not counted."""
         if self.options.mode == "whole-network":  # one uniform network per candidate (`hwnas.tables.whole_network`)
-            names = list(dict.fromkeys(u.name for u in units if u.kind == "candidate")) or ["(fixed parts only)"] * bool(units)
+            names = network_candidates(units) or ["(fixed parts only)"] * bool(units)
             pending = {k.partition("@")[0] for k in self.jobs.book if self.jobs.reattachable(k)}
             return 2 * sum(1 for name in names if f"uniform:{name}" not in pending)
         keys = {unit_key(u) for u in units} | {k for k in self._probe_keys(units) if not self.jobs.done(k)}

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from hwnas.contracts.latency_backend import Measurement
+    from hwnas.contracts.space import Position, Unit
 
 
 @runtime_checkable
@@ -118,6 +119,15 @@ def require(backend: B, capability: type) -> B:
         return backend
     text, names = _CANNOT[capability]
     raise naming(f"the {getattr(backend, 'name', type(backend).__name__)} backend {text}", **names)
+
+
+def network_candidates(units: Sequence[Unit], positions: Sequence[Position] = ()) -> list[str]:
+    """Candidates whose uniform network whole-network mode profiles for `units` (a backend counts its jobs from it), in first-seen order; fixed parts alone
+    need one network (given `positions`: the first candidate of the first position)."""
+    names = list(dict.fromkeys(u.name for u in units if u.kind == "candidate"))
+    if not names and units and positions:
+        names = [positions[0].candidates[0]]
+    return names
 
 
 CAPABILITIES = (TimesOnnx, BreaksDown, ProfilesLayers, ChecksAccuracy)

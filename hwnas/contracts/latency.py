@@ -25,7 +25,7 @@ keys) and `hwnas.tables.latency_table` (the table, its sidecar, its checks and p
 from __future__ import annotations
 
 from hwnas.contracts.capabilities import (  # re-exported: the optional capabilities of a backend
-    BreaksDown, ChecksAccuracy, Layer, LayerTimes, NetworkRequest, ProfilesLayers, TimesOnnx, require,
+    BreaksDown, ChecksAccuracy, Layer, LayerTimes, NetworkRequest, ProfilesLayers, TimesOnnx, network_candidates, require,
 )
 from hwnas.contracts.latency_backend import (  # re-exported
     Key, LatencyBackend, Measurement, MeasurementError, parse_shape, shape_str, unit_key, versions,
@@ -36,7 +36,7 @@ from hwnas.tables.latency_table import (  # re-exported
 from hwnas.contracts.space import Shape, Unit  # re-exported: the contract's types, importable from here as before
 
 __all__ = [
-    "BreaksDown", "ChecksAccuracy", "Layer", "LayerTimes", "NetworkRequest", "ProfilesLayers", "TimesOnnx", "require",
+    "BreaksDown", "ChecksAccuracy", "Layer", "LayerTimes", "NetworkRequest", "ProfilesLayers", "TimesOnnx", "network_candidates", "require",
     "COLUMNS", "FINGERPRINT", "Key", "LatencyBackend", "LatencyTable", "Measurement", "MeasurementError", "Shape",
     "TableMeta", "Unit", "fixed_ms", "parse_shape", "position_costs", "predict_ms", "shape_str", "sidecar_path",
     "unit_key", "versions",

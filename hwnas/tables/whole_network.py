@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from hwnas.contracts.capabilities import LayerTimes, NetworkRequest, ProfilesLayers, require
+from hwnas.contracts.capabilities import LayerTimes, NetworkRequest, ProfilesLayers, network_candidates, require
 from hwnas.contracts.errors import HwnasError
 from hwnas.contracts.latency_backend import LatencyBackend, Measurement, MeasurementError, shape_str
 from hwnas.contracts.space import Architecture, Position, SearchSpace, Shape, Unit, freeze
@@ -82,15 +82,6 @@ def _rows(units, samples: Samples, failed: bool, device: str, runtime: str, on_r
             on_result(m)
         results.append(m)
     return results
-
-
-def network_candidates(units: Sequence[Unit], positions: Sequence[Position] = ()) -> list[str]:
-    """Candidates whose uniform network `units` need, in first-seen order; fixed parts alone
-    need one network (given `positions`: the first candidate of the first position)."""
-    names = list(dict.fromkeys(u.name for u in units if u.kind == "candidate"))
-    if not names and units and positions:
-        names = [positions[0].candidates[0]]
-    return names
 
 
 def uniform(space: SearchSpace, positions: Sequence[Position], candidate: str) -> Architecture:
