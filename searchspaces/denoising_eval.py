@@ -13,6 +13,10 @@ Protocol (../shared/datasets/README.md; DnCNN, FFDNet, SwinIR, Restormer tables)
 - sizes that are not multiples of the U-Net's 2^levels are padded inside the model
   and cropped back, never resized.
 
+An output worse than its own noisy input is a network that diverged on that image
+(e.g. BatchNorm blocks trained on small crops blowing up on a whole photograph): it
+is logged as a warning, since one such image can move a data set's mean by 0.3 dB.
+
 A folder with `noisy/` and `clean/` subfolders of matching file names is evaluated as
 real-noise pairs (SIDD-style): no noise is added and the rows say sigma "real".
 
@@ -112,11 +116,21 @@ def evaluate_folder(
             label = sigma_label(condition)
             rows.append({"dataset": dataset, "sigma": label, "seed": seed, "image": name,
                          "psnr": psnr(clean_u8, out_u8), "ssim": ssim(clean_u8, out_u8)})
+            warn_if_worse(rows[-1], psnr(clean_u8, to_uint8(noisy)))
             if save_images is not None:
                 target = Path(save_images) / dataset / f"sigma{label}" / (Path(name).stem + ".png")
                 write_image(target, np.concatenate([clean_u8, to_uint8(noisy), out_u8], axis=1))
         logger.debug("evaluated %s/%s", dataset, name)
     return rows
+
+
+def warn_if_worse(row: dict, input_psnr: float) -> None:
+    """Warn when the denoised image scores below the noisy input it was given (see the module docstring)."""
+    if np.isfinite(input_psnr) and row["psnr"] < input_psnr:  # sigma 0: nothing to be worse than
+        logger.warning(
+            "warning: the network made %s/%s worse than its noisy input (%.1f dB vs %.1f dB at sigma %s): it diverges "
+            "on this image; train with larger crops (--crop) or without BatchNorm candidates.",
+            row["dataset"], row["image"], row["psnr"], input_psnr, row["sigma"])
 
 
 def sigma_label(condition: float | str) -> str:

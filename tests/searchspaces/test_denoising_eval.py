@@ -198,3 +198,16 @@ def test_task_without_hooks_says_so():
         Bare().evaluate_folder(identity, ".")
     with pytest.raises(HwnasError, match="does not support"):
         Bare().infer_file(identity, "a", "b")
+
+
+def test_output_worse_than_its_noisy_input_is_warned(tmp_path, caplog):
+    data = folder(tmp_path, n=2)
+    blown = lambda x: x * 1e6  # a network that diverged: its output is far from the image
+    with caplog.at_level("WARNING"):
+        evaluate_folder(blown, data, sigma=25)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2 and "im0.png worse than its noisy input" in warned[0] and "--crop" in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        evaluate_folder(identity, data, sigma="0,25")  # as good as the input; sigma 0 has nothing to beat
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
