@@ -330,13 +330,15 @@ def narrow_list(results: Path) -> str:
     return ",".join(dict.fromkeys([best, NARROW_ALSO]))
 
 
-def sweep_flags(target: float, narrow: str) -> list[object]:
-    """`hwnas sweep` at one target ratio: the study's recipe (as train_uniform's), the front's baselines."""
-    return ["--lut", rel(LUT), "-o", f"candidates=[{','.join(SEARCH_CANDIDATES)}]", "--data", rel(TRAIN_DATA), "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
+def sweep_flags(target: float, narrow: str | None, random: int = FRONT_RANDOM, lut: Path = LUT) -> list[object]:
+    """`hwnas sweep` at one target ratio: the study's recipe (as train_uniform's), the front's baselines (`narrow`:
+    the networks made narrower and shallower, None for none; `random` mixes)."""
+    narrowed = ["--narrow", narrow] if narrow else []
+    return ["--lut", rel(lut), "-o", f"candidates=[{','.join(SEARCH_CANDIDATES)}]", "--data", rel(TRAIN_DATA), "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
             "--threads", THREADS, "--mode", SEARCH_MODE, "--epochs", SEARCH_EPOCHS, "--steps-per-epoch", STEPS_PER_EPOCH,
             "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--latency-weight", FRONT_MU, "--seeds", FRONT_SEEDS,
-            "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", "--narrow", narrow,
-            "--random-per-target", FRONT_RANDOM, "--score-data", rel(TEST_DATA[0]), "--score-option", "sigma=[25]",
+            "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", *narrowed,
+            "--random-per-target", random, "--score-data", rel(TEST_DATA[0]), "--score-option", "sigma=[25]",
             "--executor", "ray", "--cpus-per-run", 1]
 
 
