@@ -330,16 +330,17 @@ def narrow_list(results: Path) -> str:
     return ",".join(dict.fromkeys([best, NARROW_ALSO]))
 
 
-def sweep_flags(target: float, narrow: str | None, random: int = FRONT_RANDOM, lut: Path = LUT) -> list[object]:
+def sweep_flags(target: float, narrow: str | None, random: int = FRONT_RANDOM, lut: Path = LUT, seeds: str = FRONT_SEEDS,
+                executor: str = "ray") -> list[object]:
     """`hwnas sweep` at one target ratio: the study's recipe (as train_uniform's), the front's baselines (`narrow`:
     the networks made narrower and shallower, None for none; `random` mixes)."""
     narrowed = ["--narrow", narrow] if narrow else []
     return ["--lut", rel(lut), "-o", f"candidates=[{','.join(SEARCH_CANDIDATES)}]", "--data", rel(TRAIN_DATA), "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
             "--threads", THREADS, "--mode", SEARCH_MODE, "--epochs", SEARCH_EPOCHS, "--steps-per-epoch", STEPS_PER_EPOCH,
-            "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--latency-weight", FRONT_MU, "--seeds", FRONT_SEEDS,
+            "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--latency-weight", FRONT_MU, "--seeds", seeds,
             "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", *narrowed,
             "--random-per-target", random, "--score-data", rel(TEST_DATA[0]), "--score-option", "sigma=[25]",
-            "--executor", "ray", "--cpus-per-run", 1]
+            "--executor", executor, *(["--cpus-per-run", 1] if executor == "ray" else [])]
 
 
 def stage_front(args, runner: Runner) -> None:
