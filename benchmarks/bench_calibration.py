@@ -13,7 +13,7 @@ and scored the same way:
 - `results/calibration_fallback.csv` (`--fallback-min-psnr`): the mixed-precision
   fallback at the chosen default calibration (`--keep-16bit auto --min-psnr M`): how many
   activations it kept at 16 bits and what that recovered; each network's sensitivity
-  report goes to `results/calibration_sensitivity_<network>.csv`.
+  report goes to `results/calibration_sensitivity/<network>.csv`.
 
 Everything runs in this process through `hwnas.api` (the commands are logged as a user
 would type them). Each row is skipped when the results already hold it. Export time is
@@ -153,7 +153,9 @@ def stage_fallback(study: Study, model: Path) -> None:
         report, seconds = study.export(model, onnx, precision="int8", calibration=str(args.data / "CBSD432"),
                                        calibration_count=args.fallback_crops, calibration_method=args.fallback_method,
                                        keep_16bit="auto", min_psnr=floor, sensitivity=str(sensitivity))
-        shutil.copyfile(sensitivity, args.results / f"{NAME}_sensitivity_{name}.csv")
+        keep = args.results / f"{NAME}_sensitivity" / f"{name}.csv"  # a folder: the page lists only its top rows
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sensitivity, keep)
         scores = study.evaluate(onnx, args.workdir / name / f"eval-fallback-{floor:g}.csv")
         row = {"network": name, "min_psnr": floor, "method": args.fallback_method, "crops": args.fallback_crops,
                "activations": report["activations"], "kept_16bit": len(report["sixteen_bit"]),

@@ -746,7 +746,7 @@ KNOWN: dict[str, Callable] = {"latency": latency_section, "fidelity": fidelity_s
                               "search_cost": search_cost_section}
 
 
-SECTION_MODULES = ("report_paper", "report_devices", "report_front")  # modules beside this one with more sections
+SECTION_MODULES = ("report_paper", "report_devices", "report_front", "report_int8")  # modules beside this one with more sections
 
 
 def _paper_sections() -> dict[str, Callable]:
@@ -797,7 +797,7 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 
 ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "drift", "search_cost",
          "throughput", "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured", "front_plateau", "front_uniform", "front_uniform_latency",
-         "front", "front_latency"]
+         "front", "front_latency", "front_int8_quality", "front_int8_latency", "calibration", "calibration_fallback"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:

@@ -41,6 +41,20 @@ def test_narrow_takes_the_best_uniform_network_by_its_seeds_mean_and_naf(bf, tmp
     assert epochs * per_epoch == bf.SEARCH_STEPS < bf.FRONT_STEPS and "--mode sampled" in joined
 
 
+def test_the_int8_search_asks_the_sweep_for_its_searched_network_alone(benchmark_script, tmp_path, monkeypatch):
+    int8 = benchmark_script("bench_front_int8.py")
+    asked = []
+    monkeypatch.setattr(int8, "LUT", tmp_path / "t.csv")
+    (tmp_path / "t.csv").write_text("")
+    runner = type("R", (), {"hwnas": lambda self, *a, log: asked.append([str(x) for x in a])})()
+    args = int8.parse_args(["search", "--workdir", str(tmp_path / "w"), "--results", str(tmp_path / "r")])
+    int8.stage_search(args, runner)
+    joined = " ".join(asked[0])
+    assert f"--lut {int8.rel(tmp_path / 't.csv')} " in joined and "--target-ratio 0.4 " in joined
+    assert "--seeds 0 " in joined and "--random-per-target 0 " in joined and "--narrow" not in joined
+    assert joined.endswith(f"--executor local --out {int8.rel(tmp_path / 'w' / 'sweep-0.4x')}")
+
+
 def test_a_uniform_network_rebuilds_from_the_constants(bf):
     from hwnas.nas.front import network_of
 

@@ -43,7 +43,7 @@ def test_the_study_writes_a_row_per_setting_and_the_fallback(tmp_path):
         assert float(r["export_s"]) > 0 and r["network"] == "run"
     fallback = list(csv.DictReader(open(results / "calibration_fallback.csv")))
     assert len(fallback) == 1 and fallback[0]["kept_16bit"] == "0"  # a floor of 1 dB: all 8-bit reaches it
-    assert (results / "calibration_sensitivity_run.csv").is_file()
+    assert (results / "calibration_sensitivity" / "run.csv").is_file()
     assert json.loads((results / "calibration.meta.json").read_text())["runs"][-1]["status"] == "done"
     again = subprocess.run([sys.executable, "benchmarks/bench_calibration.py", "--models", tmp_path / "run" / "model.pt",
                             "--methods", "minmax", "--crops", "2", "--per-channel", "on", "--data", tmp_path / "data",
