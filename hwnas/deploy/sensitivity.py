@@ -6,7 +6,10 @@ run on held-out inputs; that tensor's score is the PSNR of the output against th
 file with all pairs bypassed (int8 weights, float activations), so it measures what
 quantising that one tensor costs, with the file's own scale and zero point. Lowest PSNR:
 most sensitive. `weights_psnr_db` (the all-bypassed file against PyTorch) says what the
-8-bit weights alone cost. One session serves every tensor: each pair is gated by an
+8-bit weights alone cost. A pair whose range starts at zero (zero point at the type's lowest
+value) is also a ReLU: ONNX Runtime's quantiser drops a Relu after a Conv and lets the
+quantised range clip, so bypassing it keeps a Relu in its place (without it the "float"
+file has no activation function). One session serves every tensor: each pair is gated by an
 entry of an extra input (t + g * (DQ(Q(t)) - t), g 0 or 1), so a network with hundreds
 of activations is not compiled hundreds of times.
 
@@ -69,12 +72,23 @@ def layer_sensitivity(quantised, check: np.ndarray, reference: np.ndarray) -> Se
 GATE = "hwnas_quantise"  # the extra input of `gated`: one 0/1 entry per quantised activation tensor
 
 
+_LOWEST = {2: 0, 3: -128, 4: 0, 5: -32768}  # ONNX UINT8, INT8, UINT16, INT16 -> the type's lowest value
+
+
+def float_of(tensor: str, activations: dict[str, tuple[float, int, int]], inputs: set[str]) -> str:
+    """The float tensor that stands for `tensor`'s Q/DQ pair when it is bypassed: `tensor` itself, or its Relu
+    when the pair clips at zero (see the module docstring) -- never for a graph input, whose range is the data's."""
+    _, zero, elem = activations[tensor]
+    return f"{tensor}_hwnas_relu" if _LOWEST.get(elem) == zero and tensor not in inputs else tensor
+
+
 def gated(model):
     """The QDQ `model` with every activation Q/DQ pair bypassed, and tensor i (in `quantised_tensors`
-    order) replaced by t + GATE[i] * (DQ(Q(t)) - t), its file's scale and zero point."""
+    order) replaced by b + GATE[i] * (DQ(Q(b)) - b), its file's scale and zero point (b: `float_of`)."""
     from onnx import TensorProto, helper
 
-    tensors = quantised_tensors(model)
+    activations, inputs = quantised_tensors(model), {i.name for i in model.graph.input}
+    tensors = {float_of(t, activations, inputs): v for t, v in activations.items()}
     model = only_quantised(model, None)
     graph = model.graph
     renamed = {t: f"{t}_hwnas_gated" for t in tensors}
@@ -110,19 +124,26 @@ def only_quantised(model, keep: str | None):
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    activations = set(quantised_tensors(model))
+    activations = quantised_tensors(model)
     q_nodes = {n.output[0]: n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in activations
                and n.input[0] != keep}
+    inputs = {i.name for i in graph.input}
     dq_nodes = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q_nodes]
-    source = {d.output[0]: q_nodes[d.input[0]].input[0] for d in dq_nodes}  # dequantised name -> float tensor
+    source = {d.output[0]: float_of(q_nodes[d.input[0]].input[0], activations, inputs)
+              for d in dq_nodes}  # dequantised name -> the float tensor standing for it
+    relus = {t: helper.make_node("Relu", [t], [f]) for t in activations if (f := float_of(t, activations, inputs)) != t
+             and f in source.values()}
     dropped = {id(n) for n in [*q_nodes.values(), *dq_nodes]}
     kept = [n for n in graph.node if id(n) not in dropped]
     for node in kept:
         for i, name in enumerate(node.input):
             node.input[i] = source.get(name, name)
+    nodes = []
+    for node in kept:
+        nodes += [node, *(relus[out] for out in node.output if out in relus)]
     outputs = [helper.make_node("Identity", [source[o.name]], [o.name]) for o in graph.output if o.name in source]
     del graph.node[:]
-    graph.node.extend(kept + outputs)  # producers before consumers: the Identity nodes read earlier tensors
+    graph.node.extend(nodes + outputs)  # producers before consumers: the Identity nodes read earlier tensors
     return model
 
 
