@@ -334,11 +334,10 @@ def sweep_flags(target: float, narrow: str | None, random: int = FRONT_RANDOM, l
                 executor: str = "ray") -> list[object]:
     """`hwnas sweep` at one target ratio: the study's recipe (as train_uniform's), the front's baselines (`narrow`:
     the networks made narrower and shallower, None for none; `random` mixes)."""
-    narrowed = ["--narrow", narrow] if narrow else []
     return ["--lut", rel(lut), "-o", f"candidates=[{','.join(SEARCH_CANDIDATES)}]", "--data", rel(TRAIN_DATA), "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
             "--threads", THREADS, "--mode", SEARCH_MODE, "--epochs", SEARCH_EPOCHS, "--steps-per-epoch", STEPS_PER_EPOCH,
             "--warmup-epochs", SEARCH_WARMUP, "--target-ratio", f"{target:g}", "--latency-weight", FRONT_MU, "--seeds", seeds,
-            "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", *narrowed,
+            "--baselines", "--budget-steps", FRONT_STEPS, "--uniform-candidates", "none", "--narrow", narrow or "none",
             "--random-per-target", random, "--score-data", rel(TEST_DATA[0]), "--score-option", "sigma=[25]",
             "--executor", executor, *(["--cpus-per-run", 1] if executor == "ray" else [])]
 

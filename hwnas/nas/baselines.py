@@ -54,7 +54,7 @@ def candidates(space: SearchSpace, image_size: int) -> list[str]:
     return [c for c in names if all(c in p.candidates for p in positions)]
 
 
-NONE = "none"  # --uniform-candidates none: train no uniform network
+NONE = "none"  # --uniform-candidates none / --narrow none: train no uniform / narrowed network
 
 
 def uniform_candidates(space: SearchSpace, image_size: int, asked: Sequence[str]) -> list[str]:
@@ -67,8 +67,11 @@ def uniform_candidates(space: SearchSpace, image_size: int, asked: Sequence[str]
 
 
 def narrow_candidates(space: SearchSpace, image_size: int, asked: Sequence[str]) -> list[str]:
-    """The candidates of --narrow (checked): their uniform networks are made narrower and shallower per target."""
-    _known(space, image_size, asked, "--narrow")
+    """The candidates of --narrow (checked): their uniform networks are made narrower and shallower per target;
+    `NONE` alone: none."""
+    if list(asked) == [NONE]:
+        return []
+    _known(space, image_size, asked, "--narrow", f" (or {NONE} alone: no narrowed network)")
     return list(asked)
 
 

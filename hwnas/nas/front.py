@@ -13,7 +13,7 @@
    `narrow` (--narrow) the named candidates' uniform networks are narrowed instead, at
    every target; nothing has to train to choose them, so they train in step 1, beside
    the searches. --uniform-candidates none trains no uniform network (for a benchmark
-   that has trained them already);
+   that has trained them already), --narrow none no narrowed one;
 3. here, on the machine being measured: every trained network end to end (ONNX
    Runtime on the CPU at the sweep's image size, all networks in the same interleaved
    rounds, median per network: `LatencyBackend.measure`), and its scores on
@@ -202,6 +202,8 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
     are), made narrower and shallower (module docstring)."""
     search, front = config.search, config.baselines
     spec, size = search.spec, search.image_size
+    if list(front.narrow) == [bl.NONE]:
+        return Plan([], {})
     kinds = bl.variants(spec, space)
     if kinds is None:
         notes.append(f"space {space.name} has no narrower or shallower networks (it does not implement hwnas.contracts.space.Scalable): "

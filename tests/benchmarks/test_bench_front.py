@@ -51,7 +51,7 @@ def test_the_int8_search_asks_the_sweep_for_its_searched_network_alone(benchmark
     int8.stage_search(args, runner)
     joined = " ".join(asked[0])
     assert f"--lut {int8.rel(tmp_path / 't.csv')} " in joined and "--target-ratio 0.4 " in joined
-    assert "--seeds 0 " in joined and "--random-per-target 0 " in joined and "--narrow" not in joined
+    assert "--seeds 0 " in joined and "--random-per-target 0 " in joined and "--narrow none " in joined
     assert joined.endswith(f"--executor local --out {int8.rel(tmp_path / 'w' / 'sweep-0.4x')}")
 
 

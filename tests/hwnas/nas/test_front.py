@@ -110,6 +110,18 @@ def test_no_uniform_networks_and_named_candidates_narrowed(lut, tmp_path, cli):
     assert saved["baselines"]["uniform_candidates"] == ["none"] and saved["baselines"]["narrow"] == ["cbr"]
 
 
+def test_narrow_none_trains_the_searched_networks_alone(lut, tmp_path, cli):
+    code, out, err = cli("sweep", "--lut", lut, *SEARCH, "--baselines", "--budget-steps", "4", "--uniform-candidates", "none",
+                         "--narrow", "none", "--random-per-target", "0", "--measure-runs", "1", "--out", tmp_path / "sweep",
+                         "--json")
+    assert code == 0, err
+    assert [r["name"] for r in json.loads(out)["front"]["runs"]] == ["mu-1-target0.9x"]
+    code, _, err = cli("sweep", "--lut", lut, *SEARCH, "--baselines", "--budget-steps", "4", "--narrow", "nnoe",
+                       "--out", tmp_path / "typo")
+    assert code != 0 and "--narrow names 'nnoe'" in err and "(or none alone: no narrowed network)" in err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_resume_reuses_every_finished_run_and_finishes_an_interrupted_one(front, lut, cli):
     interrupted = front / "baselines" / "random-0.9x-1"
     (interrupted / "model.pt").unlink()  # stopped after its last checkpoint, before model.pt
