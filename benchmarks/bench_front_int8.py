@@ -107,7 +107,7 @@ def trained_networks(args) -> dict[str, Path]:
     nets = {}
     for row in common.read_rows(sweep_folder(args) / "front.csv"):
         if row["kind"] == "searched":
-            nets[f"int8-searched-s{row['seed']}"] = sweep_folder(args) / row["run"] / "finetune" / "model.pt"
+            nets[f"int8-searched-s{row['seed']}"] = sweep_folder(args) / row["run"] / "model.pt"  # its fine-tuned run
     for c in BASELINES:
         nets[f"all-{c}-s0"] = args.front_work / "uniform" / f"{c}-{front.FRONT_STEPS}-s0" / "model.pt"
     return {k: v for k, v in nets.items() if v.exists()}

@@ -89,3 +89,18 @@ def test_front_skips_a_target_there_and_appends_a_new_ones_rows(bf, tmp_path, mo
     rows = list(csv.DictReader(open(results / "front.csv", newline="")))
     assert [(r["target"], r["name"]) for r in rows] == [("0.6", "old"), ("0.45", "random-0.45x-1")]
     assert rows[1]["spec"] == "{}" and rows[1]["sweep_wall_seconds"] != "" and rows[1]["run"].endswith("random-0.45x-1")
+
+
+def test_the_int8_quality_stage_finds_the_fine_tuned_searched_network_and_the_baselines(benchmark_script, tmp_path):
+    int8 = benchmark_script("bench_front_int8.py")
+    args = int8.parse_args(["quality", "--workdir", str(tmp_path / "w"), "--front-work", str(tmp_path / "f")])
+    sweep = int8.sweep_folder(args)
+    (sweep / "mu-0.1-target0.4x-seed0" / "finetune").mkdir(parents=True)
+    (sweep / "mu-0.1-target0.4x-seed0" / "finetune" / "model.pt").write_bytes(b"")
+    write(sweep / "front.csv", [{"kind": "searched", "seed": 0, "run": "mu-0.1-target0.4x-seed0/finetune"},
+                                {"kind": "random", "seed": 0, "run": "baselines/random-0.4x-1"}])
+    (tmp_path / "f" / "uniform" / "naf-6000-s0").mkdir(parents=True)
+    (tmp_path / "f" / "uniform" / "naf-6000-s0" / "model.pt").write_bytes(b"")
+    nets = int8.trained_networks(args)
+    assert list(nets) == ["int8-searched-s0", "all-naf-s0"]  # all-cbr_e4 not trained here: left out
+    assert nets["int8-searched-s0"] == sweep / "mu-0.1-target0.4x-seed0" / "finetune" / "model.pt"
