@@ -119,9 +119,9 @@ def provenance(meta: dict, csv_name: str) -> list[str]:
     settings = meta.get("settings") or {}
     if settings:
         lines.append("Settings: " + "; ".join(f"{k}={v}" for k, v in settings.items()) + ".")
-    if settings.get("lut"):
-        lines.append(f"The latency table it used is kept as `results/lut/{settings['lut']}` (+ its sidecar): rerun with "
-                     f"`--lut benchmarks/results/lut/{settings['lut']}`.")
+    if settings.get("lut"):  # a file name under results/lut/, or a path from the repository root
+        lut = settings["lut"] if "/" in str(settings["lut"]) else f"benchmarks/results/lut/{settings['lut']}"
+        lines.append(f"The latency table it used is kept as `{lut}` (+ its sidecar): rerun with `--lut {lut}`.")
     for note in meta.get("notes") or []:
         lines.append(f"Note: {note}")
     return lines

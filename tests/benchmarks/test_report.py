@@ -223,3 +223,10 @@ def test_a_uniform_searched_network_is_named_as_the_uniform_network(report, tmp_
     assert "**The searched network is the uniform all-cbr network** (`cbr` at all 4 positions)" in text
     assert "only 1.05x the prediction of all-cbr itself" in text
     assert "| searched (= uniform all-cbr) |" in text
+
+
+def test_provenance_names_the_kept_table_where_it_is(report):
+    kept = report.provenance({"settings": {"lut": "paper-ort.csv"}}, "paper.csv")
+    assert "`benchmarks/results/lut/paper-ort.csv`" in kept[-1]
+    path = report.provenance({"settings": {"lut": "benchmarks/results/front_lut/ort-small-256.csv"}}, "front.csv")
+    assert "rerun with `--lut benchmarks/results/front_lut/ort-small-256.csv`" in path[-1] and "lut/benchmarks" not in path[-1]
