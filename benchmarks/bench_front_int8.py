@@ -15,8 +15,8 @@ skip what their results already hold:
    and scored by `hwnas eval` on CBSD68 and Kodak24 at sigma 25: `results/front_int8_quality.csv` (PSNR, SSIM and
    the int8 file's loss to its fp32 file).
 4. `latency`: the files of stage 3 at 256x256 timed end to end (ONNX Runtime CPU, 2 threads), one file after the
-   other in each round, REPEATS rounds, beside the int8 table's prediction; quiet machine only:
-   `results/front_int8_latency.csv`.
+   other in each round, REPEATS rounds, beside the int8 table's prediction (and `--also` files: e.g. the
+   mixed-precision fallback's, precision "mixed"); quiet machine only: `results/front_int8_latency.csv`.
 
 From the repository root:
 
@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     p.add_argument("--target", type=float, default=TARGET, help="search: fraction of int8 all-naf's prediction")
     p.add_argument("--seeds", default="0", help="search: seeds, comma-separated (default: %(default)s)")
+    p.add_argument("--also", nargs="*", default=[], metavar="NAME=ONNX",
+                   help="latency: more files timed in the same rounds, e.g. a mixed-precision fallback of bench_calibration")
     p.add_argument("--force", action="store_true", help="lut, latency: time even on a busy machine")
     return p.parse_args(argv)
 
@@ -154,6 +156,9 @@ def stage_latency(args, runner: Runner) -> None:
         raise SystemExit("error: nothing to time: run the quality stage first.")
     tables, models = {"fp32": front.LUT, "int8": LUT}, trained_networks(args)
     predicted = {(n, p): hwnas.predict(str(models[n]), str(tables[p])).total_ms for n, p in files}
+    for item in args.also:  # no table predicts a mixed-precision file
+        name, _, onnx = item.partition("=")
+        files[(name, "mixed")], predicted[(name, "mixed")] = Path(onnx), float("nan")
     backend = make_backend("onnxruntime", {"threads": front.LATENCY_THREADS, "runs": front.LATENCY_RUNS})
     shape = (1, 3, front.IMAGE_SIZE, front.IMAGE_SIZE)
     path = args.results / f"{NAME}_latency.csv"

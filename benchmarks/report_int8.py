@@ -54,8 +54,9 @@ def latency_section(df, meta: dict, results: Path, out: Path) -> Section:
     med = df.groupby(["network", "precision"], sort=False).agg(ms=("median_ms", "median"), lo=("median_ms", "min"),
                                                                 hi=("median_ms", "max"), predicted=("predicted_ms", "first"),
                                                                 load=("load_start", "max")).reset_index()
-    rows = [[r.network, r.precision, fmt(r.ms, 2), f"{fmt(r.lo, 2)} .. {fmt(r.hi, 2)}", fmt(r.predicted, 2),
-             f"{100 * (r.predicted / r.ms - 1):+.0f}%", fmt(r.load, 2)] for r in med.itertuples()]
+    rows = [[r.network, r.precision, fmt(r.ms, 2), f"{fmt(r.lo, 2)} .. {fmt(r.hi, 2)}",
+             *((fmt(r.predicted, 2), f"{100 * (r.predicted / r.ms - 1):+.0f}%") if r.predicted == r.predicted else ("-", "-")),
+             fmt(r.load, 2)] for r in med.itertuples()]
     s.body += ["The files of front_int8_quality.csv at 256x256, ONNX Runtime CPU (2 threads), one after the other in "
                "each round; `table` is the fp32 or int8 table's prediction (built at another time: the machine's "
                "speed drifts, see drift.csv).", "",

@@ -47,6 +47,9 @@ def test_speed_goal_holds_only_when_every_repeat_holds(report, tmp_path):
     fast = {("all-naf-s0", "fp32"): [60.0, 61.0, 59.0], ("int8-searched-s0", "int8"): [18.0, 19.0, 18.5]}
     line = goal_line(page(report, tmp_path, front_int8_latency=latency(fast)), "int8 searched")
     assert "3.24x (worst repeat 3.19x)" in line and "| met |" in line
+    mixed = latency({("cbr-fallback", "mixed"): [25.0]})[0] | {"predicted_ms": float("nan")}  # no table predicts it
+    text = page(report, tmp_path / "m", front_int8_latency=latency(fast) + [mixed])
+    assert "| cbr-fallback | mixed | 25.00 | 25.00 .. 25.00 | - | - |" in text
     slow = {**fast, ("int8-searched-s0", "int8"): [18.0, 21.0, 18.5]}  # repeat 1: 61 / 21 = 2.9x
     line = goal_line(page(report, tmp_path / "b", front_int8_latency=latency(slow)), "int8 searched")
     assert "worst repeat 2.90x" in line and "**MISSED**" in line
