@@ -68,9 +68,14 @@ def latency_section(df, meta: dict, results: Path, out: Path) -> Section:
                       / df[df.network.isin(searched.network) & (df.precision == "int8")].groupby("repeat").median_ms.max())
         worst_ratio = float(per_repeat.min())
         ratio = float(base.ms.iloc[0] / searched.ms.max())
+        slowest = searched.loc[searched.ms.idxmax()]
+        error = 100 * (slowest.predicted / slowest.ms - 1)
+        cause = (f"the int8 table predicted {slowest.network} at {slowest.predicted:.1f} ms, {error:+.0f}% off what it "
+                 "measured: its target admitted a slower network than it meant to" if abs(error) > 10 else
+                 "the search's target (a fraction of int8 all-naf's prediction) admits a network this slow")
         s.goals.append(Goal("front int8", f"int8 searched >= {SPEED_GOAL}x faster than fp32 all-naf end to end "
                             "(every repeat)", f"{ratio:.2f}x (worst repeat {worst_ratio:.2f}x)",
-                            worst_ratio >= SPEED_GOAL, cause="the int8 table's target admits a slower network"))
+                            worst_ratio >= SPEED_GOAL, cause=cause))
     s.body += report.goal_lines(s.goals)
     return s
 
