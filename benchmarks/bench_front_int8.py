@@ -150,11 +150,12 @@ def stage_latency(args, runner: Runner) -> None:
     from hwnas.tables.building import make_backend
 
     front.refuse_busy(args, "time")
-    files = {(n, p): onnx_file(args, n, p) for n in trained_networks(args) for p in PRECISIONS}
+    models = trained_networks(args)
+    files = {(n, p): onnx_file(args, n, p) for n in models for p in PRECISIONS}
     files = {k: v for k, v in files.items() if v.exists()}
     if not files:
         raise SystemExit("error: nothing to time: run the quality stage first.")
-    tables, models = {"fp32": front.LUT, "int8": LUT}, trained_networks(args)
+    tables = {"fp32": front.LUT, "int8": LUT}
     predicted = {(n, p): hwnas.predict(str(models[n]), str(tables[p])).total_ms for n, p in files}
     for item in args.also:  # no table predicts a mixed-precision file
         name, _, onnx = item.partition("=")

@@ -43,6 +43,7 @@ LATENCY_GOAL = 2.0  # searched >= 2x faster than all-naf
 FIDELITY_MAX_PCT, FIDELITY_MEAN_PCT = 10.0, 5.0  # absolute error: a diagnostic (issue 12's goal, before drift was known)
 SCALE_FREE_MEAN_PCT = 3.0  # fp32 table, scale-free mean |error| (issue 24); every network within FIDELITY_MAX_PCT
 SEARCH_COST_GOALS = {"sampled": 1.5, "soft": 4.5}  # weight update vs an all-naf training step
+INT8_GOAL_DB, INT8_STRETCH_DB = 0.3, 0.1  # dB an int8 file may lose to its fp32 file (issue 24; stretch)
 
 
 @dataclass

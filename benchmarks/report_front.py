@@ -339,7 +339,7 @@ def pending_front() -> tuple[list[str], list[Goal]]:
     return body, goals
 
 
-INT8_GOAL_DB, INT8_STRETCH_DB = 0.3, 0.1
+INT8_GOAL_DB, INT8_STRETCH_DB = report.INT8_GOAL_DB, report.INT8_STRETCH_DB
 DEFAULT_METHOD = "percentile"  # ExportConfig.calibration_method, chosen from this study
 
 

@@ -20,7 +20,7 @@ if "report" not in globals():
 
 Goal, Section, fmt, md_table = report.Goal, report.Section, report.fmt, report.md_table
 
-INT8_GOAL_DB, INT8_STRETCH_DB = 0.3, 0.1
+INT8_GOAL_DB, INT8_STRETCH_DB = report.INT8_GOAL_DB, report.INT8_STRETCH_DB
 SPEED_GOAL = 3.0  # int8 searched vs fp32 all-naf, end to end
 SEARCHED, BASE = "int8-searched", "all-naf-s0"  # network name prefixes of bench_front_int8
 SENSITIVE_SHOWN = 5
@@ -89,9 +89,9 @@ def fallback_section(df, meta: dict, results: Path, out: Path) -> Section:
                "(check: all-8-bit, then with the fallback); dB lost to fp32 at sigma 25.", "",
                md_table(["network", "--min-psnr", "16-bit", "check 8-bit (dB)", "check (dB)", "CBSD68 lost", "Kodak24 lost",
                          "kept"], rows), ""]
-    for path in sorted((results / "calibration_sensitivity").glob("*.csv")):
-        import pandas as pd
+    import pandas as pd
 
+    for path in sorted((results / "calibration_sensitivity").glob("*.csv")):
         top = pd.read_csv(path).head(SENSITIVE_SHOWN)
         s.body += [f"Most sensitive activations of {path.stem} (output PSNR with only that tensor in 8 bits; all in "
                    f"`results/calibration_sensitivity/{path.name}`):", "",
