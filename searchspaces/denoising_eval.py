@@ -112,14 +112,14 @@ def evaluate_folder(
         for condition in conditions:
             noisy = real if condition == REAL else noisy_image(clean, float(condition), seed, name)
             out = run(predict, noisy)
-            clean_u8, out_u8 = to_uint8(clean), to_uint8(out)
+            clean_u8, noisy_u8, out_u8 = to_uint8(clean), to_uint8(noisy), to_uint8(out)
             label = sigma_label(condition)
             rows.append({"dataset": dataset, "sigma": label, "seed": seed, "image": name,
                          "psnr": psnr(clean_u8, out_u8), "ssim": ssim(clean_u8, out_u8)})
-            warn_if_worse(rows[-1], psnr(clean_u8, to_uint8(noisy)))
+            warn_if_worse(rows[-1], psnr(clean_u8, noisy_u8))
             if save_images is not None:
                 target = Path(save_images) / dataset / f"sigma{label}" / (Path(name).stem + ".png")
-                write_image(target, np.concatenate([clean_u8, to_uint8(noisy), out_u8], axis=1))
+                write_image(target, np.concatenate([clean_u8, noisy_u8, out_u8], axis=1))
         logger.debug("evaluated %s/%s", dataset, name)
     return rows
 

@@ -202,7 +202,8 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
     are), made narrower and shallower (module docstring)."""
     search, front = config.search, config.baselines
     spec, size = search.spec, search.image_size
-    if list(front.narrow) == [bl.NONE]:
+    named = bl.narrow_candidates(space, size, front.narrow)
+    if front.narrow and not named:  # --narrow none
         return Plan([], {})
     kinds = bl.variants(spec, space)
     if kinds is None:
@@ -216,8 +217,8 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
     score = _uniform_scores(trained, metric)
     wanted: dict[float, list[str]] = {}
     for ratio in config.target_ratios:
-        if front.narrow:
-            wanted[ratio] = list(dict.fromkeys(front.narrow))
+        if named:
+            wanted[ratio] = list(dict.fromkeys(named))
             continue
         slower = [c for c in names if costs.ms(bl.uniform(space, size, c)) > ratio * base_pred and c in score]
         best = max(slower, key=lambda c: score[c]) if slower else None
