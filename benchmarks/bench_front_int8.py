@@ -35,7 +35,7 @@ from pathlib import Path
 
 import bench_front as front
 import common
-from bench_quality import ROOT, Runner, rel
+from bench_quality import ROOT, Runner, exported_scores, rel
 
 logger = logging.getLogger("bench_front_int8")
 
@@ -127,16 +127,10 @@ def stage_quality(args, runner: Runner) -> None:
         for name, model in trained_networks(args).items():
             base = {}
             for precision in PRECISIONS:
-                onnx = onnx_file(args, name, precision)
-                if not onnx.exists():
-                    quant = ["--precision", precision, "--calibration", rel(front.TRAIN_DATA)] if precision != "fp32" else []
-                    runner.hwnas("export", "--model", rel(model), "--out", rel(onnx), *quant, log=f"export-{name}-{precision}.log")
-                scores = args.workdir / f"eval-{name}-{precision}.csv"
-                if not scores.exists():
-                    data = [x for folder in front.TEST_DATA for x in ("--data", rel(folder))]
-                    runner.hwnas("eval", "--model", rel(onnx), *data, "--sigma", 25, "--seed", 0, "--out", rel(scores),
-                                 log=f"eval-{name}-{precision}.log")
-                for r in common.read_rows(scores):
+                rows = exported_scores(runner, model, precision, onnx_file(args, name, precision),
+                                       args.workdir / f"eval-{name}-{precision}.csv", calibration=front.TRAIN_DATA,
+                                       data=front.TEST_DATA, sigma=25)
+                for r in rows:
                     base.setdefault(r["dataset"], float(r["psnr"]))
                     if (name, precision) not in done:
                         common.append_row(path, {"network": name, "precision": precision, "dataset": r["dataset"],

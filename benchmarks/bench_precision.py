@@ -35,7 +35,7 @@ import logging
 from pathlib import Path
 
 import common
-from bench_quality import DATASETS, ROOT, Runner, rel
+from bench_quality import DATASETS, ROOT, Runner, exported_scores, rel
 
 logger = logging.getLogger("bench_precision")
 
@@ -152,25 +152,17 @@ def stage_ptq(args, runner: Runner) -> None:
         for precision in PTQ_PRECISIONS:
             if (name, precision) in done:
                 continue
-            onnx = args.workdir / f"{name}-{precision}.onnx"
-            if not onnx.exists():
-                quant = ["--precision", precision, "--calibration", rel(CALIBRATION)] if precision != "fp32" else []
-                runner.hwnas("export", "--model", rel(model), "--out", rel(onnx), *quant, "--json",
-                             log=f"export-{name}-{precision}.log")
-            out = args.workdir / f"eval-{name}-{precision}.csv"
-            if not out.exists():
-                data = [x for folder in TEST_DATA for x in ("--data", rel(folder))]
-                runner.hwnas("eval", "--model", rel(onnx), *data, "--sigma", SIGMA, "--seed", 0, "--out", rel(out),
-                             "--json", log=f"eval-{name}-{precision}.log")
-            for row in _eval_rows(out):
-                common.append_row(path, {"network": name, "precision": precision, **row,
+            rows = exported_scores(runner, model, precision, args.workdir / f"{name}-{precision}.onnx",
+                                   args.workdir / f"eval-{name}-{precision}.csv", calibration=CALIBRATION,
+                                   data=TEST_DATA, sigma=SIGMA)
+            for row in rows:
+                common.append_row(path, {"network": name, "precision": precision, **_eval_row(row),
                                          "quant_psnr_db": _quant_psnr(args, name, precision)})
 
 
-def _eval_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return [{"dataset": r.get("dataset") or r.get("folder"), "sigma": r.get("sigma"), "psnr": r.get("psnr"),
-                 "ssim": r.get("ssim"), "images": r.get("images")} for r in csv.DictReader(fh)]
+def _eval_row(r: dict) -> dict:
+    return {"dataset": r.get("dataset") or r.get("folder"), "sigma": r.get("sigma"), "psnr": r.get("psnr"),
+            "ssim": r.get("ssim"), "images": r.get("images")}
 
 
 def _quant_psnr(args, name: str, precision: str) -> float | str:

@@ -172,6 +172,22 @@ class Runner:
             raise SystemExit(f"error: `{text}` failed (exit {done.returncode}); see {log_path}")
 
 
+def exported_scores(runner: Runner, model: Path, precision: str, onnx: Path, scores: Path, *, calibration: Path,
+                    data: Sequence[Path], sigma: int) -> list[dict[str, str]]:
+    """A trained `model` exported at `precision` (`hwnas export`, calibrated on `calibration` unless fp32) into
+    `onnx`, then scored by `hwnas eval` on `data` at `sigma` into `scores`; each step skipped when its file exists
+    (an interrupted stage resumes). Returns the scores' rows. The export's log (`export-<onnx stem>.log`) holds its
+    JSON summary, with the int8 file's own check against PyTorch."""
+    if not onnx.exists():
+        quant = ["--precision", precision, "--calibration", rel(calibration)] if precision != "fp32" else []
+        runner.hwnas("export", "--model", rel(model), "--out", rel(onnx), *quant, "--json", log=f"export-{onnx.stem}.log")
+    if not scores.exists():
+        folders = [x for folder in data for x in ("--data", rel(folder))]
+        runner.hwnas("eval", "--model", rel(onnx), *folders, "--sigma", sigma, "--seed", 0, "--out", rel(scores),
+                     "--json", log=f"eval-{onnx.stem}.log")
+    return common.read_rows(scores)
+
+
 def rel(path: Path) -> str:
     """`path` relative to the repository root (where the commands run), as a user would type it."""
     return os.path.relpath(os.path.abspath(path), ROOT)  # a symlinked work folder keeps the path the user gave
