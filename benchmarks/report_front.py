@@ -379,5 +379,28 @@ def uniform_latency_section(df, meta: dict, results: Path, out: Path) -> Section
     return s
 
 
+def front_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """Every network of the front timed in the same rounds: its median, range, and its time as a fraction of
+    all-naf's in the same repeat (the ratio drift leaves alone; the front section reads the medians)."""
+    import pandas as pd
+
+    s = Section("Every network of the front timed together (front_latency.csv)")
+    naf = df[df.name.astype(str).str.startswith("uniform-naf")].groupby("repeat").median_ms.median()
+    rows = []
+    for (kind, name), part in df.groupby(["kind", "name"], sort=False):
+        ratios = [float(r.median_ms) / float(naf[r.repeat]) for r in part.itertuples() if r.repeat in naf.index]
+        rows.append([kind, name, part.target.iloc[0] if pd.notna(part.target.iloc[0]) else "-", len(part),
+                     fmt(float(part.median_ms.median()), 1),
+                     f"{fmt(float(part.median_ms.min()), 1)} .. {fmt(float(part.median_ms.max()), 1)}",
+                     f"{sorted(ratios)[len(ratios) // 2]:.2f}x" if ratios else "-"])
+    load = f"{fmt(float(df.load_start.min()), 2)}-{fmt(float(df.load_end.max()), 2)}" if "load_start" in df else "-"
+    s.body += ["End to end, ONNX Runtime on this CPU (256x256), every network untrained, rebuilt from its spec and "
+               f"architecture, all in the same interleaved rounds (load {load}). `vs all-naf`: the median over repeats "
+               "of its time divided by all-naf's in the same repeat.", "",
+               md_table(["kind", "network", "target", "timings", "median ms", "range", "vs all-naf"], rows), ""]
+    return s
+
+
 SECTIONS = {"calibration": calibration_section, "front_uniform_latency": uniform_latency_section,
-            "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section}
+            "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section,
+            "front_latency": front_latency_section}

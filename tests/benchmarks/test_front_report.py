@@ -160,3 +160,16 @@ def test_calibration_goal_is_judged_at_the_default_method_only(report, tmp_path)
     rows[-1]["Kodak24_lost_db"] = 0.35
     write(results / "calibration.csv", rows)
     assert "worst 0.35 dB" in report.render(results, tmp_path / "RESULTS.md")
+
+
+def test_front_latency_section_gives_each_network_its_time_against_all_naf_of_the_same_repeat(report, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    timings = [("uniform", "uniform-naf-s0", "", 0, 100.0), ("uniform", "uniform-naf-s0", "", 1, 120.0),
+               ("searched", "mu-0.1-target0.6x-seed0", 0.6, 0, 55.0), ("searched", "mu-0.1-target0.6x-seed0", 0.6, 1, 72.0)]
+    write(results / "front_latency.csv", [{"source": "front", "kind": k, "name": n, "target": t, "seed": 0, "repeat": r,
+                                           "median_ms": ms, "load_start": 0.5, "load_end": 0.9} for k, n, t, r, ms in timings])
+    text = report.render(results, tmp_path / "RESULTS.md")
+    line = next(x for x in text.splitlines() if x.startswith("| searched | mu-0.1-target0.6x-seed0"))
+    # 55/100 and 72/120: the ratio within each repeat, not 63.5/110 across them
+    assert line.split(" | ")[-1].rstrip(" |") == "0.60x" and "55.0 .. 72.0" in line
