@@ -110,7 +110,7 @@ def provenance(meta: dict, csv_name: str) -> list[str]:
         load = ""
         if run.get("load_start") or run.get("load_end"):
             load = f"; load average {_load(run.get('load_start'))} at start, {_load(run.get('load_end'))} at end"
-        lines.append(f"- `{run.get('command', '?')}` ({run.get('status', '?')}, {run.get('started', '?')}{load})")
+        lines.append(f"- `{run.get('command', '?')}` ({_status(run)}, {run.get('started', '?')}{load})")
     for name, search in (meta.get("searches") or {}).items():
         lines.append(f"- search `{name}`: `{search.get('command', '?')}`")
     versions = ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())
@@ -126,6 +126,12 @@ def provenance(meta: dict, csv_name: str) -> list[str]:
     for note in meta.get("notes") or []:
         lines.append(f"Note: {note}")
     return lines
+
+
+def _status(run: dict) -> str:
+    """A run's recorded status; "running" is all a run killed with its session leaves behind, so the page says both."""
+    status = run.get("status", "?")
+    return "no end recorded: stopped, or still running" if status == "running" else status
 
 
 def _load(values) -> str:

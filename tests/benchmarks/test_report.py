@@ -230,3 +230,10 @@ def test_provenance_names_the_kept_table_where_it_is(report):
     assert "`benchmarks/results/lut/paper-ort.csv`" in kept[-1]
     path = report.provenance({"settings": {"lut": "benchmarks/results/front_lut/ort-small-256.csv"}}, "front.csv")
     assert "rerun with `--lut benchmarks/results/front_lut/ort-small-256.csv`" in path[-1] and "lut/benchmarks" not in path[-1]
+
+
+def test_provenance_does_not_call_a_run_without_an_end_record_running(report):
+    runs = [{"command": "python benchmarks/bench_front.py uniform", "status": "running", "started": "t0"},
+            {"command": "python benchmarks/bench_front.py latency", "status": "done", "started": "t1"}]
+    lines = report.provenance({"runs": runs}, "front_uniform.csv")
+    assert "(no end recorded: stopped, or still running, t0)" in lines[2] and "(done, t1)" in lines[3]
