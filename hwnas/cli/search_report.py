@@ -104,6 +104,8 @@ def report_search(result, as_json: bool) -> None:
 
     if (line := summary_line(s)) is not None:
         typer.echo(line)
+    for note in s.get("target_notes") or []:
+        typer.echo(note)
     typer.echo(f"run directory {run}:")
     for name, path in files.items():
         typer.echo(f"  {name:<20} {path}")

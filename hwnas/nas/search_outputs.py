@@ -22,6 +22,7 @@ from hwnas.contracts.latency import predict_ms
 from hwnas.runs.rows import write_rows
 from hwnas.contracts.space import Architecture
 from hwnas.nas.supernet import alphas, derive, mixed_choices
+from hwnas.nas.target_gap import target_notes
 
 if TYPE_CHECKING:
     from hwnas.nas.search_loop import Search
@@ -32,6 +33,7 @@ def summary(search: Search, arch: Architecture, scores: dict[str, float] | None)
     chosen = alphas(search.net)
     firsts = {pos.candidates[0] for pos in search.positions}
     predicted = predict_ms(search.table, search.positions, search.fixed, arch)
+    devices = device_summary(search, arch)
     return {
         "space": search.space.name,
         "preset": search.space.preset,
@@ -62,7 +64,8 @@ def summary(search: Search, arch: Architecture, scores: dict[str, float] | None)
                           "image_size": search.table.meta.image_size,
                           "precision": search.table.meta.precision},
         "combine": c.combine,
-        "devices": device_summary(search, arch),
+        "devices": devices,
+        "target_notes": target_notes(devices, c.latency_weight),
         **collapse_summary(arch, search.positions, search.objective.devices[0], c.latency_weight),
     }
 

@@ -170,6 +170,10 @@ def test_sweep_over_latency_targets_and_seeds(searched, monkeypatch, capsys, tmp
         assert (tmp_path / "sweep" / r["run"] / "arch.json").is_file() and "uniform" in r
     assert runs[1]["run"] == "mu-1-target0.6x-seed1"
     assert json.loads((tmp_path / "sweep" / runs[1]["run"] / "summary.json").read_text())["target_ms"] == runs[1]["target_ms"]
+    for r in runs:  # a derived network off its target says so in summary.json (one step cannot hold a target)
+        summary = json.loads((tmp_path / "sweep" / r["run"] / "summary.json").read_text())
+        off = abs(summary["predicted_ms"] / summary["target_ms"] - 1) > 0.05
+        assert len(summary["target_notes"]) == off and all("the target" in n for n in summary["target_notes"])
     code, out, err = cli("sweep", "--out", tmp_path / "sweep", "--resume", "--json")  # the axes come from sweep.yaml
     assert code == 0, err
     assert len(json.loads(out)["runs"]) == 4
