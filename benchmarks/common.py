@@ -26,7 +26,9 @@ error convention (a user's mistake: one line `error: ...`, exit 2, no traceback)
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -35,6 +37,8 @@ import platform
 import shlex
 import shutil
 import sys
+import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
@@ -114,6 +118,20 @@ def write_meta(name: str, meta: Mapping[str, Any], results_dir: Path = RESULTS_D
 
 
 @contextlib.contextmanager
+def _locked_meta(name: str, results_dir: Path) -> Iterator[dict[str, Any]]:
+    """The sidecar read, changed by the caller and written back under a lock: two runs of one benchmark at once (two
+    stages, two networks) each change only their own entry instead of writing back a copy read before the other's."""
+    import filelock
+
+    where = Path(results_dir).resolve()
+    lock = Path(tempfile.gettempdir()) / f"hwnas-bench-{hashlib.sha1(str(where).encode()).hexdigest()[:12]}-{name}.lock"
+    with filelock.FileLock(lock):
+        meta = read_meta(name, results_dir)
+        yield meta
+        write_meta(name, meta, results_dir)
+
+
+@contextlib.contextmanager
 def record_run(
     name: str,
     *,
@@ -124,31 +142,28 @@ def record_run(
     """Record one run of benchmark `name` in its sidecar, before and after the work.
 
     The sidecar keeps every run that contributed rows (a resumed benchmark has several):
-    `runs: [{command, started, finished, load_start, load_end, status}]` (status "done",
+    `runs: [{command, started, id, finished, load_start, load_end, status}]` (status "done",
     "failed" or "interrupted"; "running" if the process was killed); `command` is the
     latest run's. `settings` are the script's own (threads, image size, ...); a caller may
-    add keys to the yielded dict's `"notes"` list or `"settings"` during the run. The
-    sidecar is written at the start (status "running") so a killed run still says what
-    it was, and rewritten at the end ("done" or "failed").
+    change the yielded dict (the sidecar as read at the start) during the run. The sidecar
+    is written at the start (status "running") so a killed run still says what it was, and
+    at the end what this run changed is set in the sidecar as it then is: two runs of one
+    benchmark at once (two networks of the plateau) no longer write back each other's
+    stale copy.
     """
-    meta = read_meta(name, results_dir)
     run = {
         "command": command_line(argv),
         "started": _now(),
+        "id": f"{os.getpid()}-{uuid.uuid4().hex[:8]}",  # which entry is this run's when it ends
         "load_start": load_average(),
         "status": "running",
     }
-    meta.update(
-        name=name,
-        command=run["command"],
-        date=run["started"],
-        machine=machine(),
-        versions=library_versions(),
-        settings={**meta.get("settings", {}), **dict(settings or {})},
-    )
-    meta.setdefault("notes", [])
-    meta.setdefault("runs", []).append(run)
-    write_meta(name, meta, results_dir)
+    with _locked_meta(name, results_dir) as meta:
+        meta.update(name=name, command=run["command"], date=run["started"], machine=machine(),
+                    versions=library_versions(), settings={**meta.get("settings", {}), **dict(settings or {})})
+        meta.setdefault("notes", [])
+        meta.setdefault("runs", []).append(dict(run))
+    before = copy.deepcopy(meta)
     try:
         yield meta
         run["status"] = "done"
@@ -161,7 +176,29 @@ def record_run(
     finally:
         run["finished"] = _now()
         run["load_end"] = load_average()
-        write_meta(name, meta, results_dir)
+        with _locked_meta(name, results_dir) as now:
+            _merge(now, before, meta, run)
+
+
+def _merge(now: dict, before: dict, mine: dict, run: dict) -> None:
+    """Set in the sidecar as it is `now` what this run changed since `before` (its copy at the start is `mine` now):
+    its own entry of `runs`, the notes it added, and every key it changed -- one level deep in a dict (`settings`,
+    `searches`), so another run's keys beside them stay."""
+    runs = now.setdefault("runs", [])
+    same = [i for i, r in enumerate(runs) if r.get("id") == run["id"]]
+    if same:
+        runs[same[-1]] = run
+    else:  # the sidecar was replaced meanwhile: keep this run's record all the same
+        runs.append(run)
+    now["notes"] = list(dict.fromkeys([*now.get("notes", []), *mine.get("notes", [])]))
+    for key, value in mine.items():
+        if key in ("runs", "notes") or before.get(key) == value:
+            continue
+        was = before.get(key) if isinstance(before.get(key), dict) else {}
+        if isinstance(value, dict) and isinstance(now.get(key), dict):
+            now[key] = {**now[key], **{k: v for k, v in value.items() if was.get(k) != v}}
+        else:
+            now[key] = value
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
