@@ -190,7 +190,9 @@ def _merge(now: dict, before: dict, mine: dict, run: dict) -> None:
         runs[same[-1]] = run
     else:  # the sidecar was replaced meanwhile: keep this run's record all the same
         runs.append(run)
-    now["notes"] = list(dict.fromkeys([*now.get("notes", []), *mine.get("notes", [])]))
+    if mine.get("notes") != before.get("notes"):  # this run's notes (it may have replaced them), then others' new ones
+        others = [n for n in now.get("notes", []) if n not in before.get("notes", [])]
+        now["notes"] = list(dict.fromkeys([*mine.get("notes", []), *others]))
     for key, value in mine.items():
         if key in ("runs", "notes") or before.get(key) == value:
             continue

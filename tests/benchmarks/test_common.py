@@ -32,3 +32,11 @@ def test_a_failed_run_is_recorded_as_failed_and_the_error_goes_on(common, tmp_pa
             raise RuntimeError("boom")
     (run,) = json.loads((tmp_path / "b.meta.json").read_text())["runs"]
     assert run["status"] == "failed" and run["finished"]
+
+
+def test_a_run_that_replaces_the_notes_replaces_them(common, tmp_path):
+    with common.record_run("b", results_dir=tmp_path, argv=["x"]) as meta:
+        meta["notes"].append("old wording")
+    with common.record_run("b", results_dir=tmp_path, argv=["x"]) as meta:
+        meta["notes"] = ["new wording"]  # as bench_quality sets its NOTES
+    assert json.loads((tmp_path / "b.meta.json").read_text())["notes"] == ["new wording"]
