@@ -385,7 +385,7 @@ def front_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
     import pandas as pd
 
     s = Section("Every network of the front timed together (front_latency.csv)")
-    naf = df[df.name.astype(str).str.startswith("uniform-naf")].groupby("repeat").median_ms.median()
+    naf = df[df.name.astype(str).str.fullmatch(r"uniform-naf-s\d+")].groupby("repeat").median_ms.median()  # not naf_bn
     rows = []
     for (kind, name), part in df.groupby(["kind", "name"], sort=False):
         ratios = [float(r.median_ms) / float(naf[r.repeat]) for r in part.itertuples() if r.repeat in naf.index]

@@ -173,3 +173,15 @@ def test_front_latency_section_gives_each_network_its_time_against_all_naf_of_th
     line = next(x for x in text.splitlines() if x.startswith("| searched | mu-0.1-target0.6x-seed0"))
     # 55/100 and 72/120: the ratio within each repeat, not 63.5/110 across them
     assert line.split(" | ")[-1].rstrip(" |") == "0.60x" and "55.0 .. 72.0" in line
+
+
+def test_front_latency_section_takes_all_naf_alone_as_the_reference(report, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    timings = [("uniform-naf-s0", 100.0), ("uniform-naf_bn-s0", 50.0), ("random-0.6x-1", 60.0)]
+    write(results / "front_latency.csv", [{"source": "front", "kind": "uniform", "name": n, "target": "", "seed": 0,
+                                           "repeat": 0, "median_ms": ms, "load_start": 0.5, "load_end": 0.9}
+                                          for n, ms in timings])
+    text = report.render(results, tmp_path / "RESULTS.md")
+    line = next(x for x in text.splitlines() if "| random-0.6x-1 |" in x)
+    assert line.rstrip(" |").endswith("0.60x")  # 60/100: all-naf_bn is not all-naf
