@@ -20,7 +20,7 @@ import typer
 
 from hwnas.cli.common import (ConfigOpt, JsonOpt, OptionalStrList, OptionOpt, PrefetchOpt, TaskOpt, TaskOptionOpt,
                               TorchThreadsOpt, bounds, settings)
-from hwnas.cli.devices import CombineOpt, LutsOpt, LutWeightOpt, TargetFormOpt, TargetsOpt
+from hwnas.cli.devices import CombineOpt, HoldTargetOpt, LutsOpt, LutWeightOpt, TargetFormOpt, TargetsOpt
 from hwnas.cli.jobs import YesOpt, authorise
 from hwnas.cli.search_flags import (  # noqa: F401  (the flag sets re-exported: tests read TASK_FLAGS here)
     CONFIG_FLAGS, DEFAULT_BACKEND, DEFAULT_SPACE, FIELDS, QUICK_PRESET, TABLE_FLAGS, TASK_FLAGS,
@@ -76,7 +76,7 @@ def search(
     resume: bool = Resume, as_json: bool = JsonOpt, yes: bool = YesOpt,
     mode: Optional[str] = Mode, latency_weight: Optional[float] = LatencyWeight, target_ms: OptionalStrList = TargetsOpt,
     lut_weight: OptionalStrList = LutWeightOpt, combine: Optional[str] = CombineOpt,
-    target_form: Optional[str] = TargetFormOpt,
+    target_form: Optional[str] = TargetFormOpt, hold_target: Optional[bool] = HoldTargetOpt,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
     lr: Optional[float] = Lr, min_lr: Optional[float] = MinLr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,
@@ -137,7 +137,7 @@ def sweep(
     as_json: bool = JsonOpt, yes: bool = YesOpt,
     mode: Optional[str] = Mode, target_ms: OptionalStrList = TargetsOpt,
     lut_weight: OptionalStrList = LutWeightOpt, combine: Optional[str] = CombineOpt,
-    target_form: Optional[str] = TargetFormOpt,
+    target_form: Optional[str] = TargetFormOpt, hold_target: Optional[bool] = HoldTargetOpt,
     entropy_weight: Optional[float] = EntropyWeight, entropy_growth: Optional[float] = EntropyGrowth,
     warmup_epochs: Optional[int] = Warmup, bilevel: Optional[bool] = Bilevel, arch_lr: Optional[float] = ArchLr,
     lr: Optional[float] = Lr, min_lr: Optional[float] = MinLr, batch_size: Optional[int] = BatchSize, crop: Optional[int] = Crop,

@@ -25,7 +25,8 @@ QUICK_PRESET = "tiny"  # as hwnas.nas.search_setup.QUICK_PRESET (for --help)
 FIELDS = {
     "image_size": "image_size", "backend": "backend", "device": "device", "accelerator": "accelerator",
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "seed": "seed", "mode": "mode",
-    "latency_weight": "latency_weight", "combine": "combine", "target_form": "target_form", "entropy_weight": "entropy_weight",
+    "latency_weight": "latency_weight", "combine": "combine", "target_form": "target_form", "hold_target": "hold_target",
+    "entropy_weight": "entropy_weight",
     "entropy_growth": "entropy_growth", "warmup_epochs": "warmup_epochs", "bilevel": "bilevel", "arch_lr": "arch_lr",
     "lr": "lr", "min_lr": "min_lr", "batch_size": "batch_size", "temperature": "temperature",
     "checkpoint_every": "checkpoint_every", "threads": "threads", "prefetch": "prefetch",

@@ -106,6 +106,10 @@ def report_search(result, as_json: bool) -> None:
         typer.echo(line)
     for note in s.get("target_notes") or []:
         typer.echo(note)
+    if swaps := s.get("target_swaps"):
+        listed = ", ".join(f"{w['position']} {w['from']}->{w['to']}" for w in swaps)
+        typer.echo(f"held the target: {len(swaps)} position(s) moved off the argmax to faster candidates, least alpha "
+                   f"per ms first ({listed}; --no-hold-target keeps the argmax network)")
     typer.echo(f"run directory {run}:")
     for name, path in files.items():
         typer.echo(f"  {name:<20} {path}")

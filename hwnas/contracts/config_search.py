@@ -56,6 +56,9 @@ class SearchConfig(Frozen):
     # how a target penalises (hwnas.nas.objective): absolute |E/T - 1| or hinge max(0, E/T - 1);
     # None: absolute with one table, hinge with several (resolved below)
     target_form: Literal["absolute", "hinge"] | None = None
+    # with targets: the argmax network brought under every device's target by the swaps that give up the least
+    # alpha per ms (hwnas.nas.target_hold); off: the argmax as it is, which can land above the target
+    hold_target: bool = True
     entropy_weight: float = Field(0.05, ge=0)
     entropy_growth: float = Field(100.0, ge=1)  # lambda ends this many times lambda0 (hwnas.nas.schedule)
     warmup_epochs: int | None = Field(None, ge=0)  # None: WARMUP_FRACTION of the epochs, resolved below

@@ -60,6 +60,8 @@ from hwnas.runs.rundir import RunDir
 from hwnas.nas.schedule import CosinePlan, EntropyPlan
 from hwnas.contracts.space import Architecture, SearchSpace, freeze
 from hwnas.nas.supernet import alpha_matrix, alphas, derive, draw_gumbel, stable_seed, to_supernet
+from hwnas.nas.target_hold import Budget, Swap, hold_target
+from hwnas.tables.latency_table import fixed_ms
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +317,7 @@ class Search:
             entropy = float(normalised_entropy(alpha, self.objective.latency.mask))
             expected = float(self.objective.latency.expected_ms(alpha))
         p.history.append({"epoch": p.epoch, "alphas": alphas(self.net), "entropy": entropy})
-        arch = derive(self.net, self.space.name)
+        arch, _ = self.derived_arch()
         scores = self.validate(arch)
         row = {"epoch": p.epoch, "searching": int(p.epoch >= c.warmup_epochs),
                "lambda": self.lam() if p.epoch >= c.warmup_epochs else 0.0, "lr": self.weight_lr.at(p.global_step - 1)}
@@ -337,6 +339,17 @@ class Search:
             out[f"expected_ms:{d.name}"] = float(cost.model.expected_ms(alpha))
             out[f"derived_ms:{d.name}"] = predict_ms(d.table, self.positions, self.fixed, arch)
         return out
+
+    def derived_arch(self) -> tuple[Architecture, list[Swap]]:
+        """The network the search derives: the argmax at every position, then (with targets and `hold_target`)
+        the swaps that bring it under every device's target (`hwnas.nas.target_hold`)."""
+        arch = derive(self.net, self.space.name)
+        budgets = [Budget(d.name, d.table, d.target_ms, fixed_ms(d.table, self.fixed))
+                   for d in self.devices if d.target_ms is not None]
+        if not (self.config.hold_target and budgets):
+            return arch, []
+        shapes = {p.label: p.input_shape for p in self.positions}
+        return hold_target(arch, alphas(self.net), shapes, budgets)
 
     def derived_network(self, arch: Architecture) -> nn.Module:
         """The derived network from a copy of the super-net, BatchNorm recalibrated on training batches."""

@@ -21,14 +21,15 @@ from hwnas.runs.io import atomic_write_text
 from hwnas.contracts.latency import predict_ms
 from hwnas.runs.rows import write_rows
 from hwnas.contracts.space import Architecture
-from hwnas.nas.supernet import alphas, derive, mixed_choices
+from hwnas.nas.supernet import alphas, mixed_choices
 from hwnas.nas.target_gap import target_notes
 
 if TYPE_CHECKING:
     from hwnas.nas.search_loop import Search
 
 
-def summary(search: Search, arch: Architecture, scores: dict[str, float] | None) -> dict[str, Any]:
+def summary(search: Search, arch: Architecture, scores: dict[str, float] | None,
+            held: list | None = None) -> dict[str, Any]:
     c, p, lat = search.config, search.progress, search.objective.latency
     chosen = alphas(search.net)
     firsts = {pos.candidates[0] for pos in search.positions}
@@ -66,6 +67,8 @@ def summary(search: Search, arch: Architecture, scores: dict[str, float] | None)
         "combine": c.combine,
         "devices": devices,
         "target_notes": target_notes(devices, c.latency_weight),
+        # the argmax positions changed to hold the target (hwnas.nas.target_hold); empty: the argmax network
+        "target_swaps": [swap.as_dict() for swap in held or []],
         **collapse_summary(arch, search.positions, search.objective.devices[0], c.latency_weight),
     }
 
@@ -90,7 +93,7 @@ def write_outputs(search: Search, plots: bool = True) -> dict[str, Any] | None:
     if not search.writer:
         return None
     p, folder = search.progress, search.folder
-    arch = derive(search.net, search.space.name)
+    arch, held = search.derived_arch()
     arch.save(folder.arch)
     write_alpha_history(folder.alpha_history, p.history)
     write_rows(folder.metrics, p.metrics)
@@ -99,7 +102,7 @@ def write_outputs(search: Search, plots: bool = True) -> dict[str, Any] | None:
         plot_alpha(folder.alpha_png, p.history, title=title)
         plot_entropy(folder.entropy_png, p.history)
     scores = {k.removeprefix("val_"): v for k, v in p.metrics[-1].items() if k.startswith("val_")} if p.metrics else None
-    result = summary(search, arch, scores)
+    result = summary(search, arch, scores, held)
     atomic_write_text(folder.summary, json.dumps(result, indent=2) + "\n")
     return result
 

@@ -37,7 +37,7 @@ from hwnas.nas.search_setup import (  # re-exported
     resolve_config, run_devices,
 )
 from hwnas.contracts.space import Architecture
-from hwnas.nas.supernet import derive
+
 from hwnas.contracts.task import make_task, resolve_task
 
 __all__ = [
@@ -118,5 +118,5 @@ def run_search(
         summary["seconds"] = round(time.perf_counter() - start, 3)
         if run.writer:
             atomic_write_text(run.folder.summary, json.dumps(summary, indent=2) + "\n")
-        return SearchResult(run.folder.root, derive(search.net, space.name), summary)
+        return SearchResult(run.folder.root, search.derived_arch()[0], summary)
 

@@ -240,3 +240,28 @@ def test_a_config_file_with_an_unknown_setting_is_refused_in_one_line(env, monke
     code, out, err = cli("search", "--config", tmp_path / "c.yaml", "--out", tmp_path / "x")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "unknown setting 'epoch'" in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_a_target_is_held_by_swapping_the_cheapest_alphas(hold, searched, monkeypatch, capsys, tmp_path, cli):
+    """A target is a soft term: held loosely (here not at all, mu 0) the argmax lands above it. By default the
+    derived network is brought under it, and summary.json names each swap; --no-hold-target keeps the argmax."""
+    run, report = searched
+    target = round(0.9 * report["base_ms"], 6)  # base = all-naf, the argmax of untrained logits; all-cbr ~0.8x
+    args = ["search", "--lut", run / "lut.csv", "--crop", "16", "--batch-size", "2", "--steps-per-epoch", "1",
+            "--epochs", "1", "--warmup-epochs", "1", "--latency-weight", "0", "--target-ms", target,
+            "--out", tmp_path / "s", "--json"]
+    code, out, err = cli(*args, *([] if hold else ["--no-hold-target"]))
+    text = cli(*[a for a in args if a != "--json"], "--resume", *([] if hold else ["--no-hold-target"]))[1]
+    assert ("held the target:" in text) == hold
+    assert code == 0, err
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    if hold:
+        assert summary["predicted_ms"] <= target and summary["target_swaps"]
+        assert summary["target_notes"] == [] or "below" in summary["target_notes"][0]
+        assert {s["position"] for s in summary["target_swaps"]} <= set(summary["choices"])
+        arch = json.loads((tmp_path / "s" / "arch.json").read_text())
+        assert {k: v["candidate"] for k, v in summary["choices"].items()} == arch["choices"]
+    else:
+        assert summary["predicted_ms"] > target and summary["target_swaps"] == []
+        assert "above the target" in summary["target_notes"][0]
