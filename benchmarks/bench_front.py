@@ -413,8 +413,60 @@ def stage_front_latency(args, runner: Runner) -> None:
     time_networks(args, networks, list(groups.values()), f"{NAME}_latency")
 
 
+def stage_hold(args, runner: Runner) -> None:
+    """What holding the target (`hwnas.nas.target_hold`, the default since these searches ran) makes of each
+    recorded search: its final alphas and table, the argmax network and the held one, predicted. Rows:
+    `results/front_hold.csv` (written anew; no training, no timing)."""
+    rows = [hold_row(run) for run in sorted(args.workdir.glob("sweep-*x/mu-*-seed*")) if (run / "summary.json").exists()]
+    if not rows:
+        raise SystemExit(f"error: no finished search under {rel(args.workdir)}/sweep-*x; run the front stage first.")
+    path = args.results / f"{NAME}_hold.csv"
+    path.unlink(missing_ok=True)
+    with common.record_run(f"{NAME}_hold", settings={"source": rel(args.workdir)}, results_dir=args.results):
+        for row in rows:
+            common.append_row(path, row)
+            logger.info("%s seed %s: argmax %+.1f%%, held %+.1f%% of the target, %d swap(s)", row["target"], row["seed"],
+                        row["argmax_off_pct"], row["held_off_pct"], row["swaps"])
+
+
+def hold_row(run: Path) -> dict:
+    """One search's argmax and held network against its target (from its summary, alpha history, table and config)."""
+    import json
+
+    from hwnas.contracts.config import SearchConfig
+    from hwnas.contracts.latency import LatencyTable
+    from hwnas.contracts.space import Architecture
+    from hwnas.nas.target_hold import Budget, hold_target, predicted
+    from hwnas.tables.latency_table import fixed_ms
+
+    import torch
+    import yaml
+
+    summary = json.loads((run / "summary.json").read_text())
+    config = SearchConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
+    space, table = config.spec.create(), LatencyTable.load(run / "lut.csv")
+    positions = space.positions(config.image_size)
+    with torch.device("meta"):
+        fixed = space.fixed_units(config.image_size)
+    history = common.read_rows(run / "alpha_history.csv")
+    last = max(int(r["epoch"]) for r in history)
+    alphas: dict[str, dict[str, float]] = {}
+    for r in history:
+        if int(r["epoch"]) == last:
+            alphas.setdefault(r["position"], {})[r["candidate"]] = float(r["alpha"])
+    argmax = Architecture(space=space.name, choices={k: v["candidate"] for k, v in summary["choices"].items()})
+    budget = Budget("cpu", table, summary["target_ms"], fixed_ms(table, fixed))
+    shapes = {p.label: p.input_shape for p in positions}
+    held, swaps = hold_target(argmax, alphas, shapes, [budget])
+    off = lambda arch: 100 * (predicted(arch.choices, shapes, budget) / budget.target_ms - 1)  # noqa: E731
+    return {"target": run.parent.name.removeprefix("sweep-"), "seed": config.seed, "target_ms": round(budget.target_ms, 4),
+            "argmax_ms": round(predicted(argmax.choices, shapes, budget), 4), "argmax_off_pct": round(off(argmax), 2),
+            "held_ms": round(predicted(held.choices, shapes, budget), 4), "held_off_pct": round(off(held), 2),
+            "swaps": len(swaps), "moves": "; ".join(f"{w.position} {w.before}->{w.after}" for w in swaps)}
+
+
 STAGES = {"plateau": stage_plateau, "uniform": stage_uniform, "latency": stage_latency, "lut": stage_lut,
-          "front": stage_front, "front_latency": stage_front_latency}
+          "front": stage_front, "front_latency": stage_front_latency, "hold": stage_hold}
 
 
 def main() -> None:

@@ -401,6 +401,23 @@ def front_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-SECTIONS = {"calibration": calibration_section, "front_uniform_latency": uniform_latency_section,
+def hold_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """Each front search's argmax network and the network holding its target derives (`bench_front.py hold`)."""
+    s = Section("Holding the target: each front search's argmax network and the held one (front_hold.csv)")
+    s.body += ["The six front searches ran before `hwnas search` held its target (`hwnas.nas.target_hold`, now the "
+               "default): their derived networks are the argmax, predicted from 12% below to 12% above the target. "
+               "Replayed on each search's final alphas and table (predicted latency, no training): the swaps that give "
+               "up the least alpha per ms bring every network under its target, and what they saved beyond need is "
+               "spent back on higher-alpha candidates. The held networks were not trained: the front's rows are the "
+               "argmax networks'.", ""]
+    rows = [[r.target, int(r.seed), fmt(r.target_ms, 1), fmt(r.argmax_ms, 1), f"{r.argmax_off_pct:+.1f}%",
+             fmt(r.held_ms, 1), f"{r.held_off_pct:+.1f}%", r.moves if isinstance(r.moves, str) else "-"]
+            for r in df.itertuples()]
+    s.body += [md_table(["target", "seed", "target ms", "argmax ms", "argmax vs target", "held ms", "held vs target",
+                         "positions changed"], rows), ""]
+    return s
+
+
+SECTIONS = {"calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
             "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section,
             "front_latency": front_latency_section}

@@ -5,7 +5,9 @@ front searches at mu 0.1 landed from 12% below to 12% above theirs). A user who 
 53 ms wants a network of at most 53 ms. After the argmax, while some device's prediction
 exceeds its target, the cheapest swap in alpha is made: at one position, a candidate that
 is faster on the device furthest over, chosen by the least log-alpha given up per ms
-saved there (the super-net's own ranking decides what to give up). Positions already
+saved there (the super-net's own ranking decides what to give up). A large saving can
+overshoot, so what the swaps saved beyond need is then spent back: positions move to
+candidates of higher alpha while every device stays at or under its target. Positions already
 under budget are left alone: the argmax is what the search chose, and a swap upward
 would contradict its alphas.
 """
@@ -46,20 +48,21 @@ class Swap:
 
 def hold_target(arch: Architecture, alphas: Mapping[str, Mapping[str, float]], shapes: Mapping[str, tuple],
                 budgets: Sequence[Budget]) -> tuple[Architecture, list[Swap]]:
-    """`arch` with the fewest-alpha-cost swaps that bring every budget's prediction to its target or below
-    (`alphas`: position -> candidate -> alpha; `shapes`: position -> its input shape). Where even the fastest
-    candidate everywhere stays over, the fastest network is returned: the warning before the search says why."""
+    """`arch` brought to every budget's target or below (`alphas`: position -> candidate -> alpha; `shapes`:
+    position -> its input shape), and the positions changed from it. Where even the fastest candidate everywhere
+    stays over, the fastest network is returned: the warning before the search says why."""
     choices = dict(arch.choices)
-    swaps: list[Swap] = []
-    while True:
-        over = _furthest_over(choices, shapes, budgets)
-        if over is None:
-            break
-        swap = _best_swap(choices, alphas, shapes, over, budgets)
+    while (over := _furthest_over(choices, shapes, budgets)) is not None:
+        swap = _cheapest_per_ms(choices, alphas, shapes, over, budgets)
         if swap is None:
             break  # nothing left to give on that device
-        choices[swap.position] = swap.after
-        swaps.append(swap)
+        choices[swap[0]] = swap[1]
+    if _furthest_over(choices, shapes, budgets) is None:
+        _reclaim(choices, alphas, shapes, budgets)
+    first = budgets[0]
+    swaps = [Swap(label, was, choices[label], first.table.ms(was, shapes[label]) - first.table.ms(choices[label], shapes[label]),
+                  alphas[label][was], alphas[label][choices[label]])
+             for label, was in arch.choices.items() if choices[label] != was]
     return Architecture(space=arch.space, choices=choices), swaps
 
 
@@ -73,21 +76,37 @@ def _furthest_over(choices, shapes, budgets: Sequence[Budget]) -> Budget | None:
     return worst[1] if worst is not None and worst[0] > 1.0 else None
 
 
-def _best_swap(choices, alphas, shapes, budget: Budget, budgets: Sequence[Budget]) -> Swap | None:
-    """The swap on `budget` (the device furthest over) that gives up the least log-alpha per ms saved there, among
-    those that push no other device further over its target (so two devices cannot undo each other's swaps)."""
-    best, best_cost = None, math.inf
+def _cheapest_per_ms(choices, alphas, shapes, budget: Budget, budgets: Sequence[Budget]) -> tuple[str, str] | None:
+    """The (position, candidate) on `budget` (the device furthest over) that gives up the least log-alpha per ms
+    saved there, among those that push no other device further over its target (so two devices cannot undo each
+    other's swaps)."""
     others = [(b, predicted(choices, shapes, b)) for b in budgets if b is not budget]
+    best, best_cost = None, math.inf
     for label, current in choices.items():
         now = budget.table.ms(current, shapes[label])
         for name, alpha in alphas[label].items():
             saved = now - budget.table.ms(name, shapes[label])
             if name == current or saved <= 0 or not _harmless(label, current, name, shapes, others):
                 continue
-            cost = (_log(alphas[label][current]) - _log(alpha)) / saved  # alpha given up per ms saved
+            cost = (_log(alphas[label][current]) - _log(alpha)) / saved
             if cost < best_cost:
-                best, best_cost = Swap(label, current, name, saved, alphas[label][current], alpha), cost
+                best, best_cost = (label, name), cost
     return best
+
+
+def _reclaim(choices, alphas, shapes, budgets: Sequence[Budget]) -> None:
+    """Spend what the swaps saved beyond need: while some position can move to a candidate of higher alpha with
+    every device still at or under its target, make the move that gains the most alpha (never past the argmax)."""
+    while True:
+        best, best_gain = None, 0.0
+        for label, current in choices.items():
+            for name, alpha in alphas[label].items():
+                gain = _log(alpha) - _log(alphas[label][current])
+                if gain > best_gain and _furthest_over({**choices, label: name}, shapes, budgets) is None:
+                    best, best_gain = (label, name), gain
+        if best is None:
+            return
+        choices[best[0]] = best[1]
 
 
 def _harmless(label, current, name, shapes, others) -> bool:

@@ -185,3 +185,17 @@ def test_front_latency_section_takes_all_naf_alone_as_the_reference(report, tmp_
     text = report.render(results, tmp_path / "RESULTS.md")
     line = next(x for x in text.splitlines() if "| random-0.6x-1 |" in x)
     assert line.rstrip(" |").endswith("0.60x")  # 60/100: all-naf_bn is not all-naf
+
+
+def test_hold_section_sets_each_search_s_argmax_beside_the_held_network(report, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    write(results / "front_hold.csv", [
+        {"target": "0.6x", "seed": 1, "target_ms": 42.8, "argmax_ms": 48.05, "argmax_off_pct": 12.28, "held_ms": 39.9,
+         "held_off_pct": -6.79, "swaps": 1, "moves": "dec0.0 naf->cbr_e4"},
+        {"target": "0.75x", "seed": 0, "target_ms": 53.5, "argmax_ms": 47.2, "argmax_off_pct": -11.73, "held_ms": 47.2,
+         "held_off_pct": -11.73, "swaps": 0, "moves": ""}])
+    assert report.main(["--results", str(results), "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    assert "| 0.6x | 1 | 42.8 | 48.0 | +12.3% | 39.9 | -6.8% | dec0.0 naf->cbr_e4 |" in text
+    assert "| 0.75x | 0 | 53.5 | 47.2 | -11.7% | 47.2 | -11.7% | - |" in text
