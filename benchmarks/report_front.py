@@ -410,11 +410,23 @@ def hold_section(df, meta: dict, results: Path, out: Path) -> Section:
                "up the least alpha per ms bring every network under its target, and what they saved beyond need is "
                "spent back on higher-alpha candidates. The held networks were not trained: the front's rows are the "
                "argmax networks'.", ""]
-    rows = [[r.target, int(r.seed), fmt(r.target_ms, 1), fmt(r.argmax_ms, 1), f"{r.argmax_off_pct:+.1f}%",
-             fmt(r.held_ms, 1), f"{r.held_off_pct:+.1f}%", r.moves if isinstance(r.moves, str) else "-"]
-            for r in df.itertuples()]
+    scored = "held_cbsd68_s25_psnr" in df
+    if scored:
+        s.body[-2] = s.body[-2].replace("The held networks were not trained: the front's rows are the argmax networks'.",
+                                        "Where holding changed a network, `bench_front.py held` fine-tuned it as its "
+                                        "argmax network was (same config, same budget) and scored both with the same "
+                                        "`hwnas eval`; the front's rows stay the argmax networks'.")
+    rows = []
+    for r in df.itertuples():
+        row = [r.target, int(r.seed), fmt(r.target_ms, 1), fmt(r.argmax_ms, 1), f"{r.argmax_off_pct:+.1f}%",
+               fmt(r.held_ms, 1), f"{r.held_off_pct:+.1f}%", r.moves if isinstance(r.moves, str) else "-"]
+        if scored:
+            held, argmax = getattr(r, "held_cbsd68_s25_psnr"), getattr(r, "argmax_cbsd68_s25_psnr")
+            row += ["-", "-", "-"] if held != held else [fmt(argmax, 2), fmt(held, 2), f"{held - argmax:+.2f}"]
+        rows.append(row)
     s.body += [md_table(["target", "seed", "target ms", "argmax ms", "argmax vs target", "held ms", "held vs target",
-                         "positions changed"], rows), ""]
+                         "positions changed", *(["argmax CBSD68 s25", "held CBSD68 s25", "held - argmax dB"] if scored else [])],
+                        rows), ""]
     return s
 
 
