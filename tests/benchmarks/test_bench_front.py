@@ -104,3 +104,35 @@ def test_the_int8_quality_stage_finds_the_fine_tuned_searched_network_and_the_ba
     nets = int8.trained_networks(args)
     assert list(nets) == ["int8-searched-s0", "all-naf-s0"]  # all-cbr_e4 not trained here: left out
     assert nets["int8-searched-s0"] == sweep / "mu-0.1-target0.4x-seed0" / "finetune" / "model.pt"
+
+
+def test_held_fine_tunes_a_changed_network_as_its_argmax_was_and_scores_both(bf, tmp_path):
+    results, search = tmp_path / "results", tmp_path / "sweep-0.6x" / "mu-0.1-target0.6x-seed1"
+    results.mkdir()
+    (search / "finetune").mkdir(parents=True)
+    write(results / "front_hold.csv", [
+        {"target": "0.6x", "seed": 1, "swaps": 1, "search": str(search), "held_arch": json.dumps({"enc0.0": "cbr"})},
+        {"target": "0.75x", "seed": 0, "swaps": 0, "search": str(tmp_path / "other"), "held_arch": "{}"}])
+    asked = []
+
+    class FakeRunner:
+        def hwnas(self, command, *args, log):
+            asked.append((command, *map(str, args)))
+            out = Path(args[args.index("--out") + 1])
+            out = out if out.is_absolute() else bf.ROOT / out
+            if command == "train":
+                out.mkdir(parents=True)
+                (out / "model.pt").write_bytes(b"")
+                write(out / "metrics.csv", [{"steps": 4500, "train_seconds": 900.0}])
+            else:  # eval: the held network scores 0.1 dB under its argmax
+                held = "finetune-held" in args[args.index("--model") + 1]
+                write(out, [{"dataset": d, "sigma": 25, "psnr": 30.7 - 0.1 * held + (d == "Kodak24"), "ssim": 0.8}
+                            for d in ("CBSD68", "Kodak24")])
+
+    bf.stage_held(Namespace(results=results, workdir=tmp_path, jobs=1), FakeRunner())
+    train = next(a for a in asked if a[0] == "train")
+    assert train[train.index("--config") + 1].endswith("finetune/config.yaml")
+    assert json.loads((search / "held-arch.json").read_text())["choices"] == {"enc0.0": "cbr"}
+    rows = list(csv.DictReader(open(results / "front_hold.csv", newline="")))
+    assert float(rows[0]["held_cbsd68_s25_psnr"]) == 30.6 and float(rows[0]["argmax_kodak24_s25_psnr"]) == 31.7
+    assert rows[1]["held_cbsd68_s25_psnr"] == "" and sum(a[0] == "train" for a in asked) == 1  # nothing changed: not trained
