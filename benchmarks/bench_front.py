@@ -38,7 +38,13 @@ training run takes minutes on 2 cores, in stages that each resume where they sto
    rebuilt untrained from its spec and architecture and timed end to end in the same
    interleaved rounds as stage 3 (`time_networks`), LATENCY_REPEATS times, quiet machine
    only. Rows: `results/front_latency.csv`.
-7. `report` (via report.py): the plateau and ranking tables, and the front against its goals.
+7. `hold`: what holding the target (`hwnas.nas.target_hold`, the default since the fronts
+   ran) makes of each recorded search, from its final alphas and table: the argmax and the
+   held network, predicted, against the target. Rows: `results/front_hold.csv` (no training).
+8. `held`: each held network that differs from its argmax fine-tuned as the argmax was (its
+   finetune/config.yaml, the held architecture), both scored by the same `hwnas eval` on
+   CBSD68 and Kodak24 at sigma 25; columns added to `results/front_hold.csv`.
+9. `report` (via report.py): the plateau and ranking tables, and the front against its goals.
 
 A session of ~3 hours keeps for certain only what is committed (benchmarks/work/ may be
 wiped between sessions; on 2026-12-06 it survived one), so each stage finishes within one:
