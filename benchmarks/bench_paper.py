@@ -57,7 +57,9 @@ TARGET_FRACTION = 0.42  # of the all-naf prediction; under 0.5 leaves room for t
 COMMIT_LENGTHS = ((3, 20), (5, 30), (10, 30), (15, 40))  # (epochs, steps per epoch): 60 to 600 steps
 THREADS = 2  # torch threads; ONNX Runtime tables and timings use 2 intra-op threads as well
 BASE = "naf"
-NETWORKS = ("searched", "naf-s0", "naf-s1", "naf-wall")
+UNIFORM_TWIN = "cbr"  # the headline search derived all-cbr: the same network trained from scratch sits beside it
+NETWORKS = ("searched", "naf-s0", "naf-s1", "naf-wall", f"{UNIFORM_TWIN}-s0")
+NEEDS_SEARCH = ("searched", "naf-wall")  # the others train from scratch and need no search
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -142,17 +144,19 @@ def equal_updates() -> int:
 
 def stage_train(args, runner: Runner) -> None:
     work = args.workdir
-    if not search_finished(work / "search"):
-        raise SystemExit("error: the search has not finished; run the `search` stage first.")
-    for name in wanted(args):
+    names = wanted(args)
+    if set(names) & set(NEEDS_SEARCH) and not search_finished(work / "search"):
+        raise SystemExit("error: the search has not finished; run the `search` stage first "
+                         f"(or train only {', '.join(n for n in NETWORKS if n not in NEEDS_SEARCH)}).")
+    for name in names:
         if name == "searched":
             train(runner, work / "train" / name, "--init-from", rel(work / "search"), epochs=FT_EPOCHS, steps=FT_STEPS)
         elif name == "naf-wall":
             wall = equal_wallclock_steps(work)
             train(runner, work / "train" / name, "--preset", PRESET, "--uniform", BASE,
                   epochs=max(1, wall // FT_STEPS), steps=FT_STEPS, seed=0)
-        else:  # naf-s0, naf-s1: as many weight updates as the searched network received
-            train(runner, work / "train" / name, "--preset", PRESET, "--uniform", BASE,
+        else:  # naf-s0, naf-s1, cbr-s0: as many weight updates as the searched network received
+            train(runner, work / "train" / name, "--preset", PRESET, "--uniform", name.rsplit("-", 1)[0],
                   epochs=equal_updates() // FT_STEPS, steps=FT_STEPS, seed=int(name[-1]))
 
 
@@ -326,52 +330,70 @@ def commit_lengths(args) -> list[tuple[int, int]]:
 # -- stage 6: collecting ------------------------------------------------------------------
 
 def stage_report(args, runner: Runner) -> None:
-    from hwnas.tables.cost import count_macs, count_params
-    from hwnas.deploy.modelfile import load_model
-    from hwnas.contracts.space import freeze
-
+    """paper.csv from every network evaluated in the workdir; the rows of networks not evaluated there (a workdir
+    that holds only some of them) are kept as they were. The search's settings go to the sidecar when it is here."""
     work = args.workdir
-    s = summary(work / "search")
-    rows = []
-    for name in NETWORKS:
-        path = work / "eval" / f"{name}.csv"
-        if not path.exists():
-            continue
-        model = load_model(work / "train" / name / "model.pt")
-        net = freeze(model.spec.create(), model.arch)
-        steps, seconds = train_record(work / "train" / name)
-        searched = name == "searched"
-        for r in csv.DictReader(open(path, newline="")):
-            rows.append({"network": name, "dataset": r["dataset"], "sigma": r["sigma"], "psnr": float(r["psnr"]),
-                         "ssim": float(r["ssim"]), "images": r["images"], "params": count_params(net),
-                         "gmacs": round(count_macs(net, (1, 3, IMAGE_SIZE, IMAGE_SIZE)) / 1e9, 4),
-                         "predicted_ms": s["predicted_ms"] if searched else s["base_ms"],
-                         "search_steps": SEARCH_EPOCHS * SEARCH_STEPS if searched else 0,
-                         "train_steps": steps, "weight_updates": steps + (SEARCH_EPOCHS * SEARCH_STEPS if searched else 0),
-                         "train_seconds": round(seconds, 1),
-                         "search_seconds": round(float(s["seconds"]), 1) if searched else 0,
-                         "seed": 1 if name == "naf-s1" else 0, "crop": CROP, "batch": BATCH})
-    if rows:
+    meta = getattr(args, "record", None) or common.read_meta(NAME, args.results)  # inside `record_run`: its own record
+    s = summary(work / "search") if search_finished(work / "search") else None
+    recorded = (s and {"predicted_ms": s["predicted_ms"], "base_ms": s["base_ms"], "seconds": s["seconds"],
+                       "choices": {k: v["candidate"] for k, v in s["choices"].items()}}) \
+        or meta.get("settings", {}).get("search", {})
+    fresh = [row for name in NETWORKS for row in network_rows(work, name, recorded)]
+    if fresh:
         path = args.results / f"{NAME}.csv"
+        rows = merged_rows(common.read_rows(path), fresh)
         path.unlink(missing_ok=True)
         for row in rows:
             common.append_row(path, row)
-    # Inside `record_run` (main), its own record is what gets written at the end: update that one.
-    meta = getattr(args, "record", None) or common.read_meta(NAME, args.results)
-    meta.setdefault("settings", {}).update({
-        "search": {"mode": "sampled", "epochs": SEARCH_EPOCHS, "steps_per_epoch": SEARCH_STEPS, "crop": CROP,
-                   "batch": BATCH, "target_ms": s["target_ms"], "target_fraction": TARGET_FRACTION,
-                   "base_ms": s["base_ms"], "predicted_ms": s["predicted_ms"], "commitment": s["commitment"],
-                   "arch_lr": s["arch_lr"], "warmup_epochs": s["warmup_epochs"], "choices":
-                   {k: v["candidate"] for k, v in s["choices"].items()}},
-        "fine_tune": {"epochs": FT_EPOCHS, "steps_per_epoch": FT_STEPS},
-        "train_data": "CBSD432", "train_sigma": TRAIN_SIGMA, "test": ["CBSD68", "Kodak24"], "sigmas": SIGMAS,
-        "threads": THREADS, "commands": logged_commands(work),
-    })
+    settings = meta.setdefault("settings", {})
+    if s is not None:
+        settings["search"] = {
+            "mode": "sampled", "epochs": SEARCH_EPOCHS, "steps_per_epoch": SEARCH_STEPS, "crop": CROP, "batch": BATCH,
+            "target_ms": s["target_ms"], "target_fraction": TARGET_FRACTION, "base_ms": s["base_ms"],
+            "predicted_ms": s["predicted_ms"], "commitment": s["commitment"], "arch_lr": s["arch_lr"],
+            "warmup_epochs": s["warmup_epochs"], "choices": recorded["choices"]}
+    settings.update({"fine_tune": {"epochs": FT_EPOCHS, "steps_per_epoch": FT_STEPS}, "train_data": "CBSD432",
+                     "train_sigma": TRAIN_SIGMA, "test": ["CBSD68", "Kodak24"], "sigmas": SIGMAS, "threads": THREADS})
+    settings["commands"] = list(dict.fromkeys([*settings.get("commands", []), *logged_commands(work)]))
     if (work / "step_times.json").exists():  # the equal-wall-clock plan, whether or not naf-wall has run
-        meta["settings"]["naf_wall"] = {"steps": equal_wallclock_steps(work), "equal_updates": equal_updates(),
-                                        "step_times": json.loads((work / "step_times.json").read_text())}
+        settings["naf_wall"] = {"steps": equal_wallclock_steps(work), "equal_updates": equal_updates(),
+                                "step_times": json.loads((work / "step_times.json").read_text())}
     common.write_meta(NAME, meta, args.results)
+
+
+def merged_rows(before: list[dict], fresh: list[dict]) -> list[dict]:
+    """paper.csv's rows: those of networks `fresh` does not measure again, kept in their order, then `fresh`."""
+    names = {row["network"] for row in fresh}
+    return [row for row in before if row["network"] not in names] + fresh
+
+
+def network_rows(work: Path, name: str, search: dict) -> list[dict]:
+    """paper.csv's rows of one network evaluated in `work` ([] if it was not); `search`: the search's
+    predicted_ms, base_ms, seconds and choices (a uniform network's prediction is known when the search
+    derived that same network)."""
+    from hwnas.deploy.modelfile import load_model
+    from hwnas.contracts.space import freeze
+    from hwnas.tables.cost import count_macs, count_params
+
+    path = work / "eval" / f"{name}.csv"
+    if not path.exists():
+        return []
+    model = load_model(work / "train" / name / "model.pt")
+    net = freeze(model.spec.create(), model.arch)
+    steps, seconds = train_record(work / "train" / name)
+    searched = name == "searched"
+    candidate = name.rsplit("-", 1)[0]
+    twin = set(search.get("choices", {}).values()) == {candidate}
+    predicted = search.get("predicted_ms", "") if searched or twin else search.get("base_ms", "") if candidate == BASE else ""
+    params, gmacs = count_params(net), round(count_macs(net, (1, 3, IMAGE_SIZE, IMAGE_SIZE)) / 1e9, 4)
+    return [{"network": name, "dataset": r["dataset"], "sigma": r["sigma"], "psnr": float(r["psnr"]),
+             "ssim": float(r["ssim"]), "images": r["images"], "params": params, "gmacs": gmacs, "predicted_ms": predicted,
+             "search_steps": SEARCH_EPOCHS * SEARCH_STEPS if searched else 0, "train_steps": steps,
+             "weight_updates": steps + (SEARCH_EPOCHS * SEARCH_STEPS if searched else 0),
+             "train_seconds": round(seconds, 1),
+             "search_seconds": round(float(search.get("seconds", 0)), 1) if searched else 0,
+             "seed": int(name[-1]) if name[-1].isdigit() else 0, "crop": CROP, "batch": BATCH}
+            for r in csv.DictReader(open(path, newline=""))]
 
 
 def logged_commands(work: Path) -> list[str]:

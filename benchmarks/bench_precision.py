@@ -43,7 +43,7 @@ NAME = "precision"
 SPACE, PRESET, IMAGE_SIZE, THREADS = "nafnet-unet", "paper", 256, 2
 CANDIDATES = ("naf", "naf_bn", "naf_bn_lite", "cbr")
 UNIFORM = ("naf", "naf_bn", "cbr")  # the issue's networks, besides the searched one
-TRAINED = ("searched", "naf-s0")  # trained in the paper benchmark
+TRAINED = ("searched", "naf-s0", "cbr-s0")  # trained in the paper benchmark (cbr-s0: the searched all-cbr from scratch)
 CALIBRATION = DATASETS / "CBSD432"
 TEST_DATA = (DATASETS / "CBSD68", DATASETS / "Kodak24")
 SIGMA = 25
@@ -142,22 +142,46 @@ def stage_latency(args, runner: Runner) -> None:
 # -- stage 3: PSNR after post-training quantisation --------------------------------------------
 
 def stage_ptq(args, runner: Runner) -> None:
+    """Each trained network at each precision, once per training (`model`: its file's hash), with the export's
+    default calibration, recorded in `calibration` so rows of a former default stay apart from today's."""
     path = args.results / f"{NAME}_quality.csv"
-    done = common.done_keys(path, ["network", "precision"])
+    done = common.done_keys(path, ["network", "precision", "model"])
     for name in TRAINED:
         model = args.paper_work / "train" / name / "model.pt"
         if not model.exists():
             logger.warning("no trained %s at %s: skipped", name, model)
             continue
+        trained = model_id(model)
         for precision in PTQ_PRECISIONS:
-            if (name, precision) in done:
+            if (name, precision, trained) in done:
                 continue
-            rows = exported_scores(runner, model, precision, args.workdir / f"{name}-{precision}.onnx",
-                                   args.workdir / f"eval-{name}-{precision}.csv", calibration=CALIBRATION,
+            stem = f"{name}-{trained.removeprefix('sha256:')}-{precision}"  # no colon in file names
+            rows = exported_scores(runner, model, precision, args.workdir / f"{stem}.onnx",
+                                   args.workdir / f"eval-{stem}.csv", calibration=CALIBRATION,
                                    data=TEST_DATA, sigma=SIGMA)
+            export = _export_report(args, stem)
             for row in rows:
                 common.append_row(path, {"network": name, "precision": precision, **_eval_row(row),
-                                         "quant_psnr_db": _quant_psnr(args, name, precision)})
+                                         "quant_psnr_db": export.get("quant_psnr_db", ""), "model": trained,
+                                         "calibration": calibration_label(export)})
+
+
+def model_id(model: Path) -> str:
+    """`sha256:` and the first 12 hex digits of the model file's hash: which training a row measured (the prefix
+    keeps an all-digit hash from being read back as a number)."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(model.read_bytes()).hexdigest()[:12]
+
+
+def calibration_label(export: dict) -> str:
+    """How the export calibrated its activations, in words ("" for fp32)."""
+    if export.get("precision", "fp32") == "fp32" or "calibration_method" not in export:
+        return ""
+    weights = "per channel" if export.get("per_channel", True) else "per tensor"
+    kept = export.get("sixteen_bit") or []
+    extra = f", {len(kept)} activations kept at 16 bits" if kept else ""
+    return f"{export['calibration_method']}, weights {weights}, {export.get('calibration_count', '?')} inputs{extra}"
 
 
 def _eval_row(r: dict) -> dict:
@@ -165,17 +189,17 @@ def _eval_row(r: dict) -> dict:
             "ssim": r.get("ssim"), "images": r.get("images")}
 
 
-def _quant_psnr(args, name: str, precision: str) -> float | str:
-    """The export's own check: PSNR of the quantised file's outputs against PyTorch's (held-out inputs)."""
-    log = args.workdir / "logs" / f"export-{name}-{precision}.log"
-    if precision == "fp32" or not log.exists():
-        return ""
+def _export_report(args, stem: str) -> dict:
+    """The export's JSON summary from its log ({} when absent or unreadable): its own check of the quantised file's
+    outputs against PyTorch's (held-out inputs) and how it calibrated."""
+    log = args.workdir / "logs" / f"export-{stem}.log"
+    if not log.exists():
+        return {}
     text = log.read_text()
-    start = text.rfind("\n{")
     try:
-        return json.loads(text[start:text.rfind("}") + 1])["quant_psnr_db"]
-    except (ValueError, KeyError):
-        return ""
+        return json.loads(text[text.rfind("\n{") + 1:text.rfind("}") + 1])
+    except ValueError:
+        return {}
 
 
 # -- stage 4: the int8 table against whole int8 networks --------------------------------------

@@ -237,3 +237,57 @@ def test_provenance_does_not_call_a_run_without_an_end_record_running(report):
             {"command": "python benchmarks/bench_front.py latency", "status": "done", "started": "t1"}]
     lines = report.provenance({"runs": runs}, "front_uniform.csv")
     assert "(no end recorded: stopped, or still running, t0)" in lines[2] and "(done, t1)" in lines[3]
+
+
+def _precision_results(results: Path, quality: list[dict]) -> None:
+    results.mkdir()
+    write_csv(results / "precision_latency.csv", [
+        {"repeat": r, "precision": p, "network": n, "median_ms": ms, "load_1min": 0.5}
+        for r in range(2) for p, n, ms in (("fp32", "all-naf", 400.0), ("int8", "searched", 100.0))])
+    write_csv(results / "precision_quality.csv", quality)
+
+
+def _ptq_rows(network: str, model: str, calibration: str, fp32: float, int8: float) -> list[dict]:
+    return [{"network": network, "precision": p, "dataset": d, "sigma": 25, "psnr": v + (0.5 if d == "Kodak24" else 0),
+             "ssim": 0.8, "images": 1, "quant_psnr_db": "", "model": model, "calibration": c}
+            for p, v, c in (("fp32", fp32, ""), ("int8", int8, calibration)) for d in ("CBSD68", "Kodak24")]
+
+
+def test_precision_goal_judges_today_s_calibration_on_every_trained_network(report, tmp_path):
+    """Issue 24: rows of the former MinMax default stay on the page but no longer decide the goal; the worst
+    network and data set with today's default does."""
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    legacy = "minmax, weights per channel, 32 inputs (former default)"
+    today = "percentile, weights per channel, 32 inputs"
+    _precision_results(results, _ptq_rows("searched", "", legacy, 30.6, 30.0)
+                       + _ptq_rows("cbr-s0", "sha256:abc", today, 30.6, 30.45) + _ptq_rows("naf-s0", "sha256:def", today, 30.5, 30.25))
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "4.00x, 4.00x (every repeat), at most 0.25 dB lost (naf-s0, CBSD68) | met |" in text
+    assert f"| searched | - | {legacy} | CBSD68 | 30.60 | 30.00 | 0.60 |" in text  # shown, not judged
+
+
+def test_precision_goal_with_only_former_rows_says_how_to_measure_today_s(report, tmp_path):
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    _precision_results(results, _ptq_rows("searched", "", "minmax (former default)", 30.6, 30.0))
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    goals = page.read_text().split("## 1.")[0]
+    assert "0.60 dB lost (searched, CBSD68) | **MISSED** |" in goals
+    assert "bench_paper.py train --networks cbr-s0,naf-s0" in page.read_text()
+
+
+def test_a_collapsed_search_is_set_beside_the_same_network_trained_from_scratch(report, tmp_path):
+    """Issue 22 item 1: the paper section names the uniform twin's score, and the drop table compares against it."""
+    results, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    results.mkdir()
+    write_csv(results / "paper.csv", [
+        {"network": net, "params": p, "gmacs": 1.0, "weight_updates": 100, "dataset": "CBSD68", "sigma": 25,
+         "psnr": v, "ssim": 0.8} for net, p, v in (("searched", 1e6, 30.62), ("naf-s0", 2e6, 30.57), ("cbr-s0", 1e6, 30.70))])
+    (results / "paper.meta.json").write_text(json.dumps({"runs": [], "settings": {"search": {
+        "choices": {f"p{i}": "cbr" for i in range(4)}, "target_ms": 10.5, "predicted_ms": 10.0, "base_ms": 25.0,
+        "commitment": {}}}}))
+    assert report.main(["--results", str(results), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert ("all-cbr (`cbr-s0`) scores 30.70 dB on CBSD68 s=25 against the searched (inherited) copy's 30.62 dB, and "
+            "all-naf (naf-s0) 30.57 dB: what a user gets without a search is +0.08 dB from the searched result.") in text
+    assert "| cbr-s0 | 0.26 |" in text  # the drop table's row: (30.70 - 30.62) / 30.70
