@@ -140,7 +140,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true",
                    help="lut, latency, front_latency: time even on a busy machine (the rows say the load)")
     p.add_argument("--target", type=float, action="append",
-                   help=f"front: the target ratio to sweep (repeatable; default each of {', '.join(map(str, TARGETS))})")
+                   help=f"front, held: the target ratio to sweep or fine-tune (repeatable; default each of "
+                        f"{', '.join(map(str, TARGETS))})")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default: %(default)s)")
     return p.parse_args(argv)
 
@@ -487,7 +488,9 @@ def stage_held(args, runner: Runner) -> None:
 
     path = args.results / f"{NAME}_hold.csv"
     rows = common.read_rows(path)
-    todo = [r for r in rows if int(r["swaps"]) and not r.get("held_cbsd68_s25_psnr")]
+    wanted = {f"{t:g}x" for t in args.target or ()}  # --target: only those targets' networks
+    todo = [r for r in rows if int(r["swaps"]) and not r.get("held_cbsd68_s25_psnr")
+            and (not wanted or r["target"] in wanted)]
     if not rows:
         raise SystemExit("error: no held networks: run the hold stage first.")
 

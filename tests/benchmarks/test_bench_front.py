@@ -129,7 +129,9 @@ def test_held_fine_tunes_a_changed_network_as_its_argmax_was_and_scores_both(bf,
                 write(out, [{"dataset": d, "sigma": 25, "psnr": 30.7 - 0.1 * held + (d == "Kodak24"), "ssim": 0.8}
                             for d in ("CBSD68", "Kodak24")])
 
-    bf.stage_held(Namespace(results=results, workdir=tmp_path, jobs=1), FakeRunner())
+    bf.stage_held(Namespace(results=results, workdir=tmp_path, jobs=1, target=[0.75]), FakeRunner())
+    assert asked == []  # --target 0.75: only that target's networks, and 0.75x holds nothing
+    bf.stage_held(Namespace(results=results, workdir=tmp_path, jobs=1, target=None), FakeRunner())
     train = next(a for a in asked if a[0] == "train")
     assert train[train.index("--config") + 1].endswith("finetune/config.yaml")
     assert json.loads((search / "held-arch.json").read_text())["choices"] == {"enc0.0": "cbr"}
