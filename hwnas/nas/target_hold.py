@@ -7,9 +7,9 @@ exceeds its target, the cheapest swap in alpha is made: at one position, a candi
 is faster on the device furthest over, chosen by the least log-alpha given up per ms
 saved there (the super-net's own ranking decides what to give up). A large saving can
 overshoot, so what the swaps saved beyond need is then spent back: positions move to
-candidates of higher alpha while every device stays at or under its target. Positions already
-under budget are left alone: the argmax is what the search chose, and a swap upward
-would contradict its alphas.
+candidates of higher alpha (never past the argmax) while every device stays at or under
+its target. An argmax network already under every target is left as the search chose it:
+spending the rest of the budget would mean candidates its alphas rank lower.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Swap:
     position: str
     before: str
     after: str
-    saved_ms: float  # on the device that was furthest over
+    saved_ms: float  # on the first device
     alpha_before: float
     alpha_after: float
 
@@ -51,6 +51,8 @@ def hold_target(arch: Architecture, alphas: Mapping[str, Mapping[str, float]], s
     """`arch` brought to every budget's target or below (`alphas`: position -> candidate -> alpha; `shapes`:
     position -> its input shape), and the positions changed from it. Where even the fastest candidate everywhere
     stays over, the fastest network is returned: the warning before the search says why."""
+    if not budgets:
+        return arch, []
     choices = dict(arch.choices)
     while (over := _furthest_over(choices, shapes, budgets)) is not None:
         swap = _cheapest_per_ms(choices, alphas, shapes, over, budgets)
