@@ -48,7 +48,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAY_CHANGE_ON_RESUME = {"epochs", "threads", "prefetch"}  # a longer run; compute settings never change results
+MAY_CHANGE_ON_RESUME = {"epochs", "threads", "prefetch", "hold_target"}  # a longer run; compute settings never change
+# results; holding the target only changes which network is derived from the trained super-net
 IGNORED_ON_RESUME = {"lut", "tables", "device"}  # the run keeps its own copies of its tables (and the device recorded)
 
 

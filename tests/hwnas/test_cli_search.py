@@ -265,3 +265,7 @@ def test_a_target_is_held_by_swapping_the_cheapest_alphas(hold, searched, monkey
     else:
         assert summary["predicted_ms"] > target and summary["target_swaps"] == []
         assert "above the target" in summary["target_notes"][0]
+        # the finished run resumed with the target held: the same super-net, the held network derived from it
+        code, out, err = cli(*args, "--resume", "--hold-target")
+        assert code == 0, err
+        assert json.loads((tmp_path / "s" / "summary.json").read_text())["predicted_ms"] <= target
