@@ -362,9 +362,11 @@ def stage_report(args, runner: Runner) -> None:
 
 
 def merged_rows(before: list[dict], fresh: list[dict]) -> list[dict]:
-    """paper.csv's rows: those of networks `fresh` does not measure again, kept in their order, then `fresh`."""
+    """paper.csv's rows: those of networks `fresh` does not measure again, and `fresh`, in NETWORKS order."""
     names = {row["network"] for row in fresh}
-    return [row for row in before if row["network"] not in names] + fresh
+    rows = [row for row in before if row["network"] not in names] + fresh
+    order = {name: i for i, name in enumerate(NETWORKS)}
+    return sorted(rows, key=lambda row: order.get(row["network"], len(order)))  # stable: a network's rows stay in order
 
 
 def network_rows(work: Path, name: str, search: dict) -> list[dict]:

@@ -51,9 +51,10 @@ def test_exported_scores_in_fp32_needs_no_calibration(bq, tmp_path):
 def test_paper_report_keeps_the_rows_of_networks_not_measured_again(benchmark_script):
     """A workdir holding only some networks (the others trained in an earlier session) replaces only theirs."""
     paper = benchmark_script("bench_paper.py")
-    before = [{"network": "searched", "psnr": "30.62"}, {"network": "naf-s0", "psnr": "30.57"}]
+    before = [{"network": "searched", "psnr": "30.62"}, {"network": "naf-s0", "psnr": "30.57"},
+              {"network": "naf-s1", "psnr": "30.54"}]
     fresh = [{"network": "naf-s0", "psnr": 30.55}, {"network": "cbr-s0", "psnr": 30.54}]
-    assert paper.merged_rows(before, fresh) == [before[0], *fresh]
+    assert paper.merged_rows(before, fresh) == [before[0], fresh[0], before[2], fresh[1]]  # in NETWORKS order
 
 
 def test_paper_uniform_networks_train_without_a_search(benchmark_script, tmp_path):

@@ -288,6 +288,7 @@ def test_a_collapsed_search_is_set_beside_the_same_network_trained_from_scratch(
         "commitment": {}}}}))
     assert report.main(["--results", str(results), "--out", str(page)]) == 0
     text = page.read_text()
-    assert ("all-cbr (`cbr-s0`) scores 30.70 dB on CBSD68 s=25 against the searched (inherited) copy's 30.62 dB, and "
-            "all-naf (naf-s0) 30.57 dB: what a user gets without a search is +0.08 dB from the searched result.") in text
+    assert ("the same network (`cbr-s0`) scores 30.70 dB on CBSD68 s=25, the searched copy (super-net weights, then "
+            "fine-tuning) 30.62 dB: -0.08 dB, the search's whole contribution here, since the architecture is the one a "
+            "user picks without a search; all-naf (naf-s0) scores 30.57 dB.") in text
     assert "| cbr-s0 | 0.26 |" in text  # the drop table's row: (30.70 - 30.62) / 30.70
