@@ -37,7 +37,6 @@ from hwnas.nas.search_setup import (  # re-exported
     resolve_config, run_devices,
 )
 from hwnas.contracts.space import Architecture
-
 from hwnas.contracts.task import make_task, resolve_task
 
 __all__ = [
