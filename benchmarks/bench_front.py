@@ -170,6 +170,14 @@ def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: i
     runner.hwnas("train", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"train-{run.name}.log")
 
 
+def worst_image(run: Path, dataset: str, sigma: str) -> float | str:
+    """The lowest per-image PSNR of `score`'s evaluation of `run` on `dataset` at `sigma` ("" when not scored)."""
+    files = sorted(run.glob(f"eval-s{sigma}-*_per_image.csv"))
+    values = [float(r["psnr"]) for f in files[:1] for r in common.read_rows(f)
+              if r["dataset"] == dataset and r["sigma"] == sigma]
+    return round(min(values), 4) if values else ""
+
+
 def score(runner: Runner, run: Path, sigmas: str, datasets: tuple[Path, ...]) -> dict:
     """`hwnas eval` of a trained run (cached in the run folder): {dataset: {sigma: {psnr, ssim}}}."""
     out = run / f"eval-s{sigmas.replace(',', '_')}-{'_'.join(d.name for d in datasets)}.csv"
@@ -517,6 +525,11 @@ def stage_held(args, runner: Runner) -> None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(one, row) for row in todo]:
                 future.result()
+        for row in rows:  # a network that fails on one whole image (eval-mode BatchNorm) shows in its worst image
+            search = ROOT / row["search"]
+            for who, run in (("held", search / "finetune-held"), ("argmax", search / "finetune")):
+                if row.get(f"{who}_cbsd68_s25_psnr") and not row.get(f"{who}_cbsd68_s25_worst_image_psnr"):
+                    row[f"{who}_cbsd68_s25_worst_image_psnr"] = worst_image(run, "CBSD68", "25")
         path.unlink(missing_ok=True)
         for row in rows:
             common.append_row(path, row)

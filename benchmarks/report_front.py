@@ -422,11 +422,17 @@ def hold_section(df, meta: dict, results: Path, out: Path) -> Section:
                fmt(r.held_ms, 1), f"{r.held_off_pct:+.1f}%", r.moves if isinstance(r.moves, str) else "-"]
         if scored:
             held, argmax = getattr(r, "held_cbsd68_s25_psnr"), getattr(r, "argmax_cbsd68_s25_psnr")
-            row += ["-", "-", "-"] if held != held else [fmt(argmax, 2), fmt(held, 2), f"{held - argmax:+.2f}"]
+            worst = [getattr(r, f"{who}_cbsd68_s25_worst_image_psnr", float("nan")) for who in ("argmax", "held")]
+            row += ["-"] * 4 if held != held else [fmt(argmax, 2), fmt(held, 2), f"{held - argmax:+.2f}",
+                                                   " / ".join(fmt(w, 1) for w in worst)]
         rows.append(row)
     s.body += [md_table(["target", "seed", "target ms", "argmax ms", "argmax vs target", "held ms", "held vs target",
-                         "positions changed", *(["argmax CBSD68 s25", "held CBSD68 s25", "held - argmax dB"] if scored else [])],
-                        rows), ""]
+                         "positions changed", *(["argmax CBSD68 s25", "held CBSD68 s25", "held - argmax dB",
+                                                 "worst image dB (argmax / held)"] if scored else [])], rows), ""]
+    if scored:
+        s.body += ["A worst image far below the rest (under 15 dB) is a network that fails on one whole image: the "
+                   "BatchNorm candidates (naf_bn, naf_bn_lite), trained on 64-px crops, diverge in eval mode on some "
+                   "full-size images; its mean then says more about that image than about the network.", ""]
     return s
 
 

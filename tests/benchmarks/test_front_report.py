@@ -207,10 +207,12 @@ def test_hold_section_gives_the_quality_a_held_network_gave_up_once_scored(repor
     write(results / "front_hold.csv", [
         {"target": "0.6x", "seed": 1, "target_ms": 42.8, "argmax_ms": 48.05, "argmax_off_pct": 12.28, "held_ms": 39.9,
          "held_off_pct": -6.79, "swaps": 1, "moves": "dec0.0 naf->cbr_e4", "held_cbsd68_s25_psnr": 30.68,
-         "argmax_cbsd68_s25_psnr": 30.72},
+         "argmax_cbsd68_s25_psnr": 30.72, "argmax_cbsd68_s25_worst_image_psnr": 26.4,
+         "held_cbsd68_s25_worst_image_psnr": 4.8},
         {"target": "0.75x", "seed": 0, "target_ms": 53.5, "argmax_ms": 47.2, "argmax_off_pct": -11.73, "held_ms": 47.2,
-         "held_off_pct": -11.73, "swaps": 0, "moves": "", "held_cbsd68_s25_psnr": "", "argmax_cbsd68_s25_psnr": ""}])
+         "held_off_pct": -11.73, "swaps": 0, "moves": "", "held_cbsd68_s25_psnr": "", "argmax_cbsd68_s25_psnr": "",
+         "argmax_cbsd68_s25_worst_image_psnr": "", "held_cbsd68_s25_worst_image_psnr": ""}])
     assert report.main(["--results", str(results), "--out", str(tmp_path / "R.md")]) == 0
     text = (tmp_path / "R.md").read_text()
-    assert "| dec0.0 naf->cbr_e4 | 30.72 | 30.68 | -0.04 |" in text and "| - | - | - | - |" in text
+    assert "| dec0.0 naf->cbr_e4 | 30.72 | 30.68 | -0.04 | 26.4 / 4.8 |" in text and "| - | - | - | - | - |" in text
     assert "fine-tuned it as its argmax network was" in text
