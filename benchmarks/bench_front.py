@@ -432,15 +432,15 @@ def stage_hold(args, runner: Runner) -> None:
     """What holding the target (`hwnas.nas.target_hold`, the default since these searches ran) makes of each
     recorded search: its final alphas and table, the argmax network and the held one, predicted. Rows:
     `results/front_hold.csv` (written anew; no training, no timing)."""
+    path = args.results / f"{NAME}_hold.csv"
     rows = [hold_row(run) for run in sorted(args.workdir.glob("sweep-*x/mu-*-seed*")) if (run / "summary.json").exists()]
-    scored = {(r["target"], r["seed"]): r for r in common.read_rows(args.results / f"{NAME}_hold.csv")}
+    if not rows:
+        raise SystemExit(f"error: no finished search under {rel(args.workdir)}/sweep-*x; run the front stage first.")
+    scored = {(r["target"], r["seed"]): r for r in common.read_rows(path)}
     for row in rows:  # keep what stage `held` measured for a network that is still the same
         before = scored.get((row["target"], str(row["seed"])), {})
         if before.get("held_arch") == row["held_arch"]:
             row.update({k: v for k, v in before.items() if k not in row})
-    if not rows:
-        raise SystemExit(f"error: no finished search under {rel(args.workdir)}/sweep-*x; run the front stage first.")
-    path = args.results / f"{NAME}_hold.csv"
     path.unlink(missing_ok=True)
     with common.record_run(f"{NAME}_hold", settings={"source": rel(args.workdir)}, results_dir=args.results):
         for row in rows:
@@ -496,11 +496,11 @@ def stage_held(args, runner: Runner) -> None:
 
     path = args.results / f"{NAME}_hold.csv"
     rows = common.read_rows(path)
+    if not rows:
+        raise SystemExit("error: no held networks: run the hold stage first.")
     wanted = {f"{t:g}x" for t in args.target or ()}  # --target: only those targets' networks
     todo = [r for r in rows if int(r["swaps"]) and not r.get("held_cbsd68_s25_psnr")
             and (not wanted or r["target"] in wanted)]
-    if not rows:
-        raise SystemExit("error: no held networks: run the hold stage first.")
 
     def one(row: dict) -> None:
         search = ROOT / row["search"]

@@ -404,18 +404,15 @@ def front_latency_section(df, meta: dict, results: Path, out: Path) -> Section:
 def hold_section(df, meta: dict, results: Path, out: Path) -> Section:
     """Each front search's argmax network and the network holding its target derives (`bench_front.py hold`)."""
     s = Section("Holding the target: each front search's argmax network and the held one (front_hold.csv)")
+    scored = "held_cbsd68_s25_psnr" in df
+    trained = ("Where holding changed a network, `bench_front.py held` fine-tuned it as its argmax network was (same "
+               "config, same budget) and scored both with the same `hwnas eval`; the front's rows stay the argmax "
+               "networks'." if scored else "The held networks were not trained: the front's rows are the argmax networks'.")
     s.body += ["The six front searches ran before `hwnas search` held its target (`hwnas.nas.target_hold`, now the "
                "default): their derived networks are the argmax, predicted from 12% below to 12% above the target. "
                "Replayed on each search's final alphas and table (predicted latency, no training): the swaps that give "
                "up the least alpha per ms bring every network under its target, and what they saved beyond need is "
-               "spent back on higher-alpha candidates. The held networks were not trained: the front's rows are the "
-               "argmax networks'.", ""]
-    scored = "held_cbsd68_s25_psnr" in df
-    if scored:
-        s.body[-2] = s.body[-2].replace("The held networks were not trained: the front's rows are the argmax networks'.",
-                                        "Where holding changed a network, `bench_front.py held` fine-tuned it as its "
-                                        "argmax network was (same config, same budget) and scored both with the same "
-                                        "`hwnas eval`; the front's rows stay the argmax networks'.")
+               f"spent back on higher-alpha candidates. {trained}", ""]
     rows = []
     for r in df.itertuples():
         row = [r.target, int(r.seed), fmt(r.target_ms, 1), fmt(r.argmax_ms, 1), f"{r.argmax_off_pct:+.1f}%",
