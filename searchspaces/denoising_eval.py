@@ -11,11 +11,12 @@ Protocol (../shared/datasets/README.md; DnCNN, FFDNet, SwinIR, Restormer tables)
 - the output is clipped to [0, 1] and rounded to uint8; PSNR and SSIM (scikit-image,
   Gaussian window sigma 1.5) on RGB over the whole image, no border crop;
 - sizes that are not multiples of the U-Net's 2^levels are padded inside the model
-  and cropped back, never resized.
+  (edge pixels repeated) and cropped back, never resized.
 
-An output worse than its own noisy input is a network that diverged on that image
-(e.g. BatchNorm blocks trained on small crops blowing up on a whole photograph): it
+An output worse than its own noisy input is a network that diverged on that image: it
 is logged as a warning, since one such image can move a data set's mean by 0.3 dB.
+(Zero padding did this to BatchNorm candidates on whole CBSD68 and Kodak24 images until
+the U-Net padded with edge pixels: benchmarks/results/padding.csv.)
 
 A folder with `noisy/` and `clean/` subfolders of matching file names is evaluated as
 real-noise pairs (SIDD-style): no noise is added and the rows say sigma "real".
@@ -129,7 +130,7 @@ def warn_if_worse(row: dict, input_psnr: float) -> None:
     if np.isfinite(input_psnr) and row["psnr"] < input_psnr:  # sigma 0: nothing to be worse than
         logger.warning(
             "warning: the network made %s/%s worse than its noisy input (%.1f dB vs %.1f dB at sigma %s): it diverges "
-            "on this image; train with larger crops (--crop) or without BatchNorm candidates.",
+            "on this image; look at it with --save-images.",
             row["dataset"], row["image"], row["psnr"], input_psnr, row["sigma"])
 
 

@@ -164,9 +164,14 @@ def upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero-pad bottom/right so H and W divide by `multiple` (cropped back after); never resize."""
+    """Pad bottom/right so H and W divide by `multiple` (cropped back after); never resize.
+
+    Edge pixels are repeated, not zeros: a black strip is a region no training crop has,
+    and BatchNorm candidates (fixed statistics after training, then SimpleGate's product)
+    blew up on it to inf on whole CBSD68 images (results/padding.csv).
+    """
     h, w = x.shape[-2:]
-    return F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple))
+    return F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple), mode="replicate")
 
 
 def shallower(cfg: NAFNetUNetConfig, most: int = 8) -> list[dict]:

@@ -230,9 +230,10 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple[SpaceSpec, Archit
 # -- input size handling -----------------------------------------------------------
 
 def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1, output: str = "image") -> Predict:
-    """Adapt a fixed-shape predictor: zero-pad smaller inputs at the bottom/right, crop the output (to `scale` x the input).
+    """Adapt a fixed-shape predictor: pad smaller inputs at the bottom/right, crop the output (to `scale` x the input).
 
-    (The U-Net pads to its multiple the same way.) Larger inputs need `tiled` with
+    Padding repeats the edge pixels, as the U-Net pads to its multiple: a zero strip is
+    unlike any training input, and BatchNorm networks can diverge on it. Larger inputs need `tiled` with
     tile = the fixed size; they are refused here. A scores output takes inputs of
     exactly `hw` only: padding would change its scores.
     """
@@ -245,7 +246,7 @@ def fixed_size(predict: Predict, hw: tuple[int, int], scale: int = 1, output: st
         if h > height or w > width:
             raise naming(f"the model takes at most {height}x{width} pixels (static ONNX), the input is {h}x{w}; "
                          "pass {tile} or export with dynamic size.", tile=min(height, width))
-        y = predict(F.pad(x, (0, width - w, 0, height - h)))
+        y = predict(F.pad(x, (0, width - w, 0, height - h), mode="replicate"))
         return y[..., :h * scale, :w * scale]
 
     return predict_fixed

@@ -206,7 +206,7 @@ def test_output_worse_than_its_noisy_input_is_warned(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         evaluate_folder(blown, data, sigma=25)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warned) == 2 and "im0.png worse than its noisy input" in warned[0] and "--crop" in warned[0]
+    assert len(warned) == 2 and "im0.png worse than its noisy input" in warned[0] and "--save-images" in warned[0]
     caplog.clear()
     with caplog.at_level("WARNING"):
         evaluate_folder(identity, data, sigma="0,25")  # as good as the input; sigma 0 has nothing to beat

@@ -48,6 +48,21 @@ def test_padding_crops_back_to_input_size():
         assert net(x).shape == x.shape
 
 
+def test_padding_repeats_edge_pixels_not_zeros():
+    # A zero strip is unlike every training crop; BatchNorm candidates diverged on it (results/padding.csv).
+    space = NAFNetUNetSpace.from_options("tiny")
+    net = freeze(space, Architecture.uniform(space.name, position_names(space.build()), "cbr")).eval()
+    seen = []
+    net.intro.register_forward_hook(lambda module, inp, out: seen.append(inp[0]))
+    x = torch.rand(1, 3, 13, 21) + 0.5  # positive everywhere, so a zero pixel can only be padding
+    with torch.no_grad():
+        net(x)
+    padded = seen[0]
+    assert padded.shape[-2:] == (16, 24)
+    assert torch.equal(padded[..., 13:, :21], x[..., 12:13, :].expand(-1, -1, 3, -1))
+    assert torch.equal(padded[..., :13, 21:], x[..., :, 20:21].expand(-1, -1, -1, 3))
+
+
 @pytest.mark.parametrize(
     "preset,options,fragment",
     [

@@ -112,9 +112,10 @@ def test_calibration_options_sensitivity_and_16_bit_fallback(trained):
     root, model = trained
     out, csv_path = root / "mixed.onnx", root / "sensitivity.csv"
     plain = hwnas("export", "--model", model, "--out", root / "plain.onnx", "--precision", "int8", "--calibration", root / "train",
-                  "--calibration-count", "4", "--static", "32x32", "--calibration-method", "minmax", "--min-psnr", "1", "--json")
+                  "--calibration-count", "4", "--static", "32x32", "--calibration-method", "minmax", "--per-tensor",
+                  "--min-psnr", "1", "--json")
     assert plain.returncode == 0, plain.stderr
-    floor = json.loads(plain.stdout)["quant_psnr_db"] + 0.5  # more than all 8-bit gives
+    floor = json.loads(plain.stdout)["quant_psnr_db"] + 0.5  # more than all 8-bit gives with the same options
     done = hwnas("export", "--model", model, "--out", out, "--precision", "int8", "--calibration", root / "train",
                  "--calibration-count", "4", "--static", "32x32", "--calibration-method", "minmax", "--per-tensor",
                  "--keep-16bit", "auto", "--min-psnr", floor, "--sensitivity", csv_path, "--json")
