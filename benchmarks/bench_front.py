@@ -156,7 +156,7 @@ def train_record(run: Path) -> tuple[int, float]:
     return sum(int(float(r["steps"])) for r in rows), float(rows[-1]["train_seconds"])
 
 
-def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: int) -> None:
+def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: int, threads: int = THREADS) -> None:
     """Train all-`candidate` for `steps` steps at the study's recipe (resumes an interrupted run)."""
     if trained(run):
         return
@@ -167,7 +167,7 @@ def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: i
                                "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
                                "--epochs", steps // STEPS_PER_EPOCH, "--steps-per-epoch", STEPS_PER_EPOCH,
                                "--seed", seed]
-    runner.hwnas("train", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"train-{run.name}.log")
+    runner.hwnas("train", *flags, "--threads", threads, "--out", rel(run), *resume, log=f"train-{run.name}.log")
 
 
 def worst_image(run: Path, dataset: str, sigma: str) -> float | str:

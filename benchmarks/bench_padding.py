@@ -25,7 +25,7 @@ import argparse
 import hashlib
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import common
-from bench_front import CROP, BATCH, PRESET, SPACE_OPTIONS, STEPS_PER_EPOCH, TEST_DATA, TRAIN_DATA, TRAIN_SIGMA, trained
+from bench_front import BATCH, CROP, PRESET, TEST_DATA, train_uniform, trained
 from bench_quality import ROOT, Runner, rel
 
 logger = logging.getLogger("bench_padding")
@@ -59,15 +59,7 @@ def run_dir(workdir: Path, network: str) -> Path:
 def train(args: argparse.Namespace, networks: list[str]) -> None:
     runner = Runner(args.workdir)
     for net in networks:
-        run = run_dir(args.workdir, net)
-        if trained(run):
-            continue
-        resume = ["--resume"] if (run / "checkpoints").exists() else []
-        flags = [] if resume else ["--preset", PRESET, *SPACE_OPTIONS, "--uniform", net, "--data", rel(TRAIN_DATA),
-                                   "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
-                                   "--epochs", STEPS // STEPS_PER_EPOCH, "--steps-per-epoch", STEPS_PER_EPOCH,
-                                   "--seed", SEED]
-        runner.hwnas("train", *flags, "--threads", THREADS, "--out", rel(run), *resume, log=f"train-{run.name}.log")
+        train_uniform(runner, run_dir(args.workdir, net), net, STEPS, SEED, threads=THREADS)
 
 
 @contextmanager
@@ -87,38 +79,42 @@ def zero_padding():
         nafnet_unet.pad_to_multiple = now
 
 
-def per_image(model_path: Path, folder: Path, padding: str) -> list[dict]:
-    """`hwnas eval`'s rows for `folder` at SIGMA with `padding`, each with `worse` (below its noisy input)."""
-    from hwnas.deploy.inference import open_model
-    from hwnas.searchspaces.denoising_eval import evaluate_folder, noisy_image
+def per_image(predict, folder: Path, padding: str) -> list[dict]:
+    """`hwnas eval`'s rows for `folder` at SIGMA, the U-Net padding with `padding`."""
+    from hwnas.searchspaces.denoising_eval import evaluate_folder
+
+    with zero_padding() if padding == "zeros" else nullcontext():
+        return evaluate_folder(predict, folder, sigma=SIGMA, seed=0)
+
+
+def input_psnrs(folder: Path, names: list[str]) -> dict[str, float]:
+    """Each image's noisy input PSNR at SIGMA (what a denoised image must beat)."""
+    from hwnas.searchspaces.denoising_eval import noisy_image
     from hwnas.searchspaces.images import read_rgb
     from hwnas.searchspaces.metrics import psnr, to_uint8
 
-    model = open_model(model_path)
-    if padding == "zeros":
-        with zero_padding():
-            rows = evaluate_folder(model.predict, folder, sigma=SIGMA, seed=0)
-    else:
-        rows = evaluate_folder(model.predict, folder, sigma=SIGMA, seed=0)
-    for row in rows:
-        clean = read_rgb(folder / row["image"])
-        row["worse"] = row["psnr"] < psnr(to_uint8(clean), to_uint8(noisy_image(clean, SIGMA, 0, row["image"])))
-    return rows
+    scores = {}
+    for name in names:
+        clean = read_rgb(folder / name)
+        scores[name] = psnr(to_uint8(clean), to_uint8(noisy_image(clean, SIGMA, 0, name)))
+    return scores
 
 
-def summary(rows: list[dict], common: set[str]) -> dict:
-    """Mean PSNR/SSIM, the worst image, the images below their input, and the mean over `common` (the images
-    no padding failed on: the like-for-like difference)."""
+def summary(rows: list[dict], inputs: dict[str, float], common: set[str]) -> dict:
+    """Mean PSNR/SSIM, the worst image, the images below their input (`inputs`: noisy PSNR per image), and the
+    mean over `common` (the images no padding failed on: the like-for-like difference)."""
     psnrs = np.array([r["psnr"] for r in rows])
     worst = rows[int(psnrs.argmin())]
     return {"images": len(rows), "psnr": round(float(psnrs.mean()), 4),
             "ssim": round(float(np.mean([r["ssim"] for r in rows])), 4), "worst_psnr": round(float(psnrs.min()), 2),
-            "worst_image": worst["image"], "worse_than_input": sum(r["worse"] for r in rows),
+            "worst_image": worst["image"], "worse_than_input": sum(r["psnr"] < inputs[r["image"]] for r in rows),
             "common_images": len(common),
             "psnr_common": round(float(np.mean([r["psnr"] for r in rows if r["image"] in common])), 4)}
 
 
 def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
+    from hwnas.deploy.inference import open_model
+
     path = common.RESULTS_DIR / f"{NAME}.csv"
     torch.set_num_threads(THREADS)
     settings = {"preset": PRESET, "steps": STEPS, "seed": SEED, "crop": CROP, "batch": BATCH, "sigma": SIGMA,
@@ -130,16 +126,18 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
             if not trained(run):
                 raise SystemExit(f"error: {rel(run)} is not trained; run the train stage first.")
             sha = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:12]
+            model = open_model(run / "model.pt")
             for folder in TEST_DATA:
                 if (net, folder.name) in done:
                     continue
                 started = time.perf_counter()
-                rows = {padding: per_image(run / "model.pt", folder, padding) for padding in PADDINGS}
-                failed = {r["image"] for part in rows.values() for r in part if r["worse"]}
-                common_set = {r["image"] for r in rows["edge"]} - failed
+                rows = {padding: per_image(model.predict, folder, padding) for padding in PADDINGS}
+                inputs = input_psnrs(folder, [r["image"] for r in rows["edge"]])
+                failed = {r["image"] for part in rows.values() for r in part if r["psnr"] < inputs[r["image"]]}
+                common_set = set(inputs) - failed
                 seconds = round(time.perf_counter() - started, 1)
                 for padding in PADDINGS:
-                    s = summary(rows[padding], common_set)
+                    s = summary(rows[padding], inputs, common_set)
                     common.append_row(path, {"network": net, "steps": STEPS, "padding": padding, "dataset": folder.name,
                                              "sigma": f"{SIGMA:g}", **s, "model": f"sha256:{sha}", "seconds": seconds})
                     logger.info("%s %s %s: %.3f dB (%.3f on the %d images neither failed), worst %.2f, %d below input",

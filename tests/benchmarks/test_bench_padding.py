@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from hwnas.contracts.space import Architecture, freeze, position_names
+from hwnas.deploy.inference import open_model
 from hwnas.deploy.modelfile import ModelFile, save_model
 from hwnas.contracts.config import SpaceSpec
 
@@ -44,10 +45,11 @@ def test_summary_counts_images_worse_than_their_noisy_input(bench, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (20, 27, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
-    rows = bench.per_image(tiny_model(tmp_path / "model.pt"), folder, "zeros")
+    rows = bench.per_image(open_model(tiny_model(tmp_path / "model.pt")).predict, folder, "zeros")
     assert [r["image"] for r in rows] == ["im0.png", "im1.png"]
-    assert all(r["worse"] for r in rows)  # an untrained network (random ending conv) is below its noisy input
-    s = bench.summary(rows, {"im1.png"})
+    inputs = bench.input_psnrs(folder, ["im0.png", "im1.png"])
+    assert all(r["psnr"] < inputs[r["image"]] for r in rows)  # an untrained network (random ending conv) is below its noisy input
+    s = bench.summary(rows, inputs, {"im1.png"})
     assert s["images"] == 2 and s["worse_than_input"] == 2 and s["common_images"] == 1
     assert s["psnr_common"] == round(rows[1]["psnr"], 4) and s["worst_psnr"] == round(min(r["psnr"] for r in rows), 2)
 
