@@ -156,8 +156,10 @@ def train_record(run: Path) -> tuple[int, float]:
     return sum(int(float(r["steps"])) for r in rows), float(rows[-1]["train_seconds"])
 
 
-def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: int, threads: int = THREADS) -> None:
-    """Train all-`candidate` for `steps` steps at the study's recipe (resumes an interrupted run)."""
+def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: int, threads: int = THREADS,
+                  lr: float | None = None) -> None:
+    """Train all-`candidate` for `steps` steps at the study's recipe (resumes an interrupted run); `lr`: the peak
+    learning rate (None: `hwnas train`'s default)."""
     if trained(run):
         return
     if steps % STEPS_PER_EPOCH:
@@ -166,7 +168,7 @@ def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: i
     flags = [] if resume else ["--preset", PRESET, *SPACE_OPTIONS, "--uniform", candidate, "--data", rel(TRAIN_DATA),
                                "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
                                "--epochs", steps // STEPS_PER_EPOCH, "--steps-per-epoch", STEPS_PER_EPOCH,
-                               "--seed", seed]
+                               "--seed", seed, *(["--lr", lr] if lr else [])]
     runner.hwnas("train", *flags, "--threads", threads, "--out", rel(run), *resume, log=f"train-{run.name}.log")
 
 

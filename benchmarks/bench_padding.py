@@ -147,10 +147,7 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
-    unknown = sorted(set(networks) - set(NETWORKS))
-    if unknown:
-        raise SystemExit(f"error: unknown networks {unknown}; choose among {','.join(NETWORKS)}.")
+    networks = common.chosen(args.networks, NETWORKS)
     (train if args.stage == "train" else evaluate)(args, networks)
 
 

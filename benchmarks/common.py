@@ -217,6 +217,15 @@ def done_keys(path: Path, columns: Sequence[str]) -> set[tuple[str, ...]]:
     return {tuple(row.get(c, "") for c in columns) for row in read_rows(path)}
 
 
+def chosen(text: str, known: Sequence[str]) -> list[str]:
+    """A `--networks a,b` value as a list, each name one of `known` (else one line naming the choices)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(f"error: unknown networks {unknown}; choose among {','.join(known)}.")
+    return names
+
+
 def append_row(path: Path, row: Mapping[str, Any]) -> None:
     """Add one row to a CSV, writing the header if the file is new.
 

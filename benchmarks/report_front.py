@@ -299,10 +299,42 @@ def _read(path: Path):
     return pd.read_csv(path) if path.exists() else None
 
 
+def at_sweep_lr(uniform, retrained):
+    """front_uniform.csv with the CBSD68 s25 PSNR of every network retrained at the sweeps' rate (front_uniform_lr.csv:
+    both seeds, scored with zero padding as the front was) in place of its rows at `hwnas train`'s default; and the
+    networks so replaced. Sizes, steps and latency stay front_uniform.csv's (the same architectures)."""
+    if uniform is None or retrained is None:
+        return uniform, []
+    psnr = {(str(r.network), int(r.seed)): float(r.cbsd68_s25_psnr_zeros) for r in retrained.itertuples()}
+    nets = [n for n in dict.fromkeys(uniform.network.astype(str))
+            if all((n, int(seed)) in psnr for seed in uniform[uniform.network == n].seed)]
+    if not nets:
+        return uniform, []
+    uniform = uniform[uniform.network.isin(nets)].copy()  # a network not retrained would be set beside at another rate
+    uniform["cbsd68_s25_psnr"] = [psnr[(str(r.network), int(r.seed))] for r in uniform.itertuples()]
+    seconds = {(str(r.network), int(r.seed)): float(r.train_seconds) for r in retrained.itertuples()}
+    uniform["train_seconds"] = [seconds[(str(r.network), int(r.seed))] for r in uniform.itertuples()]
+    return uniform, nets
+
+
+def uniform_lr_text(nets: list[str]) -> str:
+    if nets:
+        return (f"and the uniform networks {', '.join(f'all-{n}' for n in nets)} trained again at the sweeps' learning "
+                f"rate ({SWEEP_LR}, front_uniform_lr.csv: every network of this table shares one recipe; the uniform "
+                f"networks not retrained are left out rather than set beside at {UNIFORM_LR}), all trained for the "
+                "same number of updates")
+    return ("and the uniform networks of front_uniform.csv, all trained for the same number of updates -- but not at "
+            f"one learning rate: the uniform networks at {UNIFORM_LR} (`hwnas train`'s default), the sweeps' networks at "
+            f"{SWEEP_LR} (the search's, which `hwnas sweep --baselines` trains every network of a target with), so within "
+            "a target the searched networks and their baselines share the recipe, and the uniform rows are understated "
+            "(at 0.6x the shallower and narrower cbr_e4 beat uniform cbr_e4 by ~0.1 dB)")
+
+
 def front_section(df, meta: dict, results: Path, out: Path) -> Section:
     s = Section("The latency-quality front: searched networks vs baselines at equal budget (front.csv)")
     latency = _read(results / "front_latency.csv")
-    nets = front_networks(df, _read(results / "front_uniform.csv"), latency, _read(results / "front_uniform_latency.csv"))
+    uniform, retrained = at_sweep_lr(_read(results / "front_uniform.csv"), _read(results / "front_uniform_lr.csv"))
+    nets = front_networks(df, uniform, latency, _read(results / "front_uniform_latency.csv"))
     targets = sorted({float(t) for t in df.target})
     front = pareto(baseline_points(nets))
     png = results / "front.png"
@@ -316,12 +348,8 @@ def front_section(df, meta: dict, results: Path, out: Path) -> Section:
              fmt(n["psnr"], 2), fmt(n["params"] / 1e6, 3), fmt(n["gmacs"], 3), n["steps"], fmt(n["wall"], 0)]
             for n in sorted(nets, key=lambda n: (n["ms"] if n["ms"] == n["ms"] else float("inf")))]
     s.body += [f"Every network of the front's sweeps (targets {', '.join(f'{t:g}x' for t in targets)}: searches at "
-               "2 seeds fine-tuned to the budget, random mixes, narrowed networks) and the uniform networks of "
-               f"front_uniform.csv, all trained for the same number of updates -- but not at one learning rate: the uniform "
-               f"networks at {UNIFORM_LR} (`hwnas train`'s default), the sweeps' networks at {SWEEP_LR} (the search's, which "
-               "`hwnas sweep --baselines` trains every network of a target with), so within a target the searched networks "
-               "and their baselines share the recipe, and the uniform rows are understated (at 0.6x the shallower and "
-               f"narrower cbr_e4 beat uniform cbr_e4 by ~0.1 dB). Latency: {where}. PSNR: CBSD68 sigma "
+               f"2 seeds fine-tuned to the budget, random mixes, narrowed networks) {uniform_lr_text(retrained)}. "
+               f"Latency: {where}. PSNR: CBSD68 sigma "
                "25, measured while the U-Net still padded whole images with zeros: with today's edge padding the four "
                "uniform networks measured there score +0.05 to +0.06 dB more on CBSD68 (2000 steps), and a network with BatchNorm candidates that failed on an "
                "image (0.45x seed 1) would not fail (section \"Padding whole images\"). "
@@ -461,6 +489,41 @@ def padding_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-SECTIONS = {"padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
+def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """bench_front_lr.py: the uniform networks at the sweeps' learning rate beside their rows at `hwnas train`'s
+    default, and the front's goals judged with each."""
+    s = Section("The front's uniform networks at the sweeps' learning rate (front_uniform_lr.csv)")
+    before = _read(results / "front_uniform.csv")
+    rows = []
+    for net, part in df.groupby("network", sort=False):
+        old = before[before.network == net].cbsd68_s25_psnr if before is not None else []
+        zeros, edge = part.cbsd68_s25_psnr_zeros, part.cbsd68_s25_psnr_edge
+        spread = lambda v: f"{fmt(float(v.mean()), 2)} +-{(float(v.max()) - float(v.min())) / 2:.2f}"  # noqa: E731
+        rows.append([net, ",".join(str(int(x)) for x in part.seed), spread(old) if len(old) else "-", spread(zeros),
+                     f"{float(zeros.mean()) - float(old.mean()):+.2f}" if len(old) else "-", spread(edge),
+                     fmt(float(part.cbsd68_s25_worst_edge.min()), 1), fmt(float(part.train_seconds.mean()), 0)])
+    steps = int(df.steps.iloc[0])
+    s.body += [f"The front's sweeps trained every network at the search's learning rate ({SWEEP_LR}); its uniform "
+               f"networks were trained by `hwnas train` at its default ({UNIFORM_LR}). Here they are trained again at "
+               f"{SWEEP_LR} (same {steps} steps, data, crop, batch and seeds; one thread each, two at a time) and scored "
+               "on CBSD68 at sigma 25 with zero padding (as every front score was measured) and with edge padding (as "
+               "the U-Net pads now). PSNR: the mean over the seeds +- half their range.", "",
+               md_table(["network", "seeds", f"lr {UNIFORM_LR} (zeros)", f"lr {SWEEP_LR} (zeros)", "change",
+                         f"lr {SWEEP_LR} (edge)", "worst image (edge)", "train s (mean)"], rows), ""]
+    front = _read(results / "front.csv")
+    if front is None or before is None:
+        return s
+    latency, uniform_latency = _read(results / "front_latency.csv"), _read(results / "front_uniform_latency.csv")
+    matched, nets = at_sweep_lr(before, df)
+    targets = sorted({float(t) for t in front.target})
+    judged = [front_goals(front_networks(front, u, latency, uniform_latency), targets) for u in (before, matched)]
+    lines = [f"- {a.goal}: at {UNIFORM_LR}: {a.result} ({a.status}) -> with {', '.join(f'all-{n}' for n in nets)} at {SWEEP_LR}: "
+             f"{b.result} ({b.status})" for a, b in zip(*judged) if a.result != b.result]
+    s.body += ["The front's goals judged with the uniform rows at each rate (the front section uses the rows at "
+               f"{SWEEP_LR}):" if lines else "The front's goals come out the same at either rate.", "", *lines, ""]
+    return s
+
+
+SECTIONS = {"front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
             "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section,
             "front_latency": front_latency_section}

@@ -216,3 +216,45 @@ def test_hold_section_gives_the_quality_a_held_network_gave_up_once_scored(repor
     text = (tmp_path / "R.md").read_text()
     assert "| dec0.0 naf->cbr_e4 | 30.72 | 30.68 | -0.04 | 26.4 / 4.8 |" in text and "| - | - | - | - | - |" in text
     assert "fine-tuned it as its argmax network was" in text
+
+
+def lr_row(net_: str, seed: int, zeros: float, edge: float) -> dict:
+    return {"network": net_, "seed": seed, "lr": 0.002, "steps": 6000, "cbsd68_s25_psnr_zeros": zeros,
+            "cbsd68_s25_worst_zeros": 26.0, "cbsd68_s25_psnr_edge": edge, "cbsd68_s25_worst_edge": 26.1,
+            "train_seconds": 1900.0, "model": "sha256:x", "eval_seconds": 60.0, "run": f"x/{net_}-{seed}"}
+
+
+def test_uniform_rows_at_the_sweeps_rate_replace_those_at_the_default_and_the_goals_are_judged_with_both(report, tmp_path):
+    """all-naf retrained at 0.002 scores 30.70/30.80 (zeros) where it scored 30.50/30.60 at 0.001; all-cbr was not
+    retrained, so the front leaves it out rather than set a row of another recipe beside the sweeps'."""
+    searched = [net("searched", "s0", 0.6, 0, 60, 30.50), net("searched", "s1", 0.6, 1, 60, 30.45)]
+    before = front_page(report, tmp_path / "a", searched)
+    assert "+0.38 dB" in goal_line(before, "0.6x")
+    results = tmp_path / "b" / "results"
+    results.mkdir(parents=True)
+    for name in ("front_uniform.csv", "front_uniform_latency.csv", "front.csv"):
+        (results / name).write_bytes((tmp_path / "a" / "results" / name).read_bytes())
+    write(results / "front_uniform_lr.csv", [lr_row("naf", 0, 30.70, 30.75), lr_row("naf", 1, 30.80, 30.86)])
+    text = report.render(results, tmp_path / "b" / "RESULTS.md")
+    assert "| naf | 0,1 | 30.55 +-0.05 | 30.75 +-0.05 | +0.20 | 30.80 +-0.05 | 26.1 | 1900 |" in text
+    assert "| uniform | uniform-naf-s1 | - | 1 | 100.00 | 30.80 |" in text and "uniform-cbr-s0" not in text
+    assert "all-naf trained again at the sweeps' learning rate (0.002" in text
+    # the stretch goal's reference moved: the searched networks (30.50 at 0.6x) now lose more than all-naf's spread
+    stretch = next(line for line in text.splitlines() if line.startswith("- stretch:"))
+    assert "(met) -> with all-naf at 0.002:" in stretch and stretch.endswith("(**MISSED**)")
+
+
+def test_at_sweep_lr_keeps_a_network_only_when_every_seed_was_retrained(benchmark_script):
+    import pandas as pd
+
+    report_front = benchmark_script("report_front.py")
+
+    before = pd.DataFrame([uniform("naf", 0, 30.5), uniform("naf", 1, 30.6), uniform("cbr", 0, 30.0)])
+    before["train_seconds"] = 800.0
+    one_seed = pd.DataFrame([lr_row("naf", 0, 30.7, 30.75)])
+    same, nets = report_front.at_sweep_lr(before, one_seed)
+    assert nets == [] and same is before
+    both = pd.DataFrame([lr_row("naf", 0, 30.7, 30.75), lr_row("naf", 1, 30.8, 30.85), lr_row("cbr", 0, 30.1, 30.2)])
+    matched, nets = report_front.at_sweep_lr(before, both)
+    assert nets == ["naf", "cbr"] and list(matched.cbsd68_s25_psnr) == [30.7, 30.8, 30.1]
+    assert list(before.cbsd68_s25_psnr) == [30.5, 30.6, 30.0]  # the caller's frame is left alone

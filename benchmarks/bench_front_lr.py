@@ -1,0 +1,117 @@
+"""The front's uniform networks at the sweeps' learning rate (issue 22's confound).
+
+The front (`bench_front.py`) compares each target's searched networks with baselines trained
+by `hwnas sweep --baselines` at the search's learning rate (SWEEP_LR), but its uniform
+networks (stage `uniform`) were trained by `hwnas train` at its default, half that. The
+uniform rows -- all-naf, the stretch goal's reference, among them -- were so trained with
+another recipe than everything they are set beside. This stage trains them again at
+SWEEP_LR (same budget, data, crop, batch and seeds) and scores each on CBSD68 at sigma 25
+twice in one process: padding whole images with zeros, as every front score was measured,
+and with edge pixels, as the U-Net pads now (`bench_padding`). Rows:
+`results/front_uniform_lr.csv`; report_front sets them beside the rows at the former
+rate and judges the front's goals again with them.
+
+    python benchmarks/bench_front_lr.py train   # resumable; --jobs runs at a time, one thread each
+    python benchmarks/bench_front_lr.py eval    # results/front_uniform_lr.csv (+ .meta.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+import common
+from hwnas.contracts.config import SearchConfig
+from bench_front import BATCH, CROP, FRONT_STEPS, PRESET, TEST_DATA, THREADS, TRAIN_SIGMA, train_record, train_uniform, trained
+from bench_padding import PADDINGS, SIGMA, per_image
+from bench_quality import ROOT, Runner, rel
+
+logger = logging.getLogger("bench_front_lr")
+
+NAME = "front_uniform_lr"
+SWEEP_LR = SearchConfig.model_fields["lr"].default  # what every network of a front sweep trained at
+# all-naf first (the stretch goal's reference and the front's slowest point), then the fastest baselines' best.
+NETWORKS = ("naf", "cbr_e4", "cbr")
+SEEDS = (0, 1)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", choices=("train", "eval"))
+    p.add_argument("--networks", default=",".join(NETWORKS), help="uniform networks, in order (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
+    p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front_lr")
+    p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
+    return p.parse_args(argv)
+
+
+def run_dir(workdir: Path, network: str, seed: int) -> Path:
+    return workdir / f"{network}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
+
+
+def train(args: argparse.Namespace, networks: list[str]) -> None:
+    runner = Runner(args.workdir)
+    todo = [(net, seed) for net in networks for seed in SEEDS]
+
+    def one(item: tuple[str, int]) -> None:
+        net, seed = item
+        train_uniform(runner, run_dir(args.workdir, net, seed), net, FRONT_STEPS, seed, threads=THREADS, lr=SWEEP_LR)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in [pool.submit(one, item) for item in todo]:
+            future.result()
+
+
+def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
+    from hwnas.deploy.inference import open_model
+
+    path = args.results / f"{NAME}.csv"
+    torch.set_num_threads(2)
+    settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "crop": CROP, "batch": BATCH,
+                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": list(SEEDS), "eval_sigma": SIGMA}
+    folder = TEST_DATA[0]  # CBSD68: the front's metric
+    with common.record_run(NAME, settings=settings, results_dir=args.results):
+        done = common.done_keys(path, ["network", "seed"])
+        for net in networks:
+            for seed in SEEDS:
+                run = run_dir(args.workdir, net, seed)
+                if (net, str(seed)) in done:
+                    continue
+                if not trained(run):
+                    logger.warning("%s is not trained yet; skipped (run the train stage)", rel(run))
+                    continue
+                started = time.perf_counter()
+                model = open_model(run / "model.pt")
+                scores = {padding: per_image(model.predict, folder, padding) for padding in PADDINGS}
+                steps, seconds = train_record(run)
+                row = {"network": net, "seed": seed, "lr": SWEEP_LR, "steps": steps}
+                for padding, rows in scores.items():
+                    row[f"cbsd68_s25_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
+                    row[f"cbsd68_s25_worst_{padding}"] = round(min(r["psnr"] for r in rows), 2)
+                common.append_row(path, {**row, "train_seconds": round(seconds, 1),
+                                         "model": "sha256:" + hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:12],
+                                         "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
+                logger.info("%s s%d at lr %g: CBSD68 s25 %.3f dB (zeros) / %.3f (edge)", net, seed, SWEEP_LR,
+                            row["cbsd68_s25_psnr_zeros"], row["cbsd68_s25_psnr_edge"])
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    networks = common.chosen(args.networks, NETWORKS)
+    if args.stage == "train":
+        settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": networks, "seeds": list(SEEDS),
+                    "threads": THREADS, "jobs": args.jobs}
+        with common.record_run(NAME, settings=settings, results_dir=args.results):
+            train(args, networks)
+    else:
+        evaluate(args, networks)
+
+
+if __name__ == "__main__":
+    common.run_main(main)

@@ -1,0 +1,76 @@
+"""benchmarks/bench_front_lr.py: the front's uniform networks trained again at the sweeps' learning rate."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hwnas.contracts.config import SearchConfig, SpaceSpec
+from hwnas.contracts.space import Architecture, freeze, position_names
+from hwnas.deploy.modelfile import ModelFile, save_model
+
+
+@pytest.fixture(scope="module")
+def bench(benchmark_script):
+    return benchmark_script("bench_front_lr.py")
+
+
+class Calls:
+    def __init__(self):
+        self.argv: list[list[str]] = []
+
+    def hwnas(self, *args, log: str, **_):
+        self.argv.append([str(a) for a in args])
+
+
+def test_train_asks_hwnas_train_for_the_sweeps_rate_every_network_and_seed(bench, tmp_path, monkeypatch):
+    calls = Calls()
+    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
+    bench.train(bench.parse_args(["train", "--workdir", str(tmp_path), "--jobs", "1"]), ["naf", "cbr_e4"])
+    assert bench.SWEEP_LR == SearchConfig.model_fields["lr"].default == 0.002  # the search's default, which every sweep network trains with
+    assert len(calls.argv) == 4 and all(a[a.index("--lr") + 1] == "0.002" for a in calls.argv)
+    assert [(a[a.index("--uniform") + 1], a[a.index("--seed") + 1]) for a in calls.argv] == \
+        [("naf", "0"), ("naf", "1"), ("cbr_e4", "0"), ("cbr_e4", "1")]
+    assert calls.argv[0][calls.argv[0].index("--out") + 1].endswith("naf-6000-lr0.002-s0")
+
+
+def test_unknown_network_is_one_line(bench, tmp_path):
+    with pytest.raises(SystemExit, match="unknown networks"):
+        bench.main(["train", "--networks", "naf,cbre4", "--workdir", str(tmp_path)])
+
+
+def trained_run(run: Path) -> None:
+    run.mkdir(parents=True)
+    spec = SpaceSpec(preset="tiny")
+    space = spec.create()
+    torch.manual_seed(0)
+    arch = Architecture.uniform(space.name, position_names(space.build()), "naf")
+    save_model(run / "model.pt", ModelFile(spec, arch, freeze(space, arch).state_dict()))
+    with open(run / "metrics.csv", "w", newline="") as fh:
+        fh.write("epoch,steps,train_loss,lr,train_seconds,val_psnr,val_ssim\n1,100,0.1,0.002,12.5,20,0.5\n")
+
+
+def test_eval_scores_each_trained_run_with_both_paddings_and_skips_what_is_missing(bench, tmp_path, monkeypatch):
+    data = tmp_path / "CBSD68"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (21, 27, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    monkeypatch.setattr(bench, "TEST_DATA", (data,))
+    work, results = tmp_path / "work", tmp_path / "results"
+    results.mkdir()
+    trained_run(bench.run_dir(work, "naf", 0))  # seed 1 is not trained: left for a later run
+    args = bench.parse_args(["eval", "--networks", "naf", "--workdir", str(work), "--results", str(results)])
+    bench.evaluate(args, ["naf"])
+    rows = list(csv.DictReader(open(results / "front_uniform_lr.csv")))
+    assert [(r["network"], r["seed"], r["lr"], r["steps"], r["train_seconds"]) for r in rows] == \
+        [("naf", "0", "0.002", "100", "12.5")]
+    zeros, edge = float(rows[0]["cbsd68_s25_psnr_zeros"]), float(rows[0]["cbsd68_s25_psnr_edge"])
+    assert zeros != edge  # 21x27 is padded inside the U-Net: the two paddings give two scores
+    bench.evaluate(args, ["naf"])  # a row already there is not scored again
+    assert len(list(csv.DictReader(open(results / "front_uniform_lr.csv")))) == 1
