@@ -110,7 +110,10 @@ def uniform_section(df, meta: dict, results: Path, out: Path) -> Section:
     s.body += [f"Every uniform network of the front's space (`small` preset) trained for B = {steps} steps (CBSD432, "
                "blind sigma 0-55, crop 64, batch 8), PSNR (dB) on CBSD68 and Kodak24 at sigma 15/25/50: the mean over "
                "the seeds, +- half their range. Parameters and GMACs at 256x256; latency: ONNX Runtime CPU end to end, "
-               "interleaved rounds (`-` until measured). Sorted by CBSD68 sigma 25.", "",
+               f"interleaved rounds (`-` until measured). Sorted by CBSD68 sigma 25. Learning rate {UNIFORM_LR} "
+               "(`hwnas train`'s default)" + (f"; at the sweeps' {SWEEP_LR} see the section \"The front's uniform "
+                                                "networks at the sweeps' learning rate\"."
+                                                if (results / "front_uniform_lr.csv").exists() else "."), "",
                md_table(["network", "seeds", *(f"{d.upper() if d == 'cbsd68' else 'Kodak24'} s{sg}" for d, sg in SCORES),
                          "SSIM CBSD68 s25", "params (M)", "GMACs", "ms"], uniform_ranking(df, latency)), ""]
     if not (results / "front.csv").exists():
