@@ -359,9 +359,20 @@ def front_section(df, meta: dict, results: Path, out: Path) -> Section:
                "Wall: training seconds (a searched network's: search plus fine-tuning).", "",
                md_table(["kind", "name", "target", "seed", "ms", "PSNR (dB)", "params (M)", "GMACs", "steps",
                          "wall (s)"], rows), "", report.image(png, out, "front") + "", ""]
+    s.body += [front_points_line(front), ""]
     s.goals += front_goals(nets, sorted(set(targets) | set(PLANNED_TARGETS)))
     s.body += report.goal_lines(s.goals)
     return s
+
+
+def front_points_line(front: list[tuple[float, float, str]]) -> str:
+    """The baselines' Pareto front, fastest first, and the uniform networks on it (issue 22: a uniform network on the
+    front is stated, not hidden among the baselines)."""
+    points = "; ".join(f"{name} {fmt(ms, 1)} ms {fmt(psnr, 2)} dB" for ms, psnr, name in front)
+    uniform = [name for _, _, name in front if name.startswith("all-")]
+    tail = (f" Uniform networks on it: {', '.join(uniform)} -- a user gets these without a search." if uniform else
+            " No uniform network is on it.")
+    return f"The baselines' front (no baseline both faster and better), fastest first: {points}.{tail}"
 
 
 def pending_front() -> tuple[list[str], list[Goal]]:

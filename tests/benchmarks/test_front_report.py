@@ -105,6 +105,8 @@ def test_front_margin_met(report, tmp_path):
     assert "| searched | mu-1-target0.6x-seed0 | 0.6x | 0 | 60.00 | 30.50 |" in text
     assert "| uniform | uniform-naf-s1 | - | 1 | 100.00 | 30.60 |" in text
     assert "not yet timed together" in text  # no front_latency.csv: the sweeps' own measurements
+    assert ("fastest first: all-cbr 40.0 ms 30.00 dB; random-0.6x-1 60.0 ms 30.10 dB; all-naf 100.0 ms 30.55 dB. "
+            "Uniform networks on it: all-cbr, all-naf -- a user gets these without a search.") in text
 
 
 def test_front_margin_missed_by_margin_and_by_spread(report, tmp_path):
