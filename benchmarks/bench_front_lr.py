@@ -18,7 +18,6 @@ rate and judges the front's goals again with them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +94,7 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
                     row[f"cbsd68_s25_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
                     row[f"cbsd68_s25_worst_{padding}"] = round(min(r["psnr"] for r in rows), 2)
                 common.append_row(path, {**row, "train_seconds": round(seconds, 1),
-                                         "model": "sha256:" + hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:12],
+                                         "model": common.model_id(run / "model.pt"),
                                          "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
                 logger.info("%s s%d at lr %g: CBSD68 s25 %.3f dB (zeros) / %.3f (edge)", net, seed, SWEEP_LR,
                             row["cbsd68_s25_psnr_zeros"], row["cbsd68_s25_psnr_edge"])

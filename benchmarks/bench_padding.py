@@ -22,7 +22,6 @@ neither padding failed on (what the padding changes where nothing diverged).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import time
 from contextlib import contextmanager, nullcontext
@@ -125,8 +124,7 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
             run = run_dir(args.workdir, net)
             if not trained(run):
                 raise SystemExit(f"error: {rel(run)} is not trained; run the train stage first.")
-            sha = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()[:12]
-            model = open_model(run / "model.pt")
+            model, trained_id = open_model(run / "model.pt"), common.model_id(run / "model.pt")
             for folder in TEST_DATA:
                 if (net, folder.name) in done:
                     continue
@@ -139,7 +137,7 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
                 for padding in PADDINGS:
                     s = summary(rows[padding], inputs, common_set)
                     common.append_row(path, {"network": net, "steps": STEPS, "padding": padding, "dataset": folder.name,
-                                             "sigma": f"{SIGMA:g}", **s, "model": f"sha256:{sha}", "seconds": seconds})
+                                             "sigma": f"{SIGMA:g}", **s, "model": trained_id, "seconds": seconds})
                     logger.info("%s %s %s: %.3f dB (%.3f on the %d images neither failed), worst %.2f, %d below input",
                                 net, padding, folder.name, s["psnr"], s["psnr_common"], len(common_set),
                                 s["worst_psnr"], s["worse_than_input"])

@@ -151,7 +151,7 @@ def stage_ptq(args, runner: Runner) -> None:
         if not model.exists():
             logger.warning("no trained %s at %s: skipped", name, model)
             continue
-        trained = model_id(model)
+        trained = common.model_id(model)
         for precision in PTQ_PRECISIONS:
             if (name, precision, trained) in done:
                 continue
@@ -164,14 +164,6 @@ def stage_ptq(args, runner: Runner) -> None:
                 common.append_row(path, {"network": name, "precision": precision, **_eval_row(row),
                                          "quant_psnr_db": export.get("quant_psnr_db", ""), "model": trained,
                                          "calibration": calibration_label(export)})
-
-
-def model_id(model: Path) -> str:
-    """`sha256:` and the first 12 hex digits of the model file's hash: which training a row measured (the prefix
-    keeps an all-digit hash from being read back as a number)."""
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(model.read_bytes()).hexdigest()[:12]
 
 
 def calibration_label(export: dict) -> str:

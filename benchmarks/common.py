@@ -217,6 +217,12 @@ def done_keys(path: Path, columns: Sequence[str]) -> set[tuple[str, ...]]:
     return {tuple(row.get(c, "") for c in columns) for row in read_rows(path)}
 
 
+def model_id(model: Path) -> str:
+    """`sha256:` and the first 12 hex digits of the model file's hash: which training a row measured (the prefix
+    keeps an all-digit hash from being read back as a number)."""
+    return "sha256:" + hashlib.sha256(Path(model).read_bytes()).hexdigest()[:12]
+
+
 def chosen(text: str, known: Sequence[str]) -> list[str]:
     """A `--networks a,b` value as a list, each name one of `known` (else one line naming the choices)."""
     names = [n.strip() for n in text.split(",") if n.strip()]

@@ -77,6 +77,12 @@ def plateau_goal(gains: list[tuple[str, int, float, float]], budget: int | None)
 SCORES = [(d, sg) for d in ("cbsd68", "kodak24") for sg in (15, 25, 50)]
 
 
+def mean_spread(values) -> str:
+    """The mean over seeds, +- half their range when there are several (as every seed spread on the page is given)."""
+    mean, spread = float(values.mean()), float(values.max() - values.min()) / 2
+    return fmt(mean, 2) + (f" +-{spread:.2f}" if len(values) > 1 else "")
+
+
 def uniform_ranking(df, latency=None) -> list[list]:
     """One row per uniform network: seeds, PSNR mean (+- half the seed range) per data set and sigma,
     SSIM at CBSD68 sigma 25, params (M), GMACs, measured ms."""
@@ -88,8 +94,7 @@ def uniform_ranking(df, latency=None) -> list[list]:
             if col not in part:
                 cells.append("-")
                 continue
-            mean, spread = float(part[col].mean()), float(part[col].max() - part[col].min()) / 2
-            cells.append(fmt(mean, 2) + (f" +-{spread:.2f}" if len(part) > 1 else ""))
+            cells.append(mean_spread(part[col]))
         ms = "-"
         if latency is not None and net in set(latency.network):
             ms = fmt(float(latency[latency.network == net].median_ms.median()), 2)
@@ -512,9 +517,9 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
     for net, part in df.groupby("network", sort=False):
         old = before[before.network == net].cbsd68_s25_psnr if before is not None else []
         zeros, edge = part.cbsd68_s25_psnr_zeros, part.cbsd68_s25_psnr_edge
-        spread = lambda v: f"{fmt(float(v.mean()), 2)} +-{(float(v.max()) - float(v.min())) / 2:.2f}"  # noqa: E731
-        rows.append([net, ",".join(str(int(x)) for x in part.seed), spread(old) if len(old) else "-", spread(zeros),
-                     f"{float(zeros.mean()) - float(old.mean()):+.2f}" if len(old) else "-", spread(edge),
+        rows.append([net, ",".join(str(int(x)) for x in part.seed), mean_spread(old) if len(old) else "-",
+                     mean_spread(zeros), f"{float(zeros.mean()) - float(old.mean()):+.2f}" if len(old) else "-",
+                     mean_spread(edge),
                      fmt(float(part.cbsd68_s25_worst_edge.min()), 1), fmt(float(part.train_seconds.mean()), 0)])
     steps = int(df.steps.iloc[0])
     s.body += [f"The front's sweeps trained every network at the search's learning rate ({SWEEP_LR}); its uniform "

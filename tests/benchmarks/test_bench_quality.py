@@ -82,7 +82,7 @@ def test_ptq_rows_name_their_training_and_calibration_and_a_new_training_is_meas
     for p in ("int8", "w8a16"):  # the export's JSON summary, as its log holds it
         report = {"precision": p, "calibration_method": "percentile", "per_channel": True, "calibration_count": 32,
                   "sixteen_bit": [], "quant_psnr_db": 41.2}
-        stem = f"naf-s0-{precision.model_id(model).removeprefix('sha256:')}-{p}"
+        stem = f"naf-s0-{precision.common.model_id(model).removeprefix('sha256:')}-{p}"
         (work / "logs" / f"export-{stem}.log").write_text("$ hwnas export ...\n" + json.dumps(report, indent=2) + "\n")
     args = precision.parse_args(["ptq", "--workdir", str(work), "--paper-work", str(paper), "--results", str(tmp_path)])
     runner = RecordingRunner()
