@@ -13,6 +13,9 @@ rate and judges the front's goals again with them.
 
     python benchmarks/bench_front_lr.py train   # resumable; --jobs runs at a time, one thread each
     python benchmarks/bench_front_lr.py eval    # results/front_uniform_lr.csv (+ .meta.json)
+
+The plateau at this rate (the plateau stage of bench_front ran at the former one) is the same
+two commands with `--steps 12000` (2B): its rows go to the same file, told apart by `steps`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import torch
 
 import common
 from hwnas.contracts.config import SearchConfig
-from bench_front import BATCH, CROP, FRONT_STEPS, PRESET, TEST_DATA, THREADS, TRAIN_SIGMA, train_record, train_uniform, trained
+from bench_front import (BATCH, CROP, FRONT_STEPS, PRESET, STEPS_PER_EPOCH, TEST_DATA, THREADS, TRAIN_SIGMA,
+                         train_record, train_uniform, trained)
 from bench_padding import PADDINGS, SIGMA, per_image
 from bench_quality import ROOT, Runner, rel
 
@@ -44,23 +48,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("stage", choices=("train", "eval"))
     p.add_argument("--networks", default=",".join(NETWORKS), help="uniform networks, in order (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=FRONT_STEPS,
+                   help="training length, a multiple of 100 (default: the front's budget, %(default)s)")
+    p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front_lr")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     return p.parse_args(argv)
 
 
-def run_dir(workdir: Path, network: str, seed: int) -> Path:
-    return workdir / f"{network}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
+def run_dir(workdir: Path, network: str, seed: int, steps: int = FRONT_STEPS) -> Path:
+    return workdir / f"{network}-{steps}-lr{SWEEP_LR:g}-s{seed}"
+
+
+def seeds_of(text: str) -> list[int]:
+    """A `--seeds 0,1` value as a list of ints (else one line saying what is wrong)."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --seeds {text!r} is not a comma-separated list of integers; give e.g. 0,1.") from None
 
 
 def train(args: argparse.Namespace, networks: list[str]) -> None:
     runner = Runner(args.workdir)
-    todo = [(net, seed) for net in networks for seed in SEEDS]
+    todo = [(net, seed) for net in networks for seed in seeds_of(args.seeds)]
 
     def one(item: tuple[str, int]) -> None:
         net, seed = item
-        train_uniform(runner, run_dir(args.workdir, net, seed), net, FRONT_STEPS, seed, threads=THREADS, lr=SWEEP_LR)
+        train_uniform(runner, run_dir(args.workdir, net, seed, args.steps), net, args.steps, seed, threads=THREADS,
+                      lr=SWEEP_LR)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for future in [pool.submit(one, item) for item in todo]:
@@ -72,15 +88,15 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
 
     path = args.results / f"{NAME}.csv"
     torch.set_num_threads(2)
-    settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "crop": CROP, "batch": BATCH,
-                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": list(SEEDS), "eval_sigma": SIGMA}
+    settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "crop": CROP, "batch": BATCH,
+                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": seeds_of(args.seeds), "eval_sigma": SIGMA}
     folder = TEST_DATA[0]  # CBSD68: the front's metric
     with common.record_run(NAME, settings=settings, results_dir=args.results):
-        done = common.done_keys(path, ["network", "seed"])
+        done = common.done_keys(path, ["run"])  # the run folder names network, length and seed
         for net in networks:
-            for seed in SEEDS:
-                run = run_dir(args.workdir, net, seed)
-                if (net, str(seed)) in done:
+            for seed in seeds_of(args.seeds):
+                run = run_dir(args.workdir, net, seed, args.steps)
+                if (rel(run),) in done:
                     continue
                 if not trained(run):
                     logger.warning("%s is not trained yet; skipped (run the train stage)", rel(run))
@@ -103,8 +119,11 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     networks = common.chosen(args.networks, NETWORKS)
+    if args.steps <= 0 or args.steps % STEPS_PER_EPOCH:
+        raise SystemExit(f"error: {args.steps} steps is not a multiple of {STEPS_PER_EPOCH}; give a length in hundreds.")
     if args.stage == "train":
-        settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": networks, "seeds": list(SEEDS),
+        settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "networks": networks,
+                    "seeds": seeds_of(args.seeds),
                     "threads": THREADS, "jobs": args.jobs}
         with common.record_run(NAME, settings=settings, results_dir=args.results):
             train(args, networks)

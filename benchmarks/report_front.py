@@ -62,14 +62,16 @@ def front_budget(results: Path) -> int | None:
     return int(pd.read_csv(path).steps.max()) if path.exists() else None
 
 
-def plateau_goal(gains: list[tuple[str, int, float, float]], budget: int | None) -> Goal:
-    """The plateau test at the front's budget B: every network's 2B run gains at most PLATEAU_GAIN dB."""
-    goal = f"training 2B gains <= {PLATEAU_GAIN} dB over B (B = {budget or 'not chosen'})"
+def plateau_goal(gains: list[tuple[str, int, float, float]], budget: int | None, lr: float = UNIFORM_LR,
+                 key: str = "front_plateau") -> Goal:
+    """The plateau test at the front's budget B: every network's 2B run (trained at `lr`) gains at most
+    PLATEAU_GAIN dB."""
+    goal = f"training 2B gains <= {PLATEAU_GAIN} dB over B (B = {budget or 'not chosen'}, lr {lr})"
     at_b = [(n, g) for n, b, _, g in gains if b == budget]
     if not at_b:
-        return Goal("front_plateau", goal, f"not measured: no {2 * budget if budget else '2B'}-step runs yet", None)
+        return Goal(key, goal, f"not measured: no {2 * budget if budget else '2B'}-step runs yet", None)
     net, worst = max(at_b, key=lambda x: x[1])
-    return Goal("front_plateau", goal, f"largest gain {worst:+.2f} dB ({net})", worst <= PLATEAU_GAIN,
+    return Goal(key, goal, f"largest gain {worst:+.2f} dB ({net})", worst <= PLATEAU_GAIN,
                 cause="" if worst <= PLATEAU_GAIN else
                 f"not a plateau at B = {budget}: the front compares networks still improving at the same budget")
 
@@ -313,15 +315,19 @@ def at_sweep_lr(uniform, retrained):
     networks so replaced. Sizes, steps and latency stay front_uniform.csv's (the same architectures)."""
     if uniform is None or retrained is None:
         return uniform, []
-    psnr = {(str(r.network), int(r.seed)): float(r.cbsd68_s25_psnr_zeros) for r in retrained.itertuples()}
+
+    def key(r) -> tuple[str, int, int]:  # the plateau's longer runs share network and seed, not the length
+        return str(r.network), int(r.seed), int(r.steps)
+
+    psnr = {key(r): float(r.cbsd68_s25_psnr_zeros) for r in retrained.itertuples()}
     nets = [n for n in dict.fromkeys(uniform.network.astype(str))
-            if all((n, int(seed)) in psnr for seed in uniform[uniform.network == n].seed)]
+            if all(key(r) in psnr for r in uniform[uniform.network == n].itertuples())]
     if not nets:
         return uniform, []
     uniform = uniform[uniform.network.isin(nets)].copy()  # a network not retrained would be set beside at another rate
-    uniform["cbsd68_s25_psnr"] = [psnr[(str(r.network), int(r.seed))] for r in uniform.itertuples()]
-    seconds = {(str(r.network), int(r.seed)): float(r.train_seconds) for r in retrained.itertuples()}
-    uniform["train_seconds"] = [seconds[(str(r.network), int(r.seed))] for r in uniform.itertuples()]
+    uniform["cbsd68_s25_psnr"] = [psnr[key(r)] for r in uniform.itertuples()]
+    seconds = {key(r): float(r.train_seconds) for r in retrained.itertuples()}
+    uniform["train_seconds"] = [seconds[key(r)] for r in uniform.itertuples()]
     return uniform, nets
 
 
@@ -513,6 +519,8 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
     default, and the front's goals judged with each."""
     s = Section("The front's uniform networks at the sweeps' learning rate (front_uniform_lr.csv)")
     before = _read(results / "front_uniform.csv")
+    budget = front_budget(results) or int(df.steps.min())
+    df, longer = df[df.steps == budget], df[df.steps != budget]
     rows = []
     for net, part in df.groupby("network", sort=False):
         old = before[before.network == net].cbsd68_s25_psnr if before is not None else []
@@ -521,7 +529,7 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
                      mean_spread(zeros), f"{float(zeros.mean()) - float(old.mean()):+.2f}" if len(old) else "-",
                      mean_spread(edge),
                      fmt(float(part.cbsd68_s25_worst_edge.min()), 1), fmt(float(part.train_seconds.mean()), 0)])
-    steps = int(df.steps.iloc[0])
+    steps = budget
     s.body += [f"The front's sweeps trained every network at the search's learning rate ({SWEEP_LR}); its uniform "
                f"networks were trained by `hwnas train` at its default ({UNIFORM_LR}). Here they are trained again at "
                f"{SWEEP_LR} (same {steps} steps, data, crop, batch and seeds; one thread each, two at a time) and scored "
@@ -529,6 +537,8 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
                "the U-Net pads now). PSNR: the mean over the seeds +- half their range.", "",
                md_table(["network", "seeds", f"lr {UNIFORM_LR} (zeros)", f"lr {SWEEP_LR} (zeros)", "change",
                          f"lr {SWEEP_LR} (edge)", "worst image (edge)", "train s (mean)"], rows), ""]
+    if len(longer):
+        plateau_at_sweep_lr(s, df, longer, budget)
     front = _read(results / "front.csv")
     if front is None or before is None:
         return s
@@ -541,6 +551,26 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
     s.body += ["The front's goals judged with the uniform rows at each rate (the front section uses the rows at "
                f"{SWEEP_LR}):" if lines else "The front's goals come out the same at either rate.", "", *lines, ""]
     return s
+
+
+def plateau_at_sweep_lr(s: Section, at_b, longer, budget: int) -> None:
+    """The plateau test again at the sweeps' rate: each longer run beside the same network and seed at B."""
+    psnr = {(str(r.network), int(r.seed)): float(r.cbsd68_s25_psnr_zeros) for r in at_b.itertuples()}
+    rows, gains = [], []
+    for r in longer.itertuples():
+        base = psnr.get((str(r.network), int(r.seed)))
+        gain = float(r.cbsd68_s25_psnr_zeros) - base if base is not None else None
+        if gain is not None and int(r.steps) == 2 * budget:
+            gains.append((f"{r.network} s{int(r.seed)}", budget, base, gain))
+        rows.append([r.network, int(r.seed), int(r.steps), fmt(base, 3) if base is not None else "-",
+                     fmt(float(r.cbsd68_s25_psnr_zeros), 3), f"{gain:+.2f} dB" if gain is not None else "-",
+                     fmt(float(r.cbsd68_s25_psnr_edge), 3), fmt(float(r.train_seconds), 0)])
+    s.body += [f"The plateau test at the sweeps' rate (the plateau section's runs trained at {UNIFORM_LR}): the same "
+               f"network and seed trained from scratch for longer, its own cosine schedule, against its run at B = "
+               f"{budget} (zero padding):", "",
+               md_table(["network", "seed", "steps", f"PSNR at {budget}", "PSNR", "gain", "PSNR (edge)", "train s"],
+                        rows), ""]
+    s.goals.append(plateau_goal(gains, budget, lr=SWEEP_LR, key="front_uniform_lr"))
 
 
 SECTIONS = {"front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,

@@ -39,6 +39,22 @@ def test_train_asks_hwnas_train_for_the_sweeps_rate_every_network_and_seed(bench
     assert calls.argv[0][calls.argv[0].index("--out") + 1].endswith("naf-6000-lr0.002-s0")
 
 
+def test_steps_and_seeds_choose_the_plateau_run(bench, tmp_path, monkeypatch):
+    calls = Calls()
+    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
+    bench.train(bench.parse_args(["train", "--workdir", str(tmp_path), "--steps", "12000", "--seeds", "0"]), ["naf"])
+    [argv] = calls.argv
+    assert argv[argv.index("--epochs") + 1] == "120" and argv[argv.index("--seed") + 1] == "0"
+    assert argv[argv.index("--out") + 1].endswith("naf-12000-lr0.002-s0")
+
+
+@pytest.mark.parametrize("flags, message", [(["--seeds", "0,one"], "--seeds '0,one' is not a comma-separated list"),
+                                            (["--steps", "12050"], "12050 steps is not a multiple of 100")])
+def test_bad_steps_or_seeds_are_one_line(bench, tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        bench.main(["train", "--networks", "naf", "--workdir", str(tmp_path), "--results", str(tmp_path), *flags])
+
+
 def test_unknown_network_is_one_line(bench, tmp_path):
     with pytest.raises(SystemExit, match="unknown networks"):
         bench.main(["train", "--networks", "naf,cbre4", "--workdir", str(tmp_path)])
@@ -74,3 +90,8 @@ def test_eval_scores_each_trained_run_with_both_paddings_and_skips_what_is_missi
     assert zeros != edge  # 21x27 is padded inside the U-Net: the two paddings give two scores
     bench.evaluate(args, ["naf"])  # a row already there is not scored again
     assert len(list(csv.DictReader(open(results / "front_uniform_lr.csv")))) == 1
+    trained_run(bench.run_dir(work, "naf", 0, 12000))  # the same network and seed trained longer: a row of its own
+    bench.evaluate(bench.parse_args(["eval", "--networks", "naf", "--steps", "12000", "--seeds", "0", "--workdir",
+                                     str(work), "--results", str(results)]), ["naf"])
+    rows = list(csv.DictReader(open(results / "front_uniform_lr.csv")))
+    assert [r["run"].rsplit("/", 1)[1] for r in rows] == ["naf-6000-lr0.002-s0", "naf-12000-lr0.002-s0"]

@@ -220,8 +220,8 @@ def test_hold_section_gives_the_quality_a_held_network_gave_up_once_scored(repor
     assert "fine-tuned it as its argmax network was" in text
 
 
-def lr_row(net_: str, seed: int, zeros: float, edge: float) -> dict:
-    return {"network": net_, "seed": seed, "lr": 0.002, "steps": 6000, "cbsd68_s25_psnr_zeros": zeros,
+def lr_row(net_: str, seed: int, zeros: float, edge: float, steps: int = 6000) -> dict:
+    return {"network": net_, "seed": seed, "lr": 0.002, "steps": steps, "cbsd68_s25_psnr_zeros": zeros,
             "cbsd68_s25_worst_zeros": 26.0, "cbsd68_s25_psnr_edge": edge, "cbsd68_s25_worst_edge": 26.1,
             "train_seconds": 1900.0, "model": "sha256:x", "eval_seconds": 60.0, "run": f"x/{net_}-{seed}"}
 
@@ -260,3 +260,22 @@ def test_at_sweep_lr_keeps_a_network_only_when_every_seed_was_retrained(benchmar
     matched, nets = report_front.at_sweep_lr(before, both)
     assert nets == ["naf", "cbr"] and list(matched.cbsd68_s25_psnr) == [30.7, 30.8, 30.1]
     assert list(before.cbsd68_s25_psnr) == [30.5, 30.6, 30.0]  # the caller's frame is left alone
+    longer = pd.concat([both, pd.DataFrame([lr_row("naf", 0, 31.0, 31.0, steps=12000)])])
+    assert list(report_front.at_sweep_lr(before, longer)[0].cbsd68_s25_psnr) == [30.7, 30.8, 30.1]  # B's rows only
+
+
+def test_the_plateau_at_the_sweeps_rate_sets_each_longer_run_beside_its_seed_at_b(report, tmp_path):
+    """naf seed 0 trained for 12000 steps at 0.002 scores 30.78 against 30.70 at 6000: +0.08 dB, the plateau met at
+    that rate (while front_plateau.csv's runs at 0.001 gained 0.30); its row does not stand in for the 6000-step one."""
+    results = tmp_path / "results"
+    results.mkdir()
+    write(results / "front_plateau.csv", plateau({("naf", 6000): 30.5, ("naf", 12000): 30.8}))
+    write(results / "front_uniform.csv", [uniform("naf", 0, 30.5), uniform("naf", 1, 30.6)])
+    write(results / "front_uniform_lr.csv", [lr_row("naf", 0, 30.70, 30.75), lr_row("naf", 1, 30.80, 30.86),
+                                             lr_row("naf", 0, 30.78, 30.80, steps=12000)])
+    text = report.render(results, tmp_path / "RESULTS.md")
+    assert "| naf | 0,1 | 30.55 +-0.05 | 30.75 +-0.05 | +0.20 | 30.80 +-0.05 | 26.1 | 1900 |" in text  # B only
+    assert "| naf | 0 | 12000 | 30.700 | 30.780 | +0.08 dB | 30.800 | 1900 |" in text
+    goals = [line for line in text.splitlines() if "training 2B gains" in line]
+    assert any("lr 0.001" in g and "+0.30 dB (naf)" in g and "MISSED" in g for g in goals)
+    assert any("lr 0.002" in g and "+0.08 dB (naf s0)" in g and "| met |" in g for g in goals)
