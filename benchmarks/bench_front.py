@@ -156,14 +156,20 @@ def train_record(run: Path) -> tuple[int, float]:
     return sum(int(float(r["steps"])) for r in rows), float(rows[-1]["train_seconds"])
 
 
+def check_length(steps: int) -> int:
+    """A training length in whole epochs of STEPS_PER_EPOCH steps (else one line saying so)."""
+    if steps <= 0 or steps % STEPS_PER_EPOCH:
+        raise SystemExit(f"error: {steps} steps is not a multiple of {STEPS_PER_EPOCH}; give lengths in hundreds.")
+    return steps
+
+
 def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: int, threads: int = THREADS,
                   lr: float | None = None) -> None:
     """Train all-`candidate` for `steps` steps at the study's recipe (resumes an interrupted run); `lr`: the peak
     learning rate (None: `hwnas train`'s default)."""
     if trained(run):
         return
-    if steps % STEPS_PER_EPOCH:
-        raise SystemExit(f"error: {steps} steps is not a multiple of {STEPS_PER_EPOCH}; give lengths in hundreds.")
+    check_length(steps)
     resume = ["--resume"] if (run / "checkpoints").exists() else []
     flags = [] if resume else ["--preset", PRESET, *SPACE_OPTIONS, "--uniform", candidate, "--data", rel(TRAIN_DATA),
                                "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,

@@ -30,8 +30,8 @@ import torch
 
 import common
 from hwnas.contracts.config import SearchConfig
-from bench_front import (BATCH, CROP, FRONT_STEPS, PRESET, STEPS_PER_EPOCH, TEST_DATA, THREADS, TRAIN_SIGMA,
-                         train_record, train_uniform, trained)
+from bench_front import (BATCH, CROP, FRONT_STEPS, PRESET, TEST_DATA, THREADS, TRAIN_SIGMA, check_length, train_record,
+                         train_uniform, trained)
 from bench_padding import PADDINGS, SIGMA, per_image
 from bench_quality import ROOT, Runner, rel
 
@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--networks", default=",".join(NETWORKS), help="uniform networks, in order (default: %(default)s)")
     p.add_argument("--steps", type=int, default=FRONT_STEPS,
                    help="training length, a multiple of 100 (default: the front's budget, %(default)s)")
-    p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds (default: %(default)s)")
+    p.add_argument("--seeds", type=seeds_of, default=",".join(map(str, SEEDS)), help="seeds (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front_lr")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
@@ -71,7 +71,7 @@ def seeds_of(text: str) -> list[int]:
 
 def train(args: argparse.Namespace, networks: list[str]) -> None:
     runner = Runner(args.workdir)
-    todo = [(net, seed) for net in networks for seed in seeds_of(args.seeds)]
+    todo = [(net, seed) for net in networks for seed in args.seeds]
 
     def one(item: tuple[str, int]) -> None:
         net, seed = item
@@ -89,12 +89,12 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
     path = args.results / f"{NAME}.csv"
     torch.set_num_threads(2)
     settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "crop": CROP, "batch": BATCH,
-                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": seeds_of(args.seeds), "eval_sigma": SIGMA}
+                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": args.seeds, "eval_sigma": SIGMA}
     folder = TEST_DATA[0]  # CBSD68: the front's metric
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])  # the run folder names network, length and seed
         for net in networks:
-            for seed in seeds_of(args.seeds):
+            for seed in args.seeds:
                 run = run_dir(args.workdir, net, seed, args.steps)
                 if (rel(run),) in done:
                     continue
@@ -119,11 +119,9 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     networks = common.chosen(args.networks, NETWORKS)
-    if args.steps <= 0 or args.steps % STEPS_PER_EPOCH:
-        raise SystemExit(f"error: {args.steps} steps is not a multiple of {STEPS_PER_EPOCH}; give a length in hundreds.")
+    check_length(args.steps)  # before record_run: a typo leaves no failed run in the sidecar
     if args.stage == "train":
-        settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "networks": networks,
-                    "seeds": seeds_of(args.seeds),
+        settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "networks": networks, "seeds": args.seeds,
                     "threads": THREADS, "jobs": args.jobs}
         with common.record_run(NAME, settings=settings, results_dir=args.results):
             train(args, networks)

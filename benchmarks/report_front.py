@@ -519,7 +519,7 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
     default, and the front's goals judged with each."""
     s = Section("The front's uniform networks at the sweeps' learning rate (front_uniform_lr.csv)")
     before = _read(results / "front_uniform.csv")
-    budget = front_budget(results) or int(df.steps.min())
+    budget = int(before.steps.max()) if before is not None else int(df.steps.min())  # front_budget's, read once
     df, longer = df[df.steps == budget], df[df.steps != budget]
     rows = []
     for net, part in df.groupby("network", sort=False):
@@ -529,10 +529,9 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
                      mean_spread(zeros), f"{float(zeros.mean()) - float(old.mean()):+.2f}" if len(old) else "-",
                      mean_spread(edge),
                      fmt(float(part.cbsd68_s25_worst_edge.min()), 1), fmt(float(part.train_seconds.mean()), 0)])
-    steps = budget
     s.body += [f"The front's sweeps trained every network at the search's learning rate ({SWEEP_LR}); its uniform "
                f"networks were trained by `hwnas train` at its default ({UNIFORM_LR}). Here they are trained again at "
-               f"{SWEEP_LR} (same {steps} steps, data, crop, batch and seeds; one thread each, two at a time) and scored "
+               f"{SWEEP_LR} (same {budget} steps, data, crop, batch and seeds; one thread each, two at a time) and scored "
                "on CBSD68 at sigma 25 with zero padding (as every front score was measured) and with edge padding (as "
                "the U-Net pads now). PSNR: the mean over the seeds +- half their range.", "",
                md_table(["network", "seeds", f"lr {UNIFORM_LR} (zeros)", f"lr {SWEEP_LR} (zeros)", "change",
