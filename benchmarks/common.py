@@ -142,9 +142,11 @@ def record_run(
     """Record one run of benchmark `name` in its sidecar, before and after the work.
 
     The sidecar keeps every run that contributed rows (a resumed benchmark has several):
-    `runs: [{command, started, id, finished, load_start, load_end, status}]` (status "done",
-    "failed" or "interrupted"; "running" if the process was killed); `command` is the
-    latest run's. `settings` are the script's own (threads, image size, ...); a caller may
+    `runs: [{command, started, id, settings, finished, load_start, load_end, status}]` (status
+    "done", "failed" or "interrupted"; "running" if the process was killed); `command` is the
+    latest run's. `settings` are the script's own (threads, image size, ...): the top-level
+    ones merge every run's (the latest wins a key), so each run's own are kept in its entry
+    too (two runs of different lengths stay told apart); a caller may
     change the yielded dict (the sidecar as read at the start) during the run. The sidecar
     is written at the start (status "running") so a killed run still says what it was, and
     at the end what this run changed is set in the sidecar as it then is: two runs of one
@@ -155,6 +157,7 @@ def record_run(
         "command": command_line(argv),
         "started": _now(),
         "id": f"{os.getpid()}-{uuid.uuid4().hex[:8]}",  # which entry is this run's when it ends
+        "settings": dict(settings or {}),
         "load_start": load_average(),
         "status": "running",
     }

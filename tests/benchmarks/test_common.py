@@ -24,6 +24,7 @@ def test_two_runs_at_once_keep_each_others_record_and_changes(common, tmp_path):
     assert [(r["command"].split()[-1], r["status"]) for r in meta["runs"]] == [("cbr", "done"), ("naf", "done")]
     assert meta["searches"] == {"naf": "cmd naf", "cbr": "cmd cbr"} and meta["notes"] == ["naf note"]
     assert meta["settings"] == {"a": 1, "b": 2}
+    assert [r["settings"] for r in meta["runs"]] == [{"a": 1}, {"b": 2}]  # each run's own, not the merge
 
 
 def test_a_failed_run_is_recorded_as_failed_and_the_error_goes_on(common, tmp_path):
