@@ -16,6 +16,8 @@ rate and judges the front's goals again with them.
 
 The plateau at this rate (the plateau stage of bench_front ran at the former one) is the same
 two commands with `--steps 12000` (2B): its rows go to the same file, told apart by `steps`.
+`eval --sigma 50` scores the same runs at another noise level (a harder task, where the
+blocks may rank otherwise) into a file of its own, `results/front_uniform_lr_s50.csv`.
 """
 
 from __future__ import annotations
@@ -51,10 +53,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=FRONT_STEPS,
                    help="training length, a multiple of 100 (default: the front's budget, %(default)s)")
     p.add_argument("--seeds", type=seeds_of, default=",".join(map(str, SEEDS)), help="seeds (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=SIGMA,
+                   help="eval: the noise level to score at; other than %(default)g, rows go to a file of its own")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
     p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front_lr")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     return p.parse_args(argv)
+
+
+def results_name(sigma: float) -> str:
+    """The results file's name: NAME at the front's sigma, else one per noise level (its columns name the sigma)."""
+    return NAME if sigma == SIGMA else f"{NAME}_s{sigma:g}"
 
 
 def run_dir(workdir: Path, network: str, seed: int, steps: int = FRONT_STEPS) -> Path:
@@ -86,12 +95,14 @@ def train(args: argparse.Namespace, networks: list[str]) -> None:
 def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
     from hwnas.deploy.inference import open_model
 
-    path = args.results / f"{NAME}.csv"
+    name = results_name(args.sigma)
+    path = args.results / f"{name}.csv"
     torch.set_num_threads(2)
     settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "crop": CROP, "batch": BATCH,
-                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": args.seeds, "eval_sigma": SIGMA}
+                "sigma": TRAIN_SIGMA, "train_threads": THREADS, "seeds": args.seeds, "eval_sigma": args.sigma}
     folder = TEST_DATA[0]  # CBSD68: the front's metric
-    with common.record_run(NAME, settings=settings, results_dir=args.results):
+    column = f"cbsd68_s{args.sigma:g}"
+    with common.record_run(name, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])  # the run folder names network, length and seed
         for net in networks:
             for seed in args.seeds:
@@ -103,23 +114,25 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
                     continue
                 started = time.perf_counter()
                 model = open_model(run / "model.pt")
-                scores = {padding: per_image(model.predict, folder, padding) for padding in PADDINGS}
+                scores = {padding: per_image(model.predict, folder, padding, args.sigma) for padding in PADDINGS}
                 steps, seconds = train_record(run)
                 row = {"network": net, "seed": seed, "lr": SWEEP_LR, "steps": steps}
                 for padding, rows in scores.items():
-                    row[f"cbsd68_s25_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
-                    row[f"cbsd68_s25_worst_{padding}"] = round(min(r["psnr"] for r in rows), 2)
+                    row[f"{column}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
+                    row[f"{column}_worst_{padding}"] = round(min(r["psnr"] for r in rows), 2)
                 common.append_row(path, {**row, "train_seconds": round(seconds, 1),
                                          "model": common.model_id(run / "model.pt"),
                                          "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
-                logger.info("%s s%d at lr %g: CBSD68 s25 %.3f dB (zeros) / %.3f (edge)", net, seed, SWEEP_LR,
-                            row["cbsd68_s25_psnr_zeros"], row["cbsd68_s25_psnr_edge"])
+                logger.info("%s s%d at lr %g: CBSD68 s%g %.3f dB (zeros) / %.3f (edge)", net, seed, SWEEP_LR,
+                            args.sigma, row[f"{column}_psnr_zeros"], row[f"{column}_psnr_edge"])
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     networks = common.chosen(args.networks, NETWORKS)
     check_length(args.steps)  # before record_run: a typo leaves no failed run in the sidecar
+    if not 0 < args.sigma <= 255:
+        raise SystemExit(f"error: --sigma {args.sigma:g} is not a noise level on the 0-255 scale; give e.g. 50.")
     if args.stage == "train":
         settings = {"preset": PRESET, "steps": args.steps, "lr": SWEEP_LR, "networks": networks, "seeds": args.seeds,
                     "threads": THREADS, "jobs": args.jobs}

@@ -78,12 +78,12 @@ def zero_padding():
         nafnet_unet.pad_to_multiple = now
 
 
-def per_image(predict, folder: Path, padding: str) -> list[dict]:
-    """`hwnas eval`'s rows for `folder` at SIGMA, the U-Net padding with `padding`."""
+def per_image(predict, folder: Path, padding: str, sigma: float = SIGMA) -> list[dict]:
+    """`hwnas eval`'s rows for `folder` at `sigma`, the U-Net padding with `padding`."""
     from hwnas.searchspaces.denoising_eval import evaluate_folder
 
     with zero_padding() if padding == "zeros" else nullcontext():
-        return evaluate_folder(predict, folder, sigma=SIGMA, seed=0)
+        return evaluate_folder(predict, folder, sigma=sigma, seed=0)
 
 
 def input_psnrs(folder: Path, names: list[str]) -> dict[str, float]:

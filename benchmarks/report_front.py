@@ -291,8 +291,8 @@ def front_plot(nets: list[dict], front: list[tuple[float, float, str]], path: Pa
                        s=90 if kind == "searched" else 40, zorder=3, label=kind)
     if front:
         ax.plot([p[0] for p in front], [p[1] for p in front], color="C1", zorder=2, label="baselines' front")
-        for ms, psnr, name in front:
-            ax.annotate(name, (ms, psnr), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        for i, (ms, psnr, name) in enumerate(front):  # alternately below and above: front points lie close together
+            ax.annotate(name, (ms, psnr), textcoords="offset points", xytext=(4, 6 if i % 2 else -10), fontsize=7)
     ax.set_xlabel("end-to-end latency, ms (ONNX Runtime CPU, 256x256, 2 threads)")
     ax.set_ylabel("CBSD68 sigma 25 PSNR (dB)")
     ax.set_title("The front: searched networks vs the baselines at equal budget (small preset)")
@@ -572,6 +572,32 @@ def plateau_at_sweep_lr(s: Section, at_b, longer, budget: int) -> None:
     s.goals.append(plateau_goal(gains, budget, lr=SWEEP_LR, key="front_uniform_lr"))
 
 
-SECTIONS = {"front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
+def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """bench_front_lr.py eval --sigma 50: the same runs at a harder noise level, each network beside all-naf of its
+    length at both levels -- whether the ranking of the blocks turns where denoising is harder."""
+    sigma = int(meta.get("settings", {}).get("eval_sigma", 50))
+    s = Section(f"The uniform networks at sigma {sigma} (front_uniform_lr_s{sigma}.csv)")
+    at25 = _read(results / "front_uniform_lr.csv")
+    psnr25 = {str(r.run): float(r.cbsd68_s25_psnr_zeros) for r in at25.itertuples()} if at25 is not None else {}
+    df = df.assign(s25=[psnr25.get(str(r), float("nan")) for r in df.run],
+                   s50=df[f"cbsd68_s{sigma}_psnr_zeros"], edge=df[f"cbsd68_s{sigma}_psnr_edge"])
+    means = df.groupby(["steps", "network"], sort=False)[["s25", "s50", "edge"]].mean()
+    rows = []
+    for (steps, net), m in means.iterrows():
+        naf = means.loc[(steps, "naf")] if (steps, "naf") in means.index else None
+        seeds = ",".join(str(int(x)) for x in df[(df.steps == steps) & (df.network == net)].seed)
+        gap = [f"{m[k] - naf[k]:+.2f}" if naf is not None and net != "naf" and m[k] - naf[k] == m[k] - naf[k]
+               else "-" for k in ("s25", "s50")]  # (x == x: not NaN, a run not scored at sigma 25)
+        rows.append([net, int(steps), seeds, fmt(m.s25, 3), gap[0], fmt(m.s50, 3), gap[1], fmt(m.edge, 3)])
+    s.body += [f"The networks of front_uniform_lr.csv (lr {SWEEP_LR}) scored again on CBSD68 at sigma {sigma} (zero "
+               "padding, as the front; edge padding last): the front's metric is sigma 25, where the cheap blocks "
+               "match all-naf; a harder task may set them apart. Means over the seeds; \"vs naf\": minus all-naf "
+               "trained as long.", "",
+               md_table(["network", "steps", "seeds", "sigma 25", "vs naf", f"sigma {sigma}", "vs naf",
+                         f"sigma {sigma} (edge)"], rows), ""]
+    return s
+
+
+SECTIONS = {"front_uniform_lr_s50": noise_section, "front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
             "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section,
             "front_latency": front_latency_section}

@@ -95,3 +95,26 @@ def test_eval_scores_each_trained_run_with_both_paddings_and_skips_what_is_missi
                                      str(work), "--results", str(results)]), ["naf"])
     rows = list(csv.DictReader(open(results / "front_uniform_lr.csv")))
     assert [r["run"].rsplit("/", 1)[1] for r in rows] == ["naf-6000-lr0.002-s0", "naf-12000-lr0.002-s0"]
+
+
+def test_eval_at_another_sigma_writes_a_file_of_its_own(bench, tmp_path, monkeypatch):
+    data = tmp_path / "CBSD68"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (21, 27, 3), dtype=np.uint8)).save(data / "im0.png")
+    monkeypatch.setattr(bench, "TEST_DATA", (data,))
+    work, results = tmp_path / "work", tmp_path / "results"
+    results.mkdir()
+    trained_run(bench.run_dir(work, "naf", 0))
+    flags = ["--networks", "naf", "--seeds", "0", "--workdir", str(work), "--results", str(results)]
+    bench.evaluate(bench.parse_args(["eval", *flags]), ["naf"])
+    bench.evaluate(bench.parse_args(["eval", "--sigma", "50", *flags]), ["naf"])  # the same run, not skipped
+    [s25] = list(csv.DictReader(open(results / "front_uniform_lr.csv")))
+    [s50] = list(csv.DictReader(open(results / "front_uniform_lr_s50.csv")))
+    assert "cbsd68_s50_psnr_zeros" in s50 and "cbsd68_s25_psnr_zeros" not in s50
+    assert float(s50["cbsd68_s50_psnr_zeros"]) < float(s25["cbsd68_s25_psnr_zeros"])  # more noise, a lower score
+
+
+@pytest.mark.parametrize("sigma", ["0", "300"])
+def test_a_sigma_off_the_scale_is_one_line(bench, tmp_path, sigma):
+    with pytest.raises(SystemExit, match="not a noise level on the 0-255 scale"):
+        bench.main(["eval", "--sigma", sigma, "--workdir", str(tmp_path), "--results", str(tmp_path)])

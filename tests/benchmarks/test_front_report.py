@@ -279,3 +279,25 @@ def test_the_plateau_at_the_sweeps_rate_sets_each_longer_run_beside_its_seed_at_
     goals = [line for line in text.splitlines() if "training 2B gains" in line]
     assert any("lr 0.001" in g and "+0.30 dB (naf)" in g and "MISSED" in g for g in goals)
     assert any("lr 0.002" in g and "+0.08 dB (naf s0)" in g and "| met |" in g for g in goals)
+
+
+def s50_row(net_: str, seed: int, psnr: float, steps: int = 6000) -> dict:
+    return {"network": net_, "seed": seed, "lr": 0.002, "steps": steps, "cbsd68_s50_psnr_zeros": psnr,
+            "cbsd68_s50_worst_zeros": 23.0, "cbsd68_s50_psnr_edge": psnr + 0.01, "cbsd68_s50_worst_edge": 23.1,
+            "train_seconds": 1900.0, "model": "sha256:x", "eval_seconds": 60.0,
+            "run": f"x/{net_}-{seed}" if steps == 6000 else f"x/{net_}-{steps}-{seed}"}
+
+
+def test_the_noise_section_sets_each_network_beside_all_naf_of_its_length_at_both_sigmas(report, tmp_path):
+    """cbr matches naf at sigma 25 (30.70 vs 30.75) but loses 0.30 dB at sigma 50: the harder task sets them apart."""
+    results = tmp_path / "results"
+    results.mkdir()
+    write(results / "front_uniform_lr.csv", [lr_row("naf", 0, 30.70, 30.75), lr_row("naf", 1, 30.80, 30.86),
+                                             lr_row("cbr", 0, 30.72, 30.7), lr_row("cbr", 1, 30.68, 30.7)])
+    write(results / "front_uniform_lr_s50.csv", [s50_row("naf", 0, 27.5), s50_row("naf", 1, 27.7),
+                                                 s50_row("cbr", 0, 27.3), s50_row("cbr", 1, 27.3)])
+    (results / "front_uniform_lr_s50.meta.json").write_text(json.dumps({"settings": {"eval_sigma": 50.0}}))
+    text = report.render(results, tmp_path / "RESULTS.md")
+    assert "The uniform networks at sigma 50 (front_uniform_lr_s50.csv)" in text
+    assert "| naf | 6000 | 0,1 | 30.750 | - | 27.600 | - | 27.610 |" in text
+    assert "| cbr | 6000 | 0,1 | 30.700 | -0.05 | 27.300 | -0.30 | 27.310 |" in text
