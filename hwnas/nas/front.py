@@ -116,6 +116,7 @@ def run_front(config: SweepConfig, out: Path, table, searches: Sequence[SearchJo
     on_front = _pareto(rows, metric)
     for i, row in enumerate(rows):
         row["pareto"] = i in on_front
+    notes += matched_by(rows, metric)
     write_rows(out / "front.csv", rows, columns)
     plot_front(out / "front.png", rows, metric)
     return results, FrontResult(rows, out / "front.csv", out / "front.png", metric, notes)
@@ -375,9 +376,29 @@ def _extra_scores(front, t: Trained) -> dict[str, float]:
 
 def front_columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
     head = ["kind", "name", "target_ratio", "seed", "predicted_ms", "measured_ms"]
-    tail = ["params", "gmacs", "steps", "train_seconds", "pareto", "spec", "arch", "run"]
+    tail = ["params", "gmacs", "steps", "train_seconds", "pareto", "matched_by", "spec", "arch", "run"]
     scores = [metric] + [k for r in rows for k in r if k not in head + tail and k != metric]
     return head + list(dict.fromkeys(scores)) + tail
+
+
+def matched_by(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """Set each row's `matched_by`: for a searched network, the best baseline (ties: the faster) that is at least as
+    fast, measured, and scores at least as well -- what a user gets without searching; "" if none, or not searched.
+    Returns one note per searched network so matched, as a search that did not beat not searching must say so."""
+    baselines = [r for r in rows if r["kind"] != "searched" and r.get(metric) is not None]
+    notes = []
+    for row in rows:
+        row["matched_by"] = ""
+        if row["kind"] != "searched" or row.get(metric) is None:
+            continue
+        same = [b for b in baselines if b["measured_ms"] <= row["measured_ms"] and b[metric] >= row[metric]]
+        if same:
+            b = max(same, key=lambda b: (b[metric], -b["measured_ms"]))
+            row["matched_by"] = b["name"]
+            notes.append(f"{row['name']} ({row['measured_ms']:.2f} ms, {metric} {row[metric]:.2f}) is matched by "
+                         f"the {b['kind']} baseline {b['name']} ({b['measured_ms']:.2f} ms, {b[metric]:.2f}): a user "
+                         "gets that without a search")
+    return notes
 
 
 def _pareto(rows: list[dict[str, Any]], metric: str) -> set[int]:

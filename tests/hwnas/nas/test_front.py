@@ -66,7 +66,9 @@ def test_front_has_every_kind_its_table_and_plot(front):
     table = rows(front)
     assert {r["kind"] for r in table} == {"searched", "uniform", "narrower", "shallower", "random"}
     assert list(table[0])[:6] == ["kind", "name", "target_ratio", "seed", "predicted_ms", "measured_ms"]
-    assert {"val_psnr", "val_ssim", "params", "gmacs", "steps", "train_seconds", "pareto", "run"} <= set(table[0])
+    assert {"val_psnr", "val_ssim", "params", "gmacs", "steps", "train_seconds", "pareto", "matched_by", "run"} <= set(table[0])
+    names = {r["name"] for r in table}
+    assert all(r["matched_by"] in names | {""} and (r["kind"] == "searched" or not r["matched_by"]) for r in table)
     assert {"psnr:photos:sigma=25:seed=0", "ssim:photos:sigma=25:seed=0"} <= set(table[0])  # --score-data
     assert all(float(r["psnr:photos:sigma=25:seed=0"]) > 0 for r in table)
     assert all(int(r["steps"]) == 4 for r in table)  # search 2 + fine-tune 2 = every baseline's budget
@@ -268,3 +270,18 @@ def test_api_sweep_validates_the_front_once_and_names_the_fix(tmp_path):
         api.sweep(search={"spec": {"preset": "tiny"}}, latency_weights=[0.1], baselines={"budget_steps": 900,
                   "uniform_candidates": "naf"}, out=tmp_path / "sweep")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_searched_network_no_better_than_a_baseline_as_fast_is_named_matched():
+    from hwnas.nas.front import matched_by
+
+    rows = [{"kind": "searched", "name": "s-beaten", "measured_ms": 26.0, "val_psnr": 30.5},
+            {"kind": "searched", "name": "s-best", "measured_ms": 40.0, "val_psnr": 31.0},
+            {"kind": "searched", "name": "s-unscored", "measured_ms": 50.0, "val_psnr": None},
+            {"kind": "uniform", "name": "uniform-cbr-s0", "measured_ms": 22.0, "val_psnr": 30.6},
+            {"kind": "random", "name": "random-0.45x-1", "measured_ms": 25.0, "val_psnr": 30.7},
+            {"kind": "uniform", "name": "uniform-naf-s0", "measured_ms": 60.0, "val_psnr": 31.2}]
+    notes = matched_by(rows, "val_psnr")
+    assert [r["matched_by"] for r in rows] == ["random-0.45x-1", "", "", "", "", ""]  # the better of the two as fast
+    assert notes == ["s-beaten (26.00 ms, val_psnr 30.50) is matched by the random baseline random-0.45x-1 "
+                     "(25.00 ms, 30.70): a user gets that without a search"]
