@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 # `report` (the page generator) loads this module and sets `report` to itself first.
@@ -30,6 +31,7 @@ PLATEAU_GAIN = 0.1  # dB: training 2B steps gains at most this much over B (benc
 # The learning rates the front's networks trained at: stage 2's uniform networks at `hwnas train`'s default, the
 # sweeps' networks (searched, fine-tuned, baselines) at the search's default, which `hwnas sweep --baselines` uses.
 UNIFORM_LR, SWEEP_LR = 0.001, 0.002
+NOISE_SIGMA = 50  # the harder noise level of `bench_front_lr.py eval --sigma` that the page has a section for
 PLANNED_TARGETS = (0.45, 0.6, 0.75)  # bench_front.TARGETS: a target not swept yet is listed as not measured
 
 
@@ -56,10 +58,12 @@ def plateau_section(df, meta: dict, results: Path, out: Path) -> Section:
 
 def front_budget(results: Path) -> int | None:
     """The budget the front's networks were trained to (front_uniform.csv), if any."""
-    import pandas as pd
+    return budget_of(_read(results / "front_uniform.csv"))
 
-    path = results / "front_uniform.csv"
-    return int(pd.read_csv(path).steps.max()) if path.exists() else None
+
+def budget_of(uniform) -> int | None:
+    """The budget of front_uniform.csv's rows (None: not there)."""
+    return int(uniform.steps.max()) if uniform is not None else None
 
 
 def plateau_goal(gains: list[tuple[str, int, float, float]], budget: int | None, lr: float = UNIFORM_LR,
@@ -519,7 +523,7 @@ def uniform_lr_section(df, meta: dict, results: Path, out: Path) -> Section:
     default, and the front's goals judged with each."""
     s = Section("The front's uniform networks at the sweeps' learning rate (front_uniform_lr.csv)")
     before = _read(results / "front_uniform.csv")
-    budget = int(before.steps.max()) if before is not None else int(df.steps.min())  # front_budget's, read once
+    budget = budget_of(before) or int(df.steps.min())
     df, longer = df[df.steps == budget], df[df.steps != budget]
     rows = []
     for net, part in df.groupby("network", sort=False):
@@ -575,7 +579,7 @@ def plateau_at_sweep_lr(s: Section, at_b, longer, budget: int) -> None:
 def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
     """bench_front_lr.py eval --sigma 50: the same runs at a harder noise level, each network beside all-naf of its
     length at both levels -- whether the ranking of the blocks turns where denoising is harder."""
-    sigma = int(meta.get("settings", {}).get("eval_sigma", 50))
+    sigma = NOISE_SIGMA
     s = Section(f"The uniform networks at sigma {sigma} (front_uniform_lr_s{sigma}.csv)")
     at25 = _read(results / "front_uniform_lr.csv")
     psnr25 = {str(r.run): float(r.cbsd68_s25_psnr_zeros) for r in at25.itertuples()} if at25 is not None else {}
@@ -586,8 +590,8 @@ def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
     for (steps, net), m in means.iterrows():
         naf = means.loc[(steps, "naf")] if (steps, "naf") in means.index else None
         seeds = ",".join(str(int(x)) for x in df[(df.steps == steps) & (df.network == net)].seed)
-        gap = [f"{m[k] - naf[k]:+.2f}" if naf is not None and net != "naf" and m[k] - naf[k] == m[k] - naf[k]
-               else "-" for k in ("s25", "s50")]  # (x == x: not NaN, a run not scored at sigma 25)
+        gap = [f"{m[k] - naf[k]:+.2f}" if naf is not None and net != "naf" and not math.isnan(m[k] - naf[k])
+               else "-" for k in ("s25", "s50")]  # NaN: a run not scored at sigma 25
         rows.append([net, int(steps), seeds, fmt(m.s25, 3), gap[0], fmt(m.s50, 3), gap[1], fmt(m.edge, 3)])
     s.body += [f"The networks of front_uniform_lr.csv (lr {SWEEP_LR}) scored again on CBSD68 at sigma {sigma} (zero "
                "padding, as the front; edge padding last): the front's metric is sigma 25, where the cheap blocks "
@@ -598,6 +602,6 @@ def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-SECTIONS = {"front_uniform_lr_s50": noise_section, "front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
+SECTIONS = {f"front_uniform_lr_s{NOISE_SIGMA}": noise_section, "front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
             "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section,
             "front_latency": front_latency_section}
