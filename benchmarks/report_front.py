@@ -33,6 +33,7 @@ PLATEAU_GAIN = 0.1  # dB: training 2B steps gains at most this much over B (benc
 UNIFORM_LR, SWEEP_LR = 0.001, 0.002
 NOISE_SIGMA = 50  # the harder noise level of `bench_front_lr.py eval --sigma` that the page has a section for
 PLANNED_TARGETS = (0.45, 0.6, 0.75)  # bench_front.TARGETS: a target not swept yet is listed as not measured
+PRESET_WIDTH = 16  # the small preset's base width (bench_front_width widens the cheapest block beyond it)
 
 
 def doubling_gains(df) -> list[tuple[str, int, float, float]]:
@@ -602,6 +603,84 @@ def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-SECTIONS = {f"front_uniform_lr_s{NOISE_SIGMA}": noise_section, "front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
+def width_ratios(latency) -> dict[tuple[str, int], float]:
+    """(network, width) -> its median latency over all-naf's at the preset width, timed in the same rounds."""
+    if latency is None:
+        return {}
+    med = latency.groupby(["network", "width"]).median_ms.median()
+    naf = med.get(("naf", PRESET_WIDTH))
+    return {} if naf is None else {(str(n), int(w)): float(v) / naf for (n, w), v in med.items()}
+
+
+def preset_width_rows(results: Path, budget: int) -> list[dict]:
+    """The preset-width uniform networks of bench_front_lr (lr SWEEP_LR, `budget` steps): network, seeds, s25, s50."""
+    at25, at50 = _read(results / "front_uniform_lr.csv"), _read(results / "front_uniform_lr_s50.csv")
+    if at25 is None:
+        return []
+    s50 = {str(r.run): float(r.cbsd68_s50_psnr_zeros) for r in at50.itertuples()} if at50 is not None else {}
+    rows = []
+    for net, part in at25[at25.steps == budget].groupby("network", sort=False):
+        rows.append({"network": str(net), "width": PRESET_WIDTH, "seeds": ",".join(str(int(x)) for x in part.seed),
+                     "s25": float(part.cbsd68_s25_psnr_zeros.mean()),
+                     "s50": sum(s50.get(str(r), float("nan")) for r in part.run) / len(part),
+                     "train": float(part.train_seconds.mean())})
+    return rows
+
+
+def width_section(df, meta: dict, results: Path, out: Path) -> Section:
+    """bench_front_width.py: the cheapest block widened, beside the blocks at the preset's width and the front."""
+    s = Section("Width against block: the cheapest network widened (front_width.csv)")
+    budget = int(df.steps.max())
+    ratios = width_ratios(_read(results / "front_width_latency.csv"))
+    mine = [{"network": str(net), "width": int(w), "seeds": ",".join(str(int(x)) for x in part.seed),
+             "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s50": float(part.cbsd68_s50_psnr_zeros.mean()),
+             "train": float(part.train_seconds.mean())} for (net, w), part in df.groupby(["network", "width"], sort=False)]
+    nets = sorted(mine + preset_width_rows(results, budget),
+                  key=lambda n: ratios.get((n["network"], n["width"]), float("inf")))
+    rows = [[f"all-{n['network']}", n["width"], n["seeds"], fmt(ratios.get((n["network"], n["width"])), 2),
+             fmt(n["s25"], 3), fmt(n["s50"], 3), fmt(n["train"], 0)] for n in nets]
+    s.body += [f"Every uniform network of the front's space scores within 0.1 dB at sigma 25, while a narrower one "
+               "loses 0.2-1 dB (front.csv's narrower rows): the quality follows the width, not the block. Here the "
+               f"cheapest block is made wider instead (base width above the preset's {PRESET_WIDTH}) and trained with "
+               f"the front's recipe (lr {SWEEP_LR}, {budget} steps, one thread), set beside the preset-width networks "
+               "of front_uniform_lr.csv. CBSD68, zero padding as the front; latency: ONNX Runtime CPU end to end, "
+               "all in the same interleaved rounds (front_width_latency.csv), as a fraction of all-naf's.", "",
+               md_table(["network", "width", "seeds", "x all-naf", "sigma 25", "sigma 50", "train s"], rows), ""]
+    s.body += width_against_front(mine, ratios, results)
+    return s
+
+
+def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[str]:
+    """Each widened network against the front at its latency (its ratio times all-naf's latency in front_latency.csv):
+    the baselines' front interpolated there, and the best searched network at most as slow."""
+    front = _read(results / "front.csv")
+    if front is None or not ratios:
+        return []
+    uniform, _ = at_sweep_lr(_read(results / "front_uniform.csv"), _read(results / "front_uniform_lr.csv"))
+    nets = front_networks(front, uniform, _read(results / "front_latency.csv"),
+                          _read(results / "front_uniform_latency.csv"))
+    naf = [n["ms"] for n in nets if n.get("network") == "naf" and n["ms"] == n["ms"]]
+    if not naf:
+        return []
+    naf_ms, line = sum(naf) / len(naf), pareto(baseline_points(nets))
+    lines = []
+    for n in mine:
+        r = ratios.get((n["network"], n["width"]))
+        if r is None:
+            continue
+        ms = r * naf_ms
+        ref = front_at(line, ms)
+        searched = [x for x in nets if x["kind"] == "searched" and x["ms"] <= ms]
+        best = max(searched, key=lambda x: x["psnr"], default=None)
+        lines.append(f"- all-{n['network']} at width {n['width']} ({r:.2f}x all-naf, ~{ms:.1f} ms on the front's "
+                     f"clock): {n['s25']:.2f} dB; the baselines' front there {fmt(ref, 2)} dB"
+                     + (f" ({n['s25'] - ref:+.2f})" if ref is not None else "")
+                     + (f"; the best searched network at most as slow, {best['name']}: {best['psnr']:.2f} dB "
+                        f"({n['s25'] - best['psnr']:+.2f})" if best else "; no searched network is as fast"))
+    return (["Set on the front (front.csv, sigma 25): a wider cheap network is a baseline a user picks without a "
+             "search.", "", *lines, ""] if lines else [])
+
+
+SECTIONS = {"front_width": width_section, f"front_uniform_lr_s{NOISE_SIGMA}": noise_section, "front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,
             "front_plateau": plateau_section, "front_uniform": uniform_section, "front": front_section,
             "front_latency": front_latency_section}

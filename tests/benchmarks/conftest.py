@@ -39,3 +39,42 @@ def benchmark_script():
 @pytest.fixture(scope="session")
 def report(benchmark_script):
     return benchmark_script("report.py")
+
+
+class HwnasCalls:
+    """A benchmark's `Runner` that records each `hwnas` command's arguments instead of running it."""
+
+    def __init__(self):
+        self.argv: list[list[str]] = []
+
+    def hwnas(self, *args, log: str, **_):
+        self.argv.append([str(a) for a in args])
+
+
+@pytest.fixture
+def hwnas_calls():
+    return HwnasCalls()
+
+
+def _trained_run(run: Path) -> None:
+    """A finished `hwnas train` run folder (tiny all-naf model.pt, one epoch of 100 steps in 12.5 s)."""
+    import torch
+
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.contracts.space import Architecture, freeze, position_names
+    from hwnas.deploy.modelfile import ModelFile, save_model
+
+    run.mkdir(parents=True)
+    spec = SpaceSpec(preset="tiny")
+    space = spec.create()
+    torch.manual_seed(0)
+    arch = Architecture.uniform(space.name, position_names(space.build()), "naf")
+    save_model(run / "model.pt", ModelFile(spec, arch, freeze(space, arch).state_dict()))
+    with open(run / "metrics.csv", "w", newline="") as fh:
+        fh.write("epoch,steps,train_loss,lr,train_seconds,val_psnr,val_ssim\n1,100,0.1,0.002,12.5,20,0.5\n")
+
+
+@pytest.fixture
+def trained_run():
+    """`trained_run(folder)` makes `folder` a finished training run."""
+    return _trained_run

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from hwnas.contracts.config import SearchConfig, SpaceSpec
-from hwnas.contracts.space import Architecture, freeze, position_names
-from hwnas.deploy.modelfile import ModelFile, save_model
+from hwnas.contracts.config import SearchConfig
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +16,8 @@ def bench(benchmark_script):
     return benchmark_script("bench_front_lr.py")
 
 
-class Calls:
-    def __init__(self):
-        self.argv: list[list[str]] = []
-
-    def hwnas(self, *args, log: str, **_):
-        self.argv.append([str(a) for a in args])
-
-
-def test_train_asks_hwnas_train_for_the_sweeps_rate_every_network_and_seed(bench, tmp_path, monkeypatch):
-    calls = Calls()
+def test_train_asks_hwnas_train_for_the_sweeps_rate_every_network_and_seed(bench, hwnas_calls, tmp_path, monkeypatch):
+    calls = hwnas_calls
     monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
     bench.train(bench.parse_args(["train", "--workdir", str(tmp_path), "--jobs", "1"]), ["naf", "cbr_e4"])
     assert bench.SWEEP_LR == SearchConfig.model_fields["lr"].default == 0.002  # the search's default, which every sweep network trains with
@@ -39,8 +27,8 @@ def test_train_asks_hwnas_train_for_the_sweeps_rate_every_network_and_seed(bench
     assert calls.argv[0][calls.argv[0].index("--out") + 1].endswith("naf-6000-lr0.002-s0")
 
 
-def test_steps_and_seeds_choose_the_plateau_run(bench, tmp_path, monkeypatch):
-    calls = Calls()
+def test_steps_and_seeds_choose_the_plateau_run(bench, hwnas_calls, tmp_path, monkeypatch):
+    calls = hwnas_calls
     monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
     bench.train(bench.parse_args(["train", "--workdir", str(tmp_path), "--steps", "12000", "--seeds", "0"]), ["naf"])
     [argv] = calls.argv
@@ -60,18 +48,7 @@ def test_unknown_network_is_one_line(bench, tmp_path):
         bench.main(["train", "--networks", "naf,cbre4", "--workdir", str(tmp_path)])
 
 
-def trained_run(run: Path) -> None:
-    run.mkdir(parents=True)
-    spec = SpaceSpec(preset="tiny")
-    space = spec.create()
-    torch.manual_seed(0)
-    arch = Architecture.uniform(space.name, position_names(space.build()), "naf")
-    save_model(run / "model.pt", ModelFile(spec, arch, freeze(space, arch).state_dict()))
-    with open(run / "metrics.csv", "w", newline="") as fh:
-        fh.write("epoch,steps,train_loss,lr,train_seconds,val_psnr,val_ssim\n1,100,0.1,0.002,12.5,20,0.5\n")
-
-
-def test_eval_scores_each_trained_run_with_both_paddings_and_skips_what_is_missing(bench, tmp_path, monkeypatch):
+def test_eval_scores_each_trained_run_with_both_paddings_and_skips_what_is_missing(bench, trained_run, tmp_path, monkeypatch):
     data = tmp_path / "CBSD68"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -97,7 +74,7 @@ def test_eval_scores_each_trained_run_with_both_paddings_and_skips_what_is_missi
     assert [r["run"].rsplit("/", 1)[1] for r in rows] == ["naf-6000-lr0.002-s0", "naf-12000-lr0.002-s0"]
 
 
-def test_eval_at_another_sigma_writes_a_file_of_its_own(bench, tmp_path, monkeypatch):
+def test_eval_at_another_sigma_writes_a_file_of_its_own(bench, trained_run, tmp_path, monkeypatch):
     data = tmp_path / "CBSD68"
     data.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (21, 27, 3), dtype=np.uint8)).save(data / "im0.png")

@@ -301,3 +301,31 @@ def test_the_noise_section_sets_each_network_beside_all_naf_of_its_length_at_bot
     assert "The uniform networks at sigma 50 (front_uniform_lr_s50.csv)" in text
     assert "| naf | 6000 | 0,1 | 30.750 | - | 27.600 | - | 27.610 |" in text
     assert "| cbr | 6000 | 0,1 | 30.700 | -0.05 | 27.300 | -0.30 | 27.310 |" in text
+
+
+def width_row(width: int, s25: float, s50: float) -> dict:
+    return {"network": "cbr", "width": width, "seed": 0, "lr": 0.002, "steps": 6000, "params": 1_000_000,
+            "gmacs": 1.0, "cbsd68_s25_psnr_zeros": s25, "cbsd68_s25_psnr_edge": s25 + 0.01,
+            "cbsd68_s50_psnr_zeros": s50, "cbsd68_s50_psnr_edge": s50, "train_seconds": 2000.0,
+            "model": "sha256:x", "eval_seconds": 60.0, "run": f"x/cbr-w{width}"}
+
+
+def test_the_width_section_sets_the_widened_network_beside_the_blocks_and_the_front(report, tmp_path):
+    """all-cbr at width 24 takes 0.6x all-naf's latency (medians of the same rounds: 54.5 / 90.5) and scores 30.90: on
+    the front's clock (all-naf 100 ms) that is 60.2 ms, where the baselines' front gives 30.10 (the random mix) and the best searched network 30.50."""
+    front_page(report, tmp_path, [net("searched", "mu-1-target0.6x-seed0", 0.6, 0, 60, 30.50),
+                                  net("searched", "mu-1-target0.6x-seed1", 0.6, 1, 61, 30.45)])
+    results = tmp_path / "results"
+    write(results / "front_width.csv", [width_row(24, 30.90, 27.70)])
+    write(results / "front_width_latency.csv", [
+        {"network": n, "width": w, "repeat": r, "median_ms": ms, "load_start": 0.1, "load_end": 0.2}
+        for r in range(2) for n, w, ms in (("cbr", 24, 54.0 + r), ("naf", 16, 90.0 + r), ("cbr", 16, 30.0))])
+    write(results / "front_uniform_lr.csv", [lr_row("naf", 0, 30.70, 30.75), lr_row("naf", 1, 30.80, 30.86)])
+    write(results / "front_uniform_lr_s50.csv", [s50_row("naf", 0, 27.5), s50_row("naf", 1, 27.7)])
+    text = report.render(results, tmp_path / "RESULTS2.md")
+    assert "Width against block: the cheapest network widened (front_width.csv)" in text
+    assert "| all-naf | 16 | 0,1 | 1.00 | 30.750 | 27.600 | 1900 |" in text
+    assert "| all-cbr | 24 | 0 | 0.60 | 30.900 | 27.700 | 2000 |" in text
+    line = next(x for x in text.splitlines() if x.startswith("- all-cbr at width 24"))
+    assert "(0.60x all-naf, ~60.2 ms on the front's clock): 30.90 dB; the baselines' front there 30.10 dB (+0.80)" in line
+    assert "the best searched network at most as slow, mu-1-target0.6x-seed0: 30.50 dB (+0.40)" in line

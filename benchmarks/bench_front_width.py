@@ -1,0 +1,160 @@
+"""Where the front's quality lives: the block, or the width (issue 22's follow-up).
+
+At the front's budget every uniform network of the `small` preset scores within 0.1 dB on
+CBSD68 sigma 25 (all-naf, all-cbr_e4, all-cbr), while a narrower network loses 0.2-1 dB
+(front.csv's `narrower` rows): the quality follows the channel width, not the block. So
+what a user gets without a search includes a *wider* cheap network, and a search among the
+blocks at a fixed width can beat the front only where width does not pay. This benchmark
+measures that baseline: uniform networks at widths above the preset's 16, trained with the
+front's recipe (SWEEP_LR, FRONT_STEPS steps, CBSD432 blind sigma 0-55, crop 64, batch 8,
+one thread a run) and set beside the preset-width uniform networks of bench_front_lr.
+
+    python benchmarks/bench_front_width.py latency  # quiet machine: widened and preset-width networks, interleaved
+    python benchmarks/bench_front_width.py train    # resumable; --jobs runs at a time, one thread each
+    python benchmarks/bench_front_width.py eval     # CBSD68 at sigma 25 and 50, zeros and edge padding
+
+Rows: `results/front_width.csv` (quality, size, training seconds) and
+`results/front_width_latency.csv` (ONNX Runtime CPU end to end, 256x256, bench_front's rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import common
+from bench_front import (CANDIDATES, FRONT_STEPS, PRESET, SPACE, TEST_DATA, THREADS, IMAGE_SIZE, refuse_busy,
+                         size_of, time_networks, train_record, train_uniform, trained)
+from bench_front_lr import SWEEP_LR, seeds_of
+from bench_padding import PADDINGS, per_image
+from bench_quality import ROOT, Runner, rel
+
+logger = logging.getLogger("bench_front_width")
+
+NAME = "front_width"
+PRESET_WIDTH = 16  # the small preset's
+WIDTHS = (20, 24)
+NETWORKS = ("cbr",)  # the cheapest block: the one to widen
+REFERENCES = ("naf", "cbr_e4", "cbr")  # timed beside them at the preset's width (bench_front_lr trained them)
+SIGMAS = (25.0, 50.0)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("latency", "train", "eval"))
+    p.add_argument("--networks", default=",".join(NETWORKS), help="uniform candidates to widen (default: %(default)s)")
+    p.add_argument("--widths", type=widths_of, default=",".join(map(str, WIDTHS)),
+                   help="base widths, even, above the preset's (default: %(default)s)")
+    p.add_argument("--seeds", type=seeds_of, default="0", help="seeds (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="latency: time even on a busy machine (the rows say the load)")
+    p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front_width")
+    p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
+    args = p.parse_args(argv)
+    args.networks = common.chosen(args.networks, CANDIDATES)
+    return args
+
+
+def widths_of(text: str) -> list[int]:
+    """A `--widths 20,24` value (else one line saying what is wrong)."""
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --widths {text!r} is not a comma-separated list of integers; give e.g. 20,24.") from None
+    bad = [w for w in widths if w < 2 or w % 2]
+    if bad:
+        raise SystemExit(f"error: width {bad[0]} is not an even number >= 2; give e.g. 20,24.")
+    return widths
+
+
+def run_dir(workdir: Path, network: str, width: int, seed: int) -> Path:
+    return workdir / f"{network}-w{width}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
+
+
+def spec_arch(candidate: str, width: int) -> dict[str, str]:
+    """front.csv-style `spec` and `arch` columns of all-`candidate` at base width `width`."""
+    from hwnas.contracts.config import SpaceSpec
+    from hwnas.nas import baselines as bl
+    from hwnas.nas.front import network_columns
+
+    spec = SpaceSpec(space=SPACE, preset=PRESET, options={"candidates": list(CANDIDATES), "width": width})
+    return network_columns(spec, bl.uniform(spec.create(), IMAGE_SIZE, candidate))
+
+
+def stage_latency(args) -> None:
+    """The widened networks and the preset-width references, untrained, in the same interleaved rounds."""
+    from hwnas.nas.front import network_of
+
+    refuse_busy(args, "time")
+    nets = [(n, w) for n in args.networks for w in args.widths] + [(n, PRESET_WIDTH) for n in REFERENCES]
+    networks = [(f"{n}-w{w}", *network_of(spec_arch(n, w))) for n, w in nets]
+    time_networks(args, networks, [[{"network": n, "width": w}] for n, w in nets], f"{NAME}_latency")
+
+
+def stage_train(args) -> None:
+    runner = Runner(args.workdir)
+    todo = [(n, w, s) for n in args.networks for w in args.widths for s in args.seeds]
+
+    def one(item: tuple[str, int, int]) -> None:
+        net, width, seed = item
+        train_uniform(runner, run_dir(args.workdir, net, width, seed), net, FRONT_STEPS, seed, threads=THREADS,
+                      lr=SWEEP_LR, options=("-o", f"width={width}"))
+
+    settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": args.networks,
+                "widths": args.widths, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs}
+    with common.record_run(NAME, settings=settings, results_dir=args.results):
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(one, item) for item in todo]:
+                future.result()
+
+
+def stage_eval(args) -> None:
+    """CBSD68 (the front's metric) at SIGMAS, padding with zeros (as every front score) and edge pixels."""
+    import torch
+    from hwnas.deploy.inference import open_model
+
+    path = args.results / f"{NAME}.csv"
+    torch.set_num_threads(2)
+    folder = TEST_DATA[0]
+    settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "sigmas": SIGMAS, "seeds": args.seeds}
+    with common.record_run(NAME, settings=settings, results_dir=args.results):
+        done = common.done_keys(path, ["run"])
+        for net in args.networks:
+            for width in args.widths:
+                for seed in args.seeds:
+                    run = run_dir(args.workdir, net, width, seed)
+                    if (rel(run),) in done:
+                        continue
+                    if not trained(run):
+                        logger.warning("%s is not trained yet; skipped (run the train stage)", rel(run))
+                        continue
+                    started = time.perf_counter()
+                    model = open_model(run / "model.pt")
+                    steps, seconds = train_record(run)
+                    row = {"network": net, "width": width, "seed": seed, "lr": SWEEP_LR, "steps": steps, **size_of(run)}
+                    for sigma in SIGMAS:
+                        for padding in PADDINGS:
+                            rows = per_image(model.predict, folder, padding, sigma)
+                            row[f"cbsd68_s{sigma:g}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
+                    common.append_row(path, {**row, "train_seconds": round(seconds, 1),
+                                             "model": common.model_id(run / "model.pt"),
+                                             "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
+                    logger.info("%s w%d s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, width, seed,
+                                row["cbsd68_s25_psnr_zeros"], row["cbsd68_s50_psnr_zeros"])
+
+
+STAGES = {"latency": stage_latency, "train": stage_train, "eval": stage_eval}
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    STAGES[args.stage](args)
+
+
+if __name__ == "__main__":
+    common.run_main(main)

@@ -1,0 +1,62 @@
+"""benchmarks/bench_front_width.py: the cheapest uniform network widened, trained with the front's recipe."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def bench(benchmark_script):
+    return benchmark_script("bench_front_width.py")
+
+
+def test_train_asks_for_each_width_at_the_fronts_recipe(bench, tmp_path, monkeypatch, hwnas_calls):
+    calls = hwnas_calls
+    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
+    bench.stage_train(bench.parse_args(["train", "--widths", "20,24", "--workdir", str(tmp_path), "--results",
+                                        str(tmp_path), "--jobs", "1"]))
+    assert [a[a.index("--uniform") + 1] for a in calls.argv] == ["cbr", "cbr"]
+    assert [a[i + 1] for a in calls.argv for i, x in enumerate(a) if x == "-o" and a[i + 1].startswith("width=")] == \
+        ["width=20", "width=24"]
+    assert all(a[a.index("--lr") + 1] == "0.002" and a[a.index("--epochs") + 1] == "60" for a in calls.argv)
+    assert calls.argv[1][calls.argv[1].index("--out") + 1].endswith("cbr-w24-6000-lr0.002-s0")
+
+
+@pytest.mark.parametrize("widths, message", [("20,two", "--widths '20,two' is not a comma-separated list"),
+                                             ("21", "width 21 is not an even number"), ("0", "width 0 is not")])
+def test_bad_widths_are_one_line(bench, tmp_path, widths, message):
+    with pytest.raises(SystemExit, match=message):
+        bench.main(["train", "--widths", widths, "--workdir", str(tmp_path), "--results", str(tmp_path)])
+
+
+def test_unknown_network_is_one_line(bench, tmp_path):
+    with pytest.raises(SystemExit, match="unknown networks"):
+        bench.main(["train", "--networks", "cbr4", "--workdir", str(tmp_path), "--results", str(tmp_path)])
+
+
+def test_spec_of_a_widened_network_builds_at_that_width(bench):
+    from hwnas.nas.front import network_of
+
+    space, net = network_of(bench.spec_arch("cbr", 20))
+    assert net.intro.out_channels == 20 and space.name == "nafnet-unet"
+
+
+def test_eval_scores_both_sigmas_and_paddings_once(bench, tmp_path, monkeypatch, trained_run):
+    data = tmp_path / "CBSD68"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (21, 27, 3), dtype=np.uint8)).save(data / "im0.png")
+    monkeypatch.setattr(bench, "TEST_DATA", (data,))
+    work, results = tmp_path / "work", tmp_path / "results"
+    results.mkdir()
+    trained_run(bench.run_dir(work, "cbr", 20, 0))  # width 24 not trained: skipped, left for later
+    args = bench.parse_args(["eval", "--workdir", str(work), "--results", str(results)])
+    bench.stage_eval(args)
+    bench.stage_eval(args)  # a row already there is not scored again
+    [row] = list(csv.DictReader(open(results / "front_width.csv")))
+    assert (row["network"], row["width"], row["seed"], row["steps"]) == ("cbr", "20", "0", "100")
+    assert float(row["cbsd68_s50_psnr_zeros"]) < float(row["cbsd68_s25_psnr_zeros"])
+    assert {"cbsd68_s25_psnr_edge", "cbsd68_s50_psnr_edge", "params", "gmacs"} <= set(row)
