@@ -287,9 +287,9 @@ def stretch_goal(nets: list[dict], searched: list[dict]) -> Goal:
 def front_plot(nets: list[dict], front: list[tuple[float, float, str]], path: Path) -> None:
     plt = report._plt()
     fig, ax = plt.subplots(figsize=(8, 5))
-    style = {"searched": ("C3", "*"), "uniform": ("C0", "s"), "narrower": ("C2", "v"), "shallower": ("C4", "^"),
-             "random": ("C7", "o")}
-    for kind, (colour, marker) in style.items():
+    from hwnas.nas.front import STYLE  # the sweep's own plot's markers, one per kind
+
+    for kind, (colour, marker) in STYLE.items():
         mine = [n for n in nets if n["kind"] == kind and n["ms"] == n["ms"]]
         if mine:
             ax.scatter([n["ms"] for n in mine], [n["psnr"] for n in mine], color=colour, marker=marker,
@@ -640,8 +640,8 @@ def width_section(df, meta: dict, results: Path, out: Path) -> Section:
     rows = [[f"all-{n['network']}", n["width"], n["seeds"], fmt(ratios.get((n["network"], n["width"])), 2),
              fmt(n["s25"], 3), fmt(n["s50"], 3), fmt(n["train"], 0)] for n in nets]
     s.body += [f"Every uniform network of the front's space scores within 0.1 dB at sigma 25, while a narrower one "
-               "loses 0.2-1 dB (front.csv's narrower rows): the quality follows the width, not the block. Here the "
-               f"cheapest block is made wider instead (base width above the preset's {PRESET_WIDTH}) and trained with "
+               "loses 0.2-1 dB (front.csv's narrower rows). Does width buy what the blocks do not? Here the "
+               f"cheapest block is made wider (base width above the preset's {PRESET_WIDTH}) and trained with "
                f"the front's recipe (lr {SWEEP_LR}, {budget} steps, one thread), set beside the preset-width networks "
                "of front_uniform_lr.csv. CBSD68, zero padding as the front; latency: ONNX Runtime CPU end to end, "
                "all in the same interleaved rounds (front_width_latency.csv), as a fraction of all-naf's.", "",
@@ -663,6 +663,9 @@ def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[s
     if not naf:
         return []
     naf_ms, line = sum(naf) / len(naf), pareto(baseline_points(nets))
+    cpus = [report.read_meta(results, stem).get("machine", {}).get("cpu_model") for stem in ("front_width_latency", "front_latency")]
+    clock = (f" The widths were timed on another CPU ({cpus[0]}) than the front ({cpus[1]}): only the ratio to all-naf "
+             "is carried over." if None not in cpus and cpus[0] != cpus[1] else "")
     lines = []
     for n in mine:
         r = ratios.get((n["network"], n["width"]))
@@ -678,7 +681,7 @@ def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[s
                      + (f"; the best searched network at most as slow, {best['name']}: {best['psnr']:.2f} dB "
                         f"({n['s25'] - best['psnr']:+.2f})" if best else "; no searched network is as fast"))
     return (["Set on the front (front.csv, sigma 25): a wider cheap network is a baseline a user picks without a "
-             "search.", "", *lines, ""] if lines else [])
+             f"search.{clock}", "", *lines, ""] if lines else [])
 
 
 SECTIONS = {"front_width": width_section, f"front_uniform_lr_s{NOISE_SIGMA}": noise_section, "front_uniform_lr": uniform_lr_section, "padding": padding_section, "calibration": calibration_section, "front_hold": hold_section, "front_uniform_latency": uniform_latency_section,

@@ -224,10 +224,13 @@ class NAFNetUNetSpace(SearchSpace):
     def scaled_variants(self) -> dict[str, list[dict]]:
         """`hwnas.contracts.space.Scalable`: narrower (`width` in eighths of it, even, at least 2) and shallower
         (blocks removed one at a time from the stage holding the most, the deepest first; at most 8
-        variants, evenly spaced, at least one block left) versions of this network, largest first."""
+        variants, evenly spaced, at least one block left) versions of this network, largest first; and wider
+        (`width` up to twice it, in eighths, even), smallest first."""
         cfg = self.config
         widths = sorted({max(2, 2 * round(cfg.width * k / 16)) for k in range(7, 0, -1)} - {cfg.width}, reverse=True)
-        return {"narrower": [{"width": w} for w in widths], "shallower": shallower(cfg)}
+        wider = sorted({2 * round(cfg.width * k / 16) for k in range(9, 17)} - {cfg.width})
+        return {"narrower": [{"width": w} for w in widths], "shallower": shallower(cfg),
+                "wider": [{"width": w} for w in wider]}
 
     @property
     def multiple(self) -> int:

@@ -146,10 +146,10 @@ def sweep(
     threads: Optional[int] = TorchThreadsOpt, prefetch: Optional[int] = PrefetchOpt,
     task: Optional[str] = TaskOpt, task_option: OptionalStrList = TaskOptionOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file: a sweep's own sweep.yaml (search settings and latency_weights) or a search's config.yaml; flags given as well override it."),
-    baselines: bool = typer.Option(False, "--baselines", help="Also fine-tune every derived network and train the baselines a user would pick without a search (uniform, random mixes at each target, base and best uniform network made narrower/shallower), all to --budget-steps; then measure all end to end (onnxruntime CPU) and write front.csv and front.png."),
+    baselines: bool = typer.Option(False, "--baselines", help="Also fine-tune every derived network and train the baselines a user would pick without a search (uniform, random mixes at each target, base and best uniform network made narrower/shallower, the best faster uniform network made wider), all to --budget-steps; then measure all end to end (onnxruntime CPU) and write front.csv and front.png."),
     budget_steps: Optional[int] = typer.Option(None, "--budget-steps", help=f"With --baselines: weight updates per network; a searched network is fine-tuned for this minus its search's steps. {bounds(FrontConfig, 'budget_steps')}"),
     uniform_candidates: Optional[str] = typer.Option(None, "--uniform-candidates", help="With --baselines: the uniform networks to train, e.g. naf,cbr, or none (default: every candidate)."),
-    narrow: Optional[str] = typer.Option(None, "--narrow", help="With --baselines: the candidates whose uniform networks are made narrower/shallower per target, e.g. naf,cbr_e4, or none (default: the base network and the best uniform network slower than the target)."),
+    narrow: Optional[str] = typer.Option(None, "--narrow", help="With --baselines: the candidates whose uniform networks are made narrower/shallower per target, e.g. naf,cbr_e4, or none (default: the base network and the best uniform network slower than the target, and the best one faster made wider; named: none is made wider)."),
     random_per_target: Optional[int] = typer.Option(None, "--random-per-target", help=f"With --baselines: random mixes per target, predicted within 3% of it (default 2). {bounds(FrontConfig, 'random_per_target')}"),
     score_data: OptionalStrList = typer.Option(None, "--score-data", help="With --baselines: also score every network on this folder (repeatable), by the task's evaluation protocol."),
     score_option: OptionalStrList = typer.Option(None, "--score-option", help="With --score-data: an option of the task's evaluation KEY=VALUE (YAML), e.g. --score-option sigma=[25]."),
@@ -160,7 +160,7 @@ def sweep(
 ) -> None:
     """Trade-off sweep: one search per latency weight mu, latency target and seed, then predicted latency vs the task's validation score (PSNR for denoising).
 
-    Writes <out>/<point>/ (a full search run each: mu-0.1, mu-1-target0.6x-seed1, ...), sweep.yaml, sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does. With --baselines also <point>/finetune/, baselines/<network>/ (uniform, random, narrower, shallower: `hwnas train` runs) and front.csv + front.png (validation score vs latency measured here); with --resume finished runs are reused.
+    Writes <out>/<point>/ (a full search run each: mu-0.1, mu-1-target0.6x-seed1, ...), sweep.yaml, sweep.csv and pareto.png (the Pareto front). Takes the search flags; each search costs what `hwnas search` does. With --baselines also <point>/finetune/, baselines/<network>/ (uniform, random, narrower, shallower, wider: `hwnas train` runs) and front.csv + front.png (validation score vs latency measured here); with --resume finished runs are reused.
 
     Examples:
 

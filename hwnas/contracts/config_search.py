@@ -132,7 +132,8 @@ class FrontConfig(Frozen):
     Every network gets `budget_steps` weight updates: a searched one is fine-tuned for
     what its search left of them; the baselines (uniform networks, random mixes at each
     target's predicted latency, the base and best uniform networks -- or those of the
-    candidates in `narrow` -- made narrower and shallower) train that long from scratch
+    candidates in `narrow` -- made narrower and shallower, the best uniform network faster
+    than a target made wider) train that long from scratch
     with the search's recipe. Then each is
     measured end to end (ONNX Runtime on this CPU, `measure_runs` interleaved rounds,
     `measure_threads` threads) and scored on the task's validation and on `score_data`

@@ -340,14 +340,15 @@ class SearchSpace(ABC):
 
 @runtime_checkable
 class Scalable(Protocol):
-    """An optional capability of a space: smaller versions of its networks, as options (issue 22).
+    """An optional capability of a space: scaled versions of its networks, as options (issue 22).
 
-    `scaled_variants()` names each way of making a network smaller and lists its
-    variants, largest first, each as the space options that make it, e.g.
-    {"narrower": [{"width": 28}, {"width": 24}], "shallower": [{"middle_blocks": 8}]}.
-    A variant is the space built with these options on top of its own
+    `scaled_variants()` names each way of making a network smaller (or, as "wider",
+    larger: `hwnas.nas.baselines.GROWING`) and lists its variants, each as the space
+    options that make it, e.g. {"narrower": [{"width": 28}, {"width": 24}],
+    "shallower": [{"middle_blocks": 8}], "wider": [{"width": 36}]}. A variant is the
+    space built with these options on top of its own
     (`from_options(preset, **options, **variant)`). A space without the method has no
-    narrowed networks (`hwnas sweep --baselines` says so).
+    narrowed or widened networks (`hwnas sweep --baselines` says so).
     """
 
     def scaled_variants(self) -> dict[str, list[dict[str, Any]]]: ...

@@ -9,7 +9,10 @@
   both ends of the latency range and not only its middle;
 - narrower / shallower: per target, the base network and the best-scoring uniform
   network slower than the target (or the candidates named by `narrow`), made smaller by a `hwnas.contracts.space.Scalable` space's
-  variants until their measured latency meets it (`pick_variant`).
+  variants until their measured latency meets it (`pick_variant`);
+- wider: per target, the best-scoring uniform network faster than it, made larger by the
+  space's growing variants (a kind in GROWING) up to the target -- where the blocks score
+  alike, a wider cheap network is what an engineer tries first (benchmarks/bench_front_width.py).
 
 Every baseline trains with the search's recipe (task and its data, crop and noise,
 batch, learning rates; `hwnas train`'s defaults for the rest) for the budget's steps
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hwnas.contracts.config import SearchConfig, SpaceSpec, TrainConfig, build_config
 from hwnas.contracts.errors import HwnasError
@@ -140,12 +143,28 @@ def random_mixes(space_name: str, costs: Costs, target_ms: float, count: int, *,
                      f"{low:.3g} ms and the slowest's {high:.3g} ms, or ask for fewer with --random-per-target.")
 
 
+GROWING = ("wider",)  # the Scalable kinds that make a network larger: they start from one faster than the target
+
+
 def variants(spec: SpaceSpec, space: SearchSpace) -> dict[str, list[SpaceSpec]] | None:
-    """The space's smaller versions by kind ("narrower", "shallower"), as specs; None: the space is not Scalable."""
+    """The space's scaled versions by kind ("narrower", "shallower", "wider"), as specs; None: not Scalable."""
     if not isinstance(space, Scalable):
         return None
     return {kind: [spec.model_copy(update={"options": {**spec.options, **option}}) for option in options]
             for kind, options in space.scaled_variants().items()}
+
+
+def scaled_sources(kinds: Sequence[str], base: str, names: Sequence[str], slower: Callable[[str], bool],
+                   score: dict[str, float]) -> list[tuple[str, str]]:
+    """(kind, candidate) pairs to scale at one target: for a shrinking kind the base network and the best-scoring
+    uniform network slower than the target; for a growing kind (GROWING) the best-scoring one faster than it."""
+    def best(cands) -> list[str]:
+        scored = [c for c in cands if c in score]
+        return [max(scored, key=lambda c: score[c])] if scored else []
+
+    shrink = list(dict.fromkeys(([base] if slower(base) else []) + best(c for c in names if slower(c))))
+    grow = best(c for c in names if not slower(c))
+    return [(kind, c) for kind in kinds for c in (grow if kind in GROWING else shrink)]
 
 
 def pick_variant(measured: Sequence[tuple[Any, float]], target_ms: float) -> tuple[Any, bool]:

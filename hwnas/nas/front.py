@@ -7,11 +7,12 @@
 2. every derived network fine-tuned from its search run (`init_from`) for B minus the
    search's own steps, so search plus fine-tuning is B updates; and per target the
    base network and the best-scoring uniform network slower than the target, made
-   narrower and shallower: their variants are measured here first (interleaved), and
+   narrower and shallower, and the best-scoring uniform network faster than the target
+   made wider: their variants are measured here first (interleaved), and
    the one closest to the target at or below it -- the target in measured terms being
    target ratio x the base network's measured latency -- trains for B steps. With
    `narrow` (--narrow) the named candidates' uniform networks are narrowed instead, at
-   every target; nothing has to train to choose them, so they train in step 1, beside
+   every target (narrower and shallower only); nothing has to train to choose them, so they train in step 1, beside
    the searches. --uniform-candidates none trains no uniform network (for a benchmark
    that has trained them already), --narrow none no narrowed one;
 3. here, on the machine being measured: every trained network end to end (ONNX
@@ -24,7 +25,7 @@ Writes, beside sweep.csv:
     <point>/finetune/                   each search's derived network, fine-tuned
     baselines/uniform-<cand>-s<seed>/   ordinary `hwnas train` run folders (one may be trained
     baselines/random-<r>x-<i>/          ahead with `hwnas train` and is then reused)
-    baselines/<narrower|shallower>-<cand>-<r>x/
+    baselines/<narrower|shallower|wider>-<cand>-<r>x/
     baselines/variants.json             the variants' measured ms the choice was made on (reused on resume)
     front.csv   one row per network: kind, name, target ratio, seed, predicted and measured ms,
                 scores, params, GMACs, steps (search + fine-tuning for a searched one), training
@@ -51,9 +52,9 @@ log = logging.getLogger(__name__)
 
 SEARCH_SECONDS = "search_seconds.json"  # each search's longest reported seconds (the sweep folder)
 VARIANTS = "variants.json"  # the narrowed networks' variants as measured untrained (baselines/)
-KINDS = ("searched", "uniform", "narrower", "shallower", "random")
+KINDS = ("searched", "uniform", "narrower", "shallower", "wider", "random")
 STYLE = {"searched": ("C3", "*"), "uniform": ("C0", "s"), "narrower": ("C2", "v"), "shallower": ("C4", "^"),
-         "random": ("C7", "o")}
+         "wider": ("C5", "D"), "random": ("C7", "o")}
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def _ratio(config: SweepConfig, job: SearchJob) -> float | None:
 def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequence[Trained], seed, resume, notes,
                    metric: str) -> Plan:
     """Per target, the base network and the best uniform one slower than it (or the candidates of `narrow`, as they
-    are), made narrower and shallower (module docstring)."""
+    are), made narrower and shallower, and the best uniform one faster than it made wider (module docstring)."""
     search, front = config.search, config.baselines
     spec, size = search.spec, search.image_size
     named = bl.narrow_candidates(space, size, front.narrow)
@@ -216,45 +217,48 @@ def _narrowed_plan(config, out, space, costs, base_pred, names, trained: Sequenc
         return Plan([], {})
     all_cands = bl.candidates(space, size)
     score = _uniform_scores(trained, metric)
-    wanted: dict[float, list[str]] = {}
+    wanted: dict[float, list[tuple[str, str]]] = {}  # target ratio -> (kind, candidate) to scale to it
     for ratio in config.target_ratios:
         if named:
-            wanted[ratio] = list(dict.fromkeys(named))
+            wanted[ratio] = [(kind, c) for kind in kinds if kind not in bl.GROWING for c in dict.fromkeys(named)]
             continue
-        slower = [c for c in names if costs.ms(bl.uniform(space, size, c)) > ratio * base_pred and c in score]
-        best = max(slower, key=lambda c: score[c]) if slower else None
-        sources = [all_cands[0]] if costs.ms(bl.uniform(space, size, all_cands[0])) > ratio * base_pred else []
-        wanted[ratio] = list(dict.fromkeys(sources + ([best] if best else [])))
+
+        def slower(c: str, budget: float = ratio * base_pred) -> bool:
+            return costs.ms(bl.uniform(space, size, c)) > budget
+
+        wanted[ratio] = bl.scaled_sources(list(kinds), all_cands[0], names, slower, score)
         if not wanted[ratio]:
-            notes.append(f"target {ratio:g}x: no uniform network is slower than it, so nothing to narrow")
-    variants = [(kind, cand, v) for cand in dict.fromkeys(c for cs in wanted.values() for c in cs)
-                for kind, vs in kinds.items() for v in vs]
+            notes.append(f"target {ratio:g}x: no uniform network to make narrower or wider to it")
+    pairs = set(p for ps in wanted.values() for p in ps)
+    variants = [(kind, cand, v) for cand in dict.fromkeys(c for ps in wanted.values() for _, c in ps)
+                for kind, vs in kinds.items() if (kind, cand) in pairs for v in vs]
     if not variants:
         return Plan([], {})
     measured = _measure_untrained(config, out, space, all_cands[0], variants)
     base_ms, ms = measured[0], dict(zip(range(len(variants)), measured[1:]))
     jobs, facts, chosen = [], {}, set()
-    for ratio, sources in wanted.items():
-        for cand in sources:
-            for kind in kinds:
-                options = [(i, ms[i]) for i, (k, c, _) in enumerate(variants) if k == kind and c == cand]
-                if not options:
-                    continue
-                i, met = bl.pick_variant(options, ratio * base_ms)
-                if not met:
-                    notes.append(f"{kind}-{cand} at {ratio:g}x: even its smallest variant measured {ms[i]:.3g} ms, above the "
-                                 f"target's {ratio * base_ms:.3g} ms; it is trained anyway")
-                if i in chosen:
-                    continue
-                chosen.add(i)
-                vspec = variants[i][2]
-                vspace = vspec.create()
-                arch = bl.uniform(vspace, size, cand)
-                name = f"{kind}-{cand}-{ratio:g}x"
-                jobs.append(TrainJob(name, kind, bl.train_config(search, arch, front.budget_steps, seed, spec=vspec),
-                                     out / "baselines" / name, resume))
-                facts[name] = {"target_ratio": ratio, "seed": seed, "predicted_ms": None,
-                               "variant": {k: v for k, v in vspec.options.items() if spec.options.get(k) != v}}
+    for ratio, pairs_at in wanted.items():
+        for kind, cand in pairs_at:
+            options = [(i, ms[i]) for i, (k, c, _) in enumerate(variants) if k == kind and c == cand]
+            i, met = bl.pick_variant(options, ratio * base_ms)
+            if not met and kind in bl.GROWING:
+                notes.append(f"{kind}-{cand} at {ratio:g}x: its smallest variant measured {ms[i]:.3g} ms, above the "
+                             f"target's {ratio * base_ms:.3g} ms; not trained (all-{cand} itself is faster)")
+                continue
+            if not met:
+                notes.append(f"{kind}-{cand} at {ratio:g}x: even its smallest variant measured {ms[i]:.3g} ms, above the "
+                             f"target's {ratio * base_ms:.3g} ms; it is trained anyway")
+            if i in chosen:
+                continue
+            chosen.add(i)
+            vspec = variants[i][2]
+            vspace = vspec.create()
+            arch = bl.uniform(vspace, size, cand)
+            name = f"{kind}-{cand}-{ratio:g}x"
+            jobs.append(TrainJob(name, kind, bl.train_config(search, arch, front.budget_steps, seed, spec=vspec),
+                                 out / "baselines" / name, resume))
+            facts[name] = {"target_ratio": ratio, "seed": seed, "predicted_ms": None,
+                           "variant": {k: v for k, v in vspec.options.items() if spec.options.get(k) != v}}
     return Plan(jobs, facts)
 
 

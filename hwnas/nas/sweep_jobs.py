@@ -52,7 +52,7 @@ class TrainJob:
     """One network trained for the front: a searched network fine-tuned, or a baseline from scratch."""
 
     name: str
-    kind: str  # searched | uniform | narrower | shallower | random
+    kind: str  # searched | uniform | narrower | shallower | wider | random
     config: TrainConfig
     out: Path
     resume: bool = False

@@ -113,23 +113,24 @@ def test_bad_candidate_lists_are_refused(candidates, message):
         NAFNetUNetSpace.from_options("tiny", candidates=candidates)
 
 
-def test_the_space_is_scalable_and_every_variant_builds_smaller():
+def test_the_space_is_scalable_and_every_variant_builds():
     """`hwnas.contracts.space.Scalable`: narrower (width) and shallower (block counts) variants, largest first, each a
-    valid network of the space with fewer parameters than the one before it."""
+    valid network of the space with fewer parameters than the one before it; wider ones, smallest first, more."""
     from hwnas.contracts.space import Scalable
 
     space = NAFNetUNetSpace.from_options("tiny")
     assert isinstance(space, Scalable)
     kinds = space.scaled_variants()
-    assert set(kinds) == {"narrower", "shallower"}
+    assert set(kinds) == {"narrower", "shallower", "wider"}
     assert [v["width"] for v in kinds["narrower"]] == [6, 4, 2]
-    for variants in kinds.values():
+    assert [v["width"] for v in kinds["wider"]] == [10, 12, 14, 16]
+    for kind, variants in kinds.items():
         params = []
         for options in variants:
             small = NAFNetUNetSpace.from_options("tiny", **options)
             net = freeze(small, Architecture.uniform(small.name, {p.label: p.candidates for p in small.positions(32)}, "naf"))
             assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
             params.append(count_params(net))
-        assert params == sorted(params, reverse=True) and len(set(params)) == len(params)
+        assert params == sorted(params, reverse=kind != "wider") and len(set(params)) == len(params)
     assert sum(kinds["shallower"][-1]["enc_blocks"]) + kinds["shallower"][-1]["middle_blocks"] + sum(
         kinds["shallower"][-1]["dec_blocks"]) == 1  # at least one block is left

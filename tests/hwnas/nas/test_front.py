@@ -12,6 +12,7 @@ import matplotlib.font_manager  # noqa: F401 -- font cache found before XDG_CACH
 import pytest
 
 from hwnas.nas import baselines as bl
+from hwnas.nas.front import KINDS
 from hwnas.contracts.config import SpaceSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -64,7 +65,8 @@ def rows(out):
 
 def test_front_has_every_kind_its_table_and_plot(front):
     table = rows(front)
-    assert {r["kind"] for r in table} == {"searched", "uniform", "narrower", "shallower", "random"}
+    # wider: all-cbr (0.8x) widened to the 0.9x target, when a variant measures below it here
+    assert {"searched", "uniform", "narrower", "shallower", "random"} <= {r["kind"] for r in table} <= set(KINDS)
     assert list(table[0])[:6] == ["kind", "name", "target_ratio", "seed", "predicted_ms", "measured_ms"]
     assert {"val_psnr", "val_ssim", "params", "gmacs", "steps", "train_seconds", "pareto", "matched_by", "run"} <= set(table[0])
     names = {r["name"] for r in table}
@@ -169,22 +171,37 @@ def test_random_mixes_match_the_target_within_3_percent(lut):
         bl.random_mixes(space.name, costs, 0.5 * low, 1, tolerance=0.03, tries=200, seed=1, label="0.4x")
 
 
-def test_nafnet_unet_is_scalable_narrower_and_shallower():
+def test_nafnet_unet_is_scalable_narrower_shallower_and_wider():
     from hwnas.contracts.space import Scalable
 
     spec = SpaceSpec(preset="small")
     space = spec.create()
     assert isinstance(space, Scalable)
     kinds = bl.variants(spec, space)
-    assert set(kinds) == {"narrower", "shallower"}
+    assert set(kinds) == {"narrower", "shallower", "wider"}
     widths = [v.create().config.width for v in kinds["narrower"]]
     assert widths == sorted(widths, reverse=True) and widths[0] < 16 and min(widths) >= 2
+    assert [v.create().config.width for v in kinds["wider"]] == [18, 20, 22, 24, 26, 28, 30, 32]
     depths = [len(v.create().positions(64)) for v in kinds["shallower"]]
     assert depths == sorted(depths, reverse=True) and depths[0] < len(space.positions(64)) and min(depths) >= 1
 
 
 def test_a_space_without_the_capability_gets_no_narrowed_baselines():
     assert bl.variants(SpaceSpec(preset="tiny"), object()) is None
+
+
+def test_scaled_sources_shrink_the_slower_networks_and_widen_the_best_faster_one():
+    """naf 100 ms (the base), cbr_e4 50, cbr 35; at a 60 ms target: naf and the best slower (naf) shrink, the best
+    faster (cbr_e4, though cbr is cheaper) is widened; at 30 ms nothing is faster, so nothing is widened."""
+    ms = {"naf": 100.0, "cbr_e4": 50.0, "cbr": 35.0}
+    score = {"naf": 30.8, "cbr_e4": 30.84, "cbr": 30.75}
+    names = list(ms)
+    kinds = ["narrower", "shallower", "wider"]
+    at60 = bl.scaled_sources(kinds, "naf", names, lambda c: ms[c] > 60, score)
+    assert at60 == [("narrower", "naf"), ("shallower", "naf"), ("wider", "cbr_e4")]
+    at30 = bl.scaled_sources(kinds, "naf", names, lambda c: ms[c] > 30, score)
+    assert at30 == [("narrower", "naf"), ("narrower", "cbr_e4"), ("shallower", "naf"), ("shallower", "cbr_e4")]
+    assert bl.scaled_sources(kinds, "naf", names, lambda c: ms[c] > 60, {}) == [("narrower", "naf"), ("shallower", "naf")]
 
 
 def test_pick_variant_takes_the_closest_at_or_below_the_target():
