@@ -324,8 +324,8 @@ def test_the_width_section_sets_the_widened_network_beside_the_blocks_and_the_fr
     write(results / "front_uniform_lr_s50.csv", [s50_row("naf", 0, 27.5), s50_row("naf", 1, 27.7)])
     text = report.render(results, tmp_path / "RESULTS2.md")
     assert "Width against block: the cheapest network widened (front_width.csv)" in text
-    assert "| all-naf | 16 | 0,1 | 1.00 | 30.750 | 27.600 | 1900 |" in text
-    assert "| all-cbr | 24 | 0 | 0.60 | 30.900 | 27.700 | 2000 |" in text
+    assert "| all-naf | 16 | 0,1 | 1.00 | 30.75 +-0.05 | 27.600 | 1900 |" in text
+    assert "| all-cbr | 24 | 0 | 0.60 | 30.90 | 27.700 | 2000 |" in text
     line = next(x for x in text.splitlines() if x.startswith("- all-cbr at width 24"))
     assert "(0.60x all-naf, ~60.2 ms on the front's clock): 30.90 dB; the baselines' front there 30.10 dB (+0.80)" in line
     assert "the best searched network at most as slow, mu-1-target0.6x-seed0: 30.50 dB (+0.40)" in line
