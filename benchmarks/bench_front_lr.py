@@ -92,6 +92,16 @@ def train(args: argparse.Namespace, networks: list[str]) -> None:
             future.result()
 
 
+def to_score(run: Path, done: set[tuple[str, ...]]) -> bool:
+    """Whether `run` still needs its row: not in the results yet (`done`, by run folder) and trained (else a warning)."""
+    if (rel(run),) in done:
+        return False
+    if not trained(run):
+        logger.warning("%s is not trained yet; skipped (run the train stage)", rel(run))
+        return False
+    return True
+
+
 def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
     from hwnas.deploy.inference import open_model
 
@@ -107,10 +117,7 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
         for net in networks:
             for seed in args.seeds:
                 run = run_dir(args.workdir, net, seed, args.steps)
-                if (rel(run),) in done:
-                    continue
-                if not trained(run):
-                    logger.warning("%s is not trained yet; skipped (run the train stage)", rel(run))
+                if not to_score(run, done):
                     continue
                 started = time.perf_counter()
                 model = open_model(run / "model.pt")

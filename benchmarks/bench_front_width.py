@@ -20,6 +20,7 @@ Rows: `results/front_width.csv` (quality, size, training seconds) and
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import common
 from bench_front import (CANDIDATES, FRONT_STEPS, PRESET, SPACE, TEST_DATA, THREADS, IMAGE_SIZE, refuse_busy,
-                         size_of, time_networks, train_record, train_uniform, trained)
-from bench_front_lr import SWEEP_LR, seeds_of
+                         size_of, time_networks, train_record, train_uniform)
+from bench_front_lr import SWEEP_LR, seeds_of, to_score
 from bench_padding import PADDINGS, per_image
 from bench_quality import ROOT, Runner, rel
 
@@ -122,28 +123,22 @@ def stage_eval(args) -> None:
     settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "sigmas": SIGMAS, "seeds": args.seeds}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])
-        for net in args.networks:
-            for width in args.widths:
-                for seed in args.seeds:
-                    run = run_dir(args.workdir, net, width, seed)
-                    if (rel(run),) in done:
-                        continue
-                    if not trained(run):
-                        logger.warning("%s is not trained yet; skipped (run the train stage)", rel(run))
-                        continue
-                    started = time.perf_counter()
-                    model = open_model(run / "model.pt")
-                    steps, seconds = train_record(run)
-                    row = {"network": net, "width": width, "seed": seed, "lr": SWEEP_LR, "steps": steps, **size_of(run)}
-                    for sigma in SIGMAS:
-                        for padding in PADDINGS:
-                            rows = per_image(model.predict, folder, padding, sigma)
-                            row[f"cbsd68_s{sigma:g}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
-                    common.append_row(path, {**row, "train_seconds": round(seconds, 1),
-                                             "model": common.model_id(run / "model.pt"),
-                                             "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
-                    logger.info("%s w%d s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, width, seed,
-                                row["cbsd68_s25_psnr_zeros"], row["cbsd68_s50_psnr_zeros"])
+        for net, width, seed in itertools.product(args.networks, args.widths, args.seeds):
+            run = run_dir(args.workdir, net, width, seed)
+            if not to_score(run, done):
+                continue
+            started = time.perf_counter()
+            model = open_model(run / "model.pt")
+            steps, seconds = train_record(run)
+            row = {"network": net, "width": width, "seed": seed, "lr": SWEEP_LR, "steps": steps, **size_of(run)}
+            for sigma, padding in itertools.product(SIGMAS, PADDINGS):
+                rows = per_image(model.predict, folder, padding, sigma)
+                row[f"cbsd68_s{sigma:g}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
+            common.append_row(path, {**row, "train_seconds": round(seconds, 1),
+                                     "model": common.model_id(run / "model.pt"),
+                                     "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
+            logger.info("%s w%d s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, width, seed,
+                        row["cbsd68_s25_psnr_zeros"], row["cbsd68_s50_psnr_zeros"])
 
 
 STAGES = {"latency": stage_latency, "train": stage_train, "eval": stage_eval}
