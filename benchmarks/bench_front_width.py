@@ -1,4 +1,4 @@
-"""Where the front's quality lives: the block, or the width (issue 22's follow-up).
+"""Where the front's quality lives: the block, the width, or the depth (issue 22's follow-up).
 
 At the front's budget every uniform network of the `small` preset scores within 0.1 dB on
 CBSD68 sigma 25 (all-naf, all-cbr_e4, all-cbr), while a narrower network loses 0.2-1 dB
@@ -8,9 +8,13 @@ blocks at a fixed width can beat the front only where width does not pay. This b
 measures that baseline: uniform networks at widths above the preset's 16, trained with the
 front's recipe (SWEEP_LR, FRONT_STEPS steps, CBSD432 blind sigma 0-55, crop 64, batch 8,
 one thread a run) and set beside the preset-width uniform networks of bench_front_lr.
+`--depths` grows the preset's depth instead, only where the resolution is low (1/8 and 1/16 of
+the image: where a block costs 0.75-0.9 ms against 2.7 at full resolution, and where the
+paper's NAFNet keeps 20 of its 36 blocks): the capacity a search could place cheaply.
 
     python benchmarks/bench_front_width.py latency  # quiet machine: widened and preset-width networks, interleaved
     python benchmarks/bench_front_width.py train    # resumable; --jobs runs at a time, one thread each
+    python benchmarks/bench_front_width.py train --widths none --depths deep6,deep10  # deeper at low resolution
     python benchmarks/bench_front_width.py eval     # CBSD68 at sigma 25 and 50, zeros and edge padding
 
 Rows: `results/front_width.csv` (quality, size, training seconds) and
@@ -25,6 +29,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import common
 from bench_front import (CANDIDATES, FRONT_STEPS, PRESET, SPACE, TEST_DATA, THREADS, IMAGE_SIZE, refuse_busy,
@@ -41,6 +46,36 @@ WIDTHS = (20, 24)
 NETWORKS = ("cbr",)  # the cheapest block: the one to widen
 REFERENCES = ("naf", "cbr_e4", "cbr")  # timed beside them at the preset's width (bench_front_lr trained them)
 SIGMAS = (25.0, 50.0)
+PRESET_BLOCKS = {"enc_blocks": [1, 1, 2, 2], "middle_blocks": 2}  # the small preset's (decoder 1,1,1,1 kept)
+# Deeper at 1/8 (enc3) and 1/16 (middle) resolution only.
+DEPTHS = {"deep6": {"enc_blocks": [1, 1, 2, 4], "middle_blocks": 6},
+          "deep10": {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 10}}
+
+
+class Shape(NamedTuple):
+    """One way to grow the preset's network: `label` names its runs, `options` are its space options."""
+
+    label: str
+    width: int
+    depth: str  # "" at the preset's depth, else a key of DEPTHS
+    options: dict
+
+
+def shapes_of(widths: list[int], depths: list[str]) -> list[Shape]:
+    return ([Shape(f"w{w}", w, "", {"width": w}) for w in widths]
+            + [Shape(d, PRESET_WIDTH, d, DEPTHS[d]) for d in depths])
+
+
+def option_flags(options: dict) -> tuple[str, ...]:
+    """`-o key=value` flags for `hwnas train` (lists as YAML flow sequences)."""
+    flat = {k: f"[{','.join(map(str, v))}]" if isinstance(v, list) else v for k, v in options.items()}
+    return tuple(x for k, v in flat.items() for x in ("-o", f"{k}={v}"))
+
+
+def blocks_text(depth: str) -> str:
+    """The `blocks` column: encoder and middle block counts (the decoder's are the preset's)."""
+    d = DEPTHS.get(depth, PRESET_BLOCKS)
+    return f"enc {','.join(map(str, d['enc_blocks']))} mid {d['middle_blocks']}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,7 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("stage", choices=("latency", "train", "eval"))
     p.add_argument("--networks", default=",".join(NETWORKS), help="uniform candidates to widen (default: %(default)s)")
     p.add_argument("--widths", type=widths_of, default=",".join(map(str, WIDTHS)),
-                   help="base widths, even, above the preset's (default: %(default)s)")
+                   help="base widths, even, above the preset's, or none (default: %(default)s)")
+    p.add_argument("--depths", default="none",
+                   help=f"deeper networks at the preset's width: {', '.join(DEPTHS)}, or none (default: %(default)s)")
     p.add_argument("--seeds", type=seeds_of, default="0", help="seeds (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="latency: time even on a busy machine (the rows say the load)")
@@ -56,11 +93,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     args = p.parse_args(argv)
     args.networks = common.chosen(args.networks, CANDIDATES)
+    args.depths = [] if args.depths == "none" else common.chosen(args.depths, tuple(DEPTHS), "depths")
+    args.shapes = shapes_of(args.widths, args.depths)
     return args
 
 
 def widths_of(text: str) -> list[int]:
-    """A `--widths 20,24` value (else one line saying what is wrong)."""
+    """A `--widths 20,24` value, or none (else one line saying what is wrong)."""
+    if text == "none":
+        return []
     try:
         widths = [int(w) for w in text.split(",")]
     except ValueError:
@@ -71,41 +112,42 @@ def widths_of(text: str) -> list[int]:
     return widths
 
 
-def run_dir(workdir: Path, network: str, width: int, seed: int) -> Path:
-    return workdir / f"{network}-w{width}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
+def run_dir(workdir: Path, network: str, label: str, seed: int) -> Path:
+    return workdir / f"{network}-{label}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
 
 
-def spec_arch(candidate: str, width: int) -> dict[str, str]:
-    """front.csv-style `spec` and `arch` columns of all-`candidate` at base width `width`."""
+def spec_arch(candidate: str, options: dict) -> dict[str, str]:
+    """front.csv-style `spec` and `arch` columns of all-`candidate` with these space options (a width, a depth)."""
     from hwnas.contracts.config import SpaceSpec
     from hwnas.nas import baselines as bl
     from hwnas.nas.front import network_columns
 
-    spec = SpaceSpec(space=SPACE, preset=PRESET, options={"candidates": list(CANDIDATES), "width": width})
+    spec = SpaceSpec(space=SPACE, preset=PRESET, options={"candidates": list(CANDIDATES), **options})
     return network_columns(spec, bl.uniform(spec.create(), IMAGE_SIZE, candidate))
 
 
 def stage_latency(args) -> None:
-    """The widened networks and the preset-width references, untrained, in the same interleaved rounds."""
+    """The grown networks and the preset-width references, untrained, in the same interleaved rounds."""
     from hwnas.nas.front import network_of
 
     refuse_busy(args, "time")
-    nets = [(n, w) for n in args.networks for w in args.widths] + [(n, PRESET_WIDTH) for n in REFERENCES]
-    networks = [(f"{n}-w{w}", *network_of(spec_arch(n, w))) for n, w in nets]
-    time_networks(args, networks, [[{"network": n, "width": w}] for n, w in nets], f"{NAME}_latency")
+    nets = [(n, s) for n in args.networks for s in args.shapes] + [(n, Shape("w16", PRESET_WIDTH, "", {})) for n in REFERENCES]
+    networks = [(f"{n}-{s.label}", *network_of(spec_arch(n, s.options))) for n, s in nets]
+    time_networks(args, networks, [[{"network": n, "width": s.width, "depth": s.depth}] for n, s in nets],
+                  f"{NAME}_latency")
 
 
 def stage_train(args) -> None:
     runner = Runner(args.workdir)
-    todo = [(n, w, s) for n in args.networks for w in args.widths for s in args.seeds]
+    todo = list(itertools.product(args.networks, args.shapes, args.seeds))
 
-    def one(item: tuple[str, int, int]) -> None:
-        net, width, seed = item
-        train_uniform(runner, run_dir(args.workdir, net, width, seed), net, FRONT_STEPS, seed, threads=THREADS,
-                      lr=SWEEP_LR, options=("-o", f"width={width}"))
+    def one(item: tuple[str, Shape, int]) -> None:
+        net, shape, seed = item
+        train_uniform(runner, run_dir(args.workdir, net, shape.label, seed), net, FRONT_STEPS, seed, threads=THREADS,
+                      lr=SWEEP_LR, options=option_flags(shape.options))
 
     settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": args.networks,
-                "widths": args.widths, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs}
+                "widths": args.widths, "depths": args.depths, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(one, item) for item in todo]:
@@ -120,24 +162,26 @@ def stage_eval(args) -> None:
     path = args.results / f"{NAME}.csv"
     torch.set_num_threads(2)
     folder = TEST_DATA[0]
-    settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "sigmas": SIGMAS, "seeds": args.seeds}
+    settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "sigmas": SIGMAS, "seeds": args.seeds,
+                "depths": args.depths}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])
-        for net, width, seed in itertools.product(args.networks, args.widths, args.seeds):
-            run = run_dir(args.workdir, net, width, seed)
+        for net, shape, seed in itertools.product(args.networks, args.shapes, args.seeds):
+            run = run_dir(args.workdir, net, shape.label, seed)
             if not to_score(run, done):
                 continue
             started = time.perf_counter()
             model = open_model(run / "model.pt")
             steps, seconds = train_record(run)
-            row = {"network": net, "width": width, "seed": seed, "lr": SWEEP_LR, "steps": steps, **size_of(run)}
+            row = {"network": net, "width": shape.width, "seed": seed, "lr": SWEEP_LR, "steps": steps, **size_of(run)}
             for sigma, padding in itertools.product(SIGMAS, PADDINGS):
                 rows = per_image(model.predict, folder, padding, sigma)
                 row[f"cbsd68_s{sigma:g}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
-            common.append_row(path, {**row, "train_seconds": round(seconds, 1),
+            common.append_row(path, {**row, "train_seconds": round(seconds, 1), "depth": shape.depth,
+                                     "blocks": blocks_text(shape.depth),
                                      "model": common.model_id(run / "model.pt"),
                                      "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
-            logger.info("%s w%d s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, width, seed,
+            logger.info("%s %s s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, shape.label, seed,
                         row["cbsd68_s25_psnr_zeros"], row["cbsd68_s50_psnr_zeros"])
 
 

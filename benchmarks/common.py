@@ -226,12 +226,12 @@ def model_id(model: Path) -> str:
     return "sha256:" + hashlib.sha256(Path(model).read_bytes()).hexdigest()[:12]
 
 
-def chosen(text: str, known: Sequence[str]) -> list[str]:
+def chosen(text: str, known: Sequence[str], what: str = "networks") -> list[str]:
     """A `--networks a,b` value as a list, each name one of `known` (else one line naming the choices)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"error: unknown networks {unknown}; choose among {','.join(known)}.")
+        raise SystemExit(f"error: unknown {what} {unknown}; choose among {','.join(known)}.")
     return names
 
 

@@ -34,6 +34,7 @@ UNIFORM_LR, SWEEP_LR = 0.001, 0.002
 NOISE_SIGMA = 50  # the harder noise level of `bench_front_lr.py eval --sigma` that the page has a section for
 PLANNED_TARGETS = (0.45, 0.6, 0.75)  # bench_front.TARGETS: a target not swept yet is listed as not measured
 PRESET_WIDTH = 16  # the small preset's base width (bench_front_width widens the cheapest block beyond it)
+PRESET_BLOCKS = "enc 1,1,2,2 mid 2"  # the small preset's depth (bench_front_width deepens it at low resolution)
 
 
 def doubling_gains(df) -> list[tuple[str, int, float, float]]:
@@ -603,13 +604,24 @@ def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
-def width_ratios(latency) -> dict[tuple[str, int], float]:
-    """(network, width) -> its median latency over all-naf's at the preset width, timed in the same rounds."""
+def shape_columns(df):
+    """front_width rows with a `depth` ("" at the preset's) and `blocks` column: rows written before bench_front_width
+    grew depths have neither."""
+    df = df.copy()
+    df["depth"] = df["depth"].fillna("").astype(str) if "depth" in df else ""
+    if "blocks" in df:
+        df["blocks"] = df["blocks"].fillna(PRESET_BLOCKS)
+    return df
+
+
+def width_ratios(latency) -> dict[tuple[str, int, str], float]:
+    """(network, width, depth) -> its median latency over all-naf's at the preset width and depth, timed in the same
+    rounds."""
     if latency is None:
         return {}
-    med = latency.groupby(["network", "width"]).median_ms.median()
-    naf = med.get(("naf", PRESET_WIDTH))
-    return {} if naf is None else {(str(n), int(w)): float(v) / naf for (n, w), v in med.items()}
+    med = shape_columns(latency).groupby(["network", "width", "depth"]).median_ms.median()
+    naf = med.get(("naf", PRESET_WIDTH, ""))
+    return {} if naf is None else {(str(n), int(w), d): float(v) / naf for (n, w, d), v in med.items()}
 
 
 def preset_width_rows(results: Path, budget: int) -> list[dict]:
@@ -620,7 +632,8 @@ def preset_width_rows(results: Path, budget: int) -> list[dict]:
     s50 = {str(r.run): float(r.cbsd68_s50_psnr_zeros) for r in at50.itertuples()} if at50 is not None else {}
     rows = []
     for net, part in at25[at25.steps == budget].groupby("network", sort=False):
-        rows.append({"network": str(net), "width": PRESET_WIDTH, "seeds": ",".join(str(int(x)) for x in part.seed),
+        rows.append({"network": str(net), "width": PRESET_WIDTH, "depth": "", "blocks": PRESET_BLOCKS,
+                     "seeds": ",".join(str(int(x)) for x in part.seed),
                      "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s25_seeds": mean_spread(part.cbsd68_s25_psnr_zeros),
                      "s50": sum(s50.get(str(r), float("nan")) for r in part.run) / len(part),
                      "train": float(part.train_seconds.mean())})
@@ -628,28 +641,36 @@ def preset_width_rows(results: Path, budget: int) -> list[dict]:
 
 
 def width_section(df, meta: dict, results: Path, out: Path) -> Section:
-    """bench_front_width.py: the cheapest block widened, beside the blocks at the preset's width and the front."""
-    s = Section("Width against block: the cheapest network widened (front_width.csv)")
+    """bench_front_width.py: the cheapest block widened or deepened, beside the blocks at the preset's shape and the
+    front."""
+    s = Section("Width and depth against block: the cheapest network grown (front_width.csv)")
+    df = shape_columns(df)
     budget = int(df.steps.max())
     ratios = width_ratios(_read(results / "front_width_latency.csv"))
-    mine = [{"network": str(net), "width": int(w), "seeds": ",".join(str(int(x)) for x in part.seed),
+    mine = [{"network": str(net), "width": int(w), "depth": d, "blocks": str(part.blocks.iloc[0]) if "blocks" in part else PRESET_BLOCKS,
+             "seeds": ",".join(str(int(x)) for x in part.seed),
              "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s25_seeds": mean_spread(part.cbsd68_s25_psnr_zeros),
-             "s50": float(part.cbsd68_s50_psnr_zeros.mean()),
-             "train": float(part.train_seconds.mean())} for (net, w), part in df.groupby(["network", "width"], sort=False)]
-    nets = sorted(mine + preset_width_rows(results, budget),
-                  key=lambda n: ratios.get((n["network"], n["width"]), float("inf")))
-    rows = [[f"all-{n['network']}", n["width"], n["seeds"], fmt(ratios.get((n["network"], n["width"])), 2),
+             "s50": float(part.cbsd68_s50_psnr_zeros.mean()), "train": float(part.train_seconds.mean())}
+            for (net, w, d), part in df.groupby(["network", "width", "depth"], sort=False)]
+    nets = sorted(mine + preset_width_rows(results, budget), key=lambda n: ratios.get(shape_key(n), float("inf")))
+    rows = [[f"all-{n['network']}", n["width"], n["blocks"], n["seeds"], fmt(ratios.get(shape_key(n)), 2),
              n["s25_seeds"], fmt(n["s50"], 3), fmt(n["train"], 0)] for n in nets]
     s.body += [f"Every uniform network of the front's space scores within 0.1 dB at sigma 25, while a narrower one "
-               "loses 0.2-1 dB (front.csv's narrower rows). Does width buy what the blocks do not? Here the "
-               f"cheapest block is made wider (base width above the preset's {PRESET_WIDTH}) and trained with "
-               f"the front's recipe (lr {SWEEP_LR}, {budget} steps, one thread), set beside the preset-width networks "
+               "loses 0.2-1 dB (front.csv's narrower rows). Does capacity buy what the blocks do not? Here the "
+               f"cheapest block is made wider (base width above the preset's {PRESET_WIDTH}) or deeper at 1/8 and "
+               f"1/16 resolution only (the preset has {PRESET_BLOCKS}; the decoder is kept), where a block costs "
+               "least, and trained with "
+               f"the front's recipe (lr {SWEEP_LR}, {budget} steps, one thread), set beside the preset's networks "
                "of front_uniform_lr.csv. CBSD68, zero padding as the front; latency: ONNX Runtime CPU end to end, "
                "all in the same interleaved rounds (front_width_latency.csv), as a fraction of all-naf's. PSNR: the mean "
                "over the seeds (+- half their range at sigma 25).", "",
-               md_table(["network", "width", "seeds", "x all-naf", "sigma 25", "sigma 50", "train s"], rows), ""]
+               md_table(["network", "width", "blocks", "seeds", "x all-naf", "sigma 25", "sigma 50", "train s"], rows), ""]
     s.body += width_against_front(mine, ratios, results)
     return s
+
+
+def shape_key(n: dict) -> tuple[str, int, str]:
+    return n["network"], n["width"], n["depth"]
 
 
 def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[str]:
@@ -670,19 +691,20 @@ def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[s
              "is carried over." if None not in cpus and cpus[0] != cpus[1] else "")
     lines = []
     for n in mine:
-        r = ratios.get((n["network"], n["width"]))
+        r = ratios.get(shape_key(n))
         if r is None:
             continue
         ms = r * naf_ms
         ref = front_at(line, ms)
         searched = [x for x in nets if x["kind"] == "searched" and x["ms"] <= ms]
         best = max(searched, key=lambda x: x["psnr"], default=None)
-        lines.append(f"- all-{n['network']} at width {n['width']} ({r:.2f}x all-naf, ~{ms:.1f} ms on the front's "
+        shape = f"at width {n['width']}" if not n["depth"] else f"{n['depth']} ({n['blocks']})"
+        lines.append(f"- all-{n['network']} {shape} ({r:.2f}x all-naf, ~{ms:.1f} ms on the front's "
                      f"clock): {n['s25']:.2f} dB; the baselines' front there {fmt(ref, 2)} dB"
                      + (f" ({n['s25'] - ref:+.2f})" if ref is not None else "")
                      + (f"; the best searched network at most as slow, {best['name']}: {best['psnr']:.2f} dB "
                         f"({n['s25'] - best['psnr']:+.2f})" if best else "; no searched network is as fast"))
-    return (["Set on the front (front.csv, sigma 25): a wider cheap network is a baseline a user picks without a "
+    return (["Set on the front (front.csv, sigma 25): a wider or deeper cheap network is a baseline a user picks without a "
              f"search.{clock}", "", *lines, ""] if lines else [])
 
 

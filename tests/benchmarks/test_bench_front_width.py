@@ -1,4 +1,4 @@
-"""benchmarks/bench_front_width.py: the cheapest uniform network widened, trained with the front's recipe."""
+"""benchmarks/bench_front_width.py: the cheapest uniform network widened or deepened, trained with the front's recipe."""
 
 from __future__ import annotations
 
@@ -26,6 +26,32 @@ def test_train_asks_for_each_width_at_the_fronts_recipe(bench, tmp_path, monkeyp
     assert calls.argv[1][calls.argv[1].index("--out") + 1].endswith("cbr-w24-6000-lr0.002-s0")
 
 
+def test_train_deepens_only_the_low_resolution_stages(bench, tmp_path, monkeypatch, hwnas_calls):
+    calls = hwnas_calls
+    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
+    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--depths", "deep6", "--workdir", str(tmp_path),
+                                        "--results", str(tmp_path), "--jobs", "1"]))
+    [argv] = calls.argv
+    options = [argv[i + 1] for i, x in enumerate(argv) if x == "-o"]
+    assert options[1:] == ["enc_blocks=[1,1,2,4]", "middle_blocks=6"]  # after the front's candidates; width kept
+    assert argv[argv.index("--out") + 1].endswith("cbr-deep6-6000-lr0.002-s0")
+
+
+def test_unknown_depth_is_one_line(bench, tmp_path):
+    with pytest.raises(SystemExit, match=r"unknown depths \['deep7'\]; choose among deep6,deep10"):
+        bench.main(["train", "--depths", "deep7", "--workdir", str(tmp_path), "--results", str(tmp_path)])
+
+
+def test_deeper_networks_keep_the_preset_width_and_decoder(bench):
+    from hwnas.nas.front import network_of
+
+    for depth, extra in (("deep6", 6), ("deep10", 12)):
+        space, net = network_of(bench.spec_arch("cbr", bench.DEPTHS[depth]))
+        positions = space.positions(64)
+        assert len(positions) == 12 + extra and net.intro.out_channels == bench.PRESET_WIDTH
+        assert sum(p.label.startswith("dec") for p in positions) == 4
+
+
 @pytest.mark.parametrize("widths, message", [("20,two", "--widths '20,two' is not a comma-separated list"),
                                              ("21", "width 21 is not an even number"), ("0", "width 0 is not")])
 def test_bad_widths_are_one_line(bench, tmp_path, widths, message):
@@ -41,7 +67,7 @@ def test_unknown_network_is_one_line(bench, tmp_path):
 def test_spec_of_a_widened_network_builds_at_that_width(bench):
     from hwnas.nas.front import network_of
 
-    space, net = network_of(bench.spec_arch("cbr", 20))
+    space, net = network_of(bench.spec_arch("cbr", {"width": 20}))
     assert net.intro.out_channels == 20 and space.name == "nafnet-unet"
 
 
@@ -52,11 +78,12 @@ def test_eval_scores_both_sigmas_and_paddings_once(bench, tmp_path, monkeypatch,
     monkeypatch.setattr(bench, "TEST_DATA", (data,))
     work, results = tmp_path / "work", tmp_path / "results"
     results.mkdir()
-    trained_run(bench.run_dir(work, "cbr", 20, 0))  # width 24 not trained: skipped, left for later
+    trained_run(bench.run_dir(work, "cbr", "w20", 0))  # width 24 not trained: skipped, left for later
     args = bench.parse_args(["eval", "--workdir", str(work), "--results", str(results)])
     bench.stage_eval(args)
     bench.stage_eval(args)  # a row already there is not scored again
     [row] = list(csv.DictReader(open(results / "front_width.csv")))
     assert (row["network"], row["width"], row["seed"], row["steps"]) == ("cbr", "20", "0", "100")
+    assert (row["depth"], row["blocks"]) == ("", "enc 1,1,2,2 mid 2")
     assert float(row["cbsd68_s50_psnr_zeros"]) < float(row["cbsd68_s25_psnr_zeros"])
     assert {"cbsd68_s25_psnr_edge", "cbsd68_s50_psnr_edge", "params", "gmacs"} <= set(row)
