@@ -8,13 +8,14 @@ blocks at a fixed width can beat the front only where width does not pay. This b
 measures that baseline: uniform networks at widths above the preset's 16, trained with the
 front's recipe (SWEEP_LR, FRONT_STEPS steps, CBSD432 blind sigma 0-55, crop 64, batch 8,
 one thread a run) and set beside the preset-width uniform networks of bench_front_lr.
-`--depths` grows the preset's depth instead, only where the resolution is low (1/8 and 1/16 of
-the image: where a block costs 0.75-0.9 ms against 2.7 at full resolution, and where the
-paper's NAFNet keeps 20 of its 36 blocks): the capacity a search could place cheaply.
+`--shapes` places capacity at some levels only (SHAPES): more blocks where the resolution is
+low (1/8 and 1/16 of the image: where a block costs 0.75-0.9 ms against 2.7 at full
+resolution, and where the paper's NAFNet keeps 20 of its 36 blocks), or more channels at full
+resolution only -- the allocation a per-level search could find and uniform scaling cannot.
 
     python benchmarks/bench_front_width.py latency  # quiet machine: widened and preset-width networks, interleaved
     python benchmarks/bench_front_width.py train    # resumable; --jobs runs at a time, one thread each
-    python benchmarks/bench_front_width.py train --widths none --depths deep6,deep10  # deeper at low resolution
+    python benchmarks/bench_front_width.py train --widths none --shapes deep6,wide0  # capacity at some levels only
     python benchmarks/bench_front_width.py eval     # CBSD68 at sigma 25 and 50, zeros and edge padding
 
 Rows: `results/front_width.csv` (quality, size, training seconds) and
@@ -46,24 +47,27 @@ WIDTHS = (20, 24)
 NETWORKS = ("cbr",)  # the cheapest block: the one to widen
 REFERENCES = ("naf", "cbr_e4", "cbr")  # timed beside them at the preset's width (bench_front_lr trained them)
 SIGMAS = (25.0, 50.0)
-PRESET_BLOCKS = {"enc_blocks": [1, 1, 2, 2], "middle_blocks": 2}  # the small preset's (decoder 1,1,1,1 kept)
-# Deeper at 1/8 (enc3) and 1/16 (middle) resolution only.
-DEPTHS = {"deep6": {"enc_blocks": [1, 1, 2, 4], "middle_blocks": 6},
-          "deep10": {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 10}}
+# Capacity placed where it costs least, at the preset's width otherwise: more blocks at 1/8 (enc3) and 1/16
+# (middle) resolution only; or more channels at full resolution only (level 0, and level 1 too), the rest as
+# the preset (16, 32, 64, 128 and 256 in the middle).
+SHAPES = {"deep6": {"enc_blocks": [1, 1, 2, 4], "middle_blocks": 6},
+          "deep10": {"enc_blocks": [1, 1, 2, 6], "middle_blocks": 10},
+          "wide0": {"level_widths": [24, 32, 64, 128, 256]},
+          "wide01": {"level_widths": [24, 48, 64, 128, 256]}}
 
 
 class Shape(NamedTuple):
     """One way to grow the preset's network: `label` names its runs, `options` are its space options."""
 
     label: str
-    width: int
-    depth: str  # "" at the preset's depth, else a key of DEPTHS
+    width: int  # at full resolution
+    shape: str  # "" for a uniform widening (`width` alone), else a key of SHAPES
     options: dict
 
 
-def shapes_of(widths: list[int], depths: list[str]) -> list[Shape]:
+def shapes_of(widths: list[int], shapes: list[str]) -> list[Shape]:
     return ([Shape(f"w{w}", w, "", {"width": w}) for w in widths]
-            + [Shape(d, PRESET_WIDTH, d, DEPTHS[d]) for d in depths])
+            + [Shape(n, SHAPES[n].get("level_widths", [PRESET_WIDTH])[0], n, SHAPES[n]) for n in shapes])
 
 
 def option_flags(options: dict) -> tuple[str, ...]:
@@ -72,10 +76,13 @@ def option_flags(options: dict) -> tuple[str, ...]:
     return tuple(x for k, v in flat.items() for x in ("-o", f"{k}={v}"))
 
 
-def blocks_text(depth: str) -> str:
-    """The `blocks` column: encoder and middle block counts (the decoder's are the preset's)."""
-    d = DEPTHS.get(depth, PRESET_BLOCKS)
-    return f"enc {','.join(map(str, d['enc_blocks']))} mid {d['middle_blocks']}"
+def layout_text(options: dict) -> str:
+    """The `layout` column: encoder and middle block counts (the decoder's are the preset's) and channels per level."""
+    from hwnas.contracts.config import SpaceSpec
+
+    cfg = SpaceSpec(space=SPACE, preset=PRESET, options=options).create().config
+    return (f"enc {','.join(map(str, cfg.enc_blocks))} mid {cfg.middle_blocks}; "
+            f"channels {','.join(map(str, cfg.channels()))}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -84,8 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--networks", default=",".join(NETWORKS), help="uniform candidates to widen (default: %(default)s)")
     p.add_argument("--widths", type=widths_of, default=",".join(map(str, WIDTHS)),
                    help="base widths, even, above the preset's, or none (default: %(default)s)")
-    p.add_argument("--depths", default="none",
-                   help=f"deeper networks at the preset's width: {', '.join(DEPTHS)}, or none (default: %(default)s)")
+    p.add_argument("--shapes", default="none",
+                   help=f"capacity placed at some levels only: {', '.join(SHAPES)} (see SHAPES), or none (default: %(default)s)")
     p.add_argument("--seeds", type=seeds_of, default="0", help="seeds (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="latency: time even on a busy machine (the rows say the load)")
@@ -93,8 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
     args = p.parse_args(argv)
     args.networks = common.chosen(args.networks, CANDIDATES)
-    args.depths = [] if args.depths == "none" else common.chosen(args.depths, tuple(DEPTHS), "depths")
-    args.shapes = shapes_of(args.widths, args.depths)
+    args.shape_names = [] if args.shapes == "none" else common.chosen(args.shapes, tuple(SHAPES), "shapes")
+    args.shapes = shapes_of(args.widths, args.shape_names)
     return args
 
 
@@ -133,7 +140,7 @@ def stage_latency(args) -> None:
     refuse_busy(args, "time")
     nets = [(n, s) for n in args.networks for s in args.shapes] + [(n, Shape("w16", PRESET_WIDTH, "", {})) for n in REFERENCES]
     networks = [(f"{n}-{s.label}", *network_of(spec_arch(n, s.options))) for n, s in nets]
-    time_networks(args, networks, [[{"network": n, "width": s.width, "depth": s.depth}] for n, s in nets],
+    time_networks(args, networks, [[{"network": n, "width": s.width, "shape": s.shape}] for n, s in nets],
                   f"{NAME}_latency")
 
 
@@ -147,7 +154,7 @@ def stage_train(args) -> None:
                       lr=SWEEP_LR, options=option_flags(shape.options))
 
     settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": args.networks,
-                "widths": args.widths, "depths": args.depths, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs}
+                "widths": args.widths, "shapes": args.shape_names, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(one, item) for item in todo]:
@@ -163,7 +170,7 @@ def stage_eval(args) -> None:
     torch.set_num_threads(2)
     folder = TEST_DATA[0]
     settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "sigmas": SIGMAS, "seeds": args.seeds,
-                "depths": args.depths}
+                "shapes": args.shape_names}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])
         for net, shape, seed in itertools.product(args.networks, args.shapes, args.seeds):
@@ -177,8 +184,8 @@ def stage_eval(args) -> None:
             for sigma, padding in itertools.product(SIGMAS, PADDINGS):
                 rows = per_image(model.predict, folder, padding, sigma)
                 row[f"cbsd68_s{sigma:g}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
-            common.append_row(path, {**row, "train_seconds": round(seconds, 1), "depth": shape.depth,
-                                     "blocks": blocks_text(shape.depth),
+            common.append_row(path, {**row, "train_seconds": round(seconds, 1), "shape": shape.shape,
+                                     "layout": layout_text(shape.options),
                                      "model": common.model_id(run / "model.pt"),
                                      "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
             logger.info("%s %s s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, shape.label, seed,

@@ -34,7 +34,7 @@ UNIFORM_LR, SWEEP_LR = 0.001, 0.002
 NOISE_SIGMA = 50  # the harder noise level of `bench_front_lr.py eval --sigma` that the page has a section for
 PLANNED_TARGETS = (0.45, 0.6, 0.75)  # bench_front.TARGETS: a target not swept yet is listed as not measured
 PRESET_WIDTH = 16  # the small preset's base width (bench_front_width widens the cheapest block beyond it)
-PRESET_BLOCKS = "enc 1,1,2,2 mid 2"  # the small preset's depth (bench_front_width deepens it at low resolution)
+PRESET_BLOCKS = "enc 1,1,2,2 mid 2"  # the small preset's depth (bench_front_width's SHAPES place capacity per level)
 
 
 def doubling_gains(df) -> list[tuple[str, int, float, float]]:
@@ -604,22 +604,27 @@ def noise_section(df, meta: dict, results: Path, out: Path) -> Section:
     return s
 
 
+def preset_layout(width: int) -> str:
+    """bench_front_width's `layout` of the preset's network at base width `width` (channels doubling per level)."""
+    return f"{PRESET_BLOCKS}; channels {','.join(str(int(width) * 2**i) for i in range(5))}"
+
+
 def shape_columns(df):
-    """front_width rows with a `depth` ("" at the preset's) and `blocks` column: rows written before bench_front_width
-    grew depths have neither."""
+    """front_width rows with a `shape` ("" for a uniform widening) and `layout` column: rows written before
+    bench_front_width placed capacity per level have neither."""
     df = df.copy()
-    df["depth"] = df["depth"].fillna("").astype(str) if "depth" in df else ""
-    if "blocks" in df:
-        df["blocks"] = df["blocks"].fillna(PRESET_BLOCKS)
+    df["shape"] = df["shape"].fillna("").astype(str) if "shape" in df else ""
+    if "layout" not in df:
+        df["layout"] = float("nan")
+    df["layout"] = [lay if isinstance(lay, str) else preset_layout(w) for lay, w in zip(df["layout"], df["width"])]
     return df
 
 
 def width_ratios(latency) -> dict[tuple[str, int, str], float]:
-    """(network, width, depth) -> its median latency over all-naf's at the preset width and depth, timed in the same
-    rounds."""
+    """(network, width, shape) -> its median latency over all-naf's at the preset's shape, timed in the same rounds."""
     if latency is None:
         return {}
-    med = shape_columns(latency).groupby(["network", "width", "depth"]).median_ms.median()
+    med = shape_columns(latency).groupby(["network", "width", "shape"]).median_ms.median()
     naf = med.get(("naf", PRESET_WIDTH, ""))
     return {} if naf is None else {(str(n), int(w), d): float(v) / naf for (n, w, d), v in med.items()}
 
@@ -632,7 +637,7 @@ def preset_width_rows(results: Path, budget: int) -> list[dict]:
     s50 = {str(r.run): float(r.cbsd68_s50_psnr_zeros) for r in at50.itertuples()} if at50 is not None else {}
     rows = []
     for net, part in at25[at25.steps == budget].groupby("network", sort=False):
-        rows.append({"network": str(net), "width": PRESET_WIDTH, "depth": "", "blocks": PRESET_BLOCKS,
+        rows.append({"network": str(net), "width": PRESET_WIDTH, "shape": "", "layout": preset_layout(PRESET_WIDTH),
                      "seeds": ",".join(str(int(x)) for x in part.seed),
                      "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s25_seeds": mean_spread(part.cbsd68_s25_psnr_zeros),
                      "s50": sum(s50.get(str(r), float("nan")) for r in part.run) / len(part),
@@ -647,30 +652,30 @@ def width_section(df, meta: dict, results: Path, out: Path) -> Section:
     df = shape_columns(df)
     budget = int(df.steps.max())
     ratios = width_ratios(_read(results / "front_width_latency.csv"))
-    mine = [{"network": str(net), "width": int(w), "depth": d, "blocks": str(part.blocks.iloc[0]) if "blocks" in part else PRESET_BLOCKS,
+    mine = [{"network": str(net), "width": int(w), "shape": d, "layout": str(part.layout.iloc[0]),
              "seeds": ",".join(str(int(x)) for x in part.seed),
              "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s25_seeds": mean_spread(part.cbsd68_s25_psnr_zeros),
              "s50": float(part.cbsd68_s50_psnr_zeros.mean()), "train": float(part.train_seconds.mean())}
-            for (net, w, d), part in df.groupby(["network", "width", "depth"], sort=False)]
+            for (net, w, d), part in df.groupby(["network", "width", "shape"], sort=False)]
     nets = sorted(mine + preset_width_rows(results, budget), key=lambda n: ratios.get(shape_key(n), float("inf")))
-    rows = [[f"all-{n['network']}", n["width"], n["blocks"], n["seeds"], fmt(ratios.get(shape_key(n)), 2),
+    rows = [[f"all-{n['network']}", n["width"], n["layout"], n["seeds"], fmt(ratios.get(shape_key(n)), 2),
              n["s25_seeds"], fmt(n["s50"], 3), fmt(n["train"], 0)] for n in nets]
     s.body += [f"Every uniform network of the front's space scores within 0.1 dB at sigma 25, while a narrower one "
                "loses 0.2-1 dB (front.csv's narrower rows). Does capacity buy what the blocks do not? Here the "
-               f"cheapest block is made wider (base width above the preset's {PRESET_WIDTH}) or deeper at 1/8 and "
-               f"1/16 resolution only (the preset has {PRESET_BLOCKS}; the decoder is kept), where a block costs "
-               "least, and trained with "
+               f"cheapest block is made wider (base width above the preset's {PRESET_WIDTH}, every level), deeper at "
+               f"1/8 and 1/16 resolution only (the preset has {PRESET_BLOCKS}; the decoder is kept), where a block "
+               "costs least, or wider at full resolution only, and trained with "
                f"the front's recipe (lr {SWEEP_LR}, {budget} steps, one thread), set beside the preset's networks "
                "of front_uniform_lr.csv. CBSD68, zero padding as the front; latency: ONNX Runtime CPU end to end, "
                "all in the same interleaved rounds (front_width_latency.csv), as a fraction of all-naf's. PSNR: the mean "
                "over the seeds (+- half their range at sigma 25).", "",
-               md_table(["network", "width", "blocks", "seeds", "x all-naf", "sigma 25", "sigma 50", "train s"], rows), ""]
+               md_table(["network", "width", "layout", "seeds", "x all-naf", "sigma 25", "sigma 50", "train s"], rows), ""]
     s.body += width_against_front(mine, ratios, results)
     return s
 
 
 def shape_key(n: dict) -> tuple[str, int, str]:
-    return n["network"], n["width"], n["depth"]
+    return n["network"], n["width"], n["shape"]
 
 
 def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[str]:
@@ -698,7 +703,7 @@ def width_against_front(mine: list[dict], ratios: dict, results: Path) -> list[s
         ref = front_at(line, ms)
         searched = [x for x in nets if x["kind"] == "searched" and x["ms"] <= ms]
         best = max(searched, key=lambda x: x["psnr"], default=None)
-        shape = f"at width {n['width']}" if not n["depth"] else f"{n['depth']} ({n['blocks']})"
+        shape = f"at width {n['width']}" if not n["shape"] else f"{n['shape']} ({n['layout']})"
         lines.append(f"- all-{n['network']} {shape} ({r:.2f}x all-naf, ~{ms:.1f} ms on the front's "
                      f"clock): {n['s25']:.2f} dB; the baselines' front there {fmt(ref, 2)} dB"
                      + (f" ({n['s25'] - ref:+.2f})" if ref is not None else "")

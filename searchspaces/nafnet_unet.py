@@ -6,7 +6,10 @@ NAFNet-width32: encoder (2,2,4,8), 12 middle, decoder (2,2,2,2) -- 36 positions,
 29.16 M parameters when every position is `naf`.
 
 Module paths equal position labels (`enc0.1`, `mid.3`, `dec2.0`); `dec{i}` works at
-the resolution and width of `enc{i}`.
+the resolution and width of `enc{i}`. Each level has twice the channels of the one above
+(`width` at full resolution), as published; option `level_widths` sets every level's
+channels instead (full resolution first, the middle last), so capacity can be placed per
+level -- e.g. wide only at full resolution, where the noise is removed.
 
 Output scale (option `scale`, set by the engine from the task, see `hwnas.contracts.task`):
 scale 1 is NAFNet as published (image to image). Scale 2 (x2 super-resolution) keeps
@@ -47,6 +50,22 @@ class NAFNetUNetConfig(BaseModel):
     candidates: tuple[str, ...] = CANDIDATES
     img_channels: int = Field(3, ge=1)
     scale: Literal[1, 2] = 1  # output size / input size: 2 adds the upsampling ending (module docstring)
+    # Channels per level, full resolution first, the middle last (levels + 1 values); None: `width` doubled per level.
+    level_widths: tuple[int, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _width_is_the_first_level(cls, data):
+        # With level_widths, `width` (a preset's, say) would disagree: the first level's channels are the width.
+        if isinstance(data, dict) and data.get("level_widths"):
+            return {**data, "width": list(data["level_widths"])[0]}
+        return data
+
+    def channels(self) -> list[int]:
+        """Channels of each level and, last, of the middle."""
+        if self.level_widths is not None:
+            return list(self.level_widths)
+        return [self.width * 2**i for i in range(len(self.enc_blocks) + 1)]
 
     @model_validator(mode="after")
     def _forms_a_unet(self) -> "NAFNetUNetConfig":
@@ -67,6 +86,14 @@ class NAFNetUNetConfig(BaseModel):
                              "or a block with another inner width as <block>_e<N> (e.g. cbr_e4)")
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("a candidate is listed twice; list each once")
+        if self.level_widths is not None:
+            levels = len(self.enc_blocks)
+            if len(self.level_widths) != levels + 1:
+                raise ValueError(f"level_widths has {len(self.level_widths)} values but the U-Net has {levels} levels "
+                                 f"and a middle; give {levels + 1}, full resolution first, e.g. "
+                                 f"[{', '.join(str(16 * 2**i) for i in range(levels + 1))}]")
+            if any(not 2 <= c <= 4096 for c in self.level_widths):
+                raise ValueError("every level width must lie between 2 and 4096 channels")
         return self
 
 
@@ -77,19 +104,17 @@ class NAFNetUNet(nn.Module):
         super().__init__()
         self.levels = len(cfg.enc_blocks)
         self.scale = cfg.scale
-        w = cfg.width
-        self.intro = nn.Conv2d(cfg.img_channels, w, 3, padding=1)
+        ch = cfg.channels()
+        self.intro = nn.Conv2d(cfg.img_channels, ch[0], 3, padding=1)
         # Register in execution order so positions are listed in forward order.
         for i, n in enumerate(cfg.enc_blocks):
-            c = w * 2**i
-            self.add_module(f"enc{i}", _stage(f"enc{i}", n, c, cfg.candidates))
-            self.add_module(f"down{i}", nn.Conv2d(c, 2 * c, 2, stride=2))
-        self.mid = _stage("mid", cfg.middle_blocks, w * 2**self.levels, cfg.candidates)
+            self.add_module(f"enc{i}", _stage(f"enc{i}", n, ch[i], cfg.candidates))
+            self.add_module(f"down{i}", nn.Conv2d(ch[i], ch[i + 1], 2, stride=2))
+        self.mid = _stage("mid", cfg.middle_blocks, ch[self.levels], cfg.candidates)
         for i in reversed(range(self.levels)):
-            c = w * 2**i
-            self.add_module(f"up{i}", Upsample(2 * c))
-            self.add_module(f"dec{i}", _stage(f"dec{i}", cfg.dec_blocks[i], c, cfg.candidates))
-        self.ending = _ending(w, cfg.img_channels, cfg.scale)
+            self.add_module(f"up{i}", Upsample(ch[i + 1], ch[i]))
+            self.add_module(f"dec{i}", _stage(f"dec{i}", cfg.dec_blocks[i], ch[i], cfg.candidates))
+        self.ending = _ending(ch[0], cfg.img_channels, cfg.scale)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         h, w = inp.shape[-2:]
@@ -109,13 +134,13 @@ class NAFNetUNet(nn.Module):
 
 
 class Upsample(nn.Module):
-    """1x1 conv to 2c then PixelShuffle(2): halves channels, doubles resolution; then adds the
-    encoder's skip tensor (the U-Net's merge), so the addition belongs to this part's scope
-    (`/up0/Add`) and is timed with it."""
+    """1x1 conv to 4x the level above's channels, then PixelShuffle(2): the level above's channels
+    (half of `c` as published) at twice the resolution; then adds the encoder's skip tensor (the
+    U-Net's merge), so the addition belongs to this part's scope (`/up0/Add`) and is timed with it."""
 
-    def __init__(self, c: int):
+    def __init__(self, c: int, out: int):
         super().__init__()
-        self.conv = nn.Conv2d(c, 2 * c, 1, bias=False)
+        self.conv = nn.Conv2d(c, 4 * out, 1, bias=False)
         self.shuffle = nn.PixelShuffle(2)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,12 +250,24 @@ class NAFNetUNetSpace(SearchSpace):
         """`hwnas.contracts.space.Scalable`: narrower (`width` in eighths of it, even, at least 2) and shallower
         (blocks removed one at a time from the stage holding the most, the deepest first; at most 8
         variants, evenly spaced, at least one block left) versions of this network, largest first; and wider
-        (`width` up to twice it, in eighths, even), smallest first."""
+        (`width` up to twice it, in eighths, even), smallest first. With `level_widths`, every level scales by the
+        same eighths."""
         cfg = self.config
-        widths = sorted({max(2, 2 * round(cfg.width * k / 16)) for k in range(7, 0, -1)} - {cfg.width}, reverse=True)
-        wider = sorted({2 * round(cfg.width * k / 16) for k in range(9, 17)} - {cfg.width})
-        return {"narrower": [{"width": w} for w in widths], "shallower": shallower(cfg),
-                "wider": [{"width": w} for w in wider]}
+
+        def option(k: int) -> dict:
+            widths = [max(2, 2 * round(c * k / 16)) for c in cfg.channels()]
+            return {"level_widths": widths} if cfg.level_widths else {"width": widths[0]}
+
+        current = {"level_widths": list(cfg.level_widths)} if cfg.level_widths else {"width": cfg.width}
+
+        def scaled(eighths: range) -> list[dict]:
+            options: list[dict] = []
+            for o in map(option, eighths):
+                if o != current and o not in options:
+                    options.append(o)
+            return options
+
+        return {"narrower": scaled(range(7, 0, -1)), "shallower": shallower(cfg), "wider": scaled(range(9, 17))}
 
     @property
     def multiple(self) -> int:
@@ -249,11 +286,12 @@ class NAFNetUNetSpace(SearchSpace):
         levels = len(cfg.enc_blocks)
         net = NAFNetUNet(cfg.model_copy(update={"enc_blocks": (0,) * levels, "middle_blocks": 0, "dec_blocks": (0,) * levels}))
         units = [Unit("intro", (1, cfg.img_channels, size, size), net.intro, kind="fixed", path="intro")]
+        ch = cfg.channels()
         for i in range(len(cfg.enc_blocks)):
-            c, s = cfg.width * 2**i, size // 2**i
+            c, s = ch[i], size // 2**i
             units.append(Unit("down", (1, c, s, s), getattr(net, f"down{i}"), kind="fixed", path=f"down{i}"))
             up = WithSkip(getattr(net, f"up{i}"), (1, c, s, s))
-            units.append(Unit("up", (1, 2 * c, s // 2, s // 2), up, kind="fixed", path=f"up{i}"))
+            units.append(Unit("up", (1, ch[i + 1], s // 2, s // 2), up, kind="fixed", path=f"up{i}"))
         out, s = size * cfg.scale, cfg.scale  # the residual image is the input upscaled (not timed: a copy)
         ending = WithResidual(net.ending, (1, cfg.img_channels, out, out), (image_size * s, image_size * s))
         units.append(Unit("ending", (1, cfg.width, size, size), ending, kind="fixed", path="ending"))

@@ -29,7 +29,7 @@ def test_train_asks_for_each_width_at_the_fronts_recipe(bench, tmp_path, monkeyp
 def test_train_deepens_only_the_low_resolution_stages(bench, tmp_path, monkeypatch, hwnas_calls):
     calls = hwnas_calls
     monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
-    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--depths", "deep6", "--workdir", str(tmp_path),
+    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--shapes", "deep6", "--workdir", str(tmp_path),
                                         "--results", str(tmp_path), "--jobs", "1"]))
     [argv] = calls.argv
     options = [argv[i + 1] for i, x in enumerate(argv) if x == "-o"]
@@ -37,16 +37,25 @@ def test_train_deepens_only_the_low_resolution_stages(bench, tmp_path, monkeypat
     assert argv[argv.index("--out") + 1].endswith("cbr-deep6-6000-lr0.002-s0")
 
 
-def test_unknown_depth_is_one_line(bench, tmp_path):
-    with pytest.raises(SystemExit, match=r"unknown depths \['deep7'\]; choose among deep6,deep10"):
-        bench.main(["train", "--depths", "deep7", "--workdir", str(tmp_path), "--results", str(tmp_path)])
+def test_train_widens_only_the_full_resolution_level(bench, tmp_path, monkeypatch, hwnas_calls):
+    calls = hwnas_calls
+    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
+    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--shapes", "wide0", "--workdir", str(tmp_path),
+                                        "--results", str(tmp_path), "--jobs", "1"]))
+    [argv] = calls.argv
+    assert [argv[i + 1] for i, x in enumerate(argv) if x == "-o"][1:] == ["level_widths=[24,32,64,128,256]"]
+
+
+def test_unknown_shape_is_one_line(bench, tmp_path):
+    with pytest.raises(SystemExit, match=r"unknown shapes \['deep7'\]; choose among deep6,deep10,wide0,wide01"):
+        bench.main(["train", "--shapes", "deep7", "--workdir", str(tmp_path), "--results", str(tmp_path)])
 
 
 def test_deeper_networks_keep_the_preset_width_and_decoder(bench):
     from hwnas.nas.front import network_of
 
     for depth, extra in (("deep6", 6), ("deep10", 12)):
-        space, net = network_of(bench.spec_arch("cbr", bench.DEPTHS[depth]))
+        space, net = network_of(bench.spec_arch("cbr", bench.SHAPES[depth]))
         positions = space.positions(64)
         assert len(positions) == 12 + extra and net.intro.out_channels == bench.PRESET_WIDTH
         assert sum(p.label.startswith("dec") for p in positions) == 4
@@ -62,6 +71,14 @@ def test_bad_widths_are_one_line(bench, tmp_path, widths, message):
 def test_unknown_network_is_one_line(bench, tmp_path):
     with pytest.raises(SystemExit, match="unknown networks"):
         bench.main(["train", "--networks", "cbr4", "--workdir", str(tmp_path), "--results", str(tmp_path)])
+
+
+def test_a_network_wide_at_full_resolution_only_keeps_the_other_levels(bench):
+    from hwnas.nas.front import network_of
+
+    _, net = network_of(bench.spec_arch("cbr", bench.SHAPES["wide0"]))
+    assert (net.intro.out_channels, net.down0.out_channels, net.down3.out_channels) == (24, 32, 256)
+    assert bench.layout_text(bench.SHAPES["wide0"]) == "enc 1,1,2,2 mid 2; channels 24,32,64,128,256"
 
 
 def test_spec_of_a_widened_network_builds_at_that_width(bench):
@@ -84,6 +101,6 @@ def test_eval_scores_both_sigmas_and_paddings_once(bench, tmp_path, monkeypatch,
     bench.stage_eval(args)  # a row already there is not scored again
     [row] = list(csv.DictReader(open(results / "front_width.csv")))
     assert (row["network"], row["width"], row["seed"], row["steps"]) == ("cbr", "20", "0", "100")
-    assert (row["depth"], row["blocks"]) == ("", "enc 1,1,2,2 mid 2")
+    assert (row["shape"], row["layout"]) == ("", "enc 1,1,2,2 mid 2; channels 20,40,80,160,320")
     assert float(row["cbsd68_s50_psnr_zeros"]) < float(row["cbsd68_s25_psnr_zeros"])
     assert {"cbsd68_s25_psnr_edge", "cbsd68_s50_psnr_edge", "params", "gmacs"} <= set(row)

@@ -325,26 +325,27 @@ def test_the_width_section_sets_the_widened_network_beside_the_blocks_and_the_fr
     write(results / "front_uniform_lr_s50.csv", [s50_row("naf", 0, 27.5), s50_row("naf", 1, 27.7)])
     text = report.render(results, tmp_path / "RESULTS2.md")
     assert "Width and depth against block: the cheapest network grown (front_width.csv)" in text
-    assert "| all-naf | 16 | enc 1,1,2,2 mid 2 | 0,1 | 1.00 | 30.75 +-0.05 | 27.600 | 1900 |" in text
-    assert "| all-cbr | 24 | enc 1,1,2,2 mid 2 | 0 | 0.60 | 30.90 | 27.700 | 2000 |" in text
+    assert "| all-naf | 16 | enc 1,1,2,2 mid 2; channels 16,32,64,128,256 | 0,1 | 1.00 | 30.75 +-0.05 | 27.600 | 1900 |" in text
+    assert "| all-cbr | 24 | enc 1,1,2,2 mid 2; channels 24,48,96,192,384 | 0 | 0.60 | 30.90 | 27.700 | 2000 |" in text
     line = next(x for x in text.splitlines() if x.startswith("- all-cbr at width 24"))
     assert "(0.60x all-naf, ~60.2 ms on the front's clock): 30.90 dB; the baselines' front there 30.10 dB (+0.80)" in line
     assert "the best searched network at most as slow, mu-1-target0.6x-seed0: 30.50 dB (+0.40)" in line
 
 
-def test_the_width_section_names_a_deeper_network_by_its_blocks(report, tmp_path):
-    """A deeper network (rows with depth and blocks) beside widened rows written before depths existed (neither
-    column): each is timed under its own key, and the deeper one is named by its blocks on the front."""
+def test_the_width_section_names_a_placed_network_by_its_layout(report, tmp_path):
+    """A deeper network (rows with shape and layout) beside widened rows written before shapes existed (neither
+    column): each is timed under its own key, and the deeper one is named by its layout on the front."""
     front_page(report, tmp_path, [net("searched", "mu-1-target0.6x-seed0", 0.6, 0, 60, 30.50)])
     results = tmp_path / "results"
     write(results / "front_width.csv", [width_row(24, 30.90, 27.70),
-                                        {**width_row(16, 30.95, 27.60), "run": "x/cbr-deep6", "depth": "deep6",
-                                         "blocks": "enc 1,1,2,4 mid 6"}])
+                                        {**width_row(16, 30.95, 27.60), "run": "x/cbr-deep6", "shape": "deep6",
+                                         "layout": "enc 1,1,2,4 mid 6; channels 16,32,64,128,256"}])
     write(results / "front_width_latency.csv", [
-        {"network": n, "width": w, "repeat": 0, "median_ms": ms, "load_start": 0.1, "load_end": 0.2, "depth": d}
+        {"network": n, "width": w, "repeat": 0, "median_ms": ms, "load_start": 0.1, "load_end": 0.2, "shape": d}
         for n, w, d, ms in (("cbr", 24, "", 54.0), ("naf", 16, "", 90.0), ("cbr", 16, "", 30.0), ("cbr", 16, "deep6", 36.0))])
     write(results / "front_uniform_lr.csv", [lr_row("naf", 0, 30.70, 30.75)])
     text = report.render(results, tmp_path / "RESULTS2.md")
-    assert "| all-cbr | 16 | enc 1,1,2,4 mid 6 | 0 | 0.40 | 30.95 | 27.600 | 2000 |" in text
-    assert "| all-cbr | 24 | enc 1,1,2,2 mid 2 | 0 | 0.60 | 30.90 | 27.700 | 2000 |" in text
-    assert any(x.startswith("- all-cbr deep6 (enc 1,1,2,4 mid 6) (0.40x all-naf") for x in text.splitlines())
+    assert "| all-cbr | 16 | enc 1,1,2,4 mid 6; channels 16,32,64,128,256 | 0 | 0.40 | 30.95 | 27.600 | 2000 |" in text
+    assert "| all-cbr | 24 | enc 1,1,2,2 mid 2; channels 24,48,96,192,384 | 0 | 0.60 | 30.90 | 27.700 | 2000 |" in text
+    assert any(x.startswith("- all-cbr deep6 (enc 1,1,2,4 mid 6; channels 16,32,64,128,256) (0.40x all-naf")
+               for x in text.splitlines())

@@ -73,6 +73,8 @@ def test_padding_repeats_edge_pixels_not_zeros():
         ("tiny", {"candidates": ("naf", "conv7")}, "unknown candidates"),
         ("tiny", {"enc_blocks": (1, -1, 1)}, "negative"),
         ("tiny", {"depth": 3}, "option depth"),
+        ("tiny", {"level_widths": (8, 16)}, "level_widths has 2 values but the U-Net has 3 levels and a middle; give 4"),
+        ("tiny", {"level_widths": (8, 16, 0, 64)}, "every level width must lie between 2 and 4096"),
     ],
 )
 def test_bad_options_are_one_line(preset, options, fragment):
@@ -134,3 +136,24 @@ def test_the_space_is_scalable_and_every_variant_builds():
         assert params == sorted(params, reverse=kind != "wider") and len(set(params)) == len(params)
     assert sum(kinds["shallower"][-1]["enc_blocks"]) + kinds["shallower"][-1]["middle_blocks"] + sum(
         kinds["shallower"][-1]["dec_blocks"]) == 1  # at least one block is left
+
+
+def test_level_widths_place_channels_per_level():
+    """`level_widths`: wide at full resolution only; `width` is the first level's, every unit sees its level's
+    channels, and the published doubling is the default."""
+    space = NAFNetUNetSpace.from_options("small", level_widths=(24, 32, 64, 128, 256))
+    assert space.config.width == 24 and space.config.channels() == [24, 32, 64, 128, 256]
+    shapes = {p.label: p.input_shape[1] for p in space.positions(64)}
+    assert (shapes["enc0.0"], shapes["enc1.0"], shapes["mid.1"], shapes["dec0.0"]) == (24, 32, 256, 24)
+    fixed = [(u.name, u.input_shape[1]) for u in space.fixed_units(64)]
+    assert fixed[:3] == [("intro", 3), ("down", 24), ("up", 32)] and fixed[-1] == ("ending", 24)
+    net = freeze(space, Architecture.uniform(space.name, position_names(space.build()), "cbr"))
+    assert net(torch.zeros(1, 3, 32, 48)).shape == (1, 3, 32, 48)
+    assert NAFNetUNetSpace.from_options("small").config.channels() == [16, 32, 64, 128, 256]
+
+
+def test_level_widths_scale_every_level_alike():
+    kinds = NAFNetUNetSpace.from_options("small", level_widths=(24, 32, 64, 128, 256)).scaled_variants()
+    assert kinds["narrower"][0] == {"level_widths": [20, 28, 56, 112, 224]}
+    assert kinds["wider"][-1] == {"level_widths": [48, 64, 128, 256, 512]}
+    assert all(set(v) == {"level_widths"} for k in ("narrower", "wider") for v in kinds[k])
