@@ -329,6 +329,8 @@ class SearchSpace(ABC):
         config = self.config.model_dump(mode="json")
         if config.get("scale") == 1:  # scale 1 is what every space built before it had the option: old tables stay valid
             del config["scale"]
+        if "level_widths" in config and config["level_widths"] is None:  # likewise: the published doubling per level
+            del config["level_widths"]
         payload = {
             "space": self.name,
             "config": config,

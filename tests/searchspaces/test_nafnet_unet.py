@@ -157,3 +157,18 @@ def test_level_widths_scale_every_level_alike():
     assert kinds["narrower"][0] == {"level_widths": [20, 28, 56, 112, 224]}
     assert kinds["wider"][-1] == {"level_widths": [48, 64, 128, 256, 512]}
     assert all(set(v) == {"level_widths"} for k in ("narrower", "wider") for v in kinds[k])
+
+
+def test_level_widths_left_out_keep_earlier_fingerprints(monkeypatch):
+    """Tables, runs and model files fingerprinted before the option existed stay valid: the fingerprint of a space
+    without `level_widths` is the one its config gave without the field, and setting it changes the fingerprint."""
+    from pydantic import BaseModel
+
+    space = NAFNetUNetSpace.from_options("tiny")
+    now = space._compute_fingerprint()
+    config_type = type(space.config)
+    monkeypatch.setattr(config_type, "model_dump", lambda self, **kw: {
+        k: v for k, v in BaseModel.model_dump(self, **kw).items() if k != "level_widths"})
+    assert space._compute_fingerprint() == now
+    monkeypatch.undo()
+    assert NAFNetUNetSpace.from_options("tiny", level_widths=(8, 16, 32, 64)).fingerprint() != now
