@@ -26,24 +26,18 @@ def test_train_asks_for_each_width_at_the_fronts_recipe(bench, tmp_path, monkeyp
     assert calls.argv[1][calls.argv[1].index("--out") + 1].endswith("cbr-w24-6000-lr0.002-s0")
 
 
-def test_train_deepens_only_the_low_resolution_stages(bench, tmp_path, monkeypatch, hwnas_calls):
+@pytest.mark.parametrize("shape, options", [
+    ("deep6", ["enc_blocks=[1,1,2,4]", "middle_blocks=6"]),  # deeper at low resolution only; width kept
+    ("wide0", ["level_widths=[24,32,64,128,256]"]),  # wider at full resolution only
+])
+def test_train_places_capacity_at_some_levels_only(bench, tmp_path, monkeypatch, hwnas_calls, shape, options):
     calls = hwnas_calls
     monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
-    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--shapes", "deep6", "--workdir", str(tmp_path),
+    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--shapes", shape, "--workdir", str(tmp_path),
                                         "--results", str(tmp_path), "--jobs", "1"]))
     [argv] = calls.argv
-    options = [argv[i + 1] for i, x in enumerate(argv) if x == "-o"]
-    assert options[1:] == ["enc_blocks=[1,1,2,4]", "middle_blocks=6"]  # after the front's candidates; width kept
-    assert argv[argv.index("--out") + 1].endswith("cbr-deep6-6000-lr0.002-s0")
-
-
-def test_train_widens_only_the_full_resolution_level(bench, tmp_path, monkeypatch, hwnas_calls):
-    calls = hwnas_calls
-    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
-    bench.stage_train(bench.parse_args(["train", "--widths", "none", "--shapes", "wide0", "--workdir", str(tmp_path),
-                                        "--results", str(tmp_path), "--jobs", "1"]))
-    [argv] = calls.argv
-    assert [argv[i + 1] for i, x in enumerate(argv) if x == "-o"][1:] == ["level_widths=[24,32,64,128,256]"]
+    assert [argv[i + 1] for i, x in enumerate(argv) if x == "-o"][1:] == options  # after the front's candidates
+    assert argv[argv.index("--out") + 1].endswith(f"cbr-{shape}-6000-lr0.002-s0")
 
 
 def test_unknown_shape_is_one_line(bench, tmp_path):
