@@ -164,15 +164,16 @@ def check_length(steps: int) -> int:
 
 
 def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: int, threads: int = THREADS,
-                  lr: float | None = None, options: tuple[str, ...] = ()) -> None:
+                  lr: float | None = None, options: tuple[str, ...] = (), sigma: str = TRAIN_SIGMA) -> None:
     """Train all-`candidate` for `steps` steps at the study's recipe (resumes an interrupted run); `lr`: the peak
-    learning rate (None: `hwnas train`'s default); `options`: more space option flags (e.g. `-o width=24`)."""
+    learning rate (None: `hwnas train`'s default); `options`: more space option flags (e.g. `-o width=24`);
+    `sigma`: the training noise, a level or a range ("0,55": the study's blind range)."""
     if trained(run):
         return
     check_length(steps)
     resume = ["--resume"] if (run / "checkpoints").exists() else []
     flags = [] if resume else ["--preset", PRESET, *SPACE_OPTIONS, *options, "--uniform", candidate, "--data", rel(TRAIN_DATA),
-                               "--sigma", TRAIN_SIGMA, "--crop", CROP, "--batch-size", BATCH,
+                               "--sigma", sigma, "--crop", CROP, "--batch-size", BATCH,
                                "--epochs", steps // STEPS_PER_EPOCH, "--steps-per-epoch", STEPS_PER_EPOCH,
                                "--seed", seed, *(["--lr", lr] if lr else [])]
     runner.hwnas("train", *flags, "--threads", threads, "--out", rel(run), *resume, log=f"train-{run.name}.log")

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import common
-from bench_front import (CANDIDATES, FRONT_STEPS, PRESET, SPACE, TEST_DATA, THREADS, IMAGE_SIZE, refuse_busy,
-                         size_of, time_networks, train_record, train_uniform)
+from bench_front import (CANDIDATES, FRONT_STEPS, PRESET, SPACE, TEST_DATA, THREADS, IMAGE_SIZE, TRAIN_SIGMA,
+                         refuse_busy, size_of, time_networks, train_record, train_uniform)
 from bench_front_lr import SWEEP_LR, seeds_of, to_score
 from bench_padding import PADDINGS, per_image
 from bench_quality import ROOT, Runner, rel
@@ -93,6 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="base widths, even, above the preset's, or none (default: %(default)s)")
     p.add_argument("--shapes", default="none",
                    help=f"capacity placed at some levels only: {', '.join(SHAPES)} (see SHAPES), or none (default: %(default)s)")
+    p.add_argument("--train-sigma", type=train_sigma_of, default=TRAIN_SIGMA,
+                   help="training noise, a level or a range; a harder task than the front's blind range is a fixed "
+                        "high level, e.g. 50 (default: %(default)s)")
     p.add_argument("--seeds", type=seeds_of, default="0", help="seeds (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="latency: time even on a busy machine (the rows say the load)")
@@ -119,8 +122,21 @@ def widths_of(text: str) -> list[int]:
     return widths
 
 
-def run_dir(workdir: Path, network: str, label: str, seed: int) -> Path:
-    return workdir / f"{network}-{label}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
+def train_sigma_of(text: str) -> str:
+    """A `--train-sigma 50` or `0,55` value, as `hwnas train --sigma` takes it (else one line saying what is wrong)."""
+    try:
+        levels = [float(v) for v in text.split(",")]
+    except ValueError:
+        levels = []
+    if not 1 <= len(levels) <= 2 or min(levels) < 0 or levels != sorted(levels):
+        raise SystemExit(f"error: --train-sigma {text!r} is not a noise level or a range low,high; give e.g. 50 or 0,55.")
+    return ",".join(f"{v:g}" for v in levels)
+
+
+def run_dir(workdir: Path, network: str, label: str, seed: int, sigma: str = TRAIN_SIGMA) -> Path:
+    """A training's folder; one trained at another noise than the front's names it (`-t50`)."""
+    noise = "" if sigma == TRAIN_SIGMA else f"-t{sigma.replace(',', '_')}"
+    return workdir / f"{network}-{label}{noise}-{FRONT_STEPS}-lr{SWEEP_LR:g}-s{seed}"
 
 
 def spec_arch(candidate: str, options: dict) -> dict[str, str]:
@@ -150,11 +166,12 @@ def stage_train(args) -> None:
 
     def one(item: tuple[str, Shape, int]) -> None:
         net, shape, seed = item
-        train_uniform(runner, run_dir(args.workdir, net, shape.label, seed), net, FRONT_STEPS, seed, threads=THREADS,
-                      lr=SWEEP_LR, options=option_flags(shape.options))
+        train_uniform(runner, run_dir(args.workdir, net, shape.label, seed, args.train_sigma), net, FRONT_STEPS, seed,
+                      threads=THREADS, lr=SWEEP_LR, options=option_flags(shape.options), sigma=args.train_sigma)
 
     settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": args.networks,
-                "widths": args.widths, "shapes": args.shape_names, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs}
+                "widths": args.widths, "shapes": args.shape_names, "seeds": args.seeds, "threads": THREADS, "jobs": args.jobs,
+                "train_sigma": args.train_sigma}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(one, item) for item in todo]:
@@ -170,11 +187,11 @@ def stage_eval(args) -> None:
     torch.set_num_threads(2)
     folder = TEST_DATA[0]
     settings = {"preset": PRESET, "steps": FRONT_STEPS, "lr": SWEEP_LR, "sigmas": SIGMAS, "seeds": args.seeds,
-                "shapes": args.shape_names}
+                "shapes": args.shape_names, "train_sigma": args.train_sigma}
     with common.record_run(NAME, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])
         for net, shape, seed in itertools.product(args.networks, args.shapes, args.seeds):
-            run = run_dir(args.workdir, net, shape.label, seed)
+            run = run_dir(args.workdir, net, shape.label, seed, args.train_sigma)
             if not to_score(run, done):
                 continue
             started = time.perf_counter()
@@ -185,7 +202,7 @@ def stage_eval(args) -> None:
                 rows = per_image(model.predict, folder, padding, sigma)
                 row[f"cbsd68_s{sigma:g}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
             common.append_row(path, {**row, "train_seconds": round(seconds, 1), "shape": shape.shape,
-                                     "layout": layout_text(shape.options),
+                                     "layout": layout_text(shape.options), "train_sigma": args.train_sigma,
                                      "model": common.model_id(run / "model.pt"),
                                      "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
             logger.info("%s %s s%d: CBSD68 s25 %.3f dB (zeros), s50 %.3f", net, shape.label, seed,

@@ -35,6 +35,7 @@ NOISE_SIGMA = 50  # the harder noise level of `bench_front_lr.py eval --sigma` t
 PLANNED_TARGETS = (0.45, 0.6, 0.75)  # bench_front.TARGETS: a target not swept yet is listed as not measured
 PRESET_WIDTH = 16  # the small preset's base width (bench_front_width widens the cheapest block beyond it)
 PRESET_BLOCKS = "enc 1,1,2,2 mid 2"  # the small preset's depth (bench_front_width's SHAPES place capacity per level)
+BLIND_SIGMA = "0,55"  # bench_front.TRAIN_SIGMA: the front's training noise (bench_front_width --train-sigma)
 
 
 def doubling_gains(df) -> list[tuple[str, int, float, float]]:
@@ -609,11 +610,20 @@ def preset_layout(width: int) -> str:
     return f"{PRESET_BLOCKS}; channels {','.join(str(int(width) * 2**i) for i in range(5))}"
 
 
+def sigma_text(value) -> str:
+    """A `train_sigma` cell as bench_front_width wrote it ("50", "0,55"); pandas reads a lone level as a float, and
+    rows written before the column have none: the front's blind range."""
+    if isinstance(value, float):
+        return BLIND_SIGMA if math.isnan(value) else f"{value:g}"
+    return str(value)
+
+
 def shape_columns(df):
-    """front_width rows with a `shape` ("" for a uniform widening) and `layout` column: rows written before
-    bench_front_width placed capacity per level have neither."""
+    """front_width rows with a `shape` ("" for a uniform widening), `layout` and `train_sigma` column: rows written
+    before bench_front_width placed capacity per level or trained at another noise have none of them."""
     df = df.copy()
     df["shape"] = df["shape"].fillna("").astype(str) if "shape" in df else ""
+    df["train_sigma"] = [sigma_text(v) for v in df["train_sigma"]] if "train_sigma" in df else BLIND_SIGMA
     if "layout" not in df:
         df["layout"] = float("nan")
     df["layout"] = [lay if isinstance(lay, str) else preset_layout(w) for lay, w in zip(df["layout"], df["width"])]
@@ -652,11 +662,7 @@ def width_section(df, meta: dict, results: Path, out: Path) -> Section:
     df = shape_columns(df)
     budget = int(df.steps.max())
     ratios = width_ratios(_read(results / "front_width_latency.csv"))
-    mine = [{"network": str(net), "width": int(w), "shape": d, "layout": str(part.layout.iloc[0]),
-             "seeds": ",".join(str(int(x)) for x in part.seed),
-             "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s25_seeds": mean_spread(part.cbsd68_s25_psnr_zeros),
-             "s50": float(part.cbsd68_s50_psnr_zeros.mean()), "train": float(part.train_seconds.mean())}
-            for (net, w, d), part in df.groupby(["network", "width", "shape"], sort=False)]
+    mine = grown(df[df.train_sigma == BLIND_SIGMA])
     nets = sorted(mine + preset_width_rows(results, budget), key=lambda n: ratios.get(shape_key(n), float("inf")))
     rows = [[f"all-{n['network']}", n["width"], n["layout"], n["seeds"], fmt(ratios.get(shape_key(n)), 2),
              n["s25_seeds"], fmt(n["s50"], 3), fmt(n["train"], 0)] for n in nets]
@@ -671,7 +677,37 @@ def width_section(df, meta: dict, results: Path, out: Path) -> Section:
                "over the seeds (+- half their range at sigma 25).", "",
                md_table(["network", "width", "layout", "seeds", "x all-naf", "sigma 25", "sigma 50", "train s"], rows), ""]
     s.body += width_against_front(mine, ratios, results)
+    s.body += harder_noise_lines(grown(df[df.train_sigma != BLIND_SIGMA]), nets, ratios)
     return s
+
+
+def grown(df) -> list[dict]:
+    """One entry per (training noise, network, width, shape) of front_width rows: its layout, seeds and mean PSNRs."""
+    return [{"train_sigma": t, "network": str(net), "width": int(w), "shape": d, "layout": str(part.layout.iloc[0]),
+             "seeds": ",".join(str(int(x)) for x in part.seed),
+             "s25": float(part.cbsd68_s25_psnr_zeros.mean()), "s25_seeds": mean_spread(part.cbsd68_s25_psnr_zeros),
+             "s50": float(part.cbsd68_s50_psnr_zeros.mean()), "train": float(part.train_seconds.mean())}
+            for (t, net, w, d), part in df.groupby(["train_sigma", "network", "width", "shape"], sort=False)]
+
+
+def harder_noise_lines(harder: list[dict], blind: list[dict], ratios: dict) -> list[str]:
+    """Networks trained at one fixed, harder noise level (`--train-sigma 50`) against all-naf trained the same way and
+    against themselves trained blind: whether the blocks' ranking turns when the task is harder."""
+    if not harder:
+        return []
+    blind50 = {shape_key(n): n["s50"] for n in blind}
+    rows = []
+    for n in sorted(harder, key=lambda n: (n["train_sigma"], ratios.get(shape_key(n), float("inf")))):
+        naf = next((m for m in harder if m["train_sigma"] == n["train_sigma"] and shape_key(m) == ("naf", PRESET_WIDTH, "")), None)
+        gap = f"{n['s50'] - naf['s50']:+.2f}" if naf is not None and n is not naf else "-"
+        rows.append([n["train_sigma"], f"all-{n['network']}", n["width"], n["layout"], n["seeds"],
+                     fmt(ratios.get(shape_key(n)), 2), fmt(n["s50"], 3), gap, fmt(blind50.get(shape_key(n)), 3),
+                     fmt(n["s25"], 3), fmt(n["train"], 0)])
+    return ["A harder task: the same networks trained at one fixed noise level instead of the blind range "
+            f"{BLIND_SIGMA} (same recipe and steps), scored on CBSD68 at sigma 50. \"vs naf\": minus all-naf trained "
+            "at that level; \"blind\": the network trained on the blind range, at sigma 50.", "",
+            md_table(["trained at", "network", "width", "layout", "seeds", "x all-naf", "sigma 50", "vs naf",
+                      "blind, sigma 50", "sigma 25", "train s"], rows), ""]
 
 
 def shape_key(n: dict) -> tuple[str, int, str]:

@@ -40,6 +40,24 @@ def test_train_places_capacity_at_some_levels_only(bench, tmp_path, monkeypatch,
     assert argv[argv.index("--out") + 1].endswith(f"cbr-{shape}-6000-lr0.002-s0")
 
 
+def test_train_at_a_harder_noise_names_it_in_the_folder(bench, tmp_path, monkeypatch, hwnas_calls):
+    calls = hwnas_calls
+    monkeypatch.setattr(bench, "Runner", lambda workdir: calls)
+    bench.stage_train(bench.parse_args(["train", "--networks", "naf", "--widths", "16", "--train-sigma", "50.0",
+                                        "--workdir", str(tmp_path), "--results", str(tmp_path), "--jobs", "1"]))
+    [argv] = calls.argv
+    assert argv[argv.index("--sigma") + 1] == "50" and argv[argv.index("--uniform") + 1] == "naf"
+    assert argv[argv.index("--out") + 1].endswith("naf-w16-t50-6000-lr0.002-s0")
+    # the front's blind range keeps the folders named before the option
+    assert bench.run_dir(tmp_path, "cbr", "w20", 0).name == "cbr-w20-6000-lr0.002-s0"
+
+
+@pytest.mark.parametrize("sigma", ["5x", "50,10", "-5", "1,2,3"])
+def test_bad_train_sigma_is_one_line(bench, tmp_path, sigma):
+    with pytest.raises(SystemExit, match=f"--train-sigma '{sigma}' is not a noise level or a range"):
+        bench.main(["train", "--train-sigma", sigma, "--workdir", str(tmp_path), "--results", str(tmp_path)])
+
+
 def test_unknown_shape_is_one_line(bench, tmp_path):
     with pytest.raises(SystemExit, match=r"unknown shapes \['deep7'\]; choose among deep6,deep10,wide0,wide01"):
         bench.main(["train", "--shapes", "deep7", "--workdir", str(tmp_path), "--results", str(tmp_path)])
@@ -96,5 +114,6 @@ def test_eval_scores_both_sigmas_and_paddings_once(bench, tmp_path, monkeypatch,
     [row] = list(csv.DictReader(open(results / "front_width.csv")))
     assert (row["network"], row["width"], row["seed"], row["steps"]) == ("cbr", "20", "0", "100")
     assert (row["shape"], row["layout"]) == ("", "enc 1,1,2,2 mid 2; channels 20,40,80,160,320")
+    assert row["train_sigma"] == "0,55"
     assert float(row["cbsd68_s50_psnr_zeros"]) < float(row["cbsd68_s25_psnr_zeros"])
     assert {"cbsd68_s25_psnr_edge", "cbsd68_s50_psnr_edge", "params", "gmacs"} <= set(row)

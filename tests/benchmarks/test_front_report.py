@@ -349,3 +349,25 @@ def test_the_width_section_names_a_placed_network_by_its_layout(report, tmp_path
     assert "| all-cbr | 24 | enc 1,1,2,2 mid 2; channels 24,48,96,192,384 | 0 | 0.60 | 30.90 | 27.700 | 2000 |" in text
     assert any(x.startswith("- all-cbr deep6 (enc 1,1,2,4 mid 6; channels 16,32,64,128,256) (0.40x all-naf")
                for x in text.splitlines())
+
+
+def test_the_width_section_sets_networks_trained_at_a_harder_noise_apart(report, tmp_path):
+    """Rows trained at a fixed sigma 50 (`--train-sigma 50`, read back by pandas as the float 50.0) get their own
+    table, each against all-naf trained the same way and against itself trained blind; the main table and the front
+    lines keep the blind-trained networks only."""
+    front_page(report, tmp_path, [net("searched", "mu-1-target0.6x-seed0", 0.6, 0, 60, 30.50)])
+    results = tmp_path / "results"
+    write(results / "front_width.csv", [
+        width_row(24, 30.90, 27.70),
+        {**width_row(16, 30.20, 27.90), "network": "naf", "run": "x/naf-w16-t50", "train_sigma": "50"},
+        {**width_row(16, 30.10, 27.70), "run": "x/cbr-w16-t50", "train_sigma": "50"}])
+    write(results / "front_width_latency.csv", [
+        {"network": n, "width": w, "repeat": 0, "median_ms": ms, "load_start": 0.1, "load_end": 0.2}
+        for n, w, ms in (("cbr", 24, 54.0), ("naf", 16, 90.0), ("cbr", 16, 30.0))])
+    write(results / "front_uniform_lr.csv", [lr_row("naf", 0, 30.70, 30.75), lr_row("cbr", 0, 30.70, 30.72)])
+    write(results / "front_uniform_lr_s50.csv", [s50_row("naf", 0, 27.5), s50_row("cbr", 0, 27.3)])
+    text = report.render(results, tmp_path / "RESULTS2.md")
+    assert "| 50 | all-naf | 16 | enc 1,1,2,2 mid 2; channels 16,32,64,128,256 | 0 | 1.00 | 27.900 | - | 27.500 |" in text
+    assert "| 50 | all-cbr | 16 | enc 1,1,2,2 mid 2; channels 16,32,64,128,256 | 0 | 0.33 | 27.700 | -0.20 | 27.300 |" in text
+    assert not any(x.startswith("- all-cbr at width 16") for x in text.splitlines())  # not set on the blind front
+    assert "| all-cbr | 16 | enc 1,1,2,2 mid 2; channels 16,32,64,128,256 | 0 | 0.33 | 30.70 |" in text  # blind only
