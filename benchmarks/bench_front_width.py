@@ -128,12 +128,18 @@ def widths_of(text: str) -> list[int]:
 
 def train_sigma_of(text: str) -> str:
     """A `--train-sigma 50` or `0,55` value, as `hwnas train --sigma` takes it (else one line saying what is wrong)."""
+    from hwnas.cli.common import parse_level
+    from hwnas.contracts.errors import HwnasError
+
+    wrong = SystemExit(f"error: --train-sigma {text!r} is not a noise level or a range low,high; give e.g. 50 or 0,55.")
     try:
-        levels = [float(v) for v in text.split(",")]
-    except ValueError:
-        levels = []
-    if not 1 <= len(levels) <= 2 or min(levels) < 0 or levels != sorted(levels):
-        raise SystemExit(f"error: --train-sigma {text!r} is not a noise level or a range low,high; give e.g. 50 or 0,55.")
+        level = parse_level(text)
+    except HwnasError:
+        raise wrong from None
+    levels = list(level) if isinstance(level, tuple) else [level]
+    # parse_level reads the shape only; the order and sign are what `hwnas train` would refuse later, in a child process.
+    if min(levels) < 0 or levels != sorted(levels):
+        raise wrong
     return ",".join(f"{v:g}" for v in levels)
 
 

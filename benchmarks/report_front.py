@@ -696,9 +696,10 @@ def harder_noise_lines(harder: list[dict], blind: list[dict], ratios: dict) -> l
     if not harder:
         return []
     blind50 = {shape_key(n): n["s50"] for n in blind}
+    naf_at = {n["train_sigma"]: n for n in harder if shape_key(n) == ("naf", PRESET_WIDTH, "")}
     rows = []
     for n in sorted(harder, key=lambda n: (n["train_sigma"], ratios.get(shape_key(n), float("inf")))):
-        naf = next((m for m in harder if m["train_sigma"] == n["train_sigma"] and shape_key(m) == ("naf", PRESET_WIDTH, "")), None)
+        naf = naf_at.get(n["train_sigma"])
         gap = f"{n['s50'] - naf['s50']:+.2f}" if naf is not None and n is not naf else "-"
         rows.append([n["train_sigma"], f"all-{n['network']}", n["width"], n["layout"], n["seeds"],
                      fmt(ratios.get(shape_key(n)), 2), fmt(n["s50"], 3), gap, fmt(blind50.get(shape_key(n)), 3),
