@@ -32,6 +32,7 @@ from hwnas.runs.io import atomic_write
 from hwnas.deploy.onnx_checks import check_output, onnx_max_error  # noqa: F401  (onnx_max_error re-exported)
 from hwnas.deploy.onnx_checks import max_error as _max_error  # a module global: tests replace it
 from hwnas.deploy.onnx_naming import add_metadata, name_nodes_by_module  # noqa: F401  (name_nodes_by_module re-exported)
+from hwnas.deploy.onnx_registry import reused_registry
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def _export_dynamo(folded: nn.Module, input_shape: Sequence[int], path: Path, *,
     for logger in quiet:
         logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), reused_registry():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 folded, (x,), None, dynamo=True, opset_version=opset, input_names=["x"], output_names=["y"],
