@@ -22,6 +22,11 @@ _lock = threading.Lock()
 _built: dict[tuple, object] = {}
 
 
+def forget() -> None:
+    """Drop the registries built so far: the next export builds its own again (for a benchmark of the saving)."""
+    _built.clear()
+
+
 @contextlib.contextmanager
 def reused_registry() -> Iterator[None]:
     """Within the block, torch.onnx's registry is built once per opset and then reused."""

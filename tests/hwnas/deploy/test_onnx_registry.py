@@ -65,3 +65,12 @@ class _torchs_own:
 def test_torch_still_has_the_classmethod_this_module_replaces():
     """If a torch release renames it, the exports stay correct but slow: this says so."""
     assert isinstance(_registration.ONNXRegistry.__dict__.get("from_torchlib"), classmethod)
+
+
+def test_forget_makes_the_next_export_build_its_own():
+    from hwnas.deploy import onnx_registry
+
+    with reused_registry():
+        first = _registration.ONNXRegistry.from_torchlib()
+        onnx_registry.forget()
+        assert _registration.ONNXRegistry.from_torchlib() is not first
