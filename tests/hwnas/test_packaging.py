@@ -34,6 +34,14 @@ def test_the_readme_installs_the_cpu_torch_first_and_plainly():
     assert "pip install -q torch==2.13.0 -e '.[test,ray]'" in ci  # the suite tests the Ray executor for real
 
 
+def test_ci_runs_the_readme_s_test_command_on_two_processes():
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("python3 -m venv .venv") and "pytest" in line)
+    assert command in (ROOT / ".ci" / "run").read_text() and command.endswith("python -m pytest -n 2")
+    test_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert any(d.startswith("pytest-xdist") for d in test_extra)  # `-n` is xdist's
+
+
 def test_ray_is_an_optional_extra_and_the_lowest_versions_leave_it_out():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert not [d for d in project["dependencies"] if d.startswith("ray")]
