@@ -168,11 +168,19 @@ def train_uniform(runner: Runner, run: Path, candidate: str, steps: int, seed: i
     """Train all-`candidate` for `steps` steps at the study's recipe (resumes an interrupted run); `lr`: the peak
     learning rate (None: `hwnas train`'s default); `options`: more space option flags (e.g. `-o width=24`);
     `sigma`: the training noise, a level or a range ("0,55": the study's blind range)."""
+    train_network(runner, run, ("--uniform", candidate), steps, seed, threads=threads, lr=lr,
+                  options=(*SPACE_OPTIONS, *options), sigma=sigma)
+
+
+def train_network(runner: Runner, run: Path, network: tuple[str, ...], steps: int, seed: int, *, threads: int = THREADS,
+                  lr: float | None = None, options: tuple[str, ...] = SPACE_OPTIONS, sigma: str = TRAIN_SIGMA) -> None:
+    """Train the network `network` names (`--uniform naf`, `--arch a.json`) from scratch for `steps` steps at the
+    study's recipe, with the space `options`; resumes an interrupted run, skips a trained one."""
     if trained(run):
         return
     check_length(steps)
     resume = ["--resume"] if (run / "checkpoints").exists() else []
-    flags = [] if resume else ["--preset", PRESET, *SPACE_OPTIONS, *options, "--uniform", candidate, "--data", rel(TRAIN_DATA),
+    flags = [] if resume else ["--preset", PRESET, *options, *network, "--data", rel(TRAIN_DATA),
                                "--sigma", sigma, "--crop", CROP, "--batch-size", BATCH,
                                "--epochs", steps // STEPS_PER_EPOCH, "--steps-per-epoch", STEPS_PER_EPOCH,
                                "--seed", seed, *(["--lr", lr] if lr else [])]
