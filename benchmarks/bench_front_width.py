@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -137,8 +138,9 @@ def train_sigma_of(text: str) -> str:
     except HwnasError:
         raise wrong from None
     levels = list(level) if isinstance(level, tuple) else [level]
-    # parse_level reads the shape only; the order and sign are what `hwnas train` would refuse later, in a child process.
-    if min(levels) < 0 or levels != sorted(levels):
+    # parse_level reads the shape only; the order, sign and a finite value are what `hwnas train` would refuse later,
+    # in a child process.
+    if not all(math.isfinite(v) for v in levels) or min(levels) < 0 or levels != sorted(levels):
         raise wrong
     return ",".join(f"{v:g}" for v in levels)
 

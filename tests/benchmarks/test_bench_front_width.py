@@ -52,7 +52,7 @@ def test_train_at_a_harder_noise_names_it_in_the_folder(bench, tmp_path, monkeyp
     assert bench.run_dir(tmp_path, "cbr", "w20", 0).name == "cbr-w20-6000-lr0.002-s0"
 
 
-@pytest.mark.parametrize("sigma", ["5x", "50,10", "-5", "1,2,3"])
+@pytest.mark.parametrize("sigma", ["5x", "50,10", "-5", "1,2,3", "nan", "0,inf"])
 def test_bad_train_sigma_is_one_line(bench, tmp_path, sigma):
     with pytest.raises(SystemExit, match=f"--train-sigma '{sigma}' is not a noise level or a range"):
         bench.main(["train", "--train-sigma", sigma, "--workdir", str(tmp_path), "--results", str(tmp_path)])
