@@ -766,7 +766,7 @@ def scratch_section(df, meta: dict, results: Path, out: Path) -> Section:
         rows.append([r.name, f"{float(r.target):g}x", fmt(at, 1), fmt(r.cbsd68_s25_psnr_finetuned_zeros, 3),
                      fmt(r.cbsd68_s25_psnr_zeros, 3), f"{r.cbsd68_s25_psnr_zeros - r.cbsd68_s25_psnr_finetuned_zeros:+.2f}",
                      fmt(ref, 2), f"{r.cbsd68_s25_psnr_zeros - ref:+.2f}" if ref is not None else "-",
-                     fmt(r.cbsd68_s25_psnr_edge, 3), fmt(r.train_seconds, 0)])
+                     fmt(r.cbsd68_s25_psnr_edge, 3), fmt(r.cbsd68_s25_worst_edge, 1), fmt(r.train_seconds, 0)])
         by_target.setdefault(float(r.target), []).append((r, at))
     s.body += ["A searched network of the front trains in two parts: 1500 super-net steps (weights shared with every "
                "other candidate, one path sampled per step), then 4500 steps fine-tuning the weights it inherits. A "
@@ -778,7 +778,7 @@ def scratch_section(df, meta: dict, results: Path, out: Path) -> Section:
                "equal budget. CBSD68 sigma 25, zero padding as every front score (edge: as the U-Net pads now); "
                "latency: the front's (front_latency.csv).", "",
                md_table(["network", "target", "ms", "searched + fine-tuned", "from scratch", "change",
-                         "baselines' front there", "scratch vs front", "from scratch (edge)", "train s"], rows), ""]
+                         "baselines' front there", "scratch vs front", "from scratch (edge)", "worst image (edge)", "train s"], rows), ""]
     for target, group in sorted(by_target.items()):
         if len(group) < 2:
             continue

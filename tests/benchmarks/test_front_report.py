@@ -388,6 +388,6 @@ def test_the_scratch_section_sets_each_architecture_beside_its_fine_tuned_score_
     write(results / "front_scratch.csv", [scratch_row("s0", 0, 30.00, 30.40), scratch_row("s1", 1, 29.90, 30.30)])
     text = report.render(results, tmp_path / "RESULTS2.md")
     assert "The searched architectures trained from scratch (front_scratch.csv)" in text
-    assert "| s0 | 0.6x | 60.0 | 30.000 | 30.400 | +0.40 | 30.10 | +0.30 | 30.420 | 1300 |" in text
+    assert "| s0 | 0.6x | 60.0 | 30.000 | 30.400 | +0.40 | 30.10 | +0.30 | 30.420 | 25.1 | 1300 |" in text
     assert ("- at 0.6x, from scratch: 30.35 dB (seed spread 0.10) at 60.0 ms vs the baselines' front 30.10 dB: +0.25 dB "
             "(the goal asks +0.15)") in text
