@@ -102,9 +102,26 @@ def to_score(run: Path, done: set[tuple[str, ...]]) -> bool:
     return True
 
 
-def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
+def scored(run: Path, folder: Path, sigma: float) -> dict:
+    """A trained run's model scored on `folder` at `sigma` with each padding: its training's `steps`, the mean and
+    worst image PSNR per padding (`<folder>_s<sigma>_psnr_zeros`, `..._worst_zeros`, ...), its `train_seconds`, the
+    `model` id and the `eval_seconds`."""
     from hwnas.deploy.inference import open_model
 
+    started = time.perf_counter()
+    model = open_model(run / "model.pt")
+    scores = {padding: per_image(model.predict, folder, padding, sigma) for padding in PADDINGS}
+    steps, seconds = train_record(run)
+    column = f"{folder.name.lower()}_s{sigma:g}"
+    row: dict = {"steps": steps}
+    for padding, rows in scores.items():
+        row[f"{column}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
+        row[f"{column}_worst_{padding}"] = round(min(r["psnr"] for r in rows), 2)
+    return {**row, "train_seconds": round(seconds, 1), "model": common.model_id(run / "model.pt"),
+            "eval_seconds": round(time.perf_counter() - started, 1)}
+
+
+def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
     name = results_name(args.sigma)
     path = args.results / f"{name}.csv"
     torch.set_num_threads(2)
@@ -119,17 +136,8 @@ def evaluate(args: argparse.Namespace, networks: list[str]) -> None:
                 run = run_dir(args.workdir, net, seed, args.steps)
                 if not to_score(run, done):
                     continue
-                started = time.perf_counter()
-                model = open_model(run / "model.pt")
-                scores = {padding: per_image(model.predict, folder, padding, args.sigma) for padding in PADDINGS}
-                steps, seconds = train_record(run)
-                row = {"network": net, "seed": seed, "lr": SWEEP_LR, "steps": steps}
-                for padding, rows in scores.items():
-                    row[f"{column}_psnr_{padding}"] = round(sum(r["psnr"] for r in rows) / len(rows), 4)
-                    row[f"{column}_worst_{padding}"] = round(min(r["psnr"] for r in rows), 2)
-                common.append_row(path, {**row, "train_seconds": round(seconds, 1),
-                                         "model": common.model_id(run / "model.pt"),
-                                         "eval_seconds": round(time.perf_counter() - started, 1), "run": rel(run)})
+                row = {"network": net, "seed": seed, "lr": SWEEP_LR, **scored(run, folder, args.sigma)}
+                common.append_row(path, {**row, "run": rel(run)})
                 logger.info("%s s%d at lr %g: CBSD68 s%g %.3f dB (zeros) / %.3f (edge)", net, seed, SWEEP_LR,
                             args.sigma, row[f"{column}_psnr_zeros"], row[f"{column}_psnr_edge"])
 

@@ -23,16 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 import common
-from bench_front import FRONT_STEPS, NAME as FRONT, TEST_DATA, THREADS, train_network, train_record
-from bench_front_lr import SWEEP_LR, to_score
-from bench_padding import PADDINGS, SIGMA, per_image
+from bench_front import FRONT_STEPS, NAME as FRONT, TEST_DATA, THREADS, train_network
+from bench_front_lr import SWEEP_LR, scored, to_score
+from bench_padding import SIGMA
 from bench_quality import ROOT, Runner, rel
 
 logger = logging.getLogger("bench_front_scratch")
@@ -88,8 +87,6 @@ def train(args: argparse.Namespace, rows: dict[str, dict[str, str]], names: list
 
 
 def evaluate(args: argparse.Namespace, rows: dict[str, dict[str, str]], names: list[str]) -> None:
-    from hwnas.deploy.inference import open_model
-
     path = args.results / f"{NAME}.csv"
     torch.set_num_threads(2)
     settings = {"steps": FRONT_STEPS, "lr": SWEEP_LR, "train_threads": THREADS, "eval_sigma": SIGMA}
@@ -101,19 +98,11 @@ def evaluate(args: argparse.Namespace, rows: dict[str, dict[str, str]], names: l
             run = run_dir(args.workdir, name)
             if not to_score(run, done):
                 continue
-            started = time.perf_counter()
-            model = open_model(run / "model.pt")
-            scores = {padding: per_image(model.predict, folder, padding, SIGMA) for padding in PADDINGS}
-            steps, seconds = train_record(run)
             searched = rows[name]
-            row = {"name": name, "target": searched["target"], "seed": searched["seed"], "steps": steps,
-                   f"{column}_psnr_finetuned_zeros": round(float(searched[f"psnr:CBSD68:sigma={SIGMA:g}:seed=0"]), 4)}
-            for padding, per in scores.items():
-                row[f"{column}_psnr_{padding}"] = round(sum(r["psnr"] for r in per) / len(per), 4)
-                row[f"{column}_worst_{padding}"] = round(min(r["psnr"] for r in per), 2)
-            common.append_row(path, {**row, "train_seconds": round(seconds, 1), "model": common.model_id(run / "model.pt"),
-                                     "eval_seconds": round(time.perf_counter() - started, 1), "arch": searched["arch"],
-                                     "run": rel(run)})
+            row = {"name": name, "target": searched["target"], "seed": searched["seed"],
+                   f"{column}_psnr_finetuned_zeros": round(float(searched[f"psnr:CBSD68:sigma={SIGMA:g}:seed=0"]), 4),
+                   **scored(run, folder, SIGMA)}
+            common.append_row(path, {**row, "arch": searched["arch"], "run": rel(run)})
             logger.info("%s from scratch: CBSD68 s%g %.3f dB (zeros; fine-tuned %.3f) / %.3f (edge)", name, SIGMA,
                         row[f"{column}_psnr_zeros"], row[f"{column}_psnr_finetuned_zeros"], row[f"{column}_psnr_edge"])
 

@@ -762,7 +762,8 @@ def scratch_section(df, meta: dict, results: Path, out: Path) -> Section:
     line = pareto(baseline_points(nets))
     rows, by_target = [], {}
     for r in df.itertuples():
-        at, ref = ms.get(r.name, float("nan")), front_at(line, ms.get(r.name, float("nan")))
+        at = ms.get(r.name, float("nan"))
+        ref = front_at(line, at)
         rows.append([r.name, f"{float(r.target):g}x", fmt(at, 1), fmt(r.cbsd68_s25_psnr_finetuned_zeros, 3),
                      fmt(r.cbsd68_s25_psnr_zeros, 3), f"{r.cbsd68_s25_psnr_zeros - r.cbsd68_s25_psnr_finetuned_zeros:+.2f}",
                      fmt(ref, 2), f"{r.cbsd68_s25_psnr_zeros - ref:+.2f}" if ref is not None else "-",
