@@ -7,6 +7,9 @@ LayerNorm (run-time statistics, cannot be folded) and the simplified channel
 attention (a global pool that must see the whole feature map first).
 
 - `naf_bn`: BatchNorm instead of LayerNorm -- folds into the following 1x1 conv at export.
+  It trains with Batch Renormalization (`batch_renorm`): each SimpleGate squares any gap
+  between batch and running statistics, and plain BatchNorm training left some searched
+  mixes diverging on single images once deployed.
 - `naf_bn_lite`: `naf_bn` without the global-pool attention: only local operations.
 - `cbr`: Conv-BN-ReLU inverted residual made only of ops NPUs fuse into single kernels.
 - `skip`: no block (depth becomes a choice); `<block>_e<N>`: that block at inner width N*c
@@ -20,6 +23,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from hwnas.searchspaces.batch_renorm import renormalised
 
 
 class LayerNorm2d(nn.Module):
@@ -86,9 +91,9 @@ class NAFBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        x = self.conv3(self.sca(self.sg(self.conv2(self.conv1(self.norm1(inp))))))
+        x = self.conv3(self.sca(self.sg(self.conv2(self.conv1(_normed(self.norm1, inp))))))
         y = inp + x * self.beta
-        x = self.conv5(self.sg(self.conv4(self.norm2(y))))
+        x = self.conv5(self.sg(self.conv4(_normed(self.norm2, y))))
         return y + x * self.gamma
 
 
@@ -115,6 +120,11 @@ class CBRBlock(nn.Module):
 
 def _norm(kind: str, c: int) -> nn.Module:
     return LayerNorm2d(c) if kind == "layer" else nn.BatchNorm2d(c)
+
+
+def _normed(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # BatchNorm trains as it deploys (Batch Renormalization); the module stays a plain BatchNorm2d.
+    return renormalised(norm, x) if isinstance(norm, nn.BatchNorm2d) else norm(x)
 
 
 # The paper's four candidates (the default); `skip` and width variants are space options.
