@@ -16,6 +16,11 @@ this measures the architecture, not a way to meet the goal at equal budget.
 
     python benchmarks/bench_front_scratch.py train   # resumable; --jobs runs at a time, one thread each
     python benchmarks/bench_front_scratch.py eval    # results/front_scratch.csv (+ .meta.json)
+
+`front_scratch.csv` was trained with plain BatchNorm in the `naf_bn` candidates; since they
+train with Batch Renormalization (`hwnas.searchspaces.batch_renorm`), the same study runs as
+`--name front_scratch_renorm` (its own folder and results file), and report_front sets the two
+side by side: same architectures, recipe and seeds, only the BatchNorm training differs.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from bench_quality import ROOT, Runner, rel
 logger = logging.getLogger("bench_front_scratch")
 
 NAME = "front_scratch"
+RENORM = "front_scratch_renorm"  # the study again once naf_bn trains with Batch Renormalization
 # The order they train in, two at a time: the stretch goal's target (0.6x) and the target where the margin was
 # smallest (0.75x) first.
 NETWORKS = ("mu-0.1-target0.6x-seed0", "mu-0.1-target0.75x-seed0", "mu-0.1-target0.6x-seed1",
@@ -49,9 +55,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--networks", default=",".join(NETWORKS),
                    help="searched networks of front.csv, by name, in order (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: %(default)s)")
-    p.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "work" / "front_scratch")
+    p.add_argument("--name", choices=(NAME, RENORM), default=NAME,
+                   help="results file stem and default work folder: the plain-BatchNorm study or its rerun with Batch "
+                        "Renormalization (default: %(default)s)")
+    p.add_argument("--workdir", type=Path, help="run folders (default: benchmarks/work/<name>)")
     p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.workdir = args.workdir or ROOT / "benchmarks" / "work" / args.name
+    return args
 
 
 def searched_rows(results: Path) -> dict[str, dict[str, str]]:
@@ -87,12 +98,12 @@ def train(args: argparse.Namespace, rows: dict[str, dict[str, str]], names: list
 
 
 def evaluate(args: argparse.Namespace, rows: dict[str, dict[str, str]], names: list[str]) -> None:
-    path = args.results / f"{NAME}.csv"
+    path = args.results / f"{args.name}.csv"
     torch.set_num_threads(2)
     settings = {"steps": FRONT_STEPS, "lr": SWEEP_LR, "train_threads": THREADS, "eval_sigma": SIGMA}
     folder = TEST_DATA[0]  # CBSD68: the front's metric
     column = f"cbsd68_s{SIGMA:g}"
-    with common.record_run(NAME, settings=settings, results_dir=args.results):
+    with common.record_run(args.name, settings=settings, results_dir=args.results):
         done = common.done_keys(path, ["run"])
         for name in names:
             run = run_dir(args.workdir, name)
@@ -118,7 +129,7 @@ def main(argv=None) -> None:
     names = common.chosen(args.networks, list(rows))
     if args.stage == "train":
         settings = {"steps": FRONT_STEPS, "lr": SWEEP_LR, "networks": names, "threads": THREADS, "jobs": args.jobs}
-        with common.record_run(NAME, settings=settings, results_dir=args.results):
+        with common.record_run(args.name, settings=settings, results_dir=args.results):
             train(args, rows, names)
     else:
         evaluate(args, rows, names)

@@ -804,7 +804,7 @@ def section_for(path: Path, results: Path, out: Path) -> Section:
 
 ORDER = ["paper", "paper_latency", "paper_commit", "latency", "fidelity", "fidelity_builds", "drift", "search_cost",
          "throughput", "precision_quality", "precision_latency", "precision_units", "precision_fidelity", "devices", "devices_measured", "front_plateau", "front_uniform", "front_uniform_latency",
-         "front", "front_uniform_lr", "front_uniform_lr_s50", "front_width", "front_width_latency", "front_scratch", "front_latency", "front_hold", "padding", "front_int8_quality", "front_int8_latency", "calibration", "calibration_fallback"]
+         "front", "front_uniform_lr", "front_uniform_lr_s50", "front_width", "front_width_latency", "front_scratch", "front_scratch_renorm", "front_latency", "front_hold", "padding", "front_int8_quality", "front_int8_latency", "calibration", "calibration_fallback"]
 
 
 def ordered(csvs: list[Path]) -> list[Path]:

@@ -94,3 +94,25 @@ def test_eval_sets_each_score_beside_its_fine_tuned_one_and_skips_what_is_missin
     assert float(row["cbsd68_s25_psnr_finetuned_zeros"]) == 30.75
     assert float(row["cbsd68_s25_psnr_zeros"]) != float(row["cbsd68_s25_psnr_edge"])  # 21x27: padded in the U-Net
     assert json.loads(row["arch"])["choices"] == {"enc0.0": "cbr", "dec0.0": "naf"}
+
+
+def test_the_renormalised_study_has_its_own_folder_and_results_file(bench, front, trained_run, tmp_path, monkeypatch):
+    data = tmp_path / "CBSD68"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(data / "im0.png")
+    monkeypatch.setattr(bench, "TEST_DATA", (data,))
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    args = bench.parse_args(["eval", "--name", "front_scratch_renorm", "--results", str(front)])
+    assert args.workdir == tmp_path / "benchmarks" / "work" / "front_scratch_renorm"
+    assert bench.parse_args(["eval"]).workdir == tmp_path / "benchmarks" / "work" / "front_scratch"
+    trained_run(bench.run_dir(args.workdir, "s-0.6x-seed1"))
+    rows = bench.searched_rows(front)
+    bench.evaluate(args, rows, list(rows))
+    [row] = list(csv.DictReader(open(front / "front_scratch_renorm.csv")))
+    assert row["name"] == "s-0.6x-seed1" and not (front / "front_scratch.csv").exists()
+    assert json.loads((front / "front_scratch_renorm.meta.json").read_text())["settings"]["steps"] == 6000
+
+
+def test_an_unknown_study_name_is_refused(bench, tmp_path):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["eval", "--name", "front_scratch_bn"])
