@@ -32,9 +32,11 @@ R_MAX, D_MAX = 3.0, 5.0  # the paper's final limits
 PLAIN_BATCHES, WIDEN_BATCHES = 100, 400  # plain BatchNorm first, then limits widening linearly
 
 
-def limits(batches: int) -> tuple[float, float]:
-    """(r_max, d_max) after `batches` training batches: (1, 0), then widening linearly to (R_MAX, D_MAX)."""
-    f = min(max((batches - PLAIN_BATCHES) / WIDEN_BATCHES, 0.0), 1.0)
+def limits(batches: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r_max, d_max) after `batches` training batches: (1, 0), then widening linearly to (R_MAX, D_MAX).
+
+    Tensors on the counter's device, so a step never waits for the GPU to read the counter back."""
+    f = ((torch.as_tensor(batches, dtype=torch.float32) - PLAIN_BATCHES) / WIDEN_BATCHES).clamp(0.0, 1.0)
     return 1.0 + (R_MAX - 1.0) * f, D_MAX * f
 
 
@@ -42,21 +44,22 @@ def renormalised(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     """`bn(x)` in training mode with Batch Renormalization; `bn(x)` itself when not training or not tracking."""
     if not (bn.training and bn.track_running_stats):
         return bn(x)
+    xf = x.float()  # statistics in float32 also under bf16 autocast (the CUDA path), as BatchNorm keeps them
     dims = [0, *range(2, x.dim())]
-    mean = x.mean(dims)
-    var = x.var(dims, unbiased=False)
+    mean = xf.mean(dims)
+    var = xf.var(dims, unbiased=False)
     std = torch.sqrt(var + bn.eps)
     with torch.no_grad():
-        r_max, d_max = limits(int(bn.num_batches_tracked))
+        r_max, d_max = limits(bn.num_batches_tracked)
         running_std = torch.sqrt(bn.running_var + bn.eps)
-        r = (std / running_std).clamp(1.0 / r_max, r_max)
-        d = ((mean - bn.running_mean) / running_std).clamp(-d_max, d_max)
+        r = torch.clamp(std / running_std, min=1.0 / r_max, max=r_max)
+        d = torch.clamp((mean - bn.running_mean) / running_std, min=-d_max, max=d_max)
         _update_running(bn, mean, var, x.numel() // x.shape[1])
     shape = (1, -1) + (1,) * (x.dim() - 2)
-    y = (x - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)
+    y = (xf - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)
     if bn.affine:
         y = y * bn.weight.view(shape) + bn.bias.view(shape)
-    return y
+    return y.to(x.dtype)
 
 
 def _update_running(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:

@@ -29,11 +29,11 @@ def _x(seed: int = 0, scale: float = 1.0) -> torch.Tensor:
 
 
 def test_limits_start_plain_and_widen_to_the_papers():
-    assert limits(0) == (1.0, 0.0)
-    assert limits(batch_renorm.PLAIN_BATCHES) == (1.0, 0.0)
+    assert [float(v) for v in limits(0)] == [1.0, 0.0]
+    assert [float(v) for v in limits(torch.tensor(batch_renorm.PLAIN_BATCHES))] == [1.0, 0.0]  # the module's counter
     r, d = limits(batch_renorm.PLAIN_BATCHES + batch_renorm.WIDEN_BATCHES // 2)
     assert 1.0 < r < batch_renorm.R_MAX and 0.0 < d < batch_renorm.D_MAX
-    assert limits(10**6) == (batch_renorm.R_MAX, batch_renorm.D_MAX)
+    assert [float(v) for v in limits(10**6)] == [batch_renorm.R_MAX, batch_renorm.D_MAX]
 
 
 def test_evaluation_is_plain_batchnorm():
@@ -117,3 +117,15 @@ def test_a_layernorm_naf_block_is_untouched():
     x = _x(5)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
     torch.testing.assert_close(block(x), block.eval()(x))
+
+
+def test_under_bf16_autocast_statistics_stay_float32_and_the_output_keeps_the_input_dtype():
+    """The CUDA path trains under bf16 autocast: BatchNorm's running statistics are float32 buffers."""
+    bn = _bn(batches=10**6).train()
+    x = _x(6).to(torch.bfloat16)
+    y = renormalised(bn, x)
+    assert y.dtype == torch.bfloat16 and bn.running_mean.dtype == bn.running_var.dtype == torch.float32
+    block = make_candidate("naf_bn", 4).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        block(_x(7)).float().sum().backward()
+    assert all(p.grad is not None for p in block.parameters() if p.requires_grad)
