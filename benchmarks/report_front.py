@@ -753,13 +753,17 @@ def front_of(results: Path) -> list[dict]:
                           _read(results / "front_uniform_latency.csv")) if front is not None else []
 
 
+def searched_on_front(results: Path) -> tuple[dict[str, float], list]:
+    """The front's searched networks' latency (ms, by name) and the baselines' front (pareto line) they are set against."""
+    nets = front_of(results)
+    return {n["name"]: n["ms"] for n in nets if n["kind"] == "searched"}, pareto(baseline_points(nets))
+
+
 def scratch_section(df, meta: dict, results: Path, out: Path) -> Section:
     """bench_front_scratch.py: each searched architecture trained from scratch as the baselines were, beside its
     search-plus-fine-tuning score and the baselines' front at its latency."""
     s = Section("The searched architectures trained from scratch (front_scratch.csv)")
-    nets = front_of(results)
-    ms = {n["name"]: n["ms"] for n in nets if n["kind"] == "searched"}
-    line = pareto(baseline_points(nets))
+    ms, line = searched_on_front(results)
     rows, by_target = [], {}
     for r in df.itertuples():
         at = ms.get(r.name, float("nan"))
@@ -807,9 +811,7 @@ def renorm_section(df, meta: dict, results: Path, out: Path) -> Section:
     s = Section("The searched architectures trained from scratch with Batch Renormalization (front_scratch_renorm.csv)")
     plain = _read(results / "front_scratch.csv")
     before = {r.name: r for r in plain.itertuples()} if plain is not None else {}
-    nets = front_of(results)
-    ms = {n["name"]: n["ms"] for n in nets if n["kind"] == "searched"}
-    line = pareto(baseline_points(nets))
+    ms, line = searched_on_front(results)
     rows, by_target = [], {}
     for r in df.itertuples():
         at, old = ms.get(r.name, float("nan")), before.get(r.name)
